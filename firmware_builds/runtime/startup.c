@@ -1,0 +1,59 @@
+/*
+ * Reset handler and vector table shared by every board.
+ *
+ * The linker script (ld/common.ld) provides the section boundaries. On
+ * boards whose code runs from RAM (stm32h743: ITCM) .text is copied from its
+ * flash load address before main; elsewhere the copy is empty.
+ */
+#include <stdint.h>
+#include "simcore_abi.h"
+
+extern uint32_t __text_load[], __text_start[], __text_end[];
+extern uint32_t __data_load[], __data_start[], __data_end[];
+extern uint32_t __bss_start[], __bss_end[];
+extern uint32_t __stack_top[];
+
+int main(void);
+void Reset_Handler(void);
+void Default_Handler(void);
+
+static void copy_words(uint32_t *dst, const uint32_t *src, const uint32_t *end)
+{
+    while (dst < end) {
+        *dst++ = *src++;
+    }
+}
+
+/* Kept in .text.reset, which the linker script places in flash: it must run
+ * before .text is copied to its run address. */
+__attribute__((section(".text.reset"), noreturn, used)) void Reset_Handler(void)
+{
+    if (__text_start != __text_load) {
+        copy_words(__text_start, __text_load, __text_end);
+    }
+    copy_words(__data_start, __data_load, __data_end);
+    for (uint32_t *p = __bss_start; p < __bss_end; ++p) {
+        *p = 0u;
+    }
+    done(main());
+}
+
+__attribute__((section(".text.reset"), used)) void Default_Handler(void)
+{
+    /* An unexpected exception: stop where a debugger (or simcore) sees it. */
+    __asm volatile("bkpt 0x01");
+    for (;;) {
+    }
+}
+
+__attribute__((section(".vectors"), used)) void (*const simcore_vectors[16])(void) = {
+    (void (*)(void))__stack_top, /* initial SP */
+    Reset_Handler,               /* reset */
+    Default_Handler,             /* NMI */
+    Default_Handler,             /* HardFault */
+    Default_Handler, Default_Handler, Default_Handler, 0, 0, 0, 0,
+    Default_Handler,             /* SVCall */
+    0, 0,
+    Default_Handler,             /* PendSV */
+    Default_Handler,             /* SysTick */
+};

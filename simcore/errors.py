@@ -1,0 +1,96 @@
+"""The one exception hierarchy of simcore.
+
+Every failure a user can cause or meet ends in a :class:`SimError` subclass.
+The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``:
+2 for usage and input errors (bad ELF, unknown board), 1 for a program that
+ran and misbehaved (fault, budget exhausted, mismatch).
+"""
+
+from __future__ import annotations
+
+
+class SimError(Exception):
+    """Root of every error simcore raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}; {hint}")
+
+
+class UsageError(SimError):
+    """A bad argument, an unknown name or a missing file."""
+
+    exit_code = 2
+
+
+class BoardError(UsageError):
+    """A board file that is malformed, or a board name that does not exist."""
+
+
+class ElfError(UsageError):
+    """A file that is not an ELF this board can run."""
+
+
+class ToolchainError(UsageError):
+    """The ARM cross toolchain is missing or failed."""
+
+
+class GoldenError(UsageError):
+    """A golden file, model or data set that is missing, stale or altered."""
+
+
+class EmulationError(SimError):
+    """The firmware ran and did something wrong: a fault, a hang, an exit."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pc: int | None = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.pc = pc
+        self.location = location
+        super().__init__(message, hint=hint)
+
+
+class MemoryFault(EmulationError):
+    """An access to an address the board does not have."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        address: int,
+        access: str,
+        pc: int | None = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.address = address
+        self.access = access
+        super().__init__(message, pc=pc, location=location, hint=hint)
+
+
+class StackOverflow(MemoryFault):
+    """A write into the guard region below the stack."""
+
+
+class UnsupportedInstruction(EmulationError):
+    """An instruction that the board's core does not implement."""
+
+
+class BudgetExhausted(EmulationError):
+    """The instruction budget or the wall-clock timeout ran out."""
+
+
+class CycleModelError(SimError):
+    """An executed instruction has no entry in the core's timing table."""
+
+
+class ComparisonError(SimError):
+    """Firmware output does not match the golden reference."""
