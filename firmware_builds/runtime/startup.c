@@ -17,16 +17,20 @@ int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
 
-static void copy_words(uint32_t *dst, const uint32_t *src, const uint32_t *end)
+/* The reset path runs before .text is at its run address, so everything it
+ * calls lives in .text.reset, and GCC must not turn the loops into calls to
+ * memcpy/memset (which live in .text). */
+#define RESET_CODE __attribute__((section(".text.reset"), optimize("no-tree-loop-distribute-patterns")))
+
+RESET_CODE __attribute__((noinline)) static void copy_words(uint32_t *dst, const uint32_t *src,
+                                                            const uint32_t *end)
 {
     while (dst < end) {
         *dst++ = *src++;
     }
 }
 
-/* Kept in .text.reset, which the linker script places in flash: it must run
- * before .text is copied to its run address. */
-__attribute__((section(".text.reset"), noreturn, used)) void Reset_Handler(void)
+RESET_CODE __attribute__((noreturn, used)) void Reset_Handler(void)
 {
     if (__text_start != __text_load) {
         copy_words(__text_start, __text_load, __text_end);

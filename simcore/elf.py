@@ -1,0 +1,358 @@
+"""Load a firmware ELF: segments, symbols, source lines, and what CPU it targets.
+
+Only pyelftools is used here; nothing runs. :func:`load_elf` checks that the
+file is a 32-bit little-endian ARM executable and :func:`check_fits` that a
+board can run it, raising :class:`~simcore.errors.ElfError` with both sides
+named otherwise.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError as PyElfError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import ARMAttributesSection, SymbolTableSection
+
+from simcore.boards import BoardSpec, RegionKind
+from simcore.errors import ElfError
+
+log = logging.getLogger(__name__)
+
+EM_ARM = 40
+
+#: Tag_CPU_arch values (ARM ELF ABI addenda) and their names, for messages.
+CPU_ARCH_NAMES = {
+    0: "pre-v4",
+    1: "Armv4",
+    2: "Armv4T",
+    3: "Armv5T",
+    4: "Armv5TE",
+    5: "Armv5TEJ",
+    6: "Armv6",
+    7: "Armv6KZ",
+    8: "Armv6T2",
+    9: "Armv6K",
+    10: "Armv7",
+    11: "Armv6-M",
+    12: "Armv6S-M",
+    13: "Armv7E-M",
+    14: "Armv8-A",
+    15: "Armv8-R",
+    16: "Armv8-M Baseline",
+    17: "Armv8-M Mainline",
+    21: "Armv8.1-M Mainline",
+}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment: ``data`` goes to ``load_address``; ``mem_size`` >= len(data)."""
+
+    load_address: int
+    virtual_address: int
+    data: bytes
+    mem_size: int
+    executable: bool
+    writable: bool
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A named address; function addresses have the Thumb bit cleared."""
+
+    name: str
+    address: int
+    size_bytes: int
+    kind: str  # "func", "object" or "other"
+
+
+@dataclass(frozen=True)
+class CodeSection:
+    """An executable section with its Thumb/data mapping-symbol spans."""
+
+    name: str
+    address: int
+    data: bytes
+    #: Sorted (address, "t" | "d") from the section's own $t/$d mapping symbols.
+    mapping: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The build attributes that decide whether a core can run the code."""
+
+    cpu_arch: int | None
+    cpu_name: str | None
+    fp_arch: int | None
+    hardfp_use: int | None
+
+    @property
+    def arch_name(self) -> str:
+        if self.cpu_arch is None:
+            return "unknown architecture"
+        return CPU_ARCH_NAMES.get(self.cpu_arch, f"Tag_CPU_arch {self.cpu_arch}")
+
+
+@dataclass
+class ElfImage:
+    """Everything simcore needs from a firmware ELF, loaded once."""
+
+    path: Path
+    entry: int
+    segments: tuple[Segment, ...]
+    symbols: dict[str, Symbol]
+    code_sections: tuple[CodeSection, ...]
+    attributes: Attributes
+    section_sizes: dict[str, tuple[int, int, bool, bool]]  # name -> (addr, size, alloc, nobits)
+    _functions: list[Symbol] = field(default_factory=list, repr=False)
+    _func_starts: list[int] = field(default_factory=list, repr=False)
+    _lines: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
+    _line_addrs: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        funcs = sorted(
+            (s for s in self.symbols.values() if s.kind == "func"), key=lambda s: s.address
+        )
+        self._functions = funcs
+        self._func_starts = [f.address for f in funcs]
+
+    def symbol(self, name: str) -> Symbol | None:
+        return self.symbols.get(name)
+
+    def function_at(self, address: int) -> Symbol | None:
+        """Return the function containing ``address`` (by symbol start and size)."""
+        i = bisect.bisect_right(self._func_starts, address) - 1
+        if i < 0:
+            return None
+        func = self._functions[i]
+        if address < func.address + max(func.size_bytes, 2):
+            return func
+        return None
+
+    def line_at(self, address: int) -> tuple[str, int] | None:
+        """Return (file, line) from DWARF for ``address``, if the ELF has line info."""
+        i = bisect.bisect_right(self._line_addrs, address) - 1
+        if i < 0:
+            return None
+        _, fname, line = self._lines[i]
+        func = self.function_at(address)
+        if func is not None and self._line_addrs[i] < func.address:
+            return None  # the nearest row belongs to code before this function
+        return fname, line
+
+    def describe(self, address: int) -> str:
+        """``main+0x12 (main.c:41)`` or ``0x10000234`` when nothing is known."""
+        func = self.function_at(address)
+        where = f"{func.name}+0x{address - func.address:x}" if func else f"0x{address:08x}"
+        line = self.line_at(address)
+        if line is not None:
+            where += f" ({line[0]}:{line[1]})"
+        return where
+
+
+def _attributes(elf: ELFFile) -> Attributes:
+    values: dict[str, object] = {}
+    for section in elf.iter_sections():
+        if not isinstance(section, ARMAttributesSection):
+            continue
+        for sub in section.iter_subsections():
+            for subsub in sub.iter_subsubsections():
+                for attr in subsub.iter_attributes():
+                    values[attr.tag] = attr.value
+
+    def _int(tag: str) -> int | None:
+        v = values.get(tag)
+        return int(v) if isinstance(v, int) else None
+
+    name = values.get("TAG_CPU_NAME")
+    return Attributes(
+        cpu_arch=_int("TAG_CPU_ARCH"),
+        cpu_name=name if isinstance(name, str) else None,
+        fp_arch=_int("TAG_FP_ARCH"),
+        hardfp_use=_int("TAG_ABI_HARDFP_USE"),
+    )
+
+
+def _symbols(elf: ELFFile) -> tuple[dict[str, Symbol], list[tuple[int, str, int]]]:
+    """Named symbols, plus mapping symbols as (address, kind, section index)."""
+    symbols: dict[str, Symbol] = {}
+    mapping: list[tuple[int, str, int]] = []
+    for section in elf.iter_sections():
+        if not isinstance(section, SymbolTableSection):
+            continue
+        for sym in section.iter_symbols():
+            name = sym.name
+            value = int(sym["st_value"])
+            shndx = sym["st_shndx"]
+            if name.startswith("$") and len(name) >= 2 and name[1] in "td":
+                if isinstance(shndx, int):
+                    mapping.append((value, name[1], shndx))
+                continue
+            if not name or sym["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+                continue
+            stype = sym["st_info"]["type"]
+            kind = "func" if stype == "STT_FUNC" else "object" if stype == "STT_OBJECT" else "other"
+            address = value & ~1 if kind == "func" else value
+            # Prefer global definitions over local ones of the same name.
+            if name in symbols and sym["st_info"]["bind"] == "STB_LOCAL":
+                continue
+            symbols[name] = Symbol(name, address, int(sym["st_size"]), kind)
+    return symbols, mapping
+
+
+def _line_table(elf: ELFFile) -> list[tuple[int, str, int]]:
+    if not elf.has_dwarf_info():
+        return []
+    rows: list[tuple[int, str, int]] = []
+    try:
+        dwarf = elf.get_dwarf_info()
+        for cu in dwarf.iter_CUs():
+            lineprog = dwarf.line_program_for_CU(cu)
+            if lineprog is None:
+                continue
+            header = lineprog.header
+            files = header["file_entry"]
+            version = header["version"]
+            for entry in lineprog.get_entries():
+                state = entry.state
+                if state is None or state.end_sequence:
+                    continue
+                idx = state.file if version >= 5 else state.file - 1
+                if 0 <= idx < len(files):
+                    raw = files[idx].name
+                    fname = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+                else:
+                    fname = "?"
+                rows.append((state.address, fname, state.line))
+    except (PyElfError, KeyError, IndexError, ValueError) as exc:
+        log.warning("ignoring unreadable DWARF line info: %s", exc)
+        return []
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def load_elf(path: Path | str) -> ElfImage:
+    """Read and check an ELF file; raise ElfError for anything simcore cannot run."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ElfError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ElfError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) < 16 or raw[:4] != b"\x7fELF":
+        what = "an empty file" if not raw else "not an ELF file (no \\x7fELF magic)"
+        raise ElfError(f"{path}: {what}", hint="pass the linked firmware .elf, not a .bin or .hex")
+    if raw[4] != 1:
+        raise ElfError(f"{path}: 64-bit ELF; Cortex-M firmware is a 32-bit ELF")
+    if raw[5] != 1:
+        raise ElfError(f"{path}: big-endian ELF; simcore runs little-endian Cortex-M code")
+    try:
+        return _parse(path, raw)
+    except ElfError:
+        raise
+    except (PyElfError, ValueError, KeyError, IndexError, AssertionError, TypeError) as exc:
+        raise ElfError(f"{path}: malformed or truncated ELF ({exc})") from None
+    except Exception as exc:  # pyelftools raises assorted errors on hostile input
+        raise ElfError(f"{path}: malformed or truncated ELF ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(path: Path, raw: bytes) -> ElfImage:
+    elf = ELFFile(io.BytesIO(raw))
+    if elf["e_machine"] != "EM_ARM":
+        raise ElfError(f"{path}: built for {elf['e_machine']}, not ARM (EM_ARM)")
+    if elf["e_type"] != "ET_EXEC":
+        raise ElfError(
+            f"{path}: ELF type {elf['e_type']}, not an executable",
+            hint="link the firmware (an object file or shared library cannot be run)",
+        )
+    segments = []
+    for seg in elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+            continue
+        data = seg.data()
+        if len(data) != seg["p_filesz"]:
+            raise ElfError(f"{path}: truncated ELF (segment data cut short)")
+        flags = seg["p_flags"]
+        segments.append(
+            Segment(
+                load_address=seg["p_paddr"],
+                virtual_address=seg["p_vaddr"],
+                data=data,
+                mem_size=seg["p_memsz"],
+                executable=bool(flags & 1),
+                writable=bool(flags & 2),
+            )
+        )
+    if not segments:
+        raise ElfError(f"{path}: no loadable segments")
+    symbols, mapping = _symbols(elf)
+    sections: dict[str, tuple[int, int, bool, bool]] = {}
+    code_sections = []
+    for index, sec in enumerate(elf.iter_sections()):
+        if not sec.name:
+            continue
+        flags = sec["sh_flags"]
+        alloc = bool(flags & SH_FLAGS.SHF_ALLOC)
+        nobits = sec["sh_type"] == "SHT_NOBITS"
+        sections[sec.name] = (sec["sh_addr"], sec["sh_size"], alloc, nobits)
+        if alloc and flags & SH_FLAGS.SHF_EXECINSTR and sec["sh_size"] and not nobits:
+            own = tuple(sorted((addr, kind) for addr, kind, shndx in mapping if shndx == index))
+            code_sections.append(CodeSection(sec.name, sec["sh_addr"], sec.data(), own))
+    return ElfImage(
+        path=path,
+        entry=elf["e_entry"],
+        segments=tuple(segments),
+        symbols=symbols,
+        code_sections=tuple(code_sections),
+        attributes=_attributes(elf),
+        section_sizes=sections,
+        _lines=(lines := _line_table(elf)),
+        _line_addrs=[r[0] for r in lines],
+    )
+
+
+def check_fits(image: ElfImage, board: BoardSpec) -> None:
+    """Raise ElfError unless every segment fits the board and its core runs the code."""
+    core = board.core
+    attrs = image.attributes
+    if attrs.cpu_arch is not None and attrs.cpu_arch not in core.accepted_cpu_arch:
+        raise ElfError(
+            f"{image.path.name} is {attrs.arch_name} code"
+            + (f" (built for {attrs.cpu_name})" if attrs.cpu_name else "")
+            + f"; {board.name}'s {core.display_name} runs {core.architecture} only",
+            hint="rebuild for this board's core or pick a board with a matching core",
+        )
+    if attrs.fp_arch and core.fpu == "none" and attrs.hardfp_use is not None:
+        raise ElfError(
+            f"{image.path.name} uses floating-point hardware; "
+            f"{board.name}'s {core.display_name} has no FPU",
+            hint="rebuild with -mfloat-abi=soft",
+        )
+    if attrs.fp_arch and core.fpu == "single" and attrs.hardfp_use in (0, 3):
+        # 0 means "as FP_arch allows", i.e. double precision too; 1 would be SP only.
+        raise ElfError(
+            f"{image.path.name} uses double-precision FPU instructions; "
+            f"{board.name}'s {core.display_name} FPU is single precision only",
+            hint="rebuild with -mfpu=fpv5-sp-d16",
+        )
+    for seg in image.segments:
+        for address, size, what in (
+            (seg.load_address, len(seg.data), "load image"),
+            (seg.virtual_address, seg.mem_size, "run address range"),
+        ):
+            if size == 0:
+                continue
+            region = board.region_at(address, size)
+            if region is None or (what == "load image" and region.kind is RegionKind.IO):
+                raise ElfError(
+                    f"{image.path.name}: segment {what} 0x{address:08x}-0x{address + size:08x} "
+                    f"does not fit {board.name}'s memory ({board.describe_map()})",
+                    hint="check the linker script's MEMORY regions against the board",
+                )

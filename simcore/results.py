@@ -1,0 +1,81 @@
+"""What a run produces: plain data, JSON-ready, no emulator objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from simcore.memory import MemoryReport
+
+
+class StopReason(Enum):
+    """Why the firmware stopped."""
+
+    DONE = "done"  # reached the `done` symbol
+    EXIT = "exit"  # semihosting SYS_EXIT / SYS_EXIT_EXTENDED
+    BKPT = "bkpt"  # a breakpoint instruction other than semihosting
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """One ``simcore_trace`` call: a layer's output bytes during one sample."""
+
+    sample_index: int
+    layer_id: int
+    data: bytes
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run of a firmware on a board."""
+
+    elf: str
+    board: str
+    core: str
+    stop_reason: StopReason
+    stop_pc: int
+    stop_location: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    outputs: bytes
+    n_samples: int
+    memory: MemoryReport
+    wall_seconds: float
+    traces: list[TraceRecord] = field(default_factory=list)
+    instructions: int | None = None
+    sample_instructions: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code in (0, None) and self.stop_reason is not StopReason.BKPT
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (outputs as hex, traces summarised)."""
+        out: dict[str, Any] = {
+            "elf": self.elf,
+            "board": self.board,
+            "core": self.core,
+            "stop_reason": self.stop_reason.value,
+            "stop_pc": f"0x{self.stop_pc:08x}",
+            "stop_location": self.stop_location,
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "n_samples": self.n_samples,
+            "outputs_hex": self.outputs.hex(),
+            "instructions": self.instructions,
+            "sample_instructions": self.sample_instructions,
+            "memory": self.memory.as_dict(),
+            "wall_seconds": round(self.wall_seconds, 6),
+            "traces": [
+                {"sample": t.sample_index, "layer": t.layer_id, "bytes": len(t.data)}
+                for t in self.traces
+            ],
+            "notes": self.notes,
+        }
+        out.update(self.extra)
+        return out

@@ -1,0 +1,155 @@
+"""The ARM cross compiler: per-core flags and reproducible firmware builds.
+
+Builds are byte-for-byte reproducible: fixed flags, sources passed in a fixed
+order with paths relative to ``firmware_builds/``, ``-ffile-prefix-map`` so
+absolute paths never reach the debug info, and ``SOURCE_DATE_EPOCH`` unset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from simcore.boards import BoardSpec
+from simcore.errors import ToolchainError
+
+log = logging.getLogger(__name__)
+
+GCC = "arm-none-eabi-gcc"
+
+#: The firmware tree: C runtime, startup, linker scripts, generated sources.
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware_builds"
+INCLUDE_DIR = FIRMWARE_DIR / "include"
+RUNTIME_DIR = FIRMWARE_DIR / "runtime"
+LD_DIR = FIRMWARE_DIR / "ld"
+OUT_DIR = FIRMWARE_DIR / "out"
+
+#: Target flags per core (DESIGN.md "Firmware generation").
+CORE_FLAGS: dict[str, tuple[str, ...]] = {
+    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
+    "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"),
+    "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
+}
+
+#: Flags every build uses. -ffp-contract=off keeps float results equal to a
+#: host computation without fused multiply-add (DESIGN.md "Emulation facts").
+COMMON_CFLAGS: tuple[str, ...] = (
+    "-mthumb",
+    "-std=c11",
+    "-g",
+    "-Wall",
+    "-Wextra",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-ffp-contract=off",
+    "-fno-common",
+)
+COMMON_LDFLAGS: tuple[str, ...] = (
+    "--specs=nano.specs",
+    "-nostartfiles",
+    "-Wl,--gc-sections",
+    "-Wl,--build-id=none",
+)
+#: The runtime every firmware links: startup, newlib glue, harness hooks.
+RUNTIME_SOURCES: tuple[Path, ...] = (
+    RUNTIME_DIR / "startup.c",
+    RUNTIME_DIR / "syscalls.c",
+    RUNTIME_DIR / "simcore_abi.c",
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A linked ELF with its map file and the exact command that made it."""
+
+    elf: Path
+    map_file: Path
+    command: tuple[str, ...]
+    compiler_version: str
+
+
+def find_gcc() -> str:
+    """Return the path of arm-none-eabi-gcc or raise a ToolchainError saying how to get it."""
+    path = shutil.which(GCC)
+    if path is None:
+        raise ToolchainError(
+            f"{GCC} not found on PATH",
+            hint="install it with 'apt-get install --no-install-recommends gcc-arm-none-eabi "
+            "libnewlib-arm-none-eabi' (nox sessions do this automatically on Debian)",
+        )
+    return path
+
+
+def compiler_version() -> str:
+    """First line of ``arm-none-eabi-gcc --version``."""
+    out = subprocess.run([find_gcc(), "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def target_flags(board: BoardSpec) -> tuple[str, ...]:
+    try:
+        return CORE_FLAGS[board.core.name]
+    except KeyError:
+        raise ToolchainError(f"no compiler flags for core {board.core.name}") from None
+
+
+def linker_script(board: BoardSpec) -> Path:
+    script = LD_DIR / f"{board.name}.ld"
+    if not script.exists():
+        raise ToolchainError(
+            f"no linker script for board {board.name} ({script})",
+            hint="add firmware_builds/ld/<board>.ld defining FLASH, CODE, RAM, HEAP_SIZE, "
+            "STACK_SIZE and including common.ld",
+        )
+    return script
+
+
+def build_elf(
+    sources: list[Path],
+    board: BoardSpec,
+    out_elf: Path,
+    *,
+    include_dirs: tuple[Path, ...] = (),
+    defines: tuple[str, ...] = (),
+    opt: str = "-O2",
+    extra_cflags: tuple[str, ...] = (),
+) -> BuildResult:
+    """Compile and link ``sources`` plus the runtime into ``out_elf`` for ``board``.
+
+    Raises ToolchainError carrying the compiler's own message on failure.
+    """
+    gcc = find_gcc()
+    out_elf.parent.mkdir(parents=True, exist_ok=True)
+    map_file = out_elf.with_suffix(".map")
+    all_sources = [*sources, *RUNTIME_SOURCES]
+    cmd = [
+        gcc,
+        *target_flags(board),
+        *COMMON_CFLAGS,
+        opt,
+        *extra_cflags,
+        f"-ffile-prefix-map={FIRMWARE_DIR}=firmware_builds",
+        f"-ffile-prefix-map={out_elf.parent.resolve()}=out",
+        *(f"-I{d}" for d in (INCLUDE_DIR, *include_dirs)),
+        *(f"-D{d}" for d in defines),
+        *(str(s) for s in all_sources),
+        f"-L{LD_DIR}",
+        f"-T{linker_script(board)}",
+        *COMMON_LDFLAGS,
+        f"-Wl,-Map={map_file}",
+        "-o",
+        str(out_elf),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    log.debug("building %s: %s", out_elf, " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
+        raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+    return BuildResult(
+        elf=out_elf, map_file=map_file, command=tuple(cmd), compiler_version=compiler_version()
+    )
