@@ -5,10 +5,12 @@
  * header can be driven by `simcore run` / `simcore validate`:
  *
  *  - Batch I/O: define one `simcore_io_t simcore_io` (use SIMCORE_DEFINE_IO).
- *    simcore finds it by symbol, writes up to `max_samples` inputs of
- *    `input_bytes` each into `input`, stores the count in `n_samples`, starts
- *    the core at its reset vector, and after the run reads `n_samples *
- *    output_bytes` bytes from `output`. The firmware loops over the samples.
+ *    simcore finds it by symbol and starts the core at its reset vector.
+ *    When the core reaches the first instruction of `main` (after the
+ *    startup code has initialised .data and .bss), simcore writes up to
+ *    `max_samples` inputs of `input_bytes` each into `input` and stores the
+ *    count in `n_samples`; after the run it reads `n_samples * output_bytes`
+ *    bytes from `output`. The firmware loops over the samples.
  *  - Per-sample timing: call simcore_sample_begin(i) / simcore_sample_end(i)
  *    around each inference; simcore records the cycle count at each call.
  *  - Completion: return from main (startup code calls done(code)), call
@@ -39,7 +41,7 @@ typedef struct {
     uint32_t input_bytes;    /* bytes per input sample */
     uint32_t output_bytes;   /* bytes per output sample */
     uint32_t max_samples;    /* capacity of input/output, in samples */
-    volatile uint32_t n_samples; /* written by simcore before reset */
+    volatile uint32_t n_samples; /* written by simcore at main */
     uint8_t *input;          /* max_samples * input_bytes */
     uint8_t *output;         /* max_samples * output_bytes */
 } simcore_io_t;

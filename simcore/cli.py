@@ -1,0 +1,261 @@
+"""The ``simcore`` command line.
+
+Every error simcore raises on purpose is a SimError: the CLI prints it as one
+line (``simcore: error: ...``) and exits with its code (2 usage/input, 1
+fault/mismatch). ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcore import __version__
+from simcore.boards import BoardSpec, get_board, load_boards
+from simcore.errors import SimError, UsageError
+from simcore.results import RunResult
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+# -- simcore boards -----------------------------------------------------------
+
+
+def _cmd_boards(args: argparse.Namespace) -> int:
+    boards = load_boards()
+    if args.json:
+        data = [
+            {
+                "name": b.name,
+                "description": b.description,
+                "core": b.core.name,
+                "clock_hz": b.clock_hz,
+                "memory": [
+                    {
+                        "name": r.name,
+                        "kind": r.kind.value,
+                        "start": f"0x{r.start:08x}",
+                        "size_bytes": r.size_bytes,
+                    }
+                    for r in b.memory
+                ],
+            }
+            for b in boards.values()
+        ]
+        _out(json.dumps(data, indent=2))
+        return 0
+    for b in boards.values():
+        _out(f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}")
+        for r in b.memory:
+            _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
+    return 0
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MB"
+    if n >= 1024:
+        return f"{n / 1024:g} KB"
+    return f"{n} B"
+
+
+# -- simcore run --------------------------------------------------------------
+
+
+def _read_inputs(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    if not path.exists():
+        raise UsageError(f"input file {path} does not exist")
+    if path.suffix == ".npy":
+        try:
+            return bytes(np.load(path, allow_pickle=False).tobytes())
+        except ValueError as exc:
+            raise UsageError(f"{path}: not a NumPy array file ({exc})") from None
+    return path.read_bytes()
+
+
+def print_run(result: RunResult, *, console_shown: bool) -> None:
+    """Human summary of one run."""
+    if not console_shown and result.stdout:
+        sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
+    _out(f"-- {Path(result.elf).name} on {result.board} ({result.core})")
+    _out(
+        f"stopped: {result.stop_reason.value} at {result.stop_location}, "
+        f"exit code {result.exit_code}"
+    )
+    if result.instructions is not None:
+        _out(f"instructions: {result.instructions:,}")
+    for key, extra in result.extra.items():
+        if isinstance(extra, int | float | str):
+            _out(f"{key}: {extra}")
+    mem = result.memory
+    for name, usage in (
+        ("flash", mem.flash),
+        ("static RAM", mem.static_ram),
+        ("stack peak", mem.stack_peak),
+        ("heap peak", mem.heap_peak),
+    ):
+        cap = f" of {usage.capacity_bytes:,} ({usage.percent:.2f}%)" if usage.capacity_bytes else ""
+        _out(f"{name + ':':<12} {usage.used_bytes:>9,} bytes{cap}")
+    if result.n_samples:
+        _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
+    for note in result.notes:
+        _out(f"note: {note}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from simcore.engine import run_firmware
+
+    board = get_board(args.board)
+    stream = not args.json and not args.quiet
+
+    def echo(fd: int, text: str) -> None:
+        (sys.stderr if fd == 2 else sys.stdout).write(text)
+
+    result = run_firmware(
+        args.elf,
+        board,
+        inputs=_read_inputs(args.input),
+        n_samples=args.samples,
+        trace=args.trace,
+        max_instructions=args.max_instructions,
+        timeout_s=args.timeout,
+        echo=echo if stream else None,
+    )
+    if args.outputs:
+        args.outputs.write_bytes(result.outputs)
+    if args.json:
+        _out(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_run(result, console_shown=stream)
+    return 0 if result.ok else 1
+
+
+# -- simcore example ----------------------------------------------------------
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from simcore import example
+    from simcore.engine import run_firmware
+
+    boards: list[BoardSpec] = [get_board(b) for b in args.board] or list(load_boards().values())
+    inputs = example.example_inputs(args.samples)
+    expected = example.host_reference(inputs)
+    failures = 0
+    rows = []
+    for board in boards:
+        built = example.build_example(board)
+        _out(f"built {built.elf}")
+        if args.build_only:
+            continue
+        result = run_firmware(built.elf, board, inputs=inputs.tobytes())
+        got = np.frombuffer(result.outputs, dtype=np.float32).reshape(expected.shape)
+        same = bool(np.array_equal(got.view(np.uint32), expected.view(np.uint32)))
+        want_line = f"checksum {example.checksum(expected):08x}"
+        same = same and want_line in result.stdout
+        failures += not same
+        rows.append((board, result, same))
+    if rows:
+        _out()
+        _out(f"{'board':<10} {'core':<11} {'result':<24} {'flash':>8} {'RAM':>8} {'stack':>7}")
+        for board, result, same in rows:
+            verdict = "equal to host (bitwise)" if same else "DIFFERS from host"
+            m = result.memory
+            _out(
+                f"{board.name:<10} {board.core.display_name:<11} {verdict:<24} "
+                f"{m.flash.used_bytes:>8,} {m.static_ram.used_bytes:>8,} "
+                f"{m.stack_peak.used_bytes:>7,}"
+            )
+    return 1 if failures else 0
+
+
+# -- wiring -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simcore",
+        description="Run Cortex-M0+/M33/M7 firmware without a board: results, cycles, memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"simcore {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("boards", help="list the boards simcore knows")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_boards)
+
+    p = sub.add_parser("run", help="run a firmware ELF on a board")
+    p.add_argument("elf", type=Path, help="the linked firmware .elf")
+    p.add_argument("--board", "-b", required=True, help="board name or board .toml")
+    p.add_argument("--input", type=Path, help="inputs for simcore_io: raw bytes or .npy")
+    p.add_argument("--samples", type=int, help="number of samples (default: from --input)")
+    p.add_argument("--outputs", type=Path, help="write the output buffer to this file")
+    p.add_argument("--trace", action="store_true", help="record simcore_trace() calls")
+    p.add_argument("--max-instructions", type=int, help="stop after this many instructions")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, help="wall-clock limit in seconds (default 300)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not stream console output")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("example", help="build and run the example firmware on every board")
+    p.add_argument("--board", "-b", action="append", default=[], help="limit to these boards")
+    p.add_argument("--samples", type=int, default=8, help="batch size (at most 16)")
+    p.add_argument("--build-only", action="store_true", help="build, do not run")
+    p.set_defaults(func=_cmd_example)
+
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub: Any) -> None:
+    """Subcommands owned by other modules (registered when present)."""
+    import importlib
+
+    for module in ("simcore.firmware.command",):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        mod.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="simcore: %(levelname)s: %(message)s",
+    )
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except SimError as exc:
+        if args.debug:
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(f"simcore: error: {' '.join(str(exc).split())}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("simcore: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
