@@ -1,0 +1,516 @@
+"""Classify executable code with capstone into per-halfword prefix sums of cost and count.
+
+For each code range the result holds ``prefix[i] = (cost, count)`` summed over the
+instructions that start at halfwords ``< i``, so the cost of a unicorn block
+``[start, end)`` is ``prefix[end] - prefix[start]`` exactly, however unicorn splits
+its translation blocks. Halfwords that are data (``$d``), undecodable, or an
+instruction without a timing-table entry (or, on the M0+, not an Armv6-M
+instruction) add :data:`UNKNOWN_COST` to the cost prefix: a block containing one
+costs at least that much, which the C hook detects with a single compare.
+
+Context-dependent costs are computed statically between address-consecutive
+instructions, as if execution always fell through from the previous address:
+
+- M33 (M4 proxy): a load that directly follows an independent single load costs
+  ``pipelined_cycles``; a result used by the next instruction before ``latency``
+  cycles stalls (FPU +1);
+- M7: greedy in-order dual issue of address-consecutive pairs (table rules), and
+  stalls on load-use and FPU latencies via a register scoreboard.
+
+The scoreboard and pairing restart (all registers ready, no open issue slot) at the
+start of a Thumb segment, after an unknown halfword, after any instruction that
+always leaves the sequence (B, BL, BX, BLX, a write to PC, TBB/TBH) and at every
+direct branch target in the code. What this misses: the real predecessor of an
+instruction reached by a jump (a loop head's latencies and pairing with the loop's
+last instruction, which are taken as "all ready"); latencies longer than a
+straight-line run; pairing across a taken branch; data-dependent costs (divide early
+termination, IT-skipped instructions are charged like executed ones).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+import capstone
+import numpy as np
+import numpy.typing as npt
+from capstone import arm_const
+
+from simcore.cycles.tables import Issue, TimingRow, TimingTable, load_table
+from simcore.errors import CycleModelError
+
+#: Added to the cost prefix for each halfword that must never execute.
+UNKNOWN_COST = 1 << 40
+
+_BRANCH_IDS = frozenset(
+    {arm_const.ARM_INS_B, arm_const.ARM_INS_BL, arm_const.ARM_INS_CBZ, arm_const.ARM_INS_CBNZ}
+)
+_ALWAYS_LEAVES = frozenset(
+    {
+        arm_const.ARM_INS_BL,
+        arm_const.ARM_INS_BX,
+        arm_const.ARM_INS_BLX,
+        arm_const.ARM_INS_BXNS,
+        arm_const.ARM_INS_BLXNS,
+        arm_const.ARM_INS_TBB,
+        arm_const.ARM_INS_TBH,
+    }
+)
+_LIST_WITH_BASE = frozenset(
+    {
+        arm_const.ARM_INS_LDM,
+        arm_const.ARM_INS_LDMDB,
+        arm_const.ARM_INS_STM,
+        arm_const.ARM_INS_STMDB,
+        arm_const.ARM_INS_VLDMIA,
+        arm_const.ARM_INS_VLDMDB,
+        arm_const.ARM_INS_VSTMIA,
+        arm_const.ARM_INS_VSTMDB,
+    }
+)
+_LIST_NO_BASE = frozenset(
+    {arm_const.ARM_INS_PUSH, arm_const.ARM_INS_POP, arm_const.ARM_INS_VPUSH, arm_const.ARM_INS_VPOP}
+)
+_SHIFT_IDS = frozenset(
+    {arm_const.ARM_INS_LSL, arm_const.ARM_INS_LSR, arm_const.ARM_INS_ASR, arm_const.ARM_INS_ROR}
+)
+_VECTOR_DATA_NAMES = {
+    v: k for k, v in vars(arm_const).items() if k.startswith("ARM_VECTORDATA_")
+}
+_REG_ALIASES = {"sb": "r9", "sl": "r10", "fp": "r11", "ip": "r12"}
+
+
+@dataclass(frozen=True)
+class CodeRange:
+    """Bytes of one executable section (or segment) at its load address."""
+
+    start: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+@dataclass(frozen=True)
+class MappingSymbol:
+    """An ARM ELF mapping symbol: ``kind`` is ``"t"`` (Thumb code), ``"d"`` (data) or ``"a"``."""
+
+    address: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class RangeCosts:
+    """Per-halfword arrays over one code range ``[start, start + 2 * nhalf)``.
+
+    ``prefix`` has shape ``(nhalf + 1, 2)``, dtype uint64, C-contiguous: column 0 is the
+    cost prefix (plus multiples of :data:`UNKNOWN_COST` that cancel over any block of
+    whole, known instructions), column 1 the instruction-count prefix; ``cost`` is the
+    per-halfword static cost (0 except at instruction starts). ``row_index[i]`` is
+    the timing-table row of the instruction starting at halfword ``i`` (-1 for none)
+    and ``unknown`` maps the address of each forbidden instruction or data run to a
+    readable reason.
+    """
+
+    start: int
+    nhalf: int
+    prefix: npt.NDArray[np.uint64]
+    cost: npt.NDArray[np.uint32]
+    row_index: npt.NDArray[np.int16]
+    unknown: dict[int, str] = field(hash=False, compare=False)
+
+    @property
+    def end(self) -> int:
+        return self.start + 2 * self.nhalf
+
+    def contains(self, address: int) -> bool:
+        return self.start <= address < self.end
+
+    def block_cost(self, start: int, end: int) -> tuple[int, int]:
+        """Cost and instruction count of the block ``[start, end)``, as the C hook sees them.
+
+        A cost ``>= UNKNOWN_COST`` means the block must not execute.
+        """
+        i, j = (start - self.start) >> 1, (end - self.start) >> 1
+        cost = (int(self.prefix[j, 0]) - int(self.prefix[i, 0])) % (1 << 64)
+        return cost, int(self.prefix[j, 1]) - int(self.prefix[i, 1])
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The classified code of one program for one core."""
+
+    table: TimingTable
+    ranges: tuple[RangeCosts, ...]
+
+    def range_at(self, address: int) -> RangeCosts | None:
+        for r in self.ranges:
+            if r.contains(address):
+                return r
+        return None
+
+    def explain(self, start: int, end: int) -> str:
+        """Say why the block ``[start, end)`` cannot be charged (for error messages)."""
+        r = self.range_at(start)
+        if r is None or end > r.end:
+            return (
+                f"block 0x{start:08x}-0x{end:08x} lies outside the classified code "
+                f"({', '.join(f'0x{x.start:08x}-0x{x.end:08x}' for x in self.ranges)})"
+            )
+        for address in range(start, end, 2):
+            if address in r.unknown:
+                return f"0x{address:08x}: {r.unknown[address]}"
+        # Inside a data run: report the run's first address.
+        for address in sorted(r.unknown, reverse=True):
+            if address < end:
+                return f"0x{start:08x} lies in {r.unknown[address]} starting at 0x{address:08x}"
+        return f"block 0x{start:08x}-0x{end:08x}: no timing entry"
+
+    def error(self, start: int, end: int) -> CycleModelError:
+        """The error to raise when the hook flagged the block ``[start, end)``."""
+        return CycleModelError(
+            f"cycle model ({self.table.core}): {self.explain(start, end)}",
+            hint="add a row for it to the core's timing table (data/timing/"
+            f"{self.table.core}.toml) or check that the ELF targets this core",
+        )
+
+
+@dataclass
+class _Insn:
+    address: int
+    size: int
+    text: str
+    row: TimingRow
+    row_number: int
+    cycles: int
+    reads: frozenset[str]
+    writes: frozenset[str]
+    shifted: bool
+    leaves: bool
+    target: int | None
+
+
+@cache
+def _disassembler() -> capstone.Cs:
+    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    md.detail = True
+    return md
+
+
+@cache
+def _reg_keys(reg: int) -> tuple[str, ...]:
+    """Canonical register names for dependency tracking (flags and system state dropped)."""
+    name = _disassembler().reg_name(reg) or ""
+    name = _REG_ALIASES.get(name, name)
+    if name.startswith("d") and name[1:].isdigit():
+        n = int(name[1:])
+        return (f"s{2 * n}", f"s{2 * n + 1}") if n < 16 else (name,)
+    if (name[:1] in ("r", "s") and name[1:].isdigit()) or name in ("sp", "lr", "pc"):
+        return (name,)
+    return ()
+
+
+def _keys(regs: Iterable[int]) -> frozenset[str]:
+    return frozenset(k for r in regs for k in _reg_keys(r))
+
+
+def _hint_number(code: bytes) -> int | None:
+    hw = int.from_bytes(code[:2], "little")
+    if len(code) == 2 and hw & 0xFF0F == 0xBF00:
+        return (hw >> 4) & 0xF
+    if len(code) == 4:
+        hw2 = int.from_bytes(code[2:4], "little")
+        if hw == 0xF3AF and hw2 & 0xFF00 == 0x8000:
+            return hw2 & 0xFF
+    return None
+
+
+def _words(insn: capstone.CsInsn, counts_pc: bool) -> int:
+    """32-bit words in the register list (a D register is 2)."""
+    ops = insn.operands
+    if insn.id in _LIST_WITH_BASE:
+        ops = ops[1:]
+    elif insn.id not in _LIST_NO_BASE:
+        return 0
+    n = 0
+    for op in ops:
+        if op.type != arm_const.ARM_OP_REG:
+            continue
+        name = insn.reg_name(op.reg) or ""
+        if name == "pc" and not counts_pc:
+            continue
+        n += 2 if name.startswith("d") else 1
+    return n
+
+
+def _matches(row: TimingRow, insn: capstone.CsInsn, writes_pc: bool) -> bool:
+    w = row.when
+    if w.writes_pc is not None and w.writes_pc != writes_pc:
+        return False
+    if w.conditional is not None:
+        conditional = insn.cc not in (arm_const.ARM_CC_AL, arm_const.ARM_CC_INVALID)
+        if conditional != w.conditional:
+            return False
+    if w.precision is not None:
+        name = _VECTOR_DATA_NAMES.get(insn.vector_data, "")
+        precision = "f64" if "F64" in name else "f32"
+        if precision != w.precision:
+            return False
+    return w.hint is None or _hint_number(bytes(insn.bytes)) in w.hint
+
+
+def _is_shifted(row: TimingRow, insn: capstone.CsInsn) -> bool:
+    if row.shifted or insn.id in _SHIFT_IDS:
+        return True
+    if insn.id == arm_const.ARM_INS_MOV and insn.size == 4:
+        hw = int.from_bytes(bytes(insn.bytes[:2]), "little")
+        if hw & 0xFBF0 == 0xF240:  # MOVW (T3): a wide immediate
+            return True
+    return any(
+        op.type == arm_const.ARM_OP_REG and op.shift.type != 0 for op in insn.operands
+    )
+
+
+def _lookup(table: TimingTable, insn: capstone.CsInsn) -> tuple[TimingRow, int] | str:
+    """Return the matching row and its number, or the reason there is none."""
+    text = f"{insn.mnemonic} {insn.op_str}".strip()
+    if table.thumb32_ids is not None and insn.size == 4 and insn.id not in table.thumb32_ids:
+        return f"'{text}' is not an instruction of {table.core} (32-bit Thumb-2 encoding)"
+    _, regs_write = insn.regs_access()
+    writes_pc = arm_const.ARM_REG_PC in regs_write
+    for row in table.rows_for(insn.id):
+        if _matches(row, insn, writes_pc):
+            return row, table.rows.index(row)
+    return f"'{text}' has no entry in the {table.core} timing table"
+
+
+class _Scheduler:
+    """Static in-order timing of address-consecutive instructions (see module doc)."""
+
+    def __init__(self, table: TimingTable) -> None:
+        self.table = table
+        self.reset()
+
+    def reset(self) -> None:
+        self.t_next = 0
+        self.ready: dict[str, int] = {}
+        self.prev: _Insn | None = None
+        self.open_slot: tuple[int, _Insn] | None = None  # (issue cycle, older insn)
+
+    def cost(self, x: _Insn) -> int:
+        row = x.row
+        c = x.cycles
+        prev = self.prev
+        if (
+            row.pipelined_cycles is not None
+            and prev is not None
+            and prev.row.pipeline_head
+            and not (x.reads & prev.writes)
+        ):
+            c = row.pipelined_cycles
+        latency = row.latency if row.latency is not None else c
+        ready_t = max((self.ready.get(r, 0) for r in x.reads), default=0)
+        before = self.t_next
+        if self.table.dual_issue:
+            issue = self._try_pair(x, c, ready_t)
+            if issue is None:
+                issue = max(self.t_next, ready_t)
+                end = issue + c
+                pairable = c == 1 and row.issue is not Issue.SINGLE
+                self.open_slot = (issue, x) if pairable else None
+            else:
+                end = issue + 1
+                self.open_slot = None
+        else:
+            issue = max(self.t_next, ready_t)
+            end = issue + c
+        self.t_next = max(self.t_next, end)
+        for r in x.writes:
+            self.ready[r] = issue + latency
+        self.prev = x
+        return self.t_next - before
+
+    def _try_pair(self, x: _Insn, c: int, ready_t: int) -> int | None:
+        if self.open_slot is None or c != 1 or x.row.issue is not Issue.DUAL:
+            return None
+        cycle, older = self.open_slot
+        if ready_t > cycle or x.reads & older.writes or x.writes & older.writes:
+            return None
+        use: dict[str, int] = {}
+        for insn in (older, x):
+            if insn.row.unit is not None:
+                use[insn.row.unit] = use.get(insn.row.unit, 0) + 1
+            if insn.shifted:
+                use["shift"] = use.get("shift", 0) + 1
+        if any(n > self.table.unit_capacity.get(u, 1) for u, n in use.items()):
+            return None
+        return cycle
+
+
+def _thumb_spans(rng: CodeRange, symbols: Sequence[MappingSymbol]) -> list[tuple[int, int, bool]]:
+    """Split a range into (start, end, is_code) spans by its mapping symbols."""
+    inside = sorted(
+        (s for s in symbols if rng.start <= s.address < rng.end), key=lambda s: s.address
+    )
+    before = [s for s in symbols if s.address < rng.start]
+    kind = max(before, key=lambda s: s.address).kind if before else "t"
+    spans: list[tuple[int, int, bool]] = []
+    cur = rng.start
+    for s in inside:
+        if s.address > cur:
+            spans.append((cur, s.address, kind == "t"))
+        cur = max(cur, s.address)
+        kind = s.kind
+    if cur < rng.end:
+        spans.append((cur, rng.end, kind == "t"))
+    return spans
+
+
+def _decode(table: TimingTable, rng: CodeRange, start: int, end: int) -> list[_Insn | str]:
+    """Decode ``[start, end)``, one entry per halfword.
+
+    An entry is an :class:`_Insn` at an instruction start, ``""`` for the second half
+    of a 32-bit instruction, or a non-empty string (the reason) for a forbidden one.
+    """
+    md = _disassembler()
+    out: list[_Insn | str] = []
+    data = rng.data
+    addr = start
+    while addr < end:
+        for insn in md.disasm(data[addr - rng.start : end - rng.start], addr):
+            found = _lookup(table, insn)
+            if isinstance(found, str):
+                out.append(found)
+            else:
+                out.append(_make_insn(insn, *found))
+            if insn.size == 4:
+                out.append("")
+            addr = insn.address + insn.size
+        if addr < end:  # capstone stopped at an undecodable halfword
+            hw = int.from_bytes(data[addr - rng.start : addr - rng.start + 2], "little")
+            out.append(f"undecodable halfword 0x{hw:04x}")
+            addr += 2
+    return out
+
+
+def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
+    regs_read, regs_write = insn.regs_access()
+    target = None
+    if insn.id in _BRANCH_IDS:
+        imms = [op.imm for op in insn.operands if op.type == arm_const.ARM_OP_IMM]
+        target = imms[-1] if imms else None
+    unconditional = insn.cc in (arm_const.ARM_CC_AL, arm_const.ARM_CC_INVALID)
+    leaves = (
+        insn.id in _ALWAYS_LEAVES
+        or (arm_const.ARM_REG_PC in regs_write and insn.id not in _BRANCH_IDS)
+        or (insn.id == arm_const.ARM_INS_B and unconditional)
+    )
+    return _Insn(
+        address=insn.address,
+        size=insn.size,
+        text=f"{insn.mnemonic} {insn.op_str}".strip(),
+        row=row,
+        row_number=number,
+        cycles=row.cycles + row.per_register * _words(insn, row.per_register_counts_pc),
+        reads=_keys(regs_read),
+        writes=_keys(regs_write),
+        shifted=_is_shifted(row, insn),
+        leaves=leaves,
+        target=target,
+    )
+
+
+def classify_range(
+    table: TimingTable, rng: CodeRange, symbols: Sequence[MappingSymbol]
+) -> RangeCosts:
+    """Classify one code range (see the module docstring)."""
+    if rng.start % 2 or len(rng.data) % 2:
+        raise CycleModelError(
+            f"code range 0x{rng.start:08x}+{len(rng.data)} is not halfword aligned",
+            hint="pass whole executable sections",
+        )
+    nhalf = len(rng.data) // 2
+    cost = np.zeros(nhalf, dtype=np.uint32)
+    count = np.zeros(nhalf, dtype=np.uint64)
+    # +1 per forbidden halfword; +1/-1 on the two halves of a 32-bit instruction, so a
+    # block that starts or ends between them also differs by a multiple of
+    # UNKNOWN_COST (modulo 2**64) and is flagged as a decode disagreement.
+    guard = np.zeros(nhalf, dtype=np.int64)
+    row_index = np.full(nhalf, -1, dtype=np.int16)
+    unknown: dict[int, str] = {}
+    decoded: list[tuple[int, list[_Insn | str]]] = []
+    for span_start, span_end, is_code in _thumb_spans(rng, symbols):
+        if is_code:
+            decoded.append((span_start, _decode(table, rng, span_start, span_end)))
+        else:
+            i0, i1 = (span_start - rng.start) >> 1, (span_end - rng.start + 1) >> 1
+            guard[i0:i1] = 1
+            unknown[span_start] = f"data ($d mapping symbol) 0x{span_start:08x}-0x{span_end:08x}"
+    targets = {
+        item.target for _, items in decoded for item in items if isinstance(item, _Insn)
+    }
+    sched = _Scheduler(table)
+    for span_start, items in decoded:
+        sched.reset()
+        address = span_start
+        for item in items:
+            i = (address - rng.start) >> 1
+            if isinstance(item, _Insn):
+                if item.address in targets:
+                    sched.reset()
+                cost[i] = sched.cost(item)
+                count[i] = 1
+                row_index[i] = item.row_number
+                if item.size == 4:
+                    guard[i] += 1
+                    guard[i + 1] -= 1
+                if item.leaves:
+                    sched.reset()
+            elif item:
+                guard[i] = 1
+                unknown[address] = item
+                sched.reset()
+            address += 2
+    prefix = np.zeros((nhalf + 1, 2), dtype=np.uint64)
+    prefix[1:, 0] = np.cumsum(cost, dtype=np.uint64)
+    prefix[1:, 0] += (np.cumsum(guard) * UNKNOWN_COST).astype(np.uint64)
+    prefix[1:, 1] = np.cumsum(count)
+    return RangeCosts(
+        start=rng.start,
+        nhalf=nhalf,
+        prefix=np.ascontiguousarray(prefix),
+        cost=cost,
+        row_index=row_index,
+        unknown=unknown,
+    )
+
+
+def classify(
+    core: str | TimingTable,
+    ranges: Sequence[CodeRange],
+    mapping_symbols: Sequence[MappingSymbol] = (),
+) -> Classification:
+    """Classify the executable code of a program for ``core``.
+
+    ``ranges`` are the executable sections' bytes at their run addresses and
+    ``mapping_symbols`` the ``$t``/``$d`` symbols *of those sections only* (libgcc's
+    debug-frame ``$d`` symbols can point into ``.text``; trusting them drops code).
+    Without mapping symbols everything is decoded as Thumb.
+    """
+    table = core if isinstance(core, TimingTable) else load_table(core)
+    ordered = sorted(ranges, key=lambda r: r.start)
+    for a, b in itertools.pairwise(ordered):
+        if a.end > b.start:
+            raise CycleModelError(
+                f"code ranges 0x{a.start:08x}-0x{a.end:08x} and 0x{b.start:08x}-0x{b.end:08x} "
+                "overlap",
+                hint="pass each executable section once",
+            )
+    return Classification(
+        table=table,
+        ranges=tuple(classify_range(table, r, mapping_symbols) for r in ordered),
+    )

@@ -1,0 +1,330 @@
+"""Per-core timing tables: TOML data (``data/timing/<core>.toml``) in frozen dataclasses.
+
+A table is a list of rows tried in order; a row matches an instruction by capstone
+instruction id (``ARM_INS_<name>``, resolved when the table is loaded, so a typo is a
+load error rather than a silent miss) and optional operand predicates (``when``).
+Every row carries a confidence tag and its source, so a report can say which part of
+an estimate is exact. The loader refuses unknown keys, unknown ids and unknown tags.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from capstone import arm_const
+
+from simcore.errors import CycleModelError
+
+CORE_NAMES = ("cortex-m0plus", "cortex-m33", "cortex-m7")
+
+
+class Tag(Enum):
+    """How far a figure can be trusted (shared/reference/cortex-m-timing.md)."""
+
+    EXACT = "exact"
+    PROXY = "proxy"
+    MODEL = "model"
+    MEASURED = "measured"
+    APPROXIMATE = "approximate"
+
+
+class Issue(Enum):
+    """Which dual-issue slot a row may take (only meaningful for ``issue = "dual"`` models)."""
+
+    DUAL = "dual"
+    OLDER = "older"
+    SINGLE = "single"
+
+
+_MODEL_KEYS = {
+    "core",
+    "exactness",
+    "summary",
+    "issue",
+    "refill_cycles",
+    "refill_tag",
+    "refill_source",
+    "thumb32_ids",
+    "unit_capacity",
+}
+_MODEL_REQUIRED = {"core", "exactness", "summary", "issue", "refill_cycles", "refill_tag",
+                   "refill_source"}
+_ROW_KEYS = {
+    "name",
+    "ids",
+    "when",
+    "cycles",
+    "taken_cycles",
+    "per_register",
+    "per_register_counts_pc",
+    "latency",
+    "pipeline_head",
+    "pipelined_cycles",
+    "issue",
+    "unit",
+    "shifted",
+    "tag",
+    "source",
+    "note",
+}
+_ROW_REQUIRED = {"name", "ids", "cycles", "tag", "source"}
+_WHEN_KEYS = {"writes_pc", "conditional", "precision", "hint"}
+
+
+@dataclass(frozen=True)
+class When:
+    """Operand predicates of a row; ``None`` means "any"."""
+
+    writes_pc: bool | None = None
+    conditional: bool | None = None
+    precision: str | None = None  # "f32" or "f64"
+    hint: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """One instruction class of a timing table."""
+
+    name: str
+    ids: frozenset[int]
+    id_names: tuple[str, ...]
+    when: When
+    cycles: int
+    taken_cycles: int | None
+    per_register: int
+    per_register_counts_pc: bool
+    latency: int | None
+    pipeline_head: bool
+    pipelined_cycles: int | None
+    issue: Issue
+    unit: str | None
+    shifted: bool
+    tag: Tag
+    source: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class TimingTable:
+    """A core's timing model: global parameters and the ordered rows."""
+
+    core: str
+    exactness: Tag
+    summary: str
+    dual_issue: bool
+    refill_cycles: int
+    refill_tag: Tag
+    refill_source: str
+    thumb32_ids: frozenset[int] | None
+    unit_capacity: dict[str, int] = field(hash=False)
+    rows: tuple[TimingRow, ...]
+    path: str
+    by_id: dict[int, tuple[TimingRow, ...]] = field(hash=False, compare=False, repr=False)
+
+    def rows_for(self, insn_id: int) -> tuple[TimingRow, ...]:
+        """Rows whose id set holds ``insn_id``, in table order."""
+        return self.by_id.get(insn_id, ())
+
+
+def _err(where: str, message: str) -> CycleModelError:
+    return CycleModelError(f"{where}: {message}", hint="fix the timing table")
+
+
+def _check_keys(where: str, table: dict[str, Any], allowed: set[str], required: set[str]) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise _err(where, f"unknown key(s) {', '.join(sorted(unknown))}")
+    missing = required - set(table)
+    if missing:
+        raise _err(where, f"missing key(s) {', '.join(sorted(missing))}")
+
+
+def _int(where: str, value: Any, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _err(where, f"must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _err(where, f"must be true or false, not {value!r}")
+    return value
+
+
+def _tag(where: str, value: Any) -> Tag:
+    try:
+        return Tag(value)
+    except ValueError:
+        allowed = ", ".join(t.value for t in Tag)
+        raise _err(where, f"tag {value!r} is not one of {allowed}") from None
+
+
+def _insn_ids(where: str, names: Any) -> tuple[frozenset[int], tuple[str, ...]]:
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise _err(where, "must be a non-empty list of capstone ARM_INS_* names")
+    ids = []
+    for name in names:
+        value = getattr(arm_const, f"ARM_INS_{name}", None)
+        if not isinstance(value, int) or name in ("INVALID", "ENDING"):
+            raise _err(where, f"{name!r} is not a capstone instruction (ARM_INS_{name})")
+        ids.append(value)
+    return frozenset(ids), tuple(names)
+
+
+def _parse_when(where: str, raw: Any) -> When:
+    if not isinstance(raw, dict):
+        raise _err(where, "must be a table")
+    _check_keys(where, raw, _WHEN_KEYS, set())
+    precision = raw.get("precision")
+    if precision is not None and precision not in ("f32", "f64"):
+        raise _err(where, f"precision must be f32 or f64, not {precision!r}")
+    hint = raw.get("hint")
+    if hint is not None:
+        if not isinstance(hint, list) or not all(isinstance(h, int) for h in hint):
+            raise _err(where, "hint must be a list of integers")
+        hint = frozenset(hint)
+    return When(
+        writes_pc=None if "writes_pc" not in raw else _bool(where, raw["writes_pc"]),
+        conditional=None if "conditional" not in raw else _bool(where, raw["conditional"]),
+        precision=precision,
+        hint=hint,
+    )
+
+
+def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> TimingRow:
+    _check_keys(where, raw, _ROW_KEYS, _ROW_REQUIRED)
+    ids, id_names = _insn_ids(f"{where}.ids", raw["ids"])
+    cycles = _int(f"{where}.cycles", raw["cycles"])
+    taken = raw.get("taken_cycles")
+    if taken is not None:
+        taken = _int(f"{where}.taken_cycles", taken)
+        if taken != cycles + model["refill_cycles"]:
+            raise _err(
+                where,
+                f"taken_cycles {taken} != cycles {cycles} + refill_cycles {model['refill_cycles']}",
+            )
+    pipelined = raw.get("pipelined_cycles")
+    if pipelined is not None:
+        pipelined = _int(f"{where}.pipelined_cycles", pipelined)
+    latency = raw.get("latency")
+    if latency is not None:
+        latency = _int(f"{where}.latency", latency, 1)
+    try:
+        issue = Issue(raw.get("issue", "dual"))
+    except ValueError:
+        raise _err(where, "issue must be dual, older or single") from None
+    unit = raw.get("unit")
+    capacity = model.get("unit_capacity", {})
+    if model["issue"] == "dual":
+        if unit not in capacity:
+            raise _err(where, f"unit {unit!r} is not in [model].unit_capacity")
+    elif unit is not None or "issue" in raw or "shifted" in raw:
+        raise _err(where, "issue/unit/shifted only apply to a dual-issue model")
+    note = raw.get("note")
+    if not isinstance(raw["source"], str) or not raw["source"]:
+        raise _err(where, "source must be a non-empty string")
+    return TimingRow(
+        name=str(raw["name"]),
+        ids=ids,
+        id_names=id_names,
+        when=_parse_when(f"{where}.when", raw.get("when", {})),
+        cycles=cycles,
+        taken_cycles=taken,
+        per_register=_int(f"{where}.per_register", raw.get("per_register", 0)),
+        per_register_counts_pc=_bool(where, raw.get("per_register_counts_pc", True)),
+        latency=latency,
+        pipeline_head=_bool(where, raw.get("pipeline_head", False)),
+        pipelined_cycles=pipelined,
+        issue=issue,
+        unit=unit,
+        shifted=_bool(where, raw.get("shifted", False)),
+        tag=_tag(f"{where}.tag", raw["tag"]),
+        source=raw["source"],
+        note=note if isinstance(note, str) else None,
+    )
+
+
+def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
+    """Validate one timing table (already parsed TOML) and build its :class:`TimingTable`."""
+    _check_keys(where, raw, {"model", "row"}, {"model", "row"})
+    model = raw["model"]
+    mwhere = f"{where} [model]"
+    _check_keys(mwhere, model, _MODEL_KEYS, _MODEL_REQUIRED)
+    if model["core"] not in CORE_NAMES:
+        raise _err(mwhere, f"unknown core {model['core']!r} (known: {', '.join(CORE_NAMES)})")
+    if model["issue"] not in ("scalar", "dual"):
+        raise _err(mwhere, "issue must be scalar or dual")
+    _int(f"{mwhere}.refill_cycles", model["refill_cycles"])
+    capacity = model.get("unit_capacity", {})
+    if not isinstance(capacity, dict):
+        raise _err(mwhere, "unit_capacity must be a table")
+    for unit, n in capacity.items():
+        _int(f"{mwhere}.unit_capacity.{unit}", n, 1)
+    if model["issue"] == "dual" and "shift" not in capacity:
+        raise _err(mwhere, "a dual-issue model needs unit_capacity.shift")
+    thumb32 = None
+    if "thumb32_ids" in model:
+        thumb32 = _insn_ids(f"{mwhere}.thumb32_ids", model["thumb32_ids"])[0]
+    rows_raw = raw["row"]
+    if not isinstance(rows_raw, list) or not rows_raw:
+        raise _err(where, "needs at least one [[row]]")
+    rows = tuple(_parse_row(f"{where} row[{i}]", r, model) for i, r in enumerate(rows_raw))
+    names = [r.name for r in rows]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise _err(where, f"duplicate row name(s) {', '.join(sorted(dup))}")
+    by_id: dict[int, list[TimingRow]] = {}
+    for row in rows:
+        for i in row.ids:
+            by_id.setdefault(i, []).append(row)
+    return TimingTable(
+        core=model["core"],
+        exactness=_tag(f"{mwhere}.exactness", model["exactness"]),
+        summary=str(model["summary"]),
+        dual_issue=model["issue"] == "dual",
+        refill_cycles=model["refill_cycles"],
+        refill_tag=_tag(f"{mwhere}.refill_tag", model["refill_tag"]),
+        refill_source=str(model["refill_source"]),
+        thumb32_ids=thumb32,
+        unit_capacity=dict(capacity),
+        rows=rows,
+        path=where,
+        by_id={k: tuple(v) for k, v in by_id.items()},
+    )
+
+
+def read_table(path: Path) -> TimingTable:
+    """Load and validate a timing table file."""
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise CycleModelError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CycleModelError(f"{path}: invalid TOML: {exc}") from exc
+    return parse_table(raw, str(path))
+
+
+def _timing_dir() -> Path:
+    return Path(str(resources.files("simcore") / "data" / "timing"))
+
+
+@cache
+def load_table(core: str) -> TimingTable:
+    """Return the shipped timing table of ``core`` (e.g. ``"cortex-m0plus"``)."""
+    path = _timing_dir() / f"{core}.toml"
+    if core not in CORE_NAMES or not path.exists():
+        raise CycleModelError(
+            f"no timing table for core {core!r}",
+            hint=f"known cores: {', '.join(CORE_NAMES)}",
+        )
+    table = read_table(path)
+    if table.core != core:
+        raise _err(str(path), f"[model].core {table.core!r} differs from the file name")
+    return table
