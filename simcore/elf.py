@@ -131,9 +131,18 @@ class ElfImage:
         if i < 0:
             return None
         func = self._functions[i]
-        if address < func.address + max(func.size_bytes, 2):
-            return func
-        return None
+        if func.size_bytes:
+            return func if address < func.address + func.size_bytes else None
+        # Hand-written assembly often leaves st_size 0: extend to the next
+        # function, within the code section that holds it.
+        section = next(
+            (s for s in self.code_sections if s.address <= func.address < s.address + len(s.data)),
+            None,
+        )
+        if section is None or address >= section.address + len(section.data):
+            return None
+        nxt = self._func_starts[i + 1] if i + 1 < len(self._func_starts) else None
+        return func if nxt is None or address < nxt else None
 
     def line_at(self, address: int) -> tuple[str, int] | None:
         """Return (file, line) from DWARF for ``address``, if the ELF has line info."""
@@ -206,10 +215,16 @@ def _symbols(elf: ELFFile) -> tuple[dict[str, Symbol], list[tuple[int, str, int]
     return symbols, mapping
 
 
-def _line_table(elf: ELFFile) -> list[tuple[int, str, int]]:
+def _line_table(elf: ELFFile, symbols: dict[str, Symbol]) -> list[tuple[int, str, int]]:
+    """Sorted (address, file, line) rows of the DWARF line programs."""
     if not elf.has_dwarf_info():
         return []
-    rows: list[tuple[int, str, int]] = []
+    function_sizes: dict[int, set[int]] = {}
+    for sym in symbols.values():
+        if sym.kind == "func":
+            function_sizes.setdefault(sym.address, set()).add(sym.size_bytes)
+    sequences: list[tuple[list[tuple[int, str, int]], int]] = []
+    sequence: list[tuple[int, str, int]] = []
     try:
         dwarf = elf.get_dwarf_info()
         for cu in dwarf.iter_CUs():
@@ -221,7 +236,11 @@ def _line_table(elf: ELFFile) -> list[tuple[int, str, int]]:
             version = header["version"]
             for entry in lineprog.get_entries():
                 state = entry.state
-                if state is None or state.end_sequence:
+                if state is None:
+                    continue
+                if state.end_sequence:
+                    sequences.append((sequence, state.address))
+                    sequence = []
                     continue
                 idx = state.file if version >= 5 else state.file - 1
                 if 0 <= idx < len(files):
@@ -229,12 +248,36 @@ def _line_table(elf: ELFFile) -> list[tuple[int, str, int]]:
                     fname = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
                 else:
                     fname = "?"
-                rows.append((state.address, fname, state.line))
+                sequence.append((state.address, fname, state.line))
     except (PyElfError, KeyError, IndexError, ValueError) as exc:
         log.warning("ignoring unreadable DWARF line info: %s", exc)
         return []
+    rows = [row for seq in _drop_discarded(sequences, function_sizes) for row in seq[0]]
     rows.sort(key=lambda r: r[0])
     return rows
+
+
+def _drop_discarded(
+    sequences: list[tuple[list[tuple[int, str, int]], int]], function_sizes: dict[int, set[int]]
+) -> list[tuple[list[tuple[int, str, int]], int]]:
+    """Drop line sequences of code the linker discarded (--gc-sections).
+
+    ld relocates their addresses to 0, which is real code on boards with a
+    TCM at 0x0. Where several sequences start at one address, keep the one
+    whose length equals the size of a function symbol there (or none).
+    """
+    by_start: dict[int, list[tuple[list[tuple[int, str, int]], int]]] = {}
+    for seq in sequences:
+        if seq[0]:
+            by_start.setdefault(seq[0][0][0], []).append(seq)
+    kept = []
+    for start, group in by_start.items():
+        if len(group) == 1:
+            kept.extend(group)
+            continue
+        sizes = function_sizes.get(start, set())
+        kept.extend(seq for seq in group if seq[1] - start in sizes)
+    return kept
 
 
 def load_elf(path: Path | str) -> ElfImage:
@@ -313,7 +356,7 @@ def _parse(path: Path, raw: bytes) -> ElfImage:
         code_sections=tuple(code_sections),
         attributes=_attributes(elf),
         section_sizes=sections,
-        _lines=(lines := _line_table(elf)),
+        _lines=(lines := _line_table(elf, symbols)),
         _line_addrs=[r[0] for r in lines],
     )
 
@@ -329,14 +372,15 @@ def check_fits(image: ElfImage, board: BoardSpec) -> None:
             + f"; {board.name}'s {core.display_name} runs {core.architecture} only",
             hint="rebuild for this board's core or pick a board with a matching core",
         )
-    if attrs.fp_arch and core.fpu == "none" and attrs.hardfp_use is not None:
+    if attrs.fp_arch and core.fpu == "none":
         raise ElfError(
             f"{image.path.name} uses floating-point hardware; "
             f"{board.name}'s {core.display_name} has no FPU",
             hint="rebuild with -mfloat-abi=soft",
         )
-    if attrs.fp_arch and core.fpu == "single" and attrs.hardfp_use in (0, 3):
-        # 0 means "as FP_arch allows", i.e. double precision too; 1 would be SP only.
+    if attrs.fp_arch and core.fpu == "single" and attrs.hardfp_use in (None, 0, 3):
+        # Absent or 0 means "as Tag_FP_arch allows", i.e. double precision too;
+        # 1 (single precision only) is what -mfpu=fpv5-sp-d16 records.
         raise ElfError(
             f"{image.path.name} uses double-precision FPU instructions; "
             f"{board.name}'s {core.display_name} FPU is single precision only",

@@ -362,6 +362,15 @@ class _Run:
                 pc=pc,
                 location=m.image.describe(pc),
             )
+        if intno == _INTR_PREFETCH_ABORT and m.board.region_at(pc) is None:
+            lr = m.reg("lr") & ~1
+            return MemoryFault(
+                f"jump to unmapped address 0x{pc:08x} (LR 0x{lr:08x} in {m.image.describe(lr)})",
+                address=pc,
+                access="fetch",
+                pc=pc,
+                hint=f"{m.board.name} has {m.board.describe_map()}",
+            )
         return EmulationError(f"HardFault at {m.where(pc)} ('{insn}')", pc=pc)
 
     def _on_unmapped(

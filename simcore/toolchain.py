@@ -117,10 +117,14 @@ def build_elf(
     defines: tuple[str, ...] = (),
     opt: str = "-O2",
     extra_cflags: tuple[str, ...] = (),
+    script: Path | None = None,
+    libs: tuple[str, ...] = (),
 ) -> BuildResult:
     """Compile and link ``sources`` plus the runtime into ``out_elf`` for ``board``.
 
-    Raises ToolchainError carrying the compiler's own message on failure.
+    ``script`` replaces the board's linker script (e.g. for a peer emulator's
+    memory map); ``libs`` are linked after the objects (``("m",)`` for libm).
+    Raises ToolchainError carrying the compiler's own message.
     """
     gcc = find_gcc()
     out_elf.parent.mkdir(parents=True, exist_ok=True)
@@ -138,8 +142,9 @@ def build_elf(
         *(f"-D{d}" for d in defines),
         *(str(s) for s in all_sources),
         f"-L{LD_DIR}",
-        f"-T{linker_script(board)}",
+        f"-T{script or linker_script(board)}",
         *COMMON_LDFLAGS,
+        *(f"-l{lib}" for lib in libs),
         f"-Wl,-Map={map_file}",
         "-o",
         str(out_elf),
