@@ -43,8 +43,15 @@ def ensure_toolchain(session: nox.Session) -> None:
     session.log("installing the ARM toolchain from Debian (about 880 MB)")
     session.run(*prefix, "apt-get", "update", "-qq", external=True, env=env)
     session.run(
-        *prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
-        *TOOLCHAIN_PACKAGES, external=True, env=env,
+        *prefix,
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *TOOLCHAIN_PACKAGES,
+        external=True,
+        env=env,
     )
 
 
@@ -55,8 +62,13 @@ def install(session: nox.Session, *extras: str) -> None:
 
 def run_pytest(session: nox.Session, *args: str) -> None:
     session.run(
-        "pytest", "--strict-markers", "--strict-config", "-ra", "--durations=10",
-        *args, *session.posargs,
+        "pytest",
+        "--strict-markers",
+        "--strict-config",
+        "-ra",
+        "--durations=10",
+        *args,
+        *session.posargs,
     )
 
 
@@ -81,8 +93,15 @@ def peer(session: nox.Session) -> None:
     """Cross-check against Debian's qemu-system-arm."""
     ensure_toolchain(session)
     if not shutil.which("qemu-system-arm"):
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                    "qemu-system-arm", external=True)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "qemu-system-arm",
+            external=True,
+        )
     install(session, "dev")
     run_pytest(session, "-m", "peer")
 

@@ -6,6 +6,7 @@ a TOML file next to the shipped ones (or passing a path); no Python needed.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import dataclass
 from enum import Enum
@@ -170,7 +171,7 @@ def parse_board(table: dict[str, Any], where: str) -> BoardSpec:
             )
         )
     regions.sort(key=lambda r: r.start)
-    for a, b in zip(regions, regions[1:], strict=False):
+    for a, b in itertools.pairwise(regions):
         if a.end > b.start:
             raise BoardError(f"{where}: regions {a.name} and {b.name} overlap")
     if table["clock_hz"] <= 0:

@@ -56,7 +56,9 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         _out(json.dumps(data, indent=2))
         return 0
     for b in boards.values():
-        _out(f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}")
+        _out(
+            f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}"
+        )
         for r in b.memory:
             _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
     return 0

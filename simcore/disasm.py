@@ -20,7 +20,7 @@ def describe_instruction(code: bytes, address: int) -> str:
     """``udiv r0, r0, r1`` for the first instruction in ``code``, or its raw halfwords."""
     for insn in _thumb().disasm(code, address, count=1):
         return f"{insn.mnemonic} {insn.op_str}".strip()
-    halfwords = " ".join(f"{int.from_bytes(code[i:i + 2], 'little'):04x}" for i in (0, 2))
+    halfwords = " ".join(f"{int.from_bytes(code[i : i + 2], 'little'):04x}" for i in (0, 2))
     return f".inst {halfwords}"
 
 

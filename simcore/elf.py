@@ -303,7 +303,9 @@ def load_elf(path: Path | str) -> ElfImage:
     except (PyElfError, ValueError, KeyError, IndexError, AssertionError, TypeError) as exc:
         raise ElfError(f"{path}: malformed or truncated ELF ({exc})") from None
     except Exception as exc:  # pyelftools raises assorted errors on hostile input
-        raise ElfError(f"{path}: malformed or truncated ELF ({type(exc).__name__}: {exc})") from None
+        raise ElfError(
+            f"{path}: malformed or truncated ELF ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _parse(path: Path, raw: bytes) -> ElfImage:

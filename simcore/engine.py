@@ -134,7 +134,7 @@ class Machine:
         """Bytes of the load image at ``address`` (before anything runs)."""
         for seg in self.image.segments:
             off = address - seg.load_address
-            if 0 <= off and off + size <= len(seg.data):
+            if off >= 0 and off + size <= len(seg.data):
                 return seg.data[off : off + size]
         raise UsageError(
             f"{self.image.path.name}: no vector table at 0x{address:08x} "
@@ -221,7 +221,9 @@ class Machine:
                 hint="define it with SIMCORE_DEFINE_IO from simcore_abi.h",
             )
         if version != 1:
-            raise UsageError(f"{self.image.path.name}: harness ABI version {version}; simcore speaks 1")
+            raise UsageError(
+                f"{self.image.path.name}: harness ABI version {version}; simcore speaks 1"
+            )
         return IoDescriptor(sym.address, in_b, out_b, cap, n, inp, outp)
 
     # -- running --------------------------------------------------------------
@@ -509,7 +511,9 @@ class _Run:
         if self.io is not None and self.io.output_bytes:
             outputs = m.read(self.io.output, self.n_samples * self.io.output_bytes)
         layout = m.stack
-        painted = m.read(layout.limit, layout.top - layout.limit) if layout.top > layout.limit else b""
+        painted = (
+            m.read(layout.limit, layout.top - layout.limit) if layout.top > layout.limit else b""
+        )
         stack_peak, exhausted = mem.stack_peak_bytes(layout, painted)
         report = mem.MemoryReport(
             flash=mem.Usage(

@@ -38,6 +38,10 @@ class ToolchainError(UsageError):
     """The ARM cross toolchain is missing or failed."""
 
 
+class FirmwareError(UsageError):
+    """A model the firmware generator cannot build: unsupported layer, corrupt file, too big."""
+
+
 class GoldenError(UsageError):
     """A golden file, model or data set that is missing, stale or altered."""
 

@@ -72,6 +72,9 @@ class BuildResult:
     compiler_version: str
 
 
+HAVE_GCC = shutil.which(GCC) is not None
+
+
 def find_gcc() -> str:
     """Return the path of arm-none-eabi-gcc or raise a ToolchainError saying how to get it."""
     path = shutil.which(GCC)

@@ -87,9 +87,7 @@ SECTIONS {{
         subprocess.run(
             ["arm-none-eabi-as", "-mthumb", *cpu, "-g", str(src), "-o", str(obj)], check=True
         )
-        subprocess.run(
-            ["arm-none-eabi-ld", "-T", str(lds), str(obj), "-o", str(elf)], check=True
-        )
+        subprocess.run(["arm-none-eabi-ld", "-T", str(lds), str(obj), "-o", str(elf)], check=True)
         if as_cpu is not None:
             subprocess.run(
                 ["arm-none-eabi-objcopy", "--remove-section=.ARM.attributes", str(elf)], check=True
@@ -105,6 +103,4 @@ def example_elfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not HAVE_TOOLCHAIN:
         pytest.skip("arm-none-eabi-gcc missing")
     out = tmp_path_factory.mktemp("example")
-    return {
-        name: build_example(get_board(name), out / name).elf for name in BOARD_NAMES
-    }
+    return {name: build_example(get_board(name), out / name).elf for name in BOARD_NAMES}

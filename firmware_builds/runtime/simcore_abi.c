@@ -1,6 +1,7 @@
 /* The harness hooks of simcore_abi.h and the semihosting console. */
 #include "simcore_abi.h"
 
+#define SYS_OPEN 0x01u
 #define SYS_WRITE 0x05u
 #define SYS_EXIT_EXTENDED 0x20u
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
@@ -31,9 +32,23 @@ static uint32_t semihost(uint32_t op, const void *arg)
     return r0;
 }
 
+/* Semihosting has no fixed stdout/stderr handles: a host hands them out when
+ * the special file ":tt" is opened, mode 4 ("w") for stdout and 8 ("a") for
+ * stderr, as newlib's rdimon does. */
+static int console_handle(int fd)
+{
+    static int handles[2] = {-1, -1};
+    int *h = &handles[fd == 2 ? 1 : 0];
+    if (*h < 0) {
+        uint32_t block[3] = {(uint32_t)":tt", fd == 2 ? 8u : 4u, 3u};
+        *h = (int)semihost(SYS_OPEN, block);
+    }
+    return *h;
+}
+
 int simcore_write(int fd, const void *buf, uint32_t len)
 {
-    uint32_t block[3] = {(uint32_t)fd, (uint32_t)buf, len};
+    uint32_t block[3] = {(uint32_t)console_handle(fd), (uint32_t)buf, len};
     /* SYS_WRITE returns the number of bytes NOT written. */
     return (int)(len - semihost(SYS_WRITE, block));
 }

@@ -32,6 +32,12 @@ RESET_CODE __attribute__((noinline)) static void copy_words(uint32_t *dst, const
 
 RESET_CODE __attribute__((noreturn, used)) void Reset_Handler(void)
 {
+#if defined(__ARM_FP)
+    /* Grant full access to CP10/CP11 before any floating-point instruction;
+     * the FPU is off at reset on real M33/M7 silicon (unicorn ignores this). */
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
+    __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
     if (__text_start != __text_load) {
         copy_words(__text_start, __text_load, __text_end);
     }

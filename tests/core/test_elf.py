@@ -43,7 +43,7 @@ def test_armv7em_refused_on_m0plus(example_elfs: dict[str, Path]) -> None:
 
 def test_double_precision_refused_on_m33_single_fpu(example_elfs: dict[str, Path]) -> None:
     # The M7 build (fpv5-d16) may use doubles: an M33 with a single-precision FPU cannot.
-    with pytest.raises(ElfError, match="Armv7E-M|double-precision"):
+    with pytest.raises(ElfError, match=r"Armv7E-M|double-precision"):
         check_fits(load_elf(example_elfs["stm32h743"]), get_board("rp2350"))
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import BOARD_NAMES, AsmBuilder
+
 from simcore.cli import main
 from simcore.engine import run_firmware
 from simcore.errors import UnsupportedInstruction
@@ -33,7 +33,9 @@ def test_m0plus_rejects_udiv(asm_elf: AsmBuilder) -> None:
 
 def test_m0plus_rejects_vadd_f32(asm_elf: AsmBuilder) -> None:
     elf = asm_elf("rp2040", "vadd.f32 s0, s0, s1", as_cpu="cortex-m7")
-    with pytest.raises(UnsupportedInstruction, match=r"^vadd.f32 at 0x1000000. in _start\+0x0 .* Cortex-M0\+"):
+    with pytest.raises(
+        UnsupportedInstruction, match=r"^vadd.f32 at 0x1000000. in _start\+0x0 .* Cortex-M0\+"
+    ):
         run_firmware(elf, "rp2040")
 
 
@@ -124,9 +126,7 @@ def test_example_equals_host_computation(board: str, example_elfs: dict[str, Pat
     assert f"checksum {checksum(expected):08x}" in result.stdout
     assert result.n_samples == 12 and result.exit_code == 0
     assert [t.sample_index for t in result.traces] == list(range(12))
-    assert np.array_equal(
-        np.frombuffer(result.traces[5].data, dtype=np.float32), expected[5]
-    )
+    assert np.array_equal(np.frombuffer(result.traces[5].data, dtype=np.float32), expected[5])
 
 
 def test_example_runs_through_cli(
@@ -136,8 +136,16 @@ def test_example_runs_through_cli(
     np.save(tmp_path / "in.npy", inputs)
     out = tmp_path / "out.bin"
     code = main(
-        ["run", str(example_elfs["rp2040"]), "-b", "rp2040", "--input", str(tmp_path / "in.npy"),
-         "--outputs", str(out)]
+        [
+            "run",
+            str(example_elfs["rp2040"]),
+            "-b",
+            "rp2040",
+            "--input",
+            str(tmp_path / "in.npy"),
+            "--outputs",
+            str(out),
+        ]
     )
     text = capsys.readouterr().out
     assert code == 0
@@ -147,6 +155,4 @@ def test_example_runs_through_cli(
 
 def test_too_many_samples_refused(example_elfs: dict[str, Path]) -> None:
     with pytest.raises(Exception, match="capacity of 16"):
-        run_firmware(
-            example_elfs["rp2040"], "rp2040", inputs=example_inputs(17).tobytes()
-        )
+        run_firmware(example_elfs["rp2040"], "rp2040", inputs=example_inputs(17).tobytes())

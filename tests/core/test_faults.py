@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import AsmBuilder, needs_toolchain
+
 from simcore.boards import get_board
 from simcore.cli import main
 from simcore.engine import run_firmware
@@ -29,21 +29,23 @@ def test_unmapped_read(asm_elf: AsmBuilder) -> None:
 
 def test_unmapped_write(asm_elf: AsmBuilder) -> None:
     elf = asm_elf("stm32h743", "ldr r1, =0x60000000\nmovs r0, #1\nstrb r0, [r1]")
-    with pytest.raises(MemoryFault, match="unmapped write of 1 byte.* at 0x60000000") as info:
+    with pytest.raises(MemoryFault, match=r"unmapped write of 1 byte.* at 0x60000000") as info:
         run_firmware(elf, "stm32h743")
     assert info.value.access == "write"
 
 
 def test_unmapped_fetch(asm_elf: AsmBuilder) -> None:
     elf = asm_elf("rp2350", "ldr r1, =0x50000001\nblx r1")
-    with pytest.raises(MemoryFault, match=r"jump to unmapped address 0x50000000 \(LR 0x1000") as info:
+    with pytest.raises(
+        MemoryFault, match=r"jump to unmapped address 0x50000000 \(LR 0x1000"
+    ) as info:
         run_firmware(elf, "rp2350")
     assert info.value.access == "fetch"
 
 
 def test_unaligned_word_load_faults_on_m0plus_only(asm_elf: AsmBuilder) -> None:
     body = "ldr r1, =0x20000001\nldr r0, [r1]"
-    with pytest.raises(MemoryFault, match="unaligned.*Cortex-M0\\+ faults unaligned"):
+    with pytest.raises(MemoryFault, match=r"unaligned.*Cortex-M0\+ faults unaligned"):
         run_firmware(asm_elf("rp2040", body), "rp2040")
     assert run_firmware(asm_elf("rp2350", body), "rp2350").stop_reason.value == "done"
 
@@ -59,7 +61,7 @@ def test_budget_exhausted_names_the_loop(asm_elf: AsmBuilder) -> None:
 
 def test_timeout(asm_elf: AsmBuilder) -> None:
     elf = asm_elf("rp2350", "spin:\nb spin")
-    with pytest.raises(BudgetExhausted, match="timeout of 0.2 s exhausted at 0x10000008"):
+    with pytest.raises(BudgetExhausted, match=r"timeout of 0\.2 s exhausted at 0x10000008"):
         run_firmware(elf, "rp2350", timeout_s=0.2)
 
 
@@ -97,7 +99,9 @@ def test_stack_overflow_names_function(tmp_path: Path, board: str) -> None:
     assert "8192 bytes" in msg and "recurse.c:" in msg
 
 
-def test_fault_at_cli_is_one_line_exit_1(asm_elf: AsmBuilder, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fault_at_cli_is_one_line_exit_1(
+    asm_elf: AsmBuilder, capsys: pytest.CaptureFixture[str]
+) -> None:
     elf = asm_elf("rp2040", "ldr r1, =0x40000000\nldr r0, [r1]")
     assert main(["run", str(elf), "-b", "rp2040"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
