@@ -195,7 +195,8 @@ class _Insn:
 
 
 @cache
-def _disassembler() -> capstone.Cs:
+def disassembler() -> capstone.Cs:
+    """The shared capstone decoder: Thumb, M-class, with instruction details."""
     md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
     md.detail = True
     return md
@@ -204,7 +205,7 @@ def _disassembler() -> capstone.Cs:
 @cache
 def _reg_keys(reg: int) -> tuple[str, ...]:
     """Canonical register names for dependency tracking (flags and system state dropped)."""
-    name = _disassembler().reg_name(reg) or ""
+    name = disassembler().reg_name(reg) or ""
     name = _REG_ALIASES.get(name, name)
     if name.startswith("d") and name[1:].isdigit():
         n = int(name[1:])
@@ -376,7 +377,7 @@ def _decode(table: TimingTable, rng: CodeRange, start: int, end: int) -> list[_I
     An entry is an :class:`_Insn` at an instruction start, ``""`` for the second half
     of a 32-bit instruction, or a non-empty string (the reason) for a forbidden one.
     """
-    md = _disassembler()
+    md = disassembler()
     out: list[_Insn | str] = []
     data = rng.data
     addr = start

@@ -19,6 +19,7 @@ from typing import Any
 
 from capstone import arm_const
 
+from simcore.boards import BoardSpec
 from simcore.errors import CycleModelError
 
 CORE_NAMES = ("cortex-m0plus", "cortex-m33", "cortex-m7")
@@ -328,3 +329,55 @@ def load_table(core: str) -> TimingTable:
     if table.core != core:
         raise _err(str(path), f"[model].core {table.core!r} differs from the file name")
     return table
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """An XIP flash cache: the cached address range, geometry and miss penalty."""
+
+    start: int
+    end: int
+    size_bytes: int
+    ways: int
+    line_bytes: int
+    miss_cycles: int
+    tag: Tag
+    source: str
+    data_reads: bool
+    data_reads_note: str
+
+
+_CACHE_KEYS = {"size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source", "data_reads",
+               "data_reads_note"}
+
+
+def xip_cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
+    """Return the XIP cache model of ``board`` (``data/timing/xip_cache.toml``), if it has one.
+
+    ``ideal`` keeps the cache (hit/miss counts) but charges no miss cycles, for
+    ``--memory-model ideal``.
+    """
+    flash = [r for r in board.memory if r.xip_cache]
+    if not flash:
+        return None
+    path = _timing_dir() / "xip_cache.toml"
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    where = f"{path} [{board.name}]"
+    if board.name not in raw:
+        raise _err(where, f"board {board.name!r} has an xip_cache region but no cache entry")
+    entry = raw[board.name]
+    _check_keys(where, entry, _CACHE_KEYS, _CACHE_KEYS)
+    region = flash[0]
+    return CacheConfig(
+        start=region.start,
+        end=region.end,
+        size_bytes=_int(f"{where}.size_bytes", entry["size_bytes"], 1),
+        ways=_int(f"{where}.ways", entry["ways"], 1),
+        line_bytes=_int(f"{where}.line_bytes", entry["line_bytes"], 1),
+        miss_cycles=0 if ideal else _int(f"{where}.miss_cycles", entry["miss_cycles"]),
+        tag=_tag(f"{where}.tag", entry["tag"]),
+        source=str(entry["source"]),
+        data_reads=_bool(f"{where}.data_reads", entry["data_reads"]),
+        data_reads_note=str(entry["data_reads_note"]),
+    )

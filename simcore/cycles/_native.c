@@ -1,0 +1,405 @@
+/*
+ * Native cycle accounting for simcore: unicorn block and memory-read hooks in C.
+ *
+ * The Python side (simcore/cycles/native.py) owns an `Accounting` object, hands it
+ * the per-halfword prefix arrays made by simcore/cycles/classify.py, and registers
+ * `simcore_block_hook` (UC_HOOK_BLOCK) and optionally `simcore_mem_read_hook`
+ * (UC_HOOK_MEM_READ over the XIP flash range) through unicorn's uc_hook_add with the
+ * address of the object's state as user data. No Python runs per block.
+ *
+ * Per block [start, end): cycles += P[end] - P[start], instructions += C[end] -
+ * C[start], counts[start]++; a block that does not start where the previous one
+ * ended follows a taken branch and costs refill_cycles more. A cost difference of
+ * UNKNOWN_COST or more (modulo 2**64) marks a forbidden halfword (data, no timing
+ * entry, or a start inside a 32-bit instruction): the hook records the block and
+ * stops the emulator, Python then raises with the disassembly.
+ *
+ * This file does not link against libunicorn: uc_emu_stop is passed in as a
+ * function pointer obtained through ctypes from the library unicorn's binding loaded.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_RANGES 32
+#define UNKNOWN_COST (1ULL << 40)
+#define NO_BLOCK UINT64_MAX
+
+enum stop_reason {
+    STOP_NONE = 0,
+    STOP_BUDGET = 1,
+    STOP_OUTSIDE_CODE = 2,
+    STOP_UNKNOWN_INSTRUCTION = 3,
+};
+
+typedef int (*emu_stop_fn)(void *uc);
+
+typedef struct {
+    uint64_t start;          /* address of halfword 0 */
+    uint64_t end;            /* start + 2 * nhalf */
+    const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
+    uint64_t *counts;        /* nhalf block-execution counts, by block start */
+} code_range;
+
+typedef struct {
+    uint64_t cycles;
+    uint64_t instructions;
+    uint64_t blocks;
+    uint64_t taken_branches;
+    uint64_t budget;             /* instruction budget, 0 = none */
+    uint64_t prev_end;           /* end of the previous block, NO_BLOCK before the first */
+    uint64_t cur_start, cur_end; /* the block executing now */
+    uint64_t refill_cycles;
+    uint64_t fault_start, fault_end;
+    int32_t stop_reason;
+    int32_t nranges;
+    int32_t last_range;
+    emu_stop_fn emu_stop;
+    code_range ranges[MAX_RANGES];
+    /* XIP cache: `ways`-way set associative, LRU by access stamp. */
+    int32_t cache_on;
+    uint64_t cache_start, cache_end;
+    uint32_t cache_sets, cache_ways, line_shift;
+    uint64_t miss_cycles;
+    uint32_t *cache_tags;    /* sets x ways; UINT32_MAX = invalid */
+    uint64_t *cache_stamps;  /* sets x ways */
+    uint64_t cache_clock;
+    uint64_t fetch_hits, fetch_misses, data_hits, data_misses;
+    uint64_t cache_cycles;   /* miss cycles charged (already in `cycles`) */
+    uint64_t cur_cache_cycles; /* miss cycles charged for the current block */
+} acct_state;
+
+/* Access one cache line; return 1 on hit. */
+static inline int cache_line(acct_state *s, uint64_t line) {
+    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+    uint32_t tag = (uint32_t)(line / s->cache_sets);
+    uint32_t *tags = s->cache_tags + (size_t)set * s->cache_ways;
+    uint64_t *stamps = s->cache_stamps + (size_t)set * s->cache_ways;
+    uint32_t victim = 0;
+    s->cache_clock++;
+    for (uint32_t w = 0; w < s->cache_ways; w++) {
+        if (tags[w] == tag) {
+            stamps[w] = s->cache_clock;
+            return 1;
+        }
+        if (stamps[w] < stamps[victim]) victim = w;
+    }
+    tags[victim] = tag;
+    stamps[victim] = s->cache_clock;
+    return 0;
+}
+
+/* Charge the lines of [lo, hi) that fall in the cached range; return miss cycles. */
+static inline uint64_t cache_range(acct_state *s, uint64_t lo, uint64_t hi, int data) {
+    if (lo < s->cache_start) lo = s->cache_start;
+    if (hi > s->cache_end) hi = s->cache_end;
+    if (lo >= hi) return 0;
+    uint64_t first = lo >> s->line_shift, last = (hi - 1) >> s->line_shift;
+    uint64_t missed = 0;
+    for (uint64_t line = first; line <= last; line++) {
+        int hit = cache_line(s, line);
+        if (data) {
+            if (hit) s->data_hits++; else s->data_misses++;
+        } else {
+            if (hit) s->fetch_hits++; else s->fetch_misses++;
+        }
+        if (!hit) missed += s->miss_cycles;
+    }
+    s->cache_cycles += missed;
+    s->cycles += missed;
+    return missed;
+}
+
+static void flag_and_stop(acct_state *s, void *uc, int reason, uint64_t start, uint64_t end) {
+    if (s->stop_reason == STOP_NONE || s->stop_reason == STOP_BUDGET) {
+        s->stop_reason = reason;
+        s->fault_start = start;
+        s->fault_end = end;
+    }
+    if (s->emu_stop) s->emu_stop(uc);
+}
+
+PyMODINIT_FUNC PyInit__native(void);
+
+/* UC_HOOK_BLOCK callback; user_data is the acct_state. */
+__attribute__((visibility("default")))
+void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    uint64_t end = address + size;
+    code_range *r = &s->ranges[s->last_range];
+    if (address < r->start || end > r->end) {
+        int32_t i;
+        for (i = 0; i < s->nranges; i++) {
+            r = &s->ranges[i];
+            if (address >= r->start && end <= r->end) break;
+        }
+        if (i == s->nranges) {
+            flag_and_stop(s, uc, STOP_OUTSIDE_CODE, address, end);
+            return;
+        }
+        s->last_range = i;
+    }
+    uint64_t i0 = (address - r->start) >> 1, i1 = (end - r->start) >> 1;
+    const uint64_t *p0 = r->prefix + 2 * i0, *p1 = r->prefix + 2 * i1;
+    uint64_t dc = p1[0] - p0[0];
+    if (dc >= UNKNOWN_COST) {
+        flag_and_stop(s, uc, STOP_UNKNOWN_INSTRUCTION, address, end);
+        return;
+    }
+    s->cycles += dc;
+    s->instructions += p1[1] - p0[1];
+    s->blocks++;
+    if (size) r->counts[i0]++;
+    if (address != s->prev_end && s->prev_end != NO_BLOCK) {
+        s->cycles += s->refill_cycles;
+        s->taken_branches++;
+    }
+    s->prev_end = end;
+    s->cur_start = address;
+    s->cur_end = end;
+    s->cur_cache_cycles = 0;
+    if (s->cache_on && address < s->cache_end && end > s->cache_start)
+        s->cur_cache_cycles = cache_range(s, address, end, 0);
+    if (s->budget && s->instructions >= s->budget && s->stop_reason == STOP_NONE) {
+        s->stop_reason = STOP_BUDGET;
+        if (s->emu_stop) s->emu_stop(uc);
+    }
+}
+
+/* UC_HOOK_MEM_READ callback restricted (by uc_hook_add begin/end) to the cached range. */
+__attribute__((visibility("default")))
+void simcore_mem_read_hook(void *uc, int type, uint64_t address, int size, int64_t value,
+                           void *user_data) {
+    (void)uc; (void)type; (void)value;
+    acct_state *s = (acct_state *)user_data;
+    if (s->cache_on) cache_range(s, address, address + (uint64_t)size, 1);
+}
+
+/* ------------------------------------------------------------------ Python type */
+
+typedef struct {
+    PyObject_HEAD
+    acct_state st;
+    Py_buffer prefix_buf[MAX_RANGES];
+    Py_buffer counts_buf[MAX_RANGES];
+} AccountingObject;
+
+static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"refill_cycles", "budget", NULL};
+    unsigned long long refill = 0, budget = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "K|K", kwlist, &refill, &budget)) return -1;
+    if (self->st.nranges) {
+        PyErr_SetString(PyExc_RuntimeError, "Accounting already initialised");
+        return -1;
+    }
+    self->st.refill_cycles = refill;
+    self->st.budget = budget;
+    self->st.prev_end = NO_BLOCK;
+    return 0;
+}
+
+static void Accounting_dealloc(AccountingObject *self) {
+    for (int i = 0; i < self->st.nranges; i++) {
+        PyBuffer_Release(&self->prefix_buf[i]);
+        PyBuffer_Release(&self->counts_buf[i]);
+    }
+    PyMem_Free(self->st.cache_tags);
+    PyMem_Free(self->st.cache_stamps);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
+    unsigned long long start;
+    PyObject *prefix, *counts;
+    if (!PyArg_ParseTuple(args, "KOO", &start, &prefix, &counts)) return NULL;
+    int n = self->st.nranges;
+    if (n >= MAX_RANGES) {
+        PyErr_Format(PyExc_ValueError, "at most %d code ranges", MAX_RANGES);
+        return NULL;
+    }
+    Py_buffer *pb = &self->prefix_buf[n], *cb = &self->counts_buf[n];
+    if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(counts, cb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(pb);
+        return NULL;
+    }
+    Py_ssize_t nhalf = cb->len / 8;
+    if (pb->itemsize != 8 || cb->itemsize != 8 || pb->len != (nhalf + 1) * 16 ||
+        cb->len != nhalf * 8) {
+        PyBuffer_Release(pb);
+        PyBuffer_Release(cb);
+        PyErr_SetString(PyExc_ValueError,
+                        "prefix must be uint64 (n+1, 2) and counts uint64 (n,), C-contiguous");
+        return NULL;
+    }
+    code_range *r = &self->st.ranges[n];
+    r->start = start;
+    r->end = start + 2 * (uint64_t)nhalf;
+    r->prefix = (const uint64_t *)pb->buf;
+    r->counts = (uint64_t *)cb->buf;
+    self->st.nranges = n + 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *args) {
+    unsigned long long start, end, miss_cycles;
+    unsigned int size_bytes, ways, line_bytes;
+    if (!PyArg_ParseTuple(args, "KKIIIK", &start, &end, &size_bytes, &ways, &line_bytes,
+                          &miss_cycles))
+        return NULL;
+    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
+        size_bytes % (ways * line_bytes)) {
+        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+        return NULL;
+    }
+    uint32_t sets = size_bytes / (ways * line_bytes);
+    if (sets == 0 || (sets & (sets - 1))) {
+        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
+        return NULL;
+    }
+    acct_state *s = &self->st;
+    PyMem_Free(s->cache_tags);
+    PyMem_Free(s->cache_stamps);
+    s->cache_tags = PyMem_Malloc(sizeof(uint32_t) * sets * ways);
+    s->cache_stamps = PyMem_Calloc((size_t)sets * ways, sizeof(uint64_t));
+    if (!s->cache_tags || !s->cache_stamps) return PyErr_NoMemory();
+    memset(s->cache_tags, 0xff, sizeof(uint32_t) * sets * ways);
+    s->cache_start = start;
+    s->cache_end = end;
+    s->cache_sets = sets;
+    s->cache_ways = ways;
+    s->line_shift = 0;
+    while ((1u << s->line_shift) < line_bytes) s->line_shift++;
+    s->miss_cycles = miss_cycles;
+    s->cache_on = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) {
+    unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    self->st.emu_stop = (emu_stop_fn)(uintptr_t)fn;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_budget(AccountingObject *self, PyObject *arg) {
+    unsigned long long budget = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    self->st.budget = budget;
+    if (self->st.stop_reason == STOP_BUDGET) self->st.stop_reason = STOP_NONE;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_clear_stop(AccountingObject *self, PyObject *unused) {
+    (void)unused;
+    self->st.stop_reason = STOP_NONE;
+    self->st.fault_start = self->st.fault_end = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_state_address(AccountingObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromVoidPtr(&self->st);
+}
+
+static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
+    (void)unused;
+    acct_state *s = &self->st;
+    return Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "cycles", (unsigned long long)s->cycles,
+        "instructions", (unsigned long long)s->instructions,
+        "blocks", (unsigned long long)s->blocks,
+        "taken_branches", (unsigned long long)s->taken_branches,
+        "stop_reason", (int)s->stop_reason,
+        "fault_start", (unsigned long long)s->fault_start,
+        "fault_end", (unsigned long long)s->fault_end,
+        "block_start", (unsigned long long)s->cur_start,
+        "block_end", (unsigned long long)s->cur_end,
+        "block_cache_cycles", (unsigned long long)s->cur_cache_cycles,
+        "fetch_hits", (unsigned long long)s->fetch_hits,
+        "fetch_misses", (unsigned long long)s->fetch_misses,
+        "data_hits", (unsigned long long)s->data_hits,
+        "data_misses", (unsigned long long)s->data_misses,
+        "cache_cycles", (unsigned long long)s->cache_cycles,
+        "budget", (unsigned long long)s->budget);
+}
+
+static PyObject *Accounting_get_cycles(AccountingObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->st.cycles);
+}
+
+static PyObject *Accounting_get_instructions(AccountingObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->st.instructions);
+}
+
+static PyObject *Accounting_get_stop_reason(AccountingObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLong(self->st.stop_reason);
+}
+
+static PyMethodDef Accounting_methods[] = {
+    {"add_range", (PyCFunction)Accounting_add_range, METH_VARARGS,
+     "add_range(start, prefix, counts): a code range's prefix (uint64 (n+1,2)) and counts."},
+    {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
+     "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
+    {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
+     "set_emu_stop(address of uc_emu_stop)."},
+    {"set_budget", (PyCFunction)Accounting_set_budget, METH_O,
+     "set_budget(instructions): stop once this many have run (0 = no budget)."},
+    {"clear_stop", (PyCFunction)Accounting_clear_stop, METH_NOARGS,
+     "Forget the stop reason (before resuming)."},
+    {"state_address", (PyCFunction)Accounting_state_address, METH_NOARGS,
+     "Address of the C state: the user_data of the hooks."},
+    {"snapshot", (PyCFunction)Accounting_snapshot, METH_NOARGS, "All counters as a dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Accounting_getset[] = {
+    {"cycles", (getter)Accounting_get_cycles, NULL, "cycles so far", NULL},
+    {"instructions", (getter)Accounting_get_instructions, NULL, "instructions so far", NULL},
+    {"stop_reason", (getter)Accounting_get_stop_reason, NULL, "0 none, 1 budget, 2 outside "
+     "code, 3 unknown instruction", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject AccountingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "simcore.cycles._native.Accounting",
+    .tp_doc = "Cycle-accounting state shared with the C unicorn hooks.",
+    .tp_basicsize = sizeof(AccountingObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Accounting_init,
+    .tp_dealloc = (destructor)Accounting_dealloc,
+    .tp_methods = Accounting_methods,
+    .tp_getset = Accounting_getset,
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "simcore.cycles._native",
+    "C hooks for unicorn: per-block cycle accounting and XIP cache model.", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&AccountingType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&native_module);
+    if (!m) return NULL;
+    Py_INCREF(&AccountingType);
+    if (PyModule_AddObject(m, "Accounting", (PyObject *)&AccountingType) < 0) {
+        Py_DECREF(&AccountingType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "STOP_NONE", STOP_NONE);
+    PyModule_AddIntConstant(m, "STOP_BUDGET", STOP_BUDGET);
+    PyModule_AddIntConstant(m, "STOP_OUTSIDE_CODE", STOP_OUTSIDE_CODE);
+    PyModule_AddIntConstant(m, "STOP_UNKNOWN_INSTRUCTION", STOP_UNKNOWN_INSTRUCTION);
+    PyModule_AddObject(m, "UNKNOWN_COST", PyLong_FromUnsignedLongLong(UNKNOWN_COST));
+    return m;
+}

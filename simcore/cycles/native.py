@@ -1,0 +1,325 @@
+"""Install the C accounting hooks on a unicorn engine and read their counters.
+
+This is the one module besides the engine that touches unicorn: it registers the C
+callbacks of :mod:`simcore.cycles._native` through unicorn's own ctypes handle
+(``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add``), so no Python runs
+per block. The C function pointers come from ``ctypes.CDLL(_native.__file__)`` and
+``uc_emu_stop`` from the library unicorn's binding loaded (no link-time dependency).
+
+Lifetime: the C state lives in the :class:`_native.Accounting` object; ``install``
+stores it in the engine's callback table under the hook handle, so the state cannot be
+freed while the hook is registered (``uc.hook_del`` drops it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+
+import capstone
+import numpy as np
+import numpy.typing as npt
+from capstone import arm_const as cs_arm
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, Uc, UcError, arm_const
+from unicorn.arm_const import UC_ARM_REG_PC
+from unicorn.unicorn_py3.unicorn import uclib
+
+from simcore.cycles import _native
+from simcore.cycles.classify import Classification, disassembler
+from simcore.cycles.tables import CacheConfig
+
+
+class StopReason(Enum):
+    """Why the accounting hook stopped the emulator (``NONE`` if it did not)."""
+
+    NONE = _native.STOP_NONE
+    BUDGET = _native.STOP_BUDGET
+    OUTSIDE_CODE = _native.STOP_OUTSIDE_CODE
+    UNKNOWN_INSTRUCTION = _native.STOP_UNKNOWN_INSTRUCTION
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """XIP cache counters; ``data_reads_modeled`` False means data hits/misses are not counted."""
+
+    fetch_hits: int
+    fetch_misses: int
+    data_hits: int
+    data_misses: int
+    miss_cycles: int
+    data_reads_modeled: bool
+    note: str
+
+
+@cache
+def _hook_addresses() -> tuple[int, int, int]:
+    lib = ctypes.CDLL(_native.__file__)
+    block = ctypes.cast(lib.simcore_block_hook, ctypes.c_void_p).value
+    read = ctypes.cast(lib.simcore_mem_read_hook, ctypes.c_void_p).value
+    stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+    if not (block and read and stop):
+        raise RuntimeError("cannot resolve the native hook addresses")
+    return block, read, stop
+
+
+def _hook_add(uc: Uc, htype: int, fn: int, user_data: int, begin: int, end: int) -> int:
+    handle = ctypes.c_size_t()
+    status = uclib.uc_hook_add(
+        uc._uch,
+        ctypes.byref(handle),
+        htype,
+        ctypes.c_void_p(fn),
+        ctypes.c_void_p(user_data),
+        ctypes.c_uint64(begin),
+        ctypes.c_uint64(end),
+    )
+    if status != 0:
+        raise UcError(status)
+    return int(handle.value)
+
+
+class BlockAccounting:
+    """Cycle and instruction accounting of one run, done by C hooks.
+
+    ``classification`` comes from :func:`simcore.cycles.classify.classify`; ``budget``
+    stops the emulator once that many instructions have run (0: no budget; the stop
+    lands at the end of the block that crossed it); ``cache`` adds the XIP cache model
+    for instruction fetch, and for data reads when ``cache.data_reads`` and
+    ``data_reads`` allow it. ``refill_cycles`` overrides the table's taken-branch cost.
+    """
+
+    def __init__(
+        self,
+        classification: Classification,
+        *,
+        budget: int = 0,
+        cache: CacheConfig | None = None,
+        data_reads: bool = True,
+        refill_cycles: int | None = None,
+    ) -> None:
+        self.classification = classification
+        refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
+        self._native = _native.Accounting(refill, budget)
+        self._counts: list[npt.NDArray[np.uint64]] = []
+        for r in classification.ranges:
+            counts = np.zeros(r.nhalf, dtype=np.uint64)
+            self._native.add_range(r.start, r.prefix, counts)
+            self._counts.append(counts)
+        self.cache = cache
+        self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
+        if cache is not None:
+            self._native.configure_cache(
+                cache.start, cache.end, cache.size_bytes, cache.ways, cache.line_bytes,
+                cache.miss_cycles,
+            )
+        self._handles: list[int] = []
+        self._accesses: dict[tuple[int, int, bool], tuple[_Access, ...]] = {}
+        self._last_access: tuple[int, int, int] | None = None
+
+    def install(self, uc: Uc) -> None:
+        """Register the C hooks on ``uc`` (call before ``emu_start``)."""
+        block_fn, read_fn, stop_fn = _hook_addresses()
+        self._native.set_emu_stop(stop_fn)
+        state = self._native.state_address()
+        handle = _hook_add(uc, UC_HOOK_BLOCK, block_fn, state, 1, 0)
+        uc._callbacks[handle] = self._native  # keeps the C state alive with the hook
+        self._handles.append(handle)
+        if self.data_reads_modeled and self.cache is not None:
+            handle = _hook_add(
+                uc, UC_HOOK_MEM_READ, read_fn, state, self.cache.start, self.cache.end - 1
+            )
+            uc._callbacks[handle] = self._native
+            self._handles.append(handle)
+
+    def uninstall(self, uc: Uc) -> None:
+        """Remove the hooks from ``uc``."""
+        for handle in self._handles:
+            uc.hook_del(handle)
+        self._handles.clear()
+
+    @property
+    def cycles(self) -> int:
+        return self._native.cycles
+
+    @property
+    def instructions(self) -> int:
+        return self._native.instructions
+
+    @property
+    def stop_reason(self) -> StopReason:
+        return StopReason(self._native.stop_reason)
+
+    @property
+    def fault_address(self) -> int | None:
+        """Start of the block that was refused (outside the code or unknown), if any."""
+        if self.stop_reason in (StopReason.OUTSIDE_CODE, StopReason.UNKNOWN_INSTRUCTION):
+            return self._native.snapshot()["fault_start"]
+        return None
+
+    def snapshot(self) -> dict[str, int]:
+        """Every counter of the C state (cycles, instructions, blocks, taken_branches, ...)."""
+        return self._native.snapshot()
+
+    def set_budget(self, instructions: int) -> None:
+        """Change the instruction budget (0: none); clears a previous budget stop."""
+        self._native.set_budget(instructions)
+
+    def check(self) -> None:
+        """Raise :class:`CycleModelError` if the hook refused a block (call after a run)."""
+        if self.stop_reason in (StopReason.OUTSIDE_CODE, StopReason.UNKNOWN_INSTRUCTION):
+            snap = self._native.snapshot()
+            raise self.classification.error(snap["fault_start"], snap["fault_end"])
+
+    def block_counts(self) -> dict[int, int]:
+        """Executions of each block, keyed by block start address (non-zero only)."""
+        out: dict[int, int] = {}
+        for r, counts in zip(self.classification.ranges, self._counts, strict=True):
+            for i in np.flatnonzero(counts):
+                out[r.start + 2 * int(i)] = int(counts[i])
+        return out
+
+    def count_arrays(self) -> list[tuple[int, npt.NDArray[np.uint64]]]:
+        """Per-range block-start execution counts (index = halfword), for the profile."""
+        return [(r.start, c) for r, c in zip(self.classification.ranges, self._counts, strict=True)]
+
+    def cache_stats(self) -> CacheStats | None:
+        if self.cache is None:
+            return None
+        s = self._native.snapshot()
+        return CacheStats(
+            fetch_hits=s["fetch_hits"],
+            fetch_misses=s["fetch_misses"],
+            data_hits=s["data_hits"],
+            data_misses=s["data_misses"],
+            miss_cycles=s["cache_cycles"],
+            data_reads_modeled=self.data_reads_modeled,
+            note=self.cache.data_reads_note if self.data_reads_modeled or not self.cache.data_reads
+            else "not modeled: data-read modeling turned off for this run",
+        )
+
+    def cycles_at(self, pc: int) -> int:
+        """Cycles charged before the instruction at ``pc`` of the block executing now.
+
+        The block hook charges a whole block when it starts; inside a memory callback
+        this subtracts the static cost of the block's instructions from ``pc`` on. Cache
+        misses of the block's later lines stay charged (they are counted at block entry).
+        If ``pc`` is not inside the current block, the total is returned.
+        """
+        s = self._native.snapshot()
+        start, end = s["block_start"], s["block_end"]
+        if not start <= pc < end:
+            return s["cycles"]
+        r = self.classification.range_at(start)
+        if r is None:
+            return s["cycles"]
+        remainder, _ = r.block_cost(pc, end)
+        return s["cycles"] - remainder
+
+    def instructions_at(self, pc: int) -> int:
+        """Instructions retired before the one at ``pc`` (see :meth:`cycles_at`)."""
+        s = self._native.snapshot()
+        start, end = s["block_start"], s["block_end"]
+        r = self.classification.range_at(start)
+        if not start <= pc < end or r is None:
+            return s["instructions"]
+        _, remainder = r.block_cost(pc, end)
+        return s["instructions"] - remainder
+
+
+    def access_pc(self, uc: Uc, address: int, *, write: bool = False) -> int:
+        """Return the address of the instruction making a memory access, from an MMIO callback.
+
+        Measured on unicorn 2.1.4 (all three models): inside an MMIO callback the PC
+        register holds the *start of the current block*, not the accessing instruction,
+        unless a UC_HOOK_MEM_READ hook exists (which is not safe on the M33). Registers
+        are up to date there, so the instruction is found among the block's loads (or
+        stores) after the one matched by the previous access in this same block
+        execution: the first whose effective address, computed from the current
+        registers, is ``address``; failing that, the first candidate.
+        """
+        snap = self._native.snapshot()
+        start, end, blocks = snap["block_start"], snap["block_end"], snap["blocks"]
+        key = (start, end, write)
+        candidates = self._accesses.get(key)
+        if candidates is None:
+            code = bytes(uc.mem_read(start, end - start)) if end > start else b""
+            candidates = self._accesses[key] = _block_accesses(code, start, write)
+        if not candidates:
+            return int(uc.reg_read(UC_ARM_REG_PC))
+        after = -1
+        if self._last_access is not None and self._last_access[:2] == (blocks, start):
+            after = self._last_access[2]
+        pool = [(i, c) for i, c in enumerate(candidates) if i > after] or list(
+            enumerate(candidates)
+        )
+        chosen = pool[0]
+        for i, c in pool:
+            if _effective_address(uc, c) == address:
+                chosen = (i, c)
+                break
+        self._last_access = (blocks, start, chosen[0])
+        return chosen[1].address
+
+    def cycles_at_access(self, uc: Uc, address: int, *, write: bool = False) -> int:
+        """Cycles before the instruction accessing ``address`` (for DWT/SysTick MMIO reads)."""
+        return self.cycles_at(self.access_pc(uc, address, write=write))
+
+
+@dataclass(frozen=True)
+class _Access:
+    address: int
+    base: int | None  # unicorn register id
+    index: int | None
+    disp: int
+    lshift: int
+    subtracted: bool
+    post_indexed: bool
+
+
+@cache
+def _uc_reg(name: str) -> int | None:
+    name = {"sb": "r9", "sl": "r10", "fp": "r11", "ip": "r12"}.get(name, name)
+    value = getattr(arm_const, f"UC_ARM_REG_{name.upper()}", None)
+    return value if isinstance(value, int) else None
+
+
+def _block_accesses(code: bytes, start: int, write: bool) -> tuple[_Access, ...]:
+    """Single loads (or stores) of a block with their address operands."""
+    out = []
+    for insn in disassembler().disasm(code, start):
+        mems = [op for op in insn.operands if op.type == cs_arm.ARM_OP_MEM]
+        if not mems or insn.operands[0].type != cs_arm.ARM_OP_REG:
+            continue
+        # The transfer register is written by a load, read by a store (capstone 5
+        # leaves the access of a post-indexed memory operand empty).
+        is_store = not insn.operands[0].access & capstone.CS_AC_WRITE
+        if is_store != write:
+            continue
+        mem = mems[0].mem
+        post = insn.operands[-1].type != cs_arm.ARM_OP_MEM and insn.writeback
+        out.append(
+            _Access(
+                address=insn.address,
+                base=_uc_reg(insn.reg_name(mem.base)) if mem.base else None,
+                index=_uc_reg(insn.reg_name(mem.index)) if mem.index else None,
+                disp=mem.disp,
+                lshift=mem.lshift,
+                subtracted=bool(mems[0].subtracted),
+                post_indexed=bool(post),
+            )
+        )
+    return tuple(out)
+
+
+def _effective_address(uc: Uc, a: _Access) -> int | None:
+    if a.base is None or a.base == UC_ARM_REG_PC:
+        return None
+    addr = int(uc.reg_read(a.base))
+    if a.post_indexed:
+        return addr
+    if a.index is not None:
+        off = int(uc.reg_read(a.index)) << a.lshift
+        addr = addr - off if a.subtracted else addr + off
+    return (addr + a.disp) & 0xFFFFFFFF
