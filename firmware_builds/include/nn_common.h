@@ -1,0 +1,51 @@
+/*
+ * Shared definitions of the simcore neural-network runtime (nn_f32, nn_q16,
+ * nn_int8). Generated model sources include the format's header, which
+ * includes this one.
+ *
+ * Tensor layout: activations are NHWC with N = 1 (a Dense layer's input is
+ * the flattened H*W*C vector in that order, which is Keras' Flatten order).
+ * Weight layout, all formats:
+ *   Dense   weights [out][in]            (Keras kernel [in][out], transposed)
+ *   Conv2D  weights [out][kh][kw][in]    (OHWI, TFLite order; Keras is HWIO)
+ *   bias    [out]
+ * Each layer's arrays are const (flash) under `layer<N>_weights`,
+ * `layer<N>_bias` (int8 also `layer<N>_multiplier`, `layer<N>_shift`).
+ *
+ * No kernel allocates: the generator sizes a static arena of two ping-pong
+ * buffers and passes pointers into it.
+ */
+#ifndef NN_COMMON_H
+#define NN_COMMON_H
+
+#include <stdint.h>
+#include "simcore_abi.h"
+
+typedef enum {
+    NN_ACT_LINEAR = 0,
+    NN_ACT_RELU = 1,
+    NN_ACT_SIGMOID = 2,
+    NN_ACT_TANH = 3,
+    NN_ACT_LEAKY_RELU = 4,
+    NN_ACT_SOFTMAX = 5,
+} nn_act_t;
+
+/* Geometry of a Conv2D or pooling layer. Padding is the number of implicit
+ * zero rows/columns before the first input row/column (TFLite's SAME rule:
+ * total = max((out-1)*stride + k - in, 0), before = total / 2). */
+typedef struct {
+    uint16_t in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint8_t k_h, k_w;
+    uint8_t stride_h, stride_w;
+    uint8_t pad_top, pad_left;
+} nn_geom_t;
+
+/* Per-layer trace in --trace builds only: release builds carry no call. */
+#ifdef SIMCORE_TRACE
+#define NN_TRACE(layer_id, ptr, nbytes) simcore_trace((layer_id), (ptr), (nbytes))
+#else
+#define NN_TRACE(layer_id, ptr, nbytes) ((void)0)
+#endif
+
+#endif /* NN_COMMON_H */

@@ -1,0 +1,215 @@
+/* Q16.16 kernels; the arithmetic is specified in nn_q16.h. */
+#include "nn_q16.h"
+
+#define Q16_LOG2E 94548 /* round(log2(e) * 65536) */
+
+static int32_t sat32(int64_t v)
+{
+    if (v > INT32_MAX) {
+        return INT32_MAX;
+    }
+    if (v < INT32_MIN) {
+        return INT32_MIN;
+    }
+    return (int32_t)v;
+}
+
+static int32_t round_shift16(int64_t acc)
+{
+    return sat32((acc + 32768) >> 16);
+}
+
+int32_t nn_q16_sigmoid(int32_t x)
+{
+    const int64_t a = x < 0 ? -(int64_t)x : (int64_t)x;
+    int32_t s;
+    if (a >= (8 << 16)) {
+        s = nn_q16_sigmoid_end;
+    } else {
+        const int32_t idx = (int32_t)(a >> 11);
+        const int32_t frac = (int32_t)(a & 0x7FF);
+        const int32_t lo = nn_q16_sigmoid_table[idx];
+        const int32_t hi = idx + 1 < NN_Q16_TABLE_SIZE ? nn_q16_sigmoid_table[idx + 1]
+                                                       : nn_q16_sigmoid_end;
+        s = lo + (((hi - lo) * frac) >> 11);
+    }
+    return x >= 0 ? s : NN_Q16_ONE - s;
+}
+
+int32_t nn_q16_tanh(int32_t x)
+{
+    const int32_t lim = 16 << 16;
+    const int32_t c = x > lim ? lim : (x < -lim ? -lim : x);
+    return 2 * nn_q16_sigmoid(2 * c) - NN_Q16_ONE;
+}
+
+/* 2^(-u / 65536) in Q16.16 for u >= 0. */
+static int32_t exp2_neg(int64_t u)
+{
+    const int64_t k = u >> 16;
+    if (k >= 31) {
+        return 0;
+    }
+    const int32_t r = (int32_t)(u & 0xFFFF);
+    const int32_t idx = r >> 8;
+    const int32_t frac = r & 0xFF;
+    const int32_t lo = nn_q16_exp2_table[idx];
+    const int32_t hi = idx + 1 < NN_Q16_TABLE_SIZE ? nn_q16_exp2_table[idx + 1] : NN_Q16_ONE / 2;
+    const int32_t v = lo + (((hi - lo) * frac) >> 8);
+    return v >> k;
+}
+
+void nn_q16_activation(int32_t *x, uint32_t n, uint32_t depth, nn_act_t act, int32_t alpha)
+{
+    switch (act) {
+    case NN_ACT_LINEAR:
+        return;
+    case NN_ACT_RELU:
+        for (uint32_t i = 0; i < n; ++i) {
+            x[i] = x[i] > 0 ? x[i] : 0;
+        }
+        return;
+    case NN_ACT_LEAKY_RELU:
+        for (uint32_t i = 0; i < n; ++i) {
+            x[i] = x[i] >= 0 ? x[i] : (int32_t)(((int64_t)x[i] * alpha) >> 16);
+        }
+        return;
+    case NN_ACT_SIGMOID:
+        for (uint32_t i = 0; i < n; ++i) {
+            x[i] = nn_q16_sigmoid(x[i]);
+        }
+        return;
+    case NN_ACT_TANH:
+        for (uint32_t i = 0; i < n; ++i) {
+            x[i] = nn_q16_tanh(x[i]);
+        }
+        return;
+    case NN_ACT_SOFTMAX:
+        break;
+    }
+    for (uint32_t row = 0; row + depth <= n; row += depth) {
+        int32_t *r = x + row;
+        int32_t max = r[0];
+        for (uint32_t i = 1; i < depth; ++i) {
+            max = r[i] > max ? r[i] : max;
+        }
+        int64_t sum = 0;
+        for (uint32_t i = 0; i < depth; ++i) {
+            const int64_t d = (int64_t)max - r[i];
+            r[i] = exp2_neg((d * Q16_LOG2E) >> 16);
+            sum += r[i];
+        }
+        for (uint32_t i = 0; i < depth; ++i) {
+            r[i] = (int32_t)(((int64_t)r[i] << 16) / sum);
+        }
+    }
+}
+
+void nn_q16_dense(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
+                  uint32_t n_in, uint32_t n_out, nn_act_t act, int32_t alpha)
+{
+    for (uint32_t o = 0; o < n_out; ++o) {
+        const int32_t *w = weights + o * n_in;
+        int64_t acc = (int64_t)bias[o] << 16;
+        for (uint32_t i = 0; i < n_in; ++i) {
+            acc += (int64_t)w[i] * in[i];
+        }
+        out[o] = round_shift16(acc);
+    }
+    nn_q16_activation(out, n_out, n_out, act, alpha);
+}
+
+void nn_q16_conv2d(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
+                   const nn_geom_t *g, nn_act_t act, int32_t alpha)
+{
+    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
+    int32_t *o_ptr = out;
+    for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const int32_t y0 = oy * g->stride_h - g->pad_top;
+        for (int32_t ox = 0; ox < g->out_w; ++ox) {
+            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
+            const int32_t kx_hi = x0 + g->k_w > in_w ? in_w - x0 : g->k_w;
+            for (int32_t oc = 0; oc < g->out_c; ++oc) {
+                const int32_t *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
+                int64_t acc = (int64_t)bias[oc] << 16;
+                for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t y = y0 + ky;
+                    if (y < 0 || y >= in_h) {
+                        continue;
+                    }
+                    const int32_t *w = w_oc + (ky * g->k_w + kx_lo) * in_c;
+                    const int32_t *x = in + (y * in_w + x0 + kx_lo) * in_c;
+                    const int32_t n = (kx_hi - kx_lo) * in_c;
+                    for (int32_t i = 0; i < n; ++i) {
+                        acc += (int64_t)w[i] * x[i];
+                    }
+                }
+                *o_ptr++ = round_shift16(acc);
+            }
+        }
+    }
+    const uint32_t n_out = (uint32_t)g->out_h * g->out_w * g->out_c;
+    nn_q16_activation(out, n_out, g->out_c, act, alpha);
+}
+
+void nn_q16_maxpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
+{
+    const int32_t c_n = g->in_c;
+    for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        for (int32_t ox = 0; ox < g->out_w; ++ox) {
+            const int32_t y0 = oy * g->stride_h - g->pad_top;
+            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            for (int32_t c = 0; c < c_n; ++c) {
+                int32_t m = INT32_MIN;
+                for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t y = y0 + ky;
+                    if (y < 0 || y >= g->in_h) {
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
+                        const int32_t x = x0 + kx;
+                        if (x < 0 || x >= g->in_w) {
+                            continue;
+                        }
+                        const int32_t v = in[(y * g->in_w + x) * c_n + c];
+                        m = v > m ? v : m;
+                    }
+                }
+                out[(oy * g->out_w + ox) * c_n + c] = m;
+            }
+        }
+    }
+}
+
+void nn_q16_avgpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
+{
+    const int32_t c_n = g->in_c;
+    for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        for (int32_t ox = 0; ox < g->out_w; ++ox) {
+            const int32_t y0 = oy * g->stride_h - g->pad_top;
+            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            for (int32_t c = 0; c < c_n; ++c) {
+                int64_t sum = 0;
+                int32_t count = 0;
+                for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t y = y0 + ky;
+                    if (y < 0 || y >= g->in_h) {
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
+                        const int32_t x = x0 + kx;
+                        if (x < 0 || x >= g->in_w) {
+                            continue;
+                        }
+                        sum += in[(y * g->in_w + x) * c_n + c];
+                        ++count;
+                    }
+                }
+                const int64_t half = count / 2;
+                const int64_t q = sum >= 0 ? (sum + half) / count : -((-sum + half) / count);
+                out[(oy * g->out_w + ox) * c_n + c] = (int32_t)q;
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+"""Build a model into firmware: resolve the model file, generate C, compile, write a manifest.
+
+Output for model ``M`` in format ``F`` (``-trace`` / ``-portable`` appended
+for those variants) in ``out_dir`` (default ``firmware_builds/out/<board>/``):
+``M-F.c`` (generated source), ``M-F.elf``, ``M-F.map`` and ``M-F.json`` (the
+manifest). Everything written is a pure function of the model file, the
+format, the board and the compiler, so a rebuild is byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simcore.boards import BoardSpec, get_board
+from simcore.errors import ToolchainError
+from simcore.firmware.codegen import GeneratedSource, generate
+from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model
+from simcore.firmware.q16_ref import Q16_TOLERANCE
+from simcore.firmware.reference import F32_TOLERANCE
+from simcore.toolchain import FIRMWARE_DIR, OUT_DIR, RUNTIME_DIR, build_elf, linker_script
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = FIRMWARE_DIR.parent
+MANIFEST_VERSION = 1
+#: Samples the I/O buffers hold when RAM allows (the engine runs larger sets in batches).
+DEFAULT_CAPACITY = 64
+#: RAM the runtime itself needs besides the arena and the I/O buffers (descriptor, libc data).
+RUNTIME_RAM_RESERVE = 1024
+STACK_GUARD_BYTES = 1024
+MODEL_FILES = {"f32": "model.keras", "q16": "model.keras", "int8": "model_int8.tflite"}
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    """A built model firmware and the facts its manifest records."""
+
+    model: str
+    format: str
+    board: str
+    elf: Path
+    map_file: Path
+    source: Path
+    manifest_path: Path
+    model_path: Path
+    model_sha256: str
+    trace: bool
+    portable: bool
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_bytes: int
+    output_bytes: int
+    capacity: int
+    arena_bytes: int
+    weights_bytes: int
+    code_bytes: int
+    flash_bytes: int
+    static_ram_bytes: int
+    manifest: dict[str, Any]
+
+
+def golden_dir() -> Path:
+    """The folder of shipped models (``golden/``)."""
+    return REPO_DIR / "golden"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models with a golden folder holding both model files."""
+    root = golden_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if (p / "model.keras").is_file() and (p / "model_int8.tflite").is_file()
+    )
+
+
+def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
+    """Return ``(name, path)`` of the model file a format builds from.
+
+    ``model`` is a shipped model name, a golden folder, or a file (``.keras``
+    for f32/q16, ``.tflite`` for int8).
+    """
+    want = MODEL_FILES[fmt]
+    path = Path(model)
+    if isinstance(model, str) and not path.exists() and "/" not in model and "." not in model:
+        folder = golden_dir() / model
+        if not folder.is_dir():
+            known = ", ".join(shipped_models()) or "none"
+            raise FirmwareError(
+                f"unknown model {model!r}", hint=f"use one of {known} or pass a model file"
+            )
+        path = folder
+    if path.is_dir():
+        name, path = path.name, path / want
+    else:
+        name = path.stem.removesuffix("_int8").removesuffix("_float")
+        if name == "model":
+            name = path.parent.name
+    if not path.is_file():
+        raise FirmwareError(f"model file {path} does not exist", hint="check the name or path")
+    suffix = ".tflite" if fmt == "int8" else ".keras"
+    if path.suffix != suffix:
+        raise FirmwareError(
+            f"format {fmt} builds from a {suffix} file, not {path.name}",
+            hint=f"pass the model's {suffix} file or its golden folder",
+        )
+    return name, path
+
+
+def load_model(name: str, path: Path, fmt: str) -> FloatModel | Int8Model:
+    """Read the model file for ``fmt``."""
+    if fmt == "int8":
+        from simcore.firmware.tflite_int8 import read_int8_tflite
+
+        return read_int8_tflite(path, name)
+    from simcore.firmware.keras_model import read_keras
+
+    return read_keras(path, name)
+
+
+def _size(text: str) -> int:
+    m = re.fullmatch(r"\s*(0x[0-9a-fA-F]+|\d+)\s*([KM]?)\s*", text)
+    if m is None:
+        raise FirmwareError(f"cannot read linker size {text!r}")
+    return int(m.group(1), 0) * {"": 1, "K": 1024, "M": 1 << 20}[m.group(2)]
+
+
+def ram_budget(board: BoardSpec) -> tuple[int, int]:
+    """Return (RAM bytes for arena + I/O buffers, code-region bytes) from the board's linker script."""
+    text = linker_script(board).read_text()
+    regions = {
+        m.group(1): _size(m.group(2))
+        for m in re.finditer(
+            r"^\s*(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*\S+\s*,\s*LENGTH\s*=\s*"
+            r"([0-9a-fA-Fx]+\s*[KM]?)",
+            text,
+            re.M,
+        )
+    }
+    aliases = dict(re.findall(r'REGION_ALIAS\("(\w+)",\s*(\w+)\)', text))
+    sizes = {
+        k: _size(v) for k, v in re.findall(r"^\s*(HEAP_SIZE|STACK_SIZE)\s*=\s*([^;]+);", text, re.M)
+    }
+    ram = regions.get(aliases.get("RAM", "RAM"), 0)
+    code = regions.get(aliases.get("CODE", "CODE"), regions.get("FLASH", 0))
+    free = ram - sizes.get("HEAP_SIZE", 0) - sizes.get("STACK_SIZE", 0)
+    return free - STACK_GUARD_BYTES - RUNTIME_RAM_RESERVE, code
+
+
+def _variant_stem(name: str, fmt: str, trace: bool, portable: bool) -> str:
+    return f"{name}-{fmt}" + ("-trace" if trace else "") + ("-portable" if portable else "")
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(REPO_DIR))
+    except ValueError:
+        return str(p)
+
+
+def _tolerance(fmt: str) -> dict[str, Any]:
+    if fmt == "f32":
+        return {"against": "keras float outputs", **F32_TOLERANCE}
+    if fmt == "q16":
+        return {
+            "against": "simcore.firmware.q16_ref (bit-exact) and keras float outputs",
+            "exact": True,
+            **Q16_TOLERANCE,
+        }
+    return {"against": "tflite-micro int8 outputs", "exact": True, "abs": 0}
+
+
+def build_model_firmware(
+    model: str | Path | FloatModel | Int8Model,
+    fmt: str,
+    board: str | BoardSpec,
+    out_dir: Path | None = None,
+    trace: bool = False,
+    *,
+    portable: bool = False,
+    capacity: int | None = None,
+) -> FirmwareBuild:
+    """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
+
+    ``model`` may also be an already loaded model object (tests build random
+    models this way). ``portable`` forces the plain-C int8 path on cores with
+    DSP instructions (for measuring both). ``capacity`` fixes how many samples
+    the I/O buffers hold (default: up to 64, as RAM allows).
+    """
+    if fmt not in FORMATS:
+        raise FirmwareError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
+    spec = get_board(board) if isinstance(board, str) else board
+    if isinstance(model, FloatModel | Int8Model):
+        loaded = model
+        if isinstance(loaded, Int8Model) != (fmt == "int8"):
+            raise FirmwareError(f"a {type(loaded).__name__} cannot be built as {fmt}")
+        name, model_path = loaded.name, Path(loaded.source)
+    else:
+        name, model_path = resolve_model(model, fmt)
+        loaded = load_model(name, model_path, fmt)
+    out = (out_dir or OUT_DIR / spec.name).resolve()
+    stem = _variant_stem(name, fmt, trace, portable)
+
+    free_ram, code_region = ram_budget(spec)
+    probe = generate(loaded, fmt, capacity=1)
+    per_sample = probe.input_bytes + probe.output_bytes
+    room = free_ram - probe.arena_bytes - per_sample
+    if room < 0:
+        raise FirmwareError(
+            f"model {name} ({fmt}) needs a {probe.arena_bytes}-byte activation arena plus "
+            f"{per_sample} bytes of I/O, but board {spec.name} has {max(free_ram, 0)} bytes of "
+            f"RAM free for them",
+            hint="use a smaller model, the int8 format, or a board with more RAM",
+        )
+    if probe.weights_bytes > code_region:
+        raise FirmwareError(
+            f"model {name} ({fmt}) has {probe.weights_bytes} bytes of weights, more than the "
+            f"{code_region}-byte code region of board {spec.name}",
+            hint="use the int8 format or a board with more flash",
+        )
+    cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)
+    if cap < 1 or cap * per_sample > free_ram - probe.arena_bytes:
+        raise FirmwareError(
+            f"capacity {cap} samples does not fit board {spec.name}'s RAM",
+            hint=f"use at most {1 + room // per_sample}",
+        )
+    gen = generate(loaded, fmt, capacity=cap)
+
+    out.mkdir(parents=True, exist_ok=True)
+    source = out / f"{stem}.c"
+    source.write_text(gen.text)
+    defines = (*(("SIMCORE_TRACE",) if trace else ()), *(("NN_INT8_PORTABLE",) if portable else ()))
+    try:
+        result = build_elf(
+            [source, RUNTIME_DIR / f"nn_{fmt}.c"],
+            spec,
+            out / f"{stem}.elf",
+            defines=defines,
+            libs=("m",) if fmt == "f32" else (),
+        )
+    except ToolchainError as exc:
+        if "overflow" in exc.message or "will not fit" in exc.message:
+            raise FirmwareError(
+                f"model {name} ({fmt}) does not fit board {spec.name}: {exc.message}",
+                hint="use a smaller model or the int8 format",
+            ) from None
+        raise
+    return _describe(
+        loaded,
+        name,
+        model_path,
+        fmt,
+        spec,
+        gen,
+        result.elf,
+        result.map_file,
+        source,
+        result.command,
+        result.compiler_version,
+        trace,
+        portable,
+        cap,
+    )
+
+
+def _describe(
+    model: FloatModel | Int8Model,
+    name: str,
+    model_path: Path,
+    fmt: str,
+    spec: BoardSpec,
+    gen: GeneratedSource,
+    elf: Path,
+    map_file: Path,
+    source: Path,
+    command: tuple[str, ...],
+    compiler_version: str,
+    trace: bool,
+    portable: bool,
+    capacity: int,
+) -> FirmwareBuild:
+    from simcore.elf import load_elf
+    from simcore.memory import flash_bytes, static_ram_bytes
+
+    image = load_elf(elf)
+    code_bytes = sum(s.size_bytes for s in image.symbols.values() if s.kind == "func")
+    kernel_code_bytes = sum(
+        s.size_bytes
+        for s in image.symbols.values()
+        if s.kind == "func" and (s.name.startswith("nn_") or s.name in ("infer", "main"))
+    )
+    flash = flash_bytes(image, spec)
+    ram = static_ram_bytes(image, spec)
+    repo = str(REPO_DIR)
+    flags = [
+        a.replace(repo, ".")
+        for a in command[1:]
+        if a.startswith("-") and not a.startswith(("-o", "-Wl,-Map"))
+    ]
+    dsp = spec.core.dsp and fmt == "int8" and not portable
+    quant: dict[str, Any] = {}
+    if isinstance(model, Int8Model):
+        quant = {
+            "input": {"scale": model.input_scale, "zero_point": model.input_zero_point},
+            "output": {"scale": model.output_scale, "zero_point": model.output_zero_point},
+        }
+    dtype = {"f32": "float32", "q16": "q16.16 int32 (round(x * 65536))", "int8": "int8"}[fmt]
+    manifest: dict[str, Any] = {
+        "simcore_firmware_manifest": MANIFEST_VERSION,
+        "model": {"name": name, "path": _rel(model_path), "sha256": model.sha256},
+        "format": fmt,
+        "board": spec.name,
+        "core": spec.core.name,
+        "variant": {"trace": trace, "portable": portable, "int8_dsp_path": dsp},
+        "files": {
+            "elf": elf.name,
+            "elf_sha256": hashlib.sha256(elf.read_bytes()).hexdigest(),
+            "map": map_file.name,
+            "source": source.name,
+        },
+        "compiler": {"version": compiler_version, "flags": flags},
+        "io": {
+            "symbol": "simcore_io",
+            "input_shape": list(model.input_shape),
+            "output_shape": list(model.output_shape),
+            "dtype": dtype,
+            "input_bytes": gen.input_bytes,
+            "output_bytes": gen.output_bytes,
+            "capacity_samples": capacity,
+            **({"quantization": quant} if quant else {}),
+        },
+        "sizes": {
+            "weights_bytes": gen.weights_bytes,
+            "code_bytes": code_bytes,
+            "nn_code_bytes": kernel_code_bytes,
+            "arena_bytes": gen.arena_bytes,
+            "flash_bytes": flash,
+            "static_ram_bytes": ram,
+        },
+        "tolerance": _tolerance(fmt),
+        "layers": [
+            {
+                "id": info.id,
+                "name": info.name,
+                "kind": info.kind,
+                "in_shape": list(info.in_shape),
+                "out_shape": list(info.out_shape),
+                **({"activation": info.activation} if info.activation else {}),
+                "buffer": info.buffer,
+                "symbols": info.symbols,
+            }
+            for info in gen.layers
+        ],
+    }
+    manifest_path = elf.with_suffix(".json")
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    log.info("built %s (%d B flash, %d B arena)", elf, flash, gen.arena_bytes)
+    return FirmwareBuild(
+        model=name,
+        format=fmt,
+        board=spec.name,
+        elf=elf,
+        map_file=map_file,
+        source=source,
+        manifest_path=manifest_path,
+        model_path=model_path,
+        model_sha256=model.sha256,
+        trace=trace,
+        portable=portable,
+        input_shape=tuple(model.input_shape),
+        output_shape=tuple(model.output_shape),
+        input_bytes=gen.input_bytes,
+        output_bytes=gen.output_bytes,
+        capacity=capacity,
+        arena_bytes=gen.arena_bytes,
+        weights_bytes=gen.weights_bytes,
+        code_bytes=code_bytes,
+        flash_bytes=flash,
+        static_ram_bytes=ram,
+        manifest=manifest,
+    )
+
+
+__all__ = ["FirmwareBuild", "build_model_firmware", "resolve_model", "shipped_models"]

@@ -1,0 +1,392 @@
+"""Emit the C source of one model in one format.
+
+The generated file defines the harness I/O descriptor, every layer's
+constants under ``layer<N>_*`` symbols (layouts in nn_common.h), the
+activation arena ``nn_arena`` (two ping-pong buffers, sized here) and
+``main``, which runs each sample between simcore_sample_begin/end. Layer
+``N`` is also trace id ``N``. The output is a pure function of the model,
+so builds are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from simcore.firmware import q16_ref
+from simcore.firmware.ir import FloatModel, Geometry, Int8Model, numel
+
+ELEMENT_BYTES = {"f32": 4, "q16": 4, "int8": 1}
+C_TYPES = {"f32": "float", "q16": "int32_t", "int8": "int8_t"}
+_ACT_ENUM = {
+    "linear": "NN_ACT_LINEAR",
+    "relu": "NN_ACT_RELU",
+    "sigmoid": "NN_ACT_SIGMOID",
+    "tanh": "NN_ACT_TANH",
+    "leaky_relu": "NN_ACT_LEAKY_RELU",
+    "softmax": "NN_ACT_SOFTMAX",
+}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the manifest says about one generated layer (id = trace id)."""
+
+    id: int
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    activation: str
+    buffer: str
+    symbols: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GeneratedSource:
+    """A generated C file and the sizes the generator decided."""
+
+    text: str
+    input_bytes: int
+    output_bytes: int
+    arena_bytes: int
+    weights_bytes: int
+    layers: tuple[LayerInfo, ...]
+
+
+@dataclass
+class _Step:
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    activation: str
+    computes: bool
+    consts: list[str]
+    call: list[str]  # lines with {X} (input pointer) and {Y} (output pointer)
+    symbols: dict[str, int]
+
+
+def _float_literal(v: float) -> str:
+    return f"{float(np.float32(v)).hex()}f"
+
+
+def c_array(ctype: str, name: str, values: Iterable[Any], *, per_line: int = 8) -> str:
+    """Format a const C array; floats as exact hexadecimal literals."""
+    vals = list(values)
+    if ctype == "float":
+        items = [_float_literal(v) for v in vals]
+    else:
+        items = [str(int(v)) for v in vals]
+    lines = [
+        "    " + ", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)
+    ]
+    body = "\n".join(lines) if lines else "    0,"
+    return f"const {ctype} {name}[{max(len(vals), 1)}] = {{\n{body}\n}};\n"
+
+
+def _geom(name: str, g: Geometry, in_shape: Sequence[int], out_shape: Sequence[int]) -> str:
+    vals = (
+        *in_shape,
+        *out_shape,
+        g.k_h,
+        g.k_w,
+        g.stride_h,
+        g.stride_w,
+        g.pad_top,
+        g.pad_left,
+    )
+    return f"static const nn_geom_t {name}_geom = {{{', '.join(str(int(v)) for v in vals)}}};\n"
+
+
+def _array_bytes(a: npt.NDArray[Any] | None, elem: int) -> int:
+    return 0 if a is None else int(a.size) * elem
+
+
+def _float_steps(model: FloatModel, fmt: str) -> list[_Step]:
+    ctype = C_TYPES[fmt]
+    prefix = f"nn_{fmt}"
+    steps = []
+    for i, layer in enumerate(model.layers):
+        sym = f"layer{i}"
+        consts: list[str] = []
+        symbols: dict[str, int] = {}
+        if layer.weights is not None and layer.bias is not None:
+            if fmt == "f32":
+                w: npt.NDArray[Any] = layer.weights.reshape(-1)
+                b: npt.NDArray[Any] = layer.bias
+            else:
+                w = q16_ref.to_q16(layer.weights).reshape(-1)
+                b = q16_ref.to_q16(layer.bias)
+            consts.append(c_array(ctype, f"{sym}_weights", w))
+            consts.append(c_array(ctype, f"{sym}_bias", b))
+            symbols = {f"{sym}_weights": w.size * 4, f"{sym}_bias": b.size * 4}
+        act = _ACT_ENUM[layer.activation]
+        alpha = (
+            _float_literal(layer.alpha) if fmt == "f32" else str(int(q16_ref.to_q16(layer.alpha)))
+        )
+        n_out = numel(layer.out_shape)
+        out_bytes = n_out * 4
+        call: list[str]
+        if layer.kind == "dense":
+            call = [
+                f"{prefix}_dense({{X}}, {{Y}}, {sym}_weights, {sym}_bias, "
+                f"{numel(layer.in_shape)}u, {n_out}u, {act}, {alpha});"
+            ]
+        elif layer.kind == "conv2d":
+            assert layer.geometry is not None
+            consts.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
+            call = [
+                f"{prefix}_conv2d({{X}}, {{Y}}, {sym}_weights, {sym}_bias, &{sym}_geom, "
+                f"{act}, {alpha});"
+            ]
+        elif layer.kind in ("maxpool", "avgpool"):
+            assert layer.geometry is not None
+            consts.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
+            call = [f"{prefix}_{layer.kind}({{X}}, {{Y}}, &{sym}_geom);"]
+            if layer.activation != "linear":
+                call.append(
+                    f"{prefix}_activation({{Y}}, {n_out}u, {layer.out_shape[-1]}u, {act}, {alpha});"
+                )
+        elif layer.kind == "activation":
+            call = [
+                f"memcpy({{Y}}, {{X}}, {out_bytes}u);",
+                f"{prefix}_activation({{Y}}, {n_out}u, {layer.out_shape[-1]}u, {act}, {alpha});",
+            ]
+        else:  # flatten / reshape: same bytes, no work
+            call = []
+        steps.append(
+            _Step(
+                layer.name,
+                layer.kind,
+                layer.in_shape,
+                layer.out_shape,
+                layer.activation,
+                bool(call),
+                consts,
+                call,
+                symbols,
+            )
+        )
+    return steps
+
+
+def _int8_steps(model: Int8Model) -> list[_Step]:
+    steps = []
+    for i, op in enumerate(model.ops):
+        sym = f"layer{i}"
+        consts: list[str] = []
+        symbols: dict[str, int] = {}
+        p = op.params
+        n_out = numel(op.out_shape)
+        if op.kind in ("fully_connected", "conv2d"):
+            assert op.weights is not None and op.multiplier is not None and op.shift is not None
+            consts.append(c_array("int8_t", f"{sym}_weights", op.weights.reshape(-1), per_line=16))
+            symbols[f"{sym}_weights"] = _array_bytes(op.weights, 1)
+            bias = "0"
+            if op.bias is not None:
+                consts.append(c_array("int32_t", f"{sym}_bias", op.bias))
+                symbols[f"{sym}_bias"] = _array_bytes(op.bias, 4)
+                bias = f"{sym}_bias"
+            consts.append(c_array("int32_t", f"{sym}_multiplier", op.multiplier))
+            consts.append(c_array("int32_t", f"{sym}_shift", op.shift))
+            symbols[f"{sym}_multiplier"] = _array_bytes(op.multiplier, 4)
+            symbols[f"{sym}_shift"] = _array_bytes(op.shift, 4)
+            consts.append(
+                f"static const nn_int8_quant_t {sym}_quant = {{{p['input_offset']}, "
+                f"{p['output_offset']}, {p['act_min']}, {p['act_max']}, {sym}_multiplier, "
+                f"{sym}_shift}};\n"
+            )
+            if op.kind == "fully_connected":
+                n_in = op.weights.shape[1]
+                call = [
+                    f"nn_int8_fully_connected({{X}}, {{Y}}, {sym}_weights, {bias}, {n_in}u, "
+                    f"{n_out}u, &{sym}_quant);"
+                ]
+            else:
+                assert op.geometry is not None
+                consts.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
+                call = [
+                    f"nn_int8_conv2d({{X}}, {{Y}}, {sym}_weights, {bias}, &{sym}_geom, "
+                    f"&{sym}_quant);"
+                ]
+        elif op.kind in ("maxpool", "avgpool"):
+            assert op.geometry is not None
+            consts.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
+            call = [
+                f"nn_int8_{op.kind}({{X}}, {{Y}}, &{sym}_geom, {p['act_min']}, {p['act_max']});"
+            ]
+        elif op.kind in ("logistic", "tanh"):
+            consts.append(
+                _struct(
+                    "nn_int8_transcendental_t",
+                    sym,
+                    p,
+                    (
+                        "input_zero_point",
+                        "input_range_radius",
+                        "input_multiplier",
+                        "input_left_shift",
+                    ),
+                )
+            )
+            call = [f"nn_int8_{op.kind}({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
+        elif op.kind == "leaky_relu":
+            consts.append(
+                _struct(
+                    "nn_int8_leaky_t",
+                    sym,
+                    p,
+                    (
+                        "input_zero_point",
+                        "output_zero_point",
+                        "multiplier_identity",
+                        "shift_identity",
+                        "multiplier_alpha",
+                        "shift_alpha",
+                    ),
+                )
+            )
+            call = [f"nn_int8_leaky_relu({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
+        elif op.kind == "softmax":
+            consts.append(
+                _struct(
+                    "nn_int8_softmax_t",
+                    sym,
+                    p,
+                    ("input_multiplier", "input_left_shift", "diff_min"),
+                )
+            )
+            call = [f"nn_int8_softmax({{X}}, {{Y}}, {n_out}u, {p['depth']}u, &{sym}_params);"]
+        elif op.kind == "requantize":
+            consts.append(
+                _struct(
+                    "nn_int8_requant_t",
+                    sym,
+                    p,
+                    ("input_zero_point", "output_zero_point", "multiplier", "shift"),
+                )
+            )
+            call = [f"nn_int8_requantize({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
+        else:  # reshape
+            call = []
+        steps.append(
+            _Step(
+                op.name, op.kind, op.in_shape, op.out_shape, "", bool(call), consts, call, symbols
+            )
+        )
+    return steps
+
+
+def _struct(ctype: str, sym: str, p: dict[str, Any], keys: Sequence[str]) -> str:
+    return f"static const {ctype} {sym}_params = {{{', '.join(str(int(p[k])) for k in keys)}}};\n"
+
+
+def _header(fmt: str) -> str:
+    return {"f32": "nn_f32.h", "q16": "nn_q16.h", "int8": "nn_int8.h"}[fmt]
+
+
+def _q16_tables() -> str:
+    table, end = q16_ref.sigmoid_table()
+    return (
+        "/* Q16.16 lookup tables (simcore/firmware/q16_ref.py). */\n"
+        + c_array("int32_t", "nn_q16_sigmoid_table", table)
+        + f"const int32_t nn_q16_sigmoid_end = {end};\n"
+        + c_array("int32_t", "nn_q16_exp2_table", q16_ref.exp2_table())
+    )
+
+
+def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> GeneratedSource:
+    """Return the C source of ``model`` in ``fmt`` with I/O room for ``capacity`` samples."""
+    if isinstance(model, Int8Model):
+        steps = _int8_steps(model)
+    else:
+        steps = _float_steps(model, fmt)
+    elem = ELEMENT_BYTES[fmt]
+    ctype = C_TYPES[fmt]
+    in_bytes = numel(model.input_shape) * elem
+    out_bytes = numel(model.output_shape) * elem
+
+    # Ping-pong plan: each computing step writes to the buffer its input is not in.
+    where = "in"
+    sizes = {"a": 0, "b": 0}
+    placed: list[str] = []
+    for step in steps:
+        if step.computes:
+            where = "a" if where != "a" else "b"
+            sizes[where] = max(sizes[where], numel(step.out_shape) * elem)
+        placed.append(where)
+    a_bytes = (sizes["a"] + 7) // 8 * 8
+    arena_bytes = max(a_bytes + sizes["b"], 8)
+
+    ptr = {"in": "in", "a": f"(({ctype} *)nn_arena)", "b": f"(({ctype} *)(nn_arena + {a_bytes}))"}
+    body: list[str] = []
+    prev = "in"
+    infos = []
+    weights_bytes = 0
+    for i, (step, loc) in enumerate(zip(steps, placed, strict=True)):
+        x, y = ptr[prev], ptr[loc]
+        body.append(f"    /* layer {i}: {step.name} ({step.kind}) -> {step.out_shape} */")
+        body.extend("    " + line.format(X=x, Y=y) for line in step.call)
+        body.append(f"    NN_TRACE({i}u, {y}, {numel(step.out_shape) * elem}u);")
+        prev = loc
+        weights_bytes += sum(step.symbols.values())
+        infos.append(
+            LayerInfo(
+                i,
+                step.name,
+                step.kind,
+                step.in_shape,
+                step.out_shape,
+                step.activation,
+                {"in": "input", "a": "arena_a", "b": "arena_b"}[loc],
+                step.symbols,
+            )
+        )
+    body.append(f"    memcpy(out, {ptr[prev]}, {out_bytes}u);")
+
+    kind = "Int8Model" if isinstance(model, Int8Model) else "FloatModel"
+    parts = [
+        f"/* Generated by simcore.firmware: do not edit.\n"
+        f" * model {model.name} ({kind}), format {fmt}\n"
+        f" * model sha256 {model.sha256}\n"
+        f" * input {model.input_shape} -> output {model.output_shape}\n */\n",
+        '#include <stdint.h>\n#include <string.h>\n#include "simcore_abi.h"\n'
+        f'#include "{_header(fmt)}"\n\n',
+        f"#define MODEL_INPUT_BYTES {in_bytes}u\n#define MODEL_OUTPUT_BYTES {out_bytes}u\n"
+        f"#define MODEL_CAPACITY {capacity}u\n\n",
+        "SIMCORE_DEFINE_IO(MODEL_INPUT_BYTES, MODEL_OUTPUT_BYTES, MODEL_CAPACITY);\n\n",
+        f"/* Activation arena: buffer A [0, {a_bytes}), buffer B [{a_bytes}, {arena_bytes}). */\n"
+        f"__attribute__((aligned(8), used)) uint8_t nn_arena[{arena_bytes}];\n\n",
+    ]
+    if fmt == "q16":
+        parts.append(_q16_tables() + "\n")
+    for i, step in enumerate(steps):
+        if step.consts:
+            parts.append(f"/* layer {i}: {step.name} */\n" + "".join(step.consts) + "\n")
+    parts.append(
+        f"static void infer(const {ctype} *in, {ctype} *out)\n{{\n" + "\n".join(body) + "\n}\n\n"
+    )
+    parts.append(
+        "int main(void)\n{\n"
+        "    uint32_t n = simcore_io.n_samples;\n"
+        "    if (n > MODEL_CAPACITY) {\n        n = MODEL_CAPACITY;\n    }\n"
+        "    for (uint32_t s = 0; s < n; ++s) {\n"
+        "        simcore_sample_begin(s);\n"
+        f"        infer((const {ctype} *)(simcore_io.input + s * MODEL_INPUT_BYTES),\n"
+        f"              ({ctype} *)(simcore_io.output + s * MODEL_OUTPUT_BYTES));\n"
+        "        simcore_sample_end(s);\n"
+        "    }\n    return 0;\n}\n"
+    )
+    return GeneratedSource(
+        text="".join(parts),
+        input_bytes=in_bytes,
+        output_bytes=out_bytes,
+        arena_bytes=arena_bytes,
+        weights_bytes=weights_bytes,
+        layers=tuple(infos),
+    )
