@@ -109,7 +109,7 @@ def peer(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Lint with ruff."""
-    session.install("ruff")
+    session.install("ruff==0.17.6")  # the same pin as the dev extra
     session.run("ruff", "check", "simcore", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "simcore", "tests", "noxfile.py")
 
