@@ -1,0 +1,149 @@
+"""Helpers of the cycle-model tests: build tiny Thumb programs, run them with accounting.
+
+Programs start at ``_start`` in flash (0x10000000) and stop when the PC reaches the
+``done`` label (``emu_start(until=done)``), so ``done`` itself is never charged.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, UC_PROT_ALL, Uc, arm_const
+
+from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
+from simcore.cycles.native import BlockAccounting
+from simcore.cycles.tables import CacheConfig
+
+FLASH = 0x10000000
+RAM = 0x20000000
+RAM_SIZE = 0x40000
+SCS = 0xE0000000
+
+CPU = {
+    "cortex-m0plus": ("cortex-m0plus", None, arm_const.UC_CPU_ARM_CORTEX_M0),
+    "cortex-m33": ("cortex-m33", "fpv5-sp-d16", arm_const.UC_CPU_ARM_CORTEX_M33),
+    "cortex-m7": ("cortex-m7", "fpv5-d16", arm_const.UC_CPU_ARM_CORTEX_M7),
+}
+
+HAVE_AS = all(shutil.which(t) is not None for t in ("arm-none-eabi-as", "arm-none-eabi-ld"))
+
+
+@dataclass
+class Program:
+    """An assembled and linked program: its code ranges, mapping symbols and symbols."""
+
+    elf: Path
+    ranges: list[CodeRange]
+    mapping: list[MappingSymbol]
+    symbols: dict[str, int]
+    image: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def classify(self, core: str) -> Classification:
+        return classify(core, self.ranges, self.mapping)
+
+
+def build(tmp: Path, core: str, body: str, *, name: str = "prog", tail: str = "") -> Program:
+    """Assemble ``body`` after ``_start`` and link it at :data:`FLASH`."""
+    cpu, fpu, _ = CPU[core]
+    src = tmp / f"{name}.s"
+    src.write_text(
+        ".syntax unified\n.thumb\n"
+        f".cpu {cpu}\n" + (f".fpu {fpu}\n" if fpu else "")
+        + ".text\n.global _start\n.thumb_func\n_start:\n"
+        + body
+        + "\n.global done\ndone:\n    b done\n"
+        + tail
+        + "\n.ltorg\n"
+    )
+    obj, elf = tmp / f"{name}.o", tmp / f"{name}.elf"
+    subprocess.run(["arm-none-eabi-as", str(src), "-o", str(obj)], check=True)
+    subprocess.run(
+        ["arm-none-eabi-ld", f"-Ttext=0x{FLASH:x}", f"-Tdata=0x{RAM:x}", "-e", "_start",
+         str(obj), "-o", str(elf)],
+        check=True,
+    )
+    with elf.open("rb") as f:
+        e = ELFFile(f)
+        ranges, image, exec_idx = [], [], set()
+        for i, sec in enumerate(e.iter_sections()):
+            if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 2:  # SHF_ALLOC
+                image.append((sec["sh_addr"], sec.data()))
+                if sec["sh_flags"] & 4:  # SHF_EXECINSTR
+                    ranges.append(CodeRange(sec["sh_addr"], sec.data()))
+                    exec_idx.add(i)
+        symtab = e.get_section_by_name(".symtab")
+        symbols, mapping = {}, []
+        for s in symtab.iter_symbols():
+            if s.name in ("$t", "$d") or s.name.startswith(("$t.", "$d.")):
+                if s["st_shndx"] in exec_idx:
+                    mapping.append(MappingSymbol(s["st_value"], s.name[1]))
+            elif s.name:
+                symbols[s.name] = s["st_value"] & ~1  # Thumb bit off
+    return Program(elf, ranges, mapping, symbols, image)
+
+
+@dataclass
+class Run:
+    uc: Uc
+    accounting: BlockAccounting | None
+    registers: tuple[int, ...]
+    ram: bytes
+    pc: int
+
+    @property
+    def cycles(self) -> int:
+        assert self.accounting is not None
+        return self.accounting.cycles
+
+    @property
+    def instructions(self) -> int:
+        assert self.accounting is not None
+        return self.accounting.instructions
+
+
+def new_engine(core: str) -> Uc:
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
+    uc.ctl_set_cpu_model(CPU[core][2])  # before anything else
+    return uc
+
+
+def run(
+    prog: Program,
+    core: str,
+    *,
+    accounting: bool = True,
+    cache: CacheConfig | None = None,
+    data_reads: bool = True,
+    budget: int = 5_000_000,
+    mmio: object | None = None,
+    counter_hook: bool = False,
+) -> Run:
+    """Run ``prog`` from ``_start`` to ``done``; ``counter_hook`` adds a Python block hook
+    counting instructions instead (to compare execution without the C hook)."""
+    uc = new_engine(core)
+    uc.mem_map(FLASH, 0x100000, UC_PROT_ALL)
+    uc.mem_map(RAM, RAM_SIZE, UC_PROT_ALL)
+    for addr, data in prog.image:
+        uc.mem_write(addr, data)
+    uc.reg_write(arm_const.UC_ARM_REG_SP, RAM + RAM_SIZE - 0x100)
+    acc = None
+    if accounting:
+        acc = BlockAccounting(prog.classify(core), budget=budget, cache=cache,
+                              data_reads=data_reads)
+        if mmio is not None:
+            mmio(uc, acc)  # type: ignore[operator]
+        acc.install(uc)
+    elif mmio is not None:
+        mmio(uc, None)  # type: ignore[operator]
+    # A timeout (not `count`, which adds a code hook) guards against a runaway program.
+    uc.emu_start(prog.symbols["_start"] | 1, prog.symbols["done"], timeout=20_000_000)
+    if acc is not None:
+        acc.check()
+    regs = tuple(uc.reg_read(getattr(arm_const, f"UC_ARM_REG_R{i}")) for i in range(13))
+    return Run(uc, acc, regs, bytes(uc.mem_read(RAM, 0x1000)), uc.reg_read(arm_const.UC_ARM_REG_PC))
+
+
