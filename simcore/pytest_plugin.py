@@ -1,0 +1,118 @@
+"""pytest plugin: regression tests for your own firmware, without hardware.
+
+Registered through the ``pytest11`` entry point, so installing simcore makes
+it available. Write tests like::
+
+    def test_inference(simcore_run, simcore_board, simcore_baseline):
+        result = simcore_run("build/app.elf", simcore_board, inputs=x.tobytes())
+        assert result.exit_code == 0
+        simcore_baseline.check(f"app/{simcore_board.name}", {
+            "flash_bytes": result.memory.flash.used_bytes,
+            "stack_peak_bytes": result.memory.stack_peak.used_bytes,
+        })
+
+Options: ``--simcore-board NAME`` (repeatable; default every shipped board)
+selects the boards ``simcore_board`` is parametrized over;
+``--simcore-baseline FILE`` (default ``simcore-baseline.json`` in the rootdir)
+and ``--simcore-update-baseline`` (the only way the file is written). JUnit
+XML comes from pytest's own ``--junitxml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simcore.baseline import Finding, load_baseline, write_baseline
+from simcore.boards import BoardSpec, get_board, load_boards
+from simcore.results import RunResult
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simcore", "simcore firmware emulation")
+    group.addoption(
+        "--simcore-board",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="board(s) to run simcore_board tests on (default: all shipped boards)",
+    )
+    group.addoption(
+        "--simcore-baseline",
+        default=None,
+        metavar="FILE",
+        help="baseline file for simcore_baseline (default: simcore-baseline.json in rootdir)",
+    )
+    group.addoption(
+        "--simcore-update-baseline",
+        action="store_true",
+        help="record current figures as the new baseline instead of checking them",
+    )
+
+
+def _selected_boards(config: pytest.Config) -> list[BoardSpec]:
+    names: list[str] = config.getoption("--simcore-board") or sorted(load_boards())
+    return [get_board(n) for n in names]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "simcore_board" in metafunc.fixturenames:
+        boards = _selected_boards(metafunc.config)
+        metafunc.parametrize("simcore_board", boards, ids=[b.name for b in boards])
+
+
+class BaselineGate:
+    """Checks figures against the baseline file, or records them in update mode."""
+
+    def __init__(self, path: Path, update: bool) -> None:
+        self.path = path
+        self.update_mode = update
+        self.baseline = load_baseline(path)
+        self.dirty = False
+
+    def check(self, key: str, figures: dict[str, float]) -> list[Finding]:
+        """Fail the calling test if a figure regressed beyond its band."""
+        if self.update_mode or self.baseline.missing(key):
+            if not self.update_mode:
+                pytest.fail(
+                    f"no baseline for {key} in {self.path}; run with --simcore-update-baseline",
+                    pytrace=False,
+                )
+            self.baseline.update(key, figures)
+            self.dirty = True
+            return []
+        findings = self.baseline.compare(key, figures)
+        regressions = [f for f in findings if f.regressed]
+        if regressions:
+            pytest.fail("\n".join(f.describe() for f in regressions), pytrace=False)
+        return findings
+
+    def save(self) -> None:
+        if self.dirty:
+            write_baseline(self.path, self.baseline)
+
+
+@pytest.fixture(scope="session")
+def simcore_baseline(request: pytest.FixtureRequest) -> Any:
+    """The session's baseline gate (written at the end in update mode)."""
+    config = request.config
+    option = config.getoption("--simcore-baseline")
+    path = Path(option) if option else Path(config.rootpath) / "simcore-baseline.json"
+    gate = BaselineGate(path, bool(config.getoption("--simcore-update-baseline")))
+    yield gate
+    gate.save()
+
+
+@pytest.fixture
+def simcore_run() -> Callable[..., RunResult]:
+    """``simcore_run(elf, board, inputs=None, **options) -> RunResult`` (see run_firmware)."""
+
+    from simcore.engine import run_firmware  # unicorn loads only when a test needs it
+
+    def run(elf: str | Path, board: BoardSpec | str, **options: Any) -> RunResult:
+        return run_firmware(elf, board, **options)
+
+    return run
