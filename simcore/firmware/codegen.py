@@ -290,7 +290,8 @@ def _header(fmt: str) -> str:
     return {"f32": "nn_f32.h", "q16": "nn_q16.h", "int8": "nn_int8.h"}[fmt]
 
 
-def _q16_tables() -> str:
+def q16_tables_source() -> str:
+    """C definitions of the Q16.16 lookup tables (from q16_ref)."""
     table, end = q16_ref.sigmoid_table()
     return (
         "/* Q16.16 lookup tables (simcore/firmware/q16_ref.py). */\n"
@@ -364,7 +365,7 @@ def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> Gener
         f"__attribute__((aligned(8), used)) uint8_t nn_arena[{arena_bytes}];\n\n",
     ]
     if fmt == "q16":
-        parts.append(_q16_tables() + "\n")
+        parts.append(q16_tables_source() + "\n")
     for i, step in enumerate(steps):
         if step.consts:
             parts.append(f"/* layer {i}: {step.name} */\n" + "".join(step.consts) + "\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -71,19 +72,22 @@ def _pair(v: Any) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _vars(h5: Any, layer_name: str) -> list[np.ndarray[Any, Any]]:
-    """Return the variables of one layer, in Keras order (kernel, bias)."""
-    found: list[Any] = []
+def snake_case(class_name: str) -> str:
+    """Keras' ``naming.to_snake_case`` of a class name (``MaxPooling2D`` -> ``max_pooling2d``)."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
-    def visit(path: str, obj: Any) -> None:
-        parts = path.split("/")
-        if len(parts) >= 2 and parts[-1] == "vars" and parts[-2] == layer_name:
-            found.append(obj)
 
-    h5.visititems(visit)
-    if not found:
+def _vars(h5: Any, key: str) -> list[np.ndarray[Any, Any]]:
+    """Return the variables stored under ``layers/<key>/vars`` in Keras order (kernel, bias).
+
+    Keras 3 names a layer's weight group after its class, not its name:
+    ``dense``, ``dense_1``, ... in model order (saving_lib's container state).
+    """
+    group = h5.get(f"layers/{key}/vars")
+    if group is None:
         return []
-    group = found[0]
     return [np.asarray(group[k]) for k in sorted(group.keys(), key=int)]
 
 
@@ -170,8 +174,15 @@ def _build(
 ) -> FloatModel:
     shape: tuple[int, ...] | None = None
     layers: list[Layer] = []
+    used: dict[str, int] = {}
     for entry in entries:
         cls = entry.get("class_name", "?")
+        key = snake_case(str(cls))
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
         cfg = entry.get("config", {})
         lname = str(cfg.get("name", entry.get("name", "?")))
         where = f"{path.name}: layer {lname!r} ({cls})"
@@ -189,7 +200,7 @@ def _build(
             if build_shape is None:
                 raise FirmwareError(f"{where}: the model has no input shape")
             shape = tuple(int(d) for d in build_shape[1:])
-        layer = _layer(cls, cfg, lname, where, shape, _vars(h5, lname))
+        layer = _layer(cls, cfg, lname, where, shape, _vars(h5, key))
         if layer is not None:
             layers.append(layer)
             shape = layer.out_shape

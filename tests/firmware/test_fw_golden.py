@@ -1,0 +1,119 @@
+"""Every shipped model x format x board: build, run under simcore, match the golden.
+
+int8 must equal tflite-micro's outputs bit for bit, q16 must equal the NumPy
+q16 reference bit for bit (and be within its stated tolerance of Keras),
+f32 must be within its stated tolerance of Keras. A handful of test-split
+samples per combination keeps this fast; the slow session runs whole splits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from fw_support import Builder
+
+from simcore.boards import get_board, load_boards
+from simcore.engine import run_firmware
+from simcore.firmware import q16_ref
+from simcore.firmware.build import load_model, resolve_model
+from simcore.firmware.codec import decode_outputs, encode_inputs
+from simcore.firmware.q16_ref import Q16_TOLERANCE
+from simcore.firmware.reference import F32_TOLERANCE
+from simcore.golden.store import Golden, load_golden
+
+MODELS = ("iris_anne8", "iris_anne6", "iris3", "mnist_cnn")
+FORMATS = ("f32", "int8", "q16")
+BOARDS = tuple(sorted(load_boards()))
+DSP_BOARDS = tuple(b for b in BOARDS if get_board(b).core.dsp)
+SAMPLES = 8
+
+_goldens: dict[str, Golden] = {}
+
+
+def golden(name: str) -> Golden:
+    if name not in _goldens:
+        try:
+            _goldens[name] = load_golden(name)
+        except Exception as exc:  # noqa: BLE001 - a missing golden is reported as a skip
+            pytest.skip(f"golden {name} unavailable: {exc}")
+    return _goldens[name]
+
+
+def run_samples(build: Any, board: str, fmt: str, g: Golden, rows: Any, trace: bool = False
+                ) -> Any:
+    x = g.inputs_int8[rows] if fmt == "int8" else g.inputs_float[rows]
+    result = run_firmware(build.elf, board, inputs=encode_inputs(fmt, x), n_samples=len(rows),
+                          trace=trace, timeout_s=120)
+    assert result.exit_code == 0, result.stop_reason
+    return result, decode_outputs(fmt, result.outputs, build.output_shape)
+
+
+def check_outputs(fmt: str, name: str, g: Golden, rows: Any, out: Any) -> None:
+    keras = g.outputs_float[rows].reshape(out.shape).astype(np.float64)
+    if fmt == "int8":
+        np.testing.assert_array_equal(out, g.outputs_int8_raw[rows].reshape(out.shape))
+    elif fmt == "q16":
+        model = load_model(*resolve_model(name, "q16"), "q16")
+        expect = q16_ref.forward(model, q16_ref.to_q16(g.inputs_float[rows]))
+        np.testing.assert_array_equal(out, expect.reshape(out.shape))
+        np.testing.assert_allclose(out / 65536.0, keras, rtol=0, atol=Q16_TOLERANCE["abs"])
+    else:
+        np.testing.assert_allclose(out, keras, rtol=F32_TOLERANCE["rel"],
+                                   atol=F32_TOLERANCE["abs"])
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", MODELS)
+def test_model_matches_golden(fw_build: Builder, name: str, fmt: str, board: str) -> None:
+    g = golden(name)
+    build = fw_build(name, fmt, board)
+    rows = g.split("test")[:SAMPLES]
+    _, out = run_samples(build, board, fmt, g, rows)
+    check_outputs(fmt, name, g, rows, out)
+
+
+@pytest.mark.parametrize("board", DSP_BOARDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_int8_portable_path_gives_the_same_outputs(fw_build: Builder, name: str,
+                                                   board: str) -> None:
+    g = golden(name)
+    rows = g.split("test")[:SAMPLES]
+    dsp = fw_build(name, "int8", board)
+    portable = fw_build(name, "int8", board, portable=True)
+    assert dsp.manifest["variant"]["int8_dsp_path"] is True
+    assert portable.manifest["variant"]["int8_dsp_path"] is False
+    r_dsp, out_dsp = run_samples(dsp, board, "int8", g, rows)
+    r_port, out_port = run_samples(portable, board, "int8", g, rows)
+    np.testing.assert_array_equal(out_dsp, out_port)
+    check_outputs("int8", name, g, rows, out_dsp)
+    if r_dsp.instructions is not None and r_port.instructions is not None and name == "mnist_cnn":
+        assert r_dsp.instructions < r_port.instructions
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", ["iris_anne8", "mnist_cnn"])
+def test_trace_build_reports_every_layer(fw_build: Builder, name: str, fmt: str) -> None:
+    g = golden(name)
+    board = "rp2350"
+    build = fw_build(name, fmt, board, trace=True)
+    rows = g.layer_samples
+    result, out = run_samples(build, board, fmt, g, rows, trace=True)
+    check_outputs(fmt, name, g, rows, out)
+    layers = build.manifest["layers"]
+    assert len(result.traces) == len(rows) * len(layers)
+    reference = g.layer_outputs_int8 if fmt == "int8" else g.layer_outputs_float
+    assert len(reference) == len(layers)
+    for rec in result.traces:
+        ref = reference[rec.layer_id]
+        got = decode_outputs(fmt, rec.data, tuple(layers[rec.layer_id]["out_shape"]))[0]
+        want = ref.values[rec.sample_index].reshape(got.shape)
+        if fmt == "int8":
+            np.testing.assert_array_equal(got, want, err_msg=ref.name)
+        elif fmt == "q16":
+            np.testing.assert_allclose(got / 65536.0, want, atol=Q16_TOLERANCE["abs"] * 5,
+                                       err_msg=ref.name)
+        else:
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4, err_msg=ref.name)
