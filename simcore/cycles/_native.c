@@ -41,6 +41,7 @@ typedef struct {
     uint64_t end;            /* start + 2 * nhalf */
     const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
     uint64_t *counts;        /* nhalf block-execution counts, by block start */
+    uint64_t *ends;          /* nhalf + 1 counts of blocks ending before each halfword */
 } code_range;
 
 typedef struct {
@@ -151,7 +152,10 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     s->cycles += dc;
     s->instructions += p1[1] - p0[1];
     s->blocks++;
-    if (size) r->counts[i0]++;
+    if (size) {
+        r->counts[i0]++;
+        r->ends[i1]++;
+    }
     if (address != s->prev_end && s->prev_end != NO_BLOCK) {
         s->cycles += s->refill_cycles;
         s->taken_branches++;
@@ -184,6 +188,7 @@ typedef struct {
     acct_state st;
     Py_buffer prefix_buf[MAX_RANGES];
     Py_buffer counts_buf[MAX_RANGES];
+    Py_buffer ends_buf[MAX_RANGES];
 } AccountingObject;
 
 static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwds) {
@@ -204,6 +209,7 @@ static void Accounting_dealloc(AccountingObject *self) {
     for (int i = 0; i < self->st.nranges; i++) {
         PyBuffer_Release(&self->prefix_buf[i]);
         PyBuffer_Release(&self->counts_buf[i]);
+        PyBuffer_Release(&self->ends_buf[i]);
     }
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
@@ -212,26 +218,32 @@ static void Accounting_dealloc(AccountingObject *self) {
 
 static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     unsigned long long start;
-    PyObject *prefix, *counts;
-    if (!PyArg_ParseTuple(args, "KOO", &start, &prefix, &counts)) return NULL;
+    PyObject *prefix, *counts, *ends;
+    if (!PyArg_ParseTuple(args, "KOOO", &start, &prefix, &counts, &ends)) return NULL;
     int n = self->st.nranges;
     if (n >= MAX_RANGES) {
         PyErr_Format(PyExc_ValueError, "at most %d code ranges", MAX_RANGES);
         return NULL;
     }
-    Py_buffer *pb = &self->prefix_buf[n], *cb = &self->counts_buf[n];
+    Py_buffer *pb = &self->prefix_buf[n], *cb = &self->counts_buf[n], *eb = &self->ends_buf[n];
     if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     if (PyObject_GetBuffer(counts, cb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
         return NULL;
     }
-    Py_ssize_t nhalf = cb->len / 8;
-    if (pb->itemsize != 8 || cb->itemsize != 8 || pb->len != (nhalf + 1) * 16 ||
-        cb->len != nhalf * 8) {
+    if (PyObject_GetBuffer(ends, eb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
+        return NULL;
+    }
+    Py_ssize_t nhalf = cb->len / 8;
+    if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 ||
+        pb->len != (nhalf + 1) * 16 || cb->len != nhalf * 8 || eb->len != (nhalf + 1) * 8) {
+        PyBuffer_Release(pb);
+        PyBuffer_Release(cb);
+        PyBuffer_Release(eb);
         PyErr_SetString(PyExc_ValueError,
-                        "prefix must be uint64 (n+1, 2) and counts uint64 (n,), C-contiguous");
+                        "prefix must be uint64 (n+1, 2), counts uint64 (n,), ends uint64 (n+1,)");
         return NULL;
     }
     code_range *r = &self->st.ranges[n];
@@ -239,6 +251,7 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     r->end = start + 2 * (uint64_t)nhalf;
     r->prefix = (const uint64_t *)pb->buf;
     r->counts = (uint64_t *)cb->buf;
+    r->ends = (uint64_t *)eb->buf;
     self->st.nranges = n + 1;
     Py_RETURN_NONE;
 }
@@ -344,7 +357,8 @@ static PyObject *Accounting_get_stop_reason(AccountingObject *self, void *closur
 
 static PyMethodDef Accounting_methods[] = {
     {"add_range", (PyCFunction)Accounting_add_range, METH_VARARGS,
-     "add_range(start, prefix, counts): a code range's prefix (uint64 (n+1,2)) and counts."},
+     "add_range(start, prefix, counts, ends): a code range's prefix (uint64 (n+1,2)), "
+     "block-start counts (n,) and block-end counts (n+1,)."},
     {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,

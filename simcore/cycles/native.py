@@ -103,10 +103,13 @@ class BlockAccounting:
         refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
         self._native = _native.Accounting(refill, budget)
         self._counts: list[npt.NDArray[np.uint64]] = []
+        self._ends: list[npt.NDArray[np.uint64]] = []
         for r in classification.ranges:
             counts = np.zeros(r.nhalf, dtype=np.uint64)
-            self._native.add_range(r.start, r.prefix, counts)
+            ends = np.zeros(r.nhalf + 1, dtype=np.uint64)
+            self._native.add_range(r.start, r.prefix, counts, ends)
             self._counts.append(counts)
+            self._ends.append(ends)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         if cache is not None:
@@ -180,9 +183,14 @@ class BlockAccounting:
                 out[r.start + 2 * int(i)] = int(counts[i])
         return out
 
-    def count_arrays(self) -> list[tuple[int, npt.NDArray[np.uint64]]]:
-        """Per-range block-start execution counts (index = halfword), for the profile."""
-        return [(r.start, c) for r, c in zip(self.classification.ranges, self._counts, strict=True)]
+    def count_arrays(
+        self,
+    ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+        """Per range: (start, blocks started at halfword i, blocks ended before halfword i)."""
+        return [
+            (r.start, c, e)
+            for r, c, e in zip(self.classification.ranges, self._counts, self._ends, strict=True)
+        ]
 
     def cache_stats(self) -> CacheStats | None:
         if self.cache is None:
