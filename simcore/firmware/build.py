@@ -300,8 +300,9 @@ def _describe(
     flash = flash_bytes(image, spec)
     ram = static_ram_bytes(image, spec)
     repo = str(REPO_DIR)
+    out_dir = str(elf.parent.resolve())
     flags = [
-        a.replace(repo, ".")
+        a.replace(out_dir, "<out>").replace(repo, ".")
         for a in command[1:]
         if a.startswith("-") and not a.startswith(("-o", "-Wl,-Map"))
     ]
