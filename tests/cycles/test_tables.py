@@ -1,0 +1,100 @@
+"""Timing-table loader: every shipped table is valid; malformed tables are refused."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simcore.boards import load_boards
+from simcore.cycles.classify import CodeRange, MappingSymbol, classify
+from simcore.cycles.tables import CORE_NAMES, Tag, load_table, parse_table, xip_cache_for
+from simcore.errors import CycleModelError
+
+TIMING = Path(__file__).parents[2] / "simcore" / "data" / "timing"
+
+
+def raw(core: str) -> dict[str, Any]:
+    with (TIMING / f"{core}.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+@pytest.mark.parametrize("core", CORE_NAMES)
+def test_shipped_table_is_valid(core: str) -> None:
+    table = load_table(core)
+    assert table.core == core
+    assert table.rows
+    assert all(row.source for row in table.rows)
+    for row in table.rows:
+        if row.taken_cycles is not None:
+            assert row.taken_cycles == row.cycles + table.refill_cycles
+
+
+def test_m0plus_is_exact_except_the_chosen_readings() -> None:
+    """The M0+ model is exact; only POP-with-PC's N reading and traps are approximate."""
+    table = load_table("cortex-m0plus")
+    assert table.exactness is Tag.EXACT
+    approximate = {r.name for r in table.rows if r.tag is not Tag.EXACT}
+    assert approximate == {"pop_pc", "breakpoint", "exception_trap"}
+
+
+def test_every_board_core_has_a_table() -> None:
+    for board in load_boards().values():
+        assert load_table(board.core.name).core == board.core.name
+        if any(r.xip_cache for r in board.memory):
+            assert xip_cache_for(board) is not None
+
+
+def _mutate(core: str, fn: Any) -> dict[str, Any]:
+    t = copy.deepcopy(raw(core))
+    fn(t)
+    return t
+
+
+BAD = {
+    "unknown_key": lambda t: t["row"][0].update(cyles=1),
+    "unknown_capstone_id": lambda t: t["row"][0].update(ids=["MOVZ"]),
+    "bad_tag": lambda t: t["row"][0].update(tag="guess"),
+    "taken_mismatch": lambda t: t["row"][0].update(taken_cycles=9),
+    "negative_cycles": lambda t: t["row"][0].update(cycles=-1),
+    "unknown_core": lambda t: t["model"].update(core="cortex-m85"),
+    "bad_when": lambda t: t["row"][0].update(when={"writes_lr": True}),
+    "bad_precision": lambda t: t["row"][0].update(when={"precision": "f16"}),
+    "missing_source": lambda t: t["row"][0].pop("source"),
+    "duplicate_row": lambda t: t["row"].append(dict(t["row"][0])),
+}
+
+
+@pytest.mark.parametrize("mutation", list(BAD), ids=list(BAD))
+def test_bad_table_refused(mutation: str) -> None:
+    with pytest.raises(CycleModelError):
+        parse_table(_mutate("cortex-m0plus", BAD[mutation]), "test.toml")
+
+
+def test_m7_unit_must_exist() -> None:
+    t = _mutate("cortex-m7", lambda t: t["row"][0].update(unit="warp"))
+    with pytest.raises(CycleModelError, match="unit"):
+        parse_table(t, "test.toml")
+
+
+def test_data_mapping_symbols_are_not_decoded() -> None:
+    """Halfwords after a ``$d`` symbol are forbidden; code after ``$t`` is decoded."""
+    code = bytes.fromhex("0120") + bytes.fromhex("ffffffff") + bytes.fromhex("0220")
+    c = classify("cortex-m0plus", [CodeRange(0x100, code)],
+                 [MappingSymbol(0x100, "t"), MappingSymbol(0x102, "d"), MappingSymbol(0x106, "t")])
+    r = c.ranges[0]
+    assert r.block_cost(0x100, 0x102) == (1, 1)
+    assert r.block_cost(0x106, 0x108) == (1, 1)
+    assert r.block_cost(0x100, 0x108)[0] >= 1 << 40
+    assert "data" in c.explain(0x102, 0x104)
+
+
+def test_block_starting_inside_a_32bit_instruction_is_flagged() -> None:
+    """A start between the halves of BL is a decode disagreement, not a silent count."""
+    code = bytes.fromhex("00f000f8") + bytes.fromhex("0120")  # bl; movs
+    r = classify("cortex-m0plus", [CodeRange(0, code)]).ranges[0]
+    assert r.block_cost(0, 4) == (2, 1)
+    assert r.block_cost(2, 6)[0] >= 1 << 40
