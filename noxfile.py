@@ -123,10 +123,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def firmware(session: nox.Session) -> None:
-    """Build the example firmware for every board into firmware_builds/out/."""
+    """Build every shipped model x format x board into firmware_builds/out/<board>/."""
     ensure_toolchain(session)
     install(session)
-    session.run("simcore", "example", "--build-only", *session.posargs)
+    session.run("simcore", "build", "--all", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

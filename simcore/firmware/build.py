@@ -134,7 +134,7 @@ def _size(text: str) -> int:
 
 
 def ram_budget(board: BoardSpec) -> tuple[int, int]:
-    """Return (RAM bytes for arena + I/O buffers, code-region bytes) from the board's linker script."""
+    """Return (RAM for arena + I/O buffers, code-region size) in bytes, from the linker script."""
     text = linker_script(board).read_text()
     regions = {
         m.group(1): _size(m.group(2))

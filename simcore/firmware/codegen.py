@@ -78,10 +78,8 @@ def _float_literal(v: float) -> str:
 def c_array(ctype: str, name: str, values: Iterable[Any], *, per_line: int = 8) -> str:
     """Format a const C array; floats as exact hexadecimal literals."""
     vals = list(values)
-    if ctype == "float":
-        items = [_float_literal(v) for v in vals]
-    else:
-        items = [str(int(v)) for v in vals]
+    fmt_one = _float_literal if ctype == "float" else (lambda v: str(int(v)))
+    items = [fmt_one(v) for v in vals]
     lines = [
         "    " + ", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)
     ]
@@ -303,10 +301,7 @@ def q16_tables_source() -> str:
 
 def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> GeneratedSource:
     """Return the C source of ``model`` in ``fmt`` with I/O room for ``capacity`` samples."""
-    if isinstance(model, Int8Model):
-        steps = _int8_steps(model)
-    else:
-        steps = _float_steps(model, fmt)
+    steps = _int8_steps(model) if isinstance(model, Int8Model) else _float_steps(model, fmt)
     elem = ELEMENT_BYTES[fmt]
     ctype = C_TYPES[fmt]
     in_bytes = numel(model.input_shape) * elem

@@ -1,4 +1,4 @@
-"""Read a Keras 3 ``.keras`` file into a :class:`~simcore.firmware.ir.FloatModel`, without TensorFlow.
+"""Read a Keras 3 ``.keras`` file into a float model, without TensorFlow.
 
 A ``.keras`` file is a zip holding ``config.json`` (the architecture) and
 ``model.weights.h5`` (variables under ``layers/<layer name>/vars/<i>``), read

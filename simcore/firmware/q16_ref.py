@@ -102,14 +102,16 @@ def softmax(x: npt.ArrayLike) -> I64:
     d = x.max(axis=-1, keepdims=True) - x
     e = _exp2_neg((d * LOG2E_Q16) >> 16)
     total = e.sum(axis=-1, keepdims=True)
-    return (e << 16) // total
+    out: I64 = (e << 16) // total
+    return out
 
 
 def activation(x: npt.ArrayLike, act: str, alpha_q16: int = 0) -> I64:
     """Apply a Q16.16 activation (softmax along the last axis)."""
     x = np.asarray(x, dtype=np.int64)
     if act == "relu":
-        return np.maximum(x, 0)
+        out: I64 = np.maximum(x, 0)
+        return out
     if act == "leaky_relu":
         return np.where(x >= 0, x, (x * alpha_q16) >> 16)
     if act == "sigmoid":

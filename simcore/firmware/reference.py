@@ -58,7 +58,8 @@ def _activation(x: npt.NDArray[np.float64], layer: Layer) -> npt.NDArray[np.floa
         return np.tanh(x)
     if act == "softmax":
         e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        out: npt.NDArray[np.float64] = e / e.sum(axis=-1, keepdims=True)
+        return out
     return x
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fw_support import Builder
 
 from simcore.firmware import FirmwareBuild, build_model_firmware
@@ -48,9 +46,20 @@ def host_nn(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     tables.write_text('#include "nn_q16.h"\n' + q16_tables_source())
     lib = d / "libnn.so"
     subprocess.run(
-        [cc, "-std=c11", "-O2", "-shared", "-fPIC", "-ffp-contract=off", f"-I{INCLUDE_DIR}",
-         *(str(RUNTIME_DIR / f"nn_{f}.c") for f in ("f32", "q16", "int8")), str(tables),
-         "-lm", "-o", str(lib)],
+        [
+            cc,
+            "-std=c11",
+            "-O2",
+            "-shared",
+            "-fPIC",
+            "-ffp-contract=off",
+            f"-I{INCLUDE_DIR}",
+            *(str(RUNTIME_DIR / f"nn_{f}.c") for f in ("f32", "q16", "int8")),
+            str(tables),
+            "-lm",
+            "-o",
+            str(lib),
+        ],
         check=True,
     )
     return ctypes.CDLL(str(lib))

@@ -17,8 +17,12 @@ from simcore.firmware import FirmwareBuild
 Builder = Callable[..., FirmwareBuild]
 
 
-def write_keras(path: Path, layers: list[dict[str, Any]], weights: dict[str, list[Any]],
-                input_shape: tuple[int, ...]) -> Path:
+def write_keras(
+    path: Path,
+    layers: list[dict[str, Any]],
+    weights: dict[str, list[Any]],
+    input_shape: tuple[int, ...],
+) -> Path:
     """Write a minimal Keras 3 ``.keras`` file (Sequential) without Keras.
 
     ``layers`` are ``{"class_name": ..., "config": {...}}`` entries; ``weights``
@@ -33,8 +37,10 @@ def write_keras(path: Path, layers: list[dict[str, Any]], weights: dict[str, lis
         "config": {
             "name": path.stem,
             "layers": [
-                {"class_name": "InputLayer",
-                 "config": {"batch_shape": [None, *input_shape], "name": "input"}},
+                {
+                    "class_name": "InputLayer",
+                    "config": {"batch_shape": [None, *input_shape], "name": "input"},
+                },
                 *layers,
             ],
         },
@@ -52,15 +58,20 @@ def write_keras(path: Path, layers: list[dict[str, Any]], weights: dict[str, lis
     return path
 
 
-def small_keras(path: Path, *, extra: list[dict[str, Any]] | None = None,
-                activation: str = "relu") -> Path:
+def small_keras(
+    path: Path, *, extra: list[dict[str, Any]] | None = None, activation: str = "relu"
+) -> Path:
     """A 4-8-3 Dense network (``activation`` hidden, softmax out) with fixed weights."""
     rng = np.random.default_rng(7)
     layers = [
-        {"class_name": "Dense",
-         "config": {"name": "hidden", "units": 8, "activation": activation, "use_bias": True}},
-        {"class_name": "Dense",
-         "config": {"name": "out", "units": 3, "activation": "softmax", "use_bias": True}},
+        {
+            "class_name": "Dense",
+            "config": {"name": "hidden", "units": 8, "activation": activation, "use_bias": True},
+        },
+        {
+            "class_name": "Dense",
+            "config": {"name": "out", "units": 3, "activation": "softmax", "use_bias": True},
+        },
         *(extra or []),
     ]
     weights = {

@@ -115,8 +115,10 @@ def _one_line(exc: SimError) -> str:
 
 
 def test_unsupported_layer_is_named(tmp_path: Path) -> None:
-    path = small_keras(tmp_path / "bn.keras", extra=[
-        {"class_name": "BatchNormalization", "config": {"name": "bn1"}}])
+    path = small_keras(
+        tmp_path / "bn.keras",
+        extra=[{"class_name": "BatchNormalization", "config": {"name": "bn1"}}],
+    )
     with pytest.raises(FirmwareError) as info:
         build_model_firmware(path, "f32", "rp2040", tmp_path)
     text = _one_line(info.value)
@@ -133,10 +135,19 @@ def test_unsupported_activation_is_named(tmp_path: Path) -> None:
 
 
 def test_unsupported_option_is_named(tmp_path: Path) -> None:
-    conv = {"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": [3, 3],
-                                               "dilation_rate": [2, 2], "activation": "relu"}}
-    path = write_keras(tmp_path / "dil.keras", [conv], {"conv2d": [np.zeros((3, 3, 1, 2)),
-                                                                    np.zeros(2)]}, (8, 8, 1))
+    conv = {
+        "class_name": "Conv2D",
+        "config": {
+            "name": "c",
+            "filters": 2,
+            "kernel_size": [3, 3],
+            "dilation_rate": [2, 2],
+            "activation": "relu",
+        },
+    }
+    path = write_keras(
+        tmp_path / "dil.keras", [conv], {"conv2d": [np.zeros((3, 3, 1, 2)), np.zeros(2)]}, (8, 8, 1)
+    )
     with pytest.raises(FirmwareError) as info:
         build_model_firmware(path, "f32", "rp2040", tmp_path)
     assert "'c' (Conv2D)" in _one_line(info.value) and "dilation_rate" in str(info.value)
@@ -169,8 +180,9 @@ def test_unsupported_tflite_operator_is_named() -> None:
     ],
     ids=["unknown-board", "unknown-format", "unknown-model", "missing-file", "wrong-file-type"],
 )
-def test_bad_arguments(keras_file: Path, tmp_path: Path, args: tuple[str, str, str],
-                       error: type[SimError], words: str) -> None:
+def test_bad_arguments(
+    keras_file: Path, tmp_path: Path, args: tuple[str, str, str], error: type[SimError], words: str
+) -> None:
     model, fmt, board = args
     target: str | Path = model
     if model.endswith(".keras"):
@@ -192,9 +204,17 @@ def test_corrupt_model_file(tmp_path: Path, suffix: str, fmt: str) -> None:
 
 
 def test_arena_that_does_not_fit_the_board(tmp_path: Path) -> None:
-    conv = Layer("big", "conv2d", (96, 96, 3), (96, 96, 32), "relu", 0.0,
-                 np.zeros((32, 3, 3, 3), np.float32), np.zeros(32, np.float32),
-                 Geometry(3, 3, 1, 1, 1, 1))
+    conv = Layer(
+        "big",
+        "conv2d",
+        (96, 96, 3),
+        (96, 96, 32),
+        "relu",
+        0.0,
+        np.zeros((32, 3, 3, 3), np.float32),
+        np.zeros(32, np.float32),
+        Geometry(3, 3, 1, 1, 1, 1),
+    )
     model = FloatModel("big", "0" * 64, "test", (96, 96, 3), (conv,))
     with pytest.raises(FirmwareError) as info:
         build_model_firmware(model, "f32", "stm32h743", tmp_path)
@@ -202,13 +222,42 @@ def test_arena_that_does_not_fit_the_board(tmp_path: Path) -> None:
     assert "activation arena" in text and "stm32h743" in text
 
 
-def test_cli_build_and_errors(keras_file: Path, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["build", "--model", str(keras_file), "--format", "q16", "--board", "rp2040",
-                 "--out", str(tmp_path)]) == 0
+def test_cli_build_and_errors(
+    keras_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "build",
+                "--model",
+                str(keras_file),
+                "--format",
+                "q16",
+                "--board",
+                "rp2040",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "tiny-q16.elf").exists() and (tmp_path / "tiny-q16.json").exists()
     assert "built" in capsys.readouterr().out
-    assert main(["build", "--model", str(keras_file), "--format", "q16", "--board", "nope",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "build",
+                "--model",
+                str(keras_file),
+                "--format",
+                "q16",
+                "--board",
+                "nope",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown board 'nope'" in err

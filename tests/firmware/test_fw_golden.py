@@ -36,16 +36,21 @@ def golden(name: str) -> Golden:
     if name not in _goldens:
         try:
             _goldens[name] = load_golden(name)
-        except Exception as exc:  # noqa: BLE001 - a missing golden is reported as a skip
+        except Exception as exc:
             pytest.skip(f"golden {name} unavailable: {exc}")
     return _goldens[name]
 
 
-def run_samples(build: Any, board: str, fmt: str, g: Golden, rows: Any, trace: bool = False
-                ) -> Any:
+def run_samples(build: Any, board: str, fmt: str, g: Golden, rows: Any, trace: bool = False) -> Any:
     x = g.inputs_int8[rows] if fmt == "int8" else g.inputs_float[rows]
-    result = run_firmware(build.elf, board, inputs=encode_inputs(fmt, x), n_samples=len(rows),
-                          trace=trace, timeout_s=120)
+    result = run_firmware(
+        build.elf,
+        board,
+        inputs=encode_inputs(fmt, x),
+        n_samples=len(rows),
+        trace=trace,
+        timeout_s=120,
+    )
     assert result.exit_code == 0, result.stop_reason
     return result, decode_outputs(fmt, result.outputs, build.output_shape)
 
@@ -60,8 +65,7 @@ def check_outputs(fmt: str, name: str, g: Golden, rows: Any, out: Any) -> None:
         np.testing.assert_array_equal(out, expect.reshape(out.shape))
         np.testing.assert_allclose(out / 65536.0, keras, rtol=0, atol=Q16_TOLERANCE["abs"])
     else:
-        np.testing.assert_allclose(out, keras, rtol=F32_TOLERANCE["rel"],
-                                   atol=F32_TOLERANCE["abs"])
+        np.testing.assert_allclose(out, keras, rtol=F32_TOLERANCE["rel"], atol=F32_TOLERANCE["abs"])
 
 
 @pytest.mark.parametrize("board", BOARDS)
@@ -77,8 +81,9 @@ def test_model_matches_golden(fw_build: Builder, name: str, fmt: str, board: str
 
 @pytest.mark.parametrize("board", DSP_BOARDS)
 @pytest.mark.parametrize("name", MODELS)
-def test_int8_portable_path_gives_the_same_outputs(fw_build: Builder, name: str,
-                                                   board: str) -> None:
+def test_int8_portable_path_gives_the_same_outputs(
+    fw_build: Builder, name: str, board: str
+) -> None:
     g = golden(name)
     rows = g.split("test")[:SAMPLES]
     dsp = fw_build(name, "int8", board)
@@ -113,7 +118,8 @@ def test_trace_build_reports_every_layer(fw_build: Builder, name: str, fmt: str)
         if fmt == "int8":
             np.testing.assert_array_equal(got, want, err_msg=ref.name)
         elif fmt == "q16":
-            np.testing.assert_allclose(got / 65536.0, want, atol=Q16_TOLERANCE["abs"] * 5,
-                                       err_msg=ref.name)
+            np.testing.assert_allclose(
+                got / 65536.0, want, atol=Q16_TOLERANCE["abs"] * 5, err_msg=ref.name
+            )
         else:
             np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4, err_msg=ref.name)

@@ -24,10 +24,9 @@ P = ctypes.c_void_p
 
 
 class Geom(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")] + [
-        (n, ctypes.c_uint8)
-        for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")
-    ]
+    _fields_ = [
+        (n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")
+    ] + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")]
 
 
 class Quant(ctypes.Structure):
@@ -48,8 +47,16 @@ def ptr(a: npt.NDArray[Any]) -> int:
 def geom(layer: Layer) -> Geom:
     g = layer.geometry
     assert g is not None
-    return Geom(*layer.in_shape, *layer.out_shape, g.k_h, g.k_w, g.stride_h, g.stride_w,
-                g.pad_top, g.pad_left)
+    return Geom(
+        *layer.in_shape,
+        *layer.out_shape,
+        g.k_h,
+        g.k_w,
+        g.stride_h,
+        g.stride_w,
+        g.pad_top,
+        g.pad_left,
+    )
 
 
 # -- NumPy twin of TFLite's MultiplyByQuantizedMultiplier (double rounding) ---------------
@@ -85,17 +92,24 @@ def rng() -> np.random.Generator:
 
 def q16_act(lib: ctypes.CDLL, x: npt.NDArray[Any], act: str, depth: int, alpha: int = 0) -> Any:
     buf = np.ascontiguousarray(x, dtype=np.int32).copy()
-    lib.nn_q16_activation(P(ptr(buf)), ctypes.c_uint32(buf.size), ctypes.c_uint32(depth),
-                          ctypes.c_int(ACT[act]), ctypes.c_int32(alpha))
+    lib.nn_q16_activation(
+        P(ptr(buf)),
+        ctypes.c_uint32(buf.size),
+        ctypes.c_uint32(depth),
+        ctypes.c_int(ACT[act]),
+        ctypes.c_int32(alpha),
+    )
     return buf
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid", "tanh"])
 def test_q16_elementwise_matches_reference(host_nn: ctypes.CDLL, rng: Any, act: str) -> None:
-    x = np.concatenate([
-        rng.integers(-(20 << 16), 20 << 16, 50_000),
-        [0, 1, -1, 8 << 16, -(8 << 16), (8 << 16) - 1, -(1 << 31) + 1, (1 << 31) - 1],
-    ]).astype(np.int32)
+    x = np.concatenate(
+        [
+            rng.integers(-(20 << 16), 20 << 16, 50_000),
+            [0, 1, -1, 8 << 16, -(8 << 16), (8 << 16) - 1, -(1 << 31) + 1, (1 << 31) - 1],
+        ]
+    ).astype(np.int32)
     alpha = int(q16_ref.to_q16(0.2))
     got = q16_act(host_nn, x, act, x.size, alpha)
     np.testing.assert_array_equal(got, q16_ref.activation(x, act, alpha))
@@ -116,13 +130,15 @@ def test_q16_softmax_matches_reference(host_nn: ctypes.CDLL, rng: Any) -> None:
     assert np.abs(got / 65536.0 - ref / ref.sum(1, keepdims=True)).max() < 1e-3
 
 
-def _conv_layer(rng: Any, in_shape: tuple[int, int, int], c_out: int, k: int, s: int,
-                padding: str, act: str) -> Layer:
+def _conv_layer(
+    rng: Any, in_shape: tuple[int, int, int], c_out: int, k: int, s: int, padding: str, act: str
+) -> Layer:
     oh, ow, pt, pl = same_or_valid(padding, in_shape[0], in_shape[1], k, k, s, s)
     w = (rng.normal(size=(c_out, k, k, in_shape[2])) * 0.5).astype(np.float32)
     b = (rng.normal(size=c_out) * 0.1).astype(np.float32)
-    return Layer("c", "conv2d", in_shape, (oh, ow, c_out), act, 0.1, w, b,
-                 Geometry(k, k, s, s, pt, pl))
+    return Layer(
+        "c", "conv2d", in_shape, (oh, ow, c_out), act, 0.1, w, b, Geometry(k, k, s, s, pt, pl)
+    )
 
 
 @pytest.mark.parametrize("padding,stride", [("valid", 1), ("same", 1), ("same", 2), ("valid", 2)])
@@ -132,15 +148,23 @@ def test_conv2d_f32_and_q16(host_nn: ctypes.CDLL, rng: Any, padding: str, stride
     g = geom(layer)
     out = np.zeros(layer.out_shape, np.float32)
     assert layer.weights is not None and layer.bias is not None
-    host_nn.nn_f32_conv2d(P(ptr(x)), P(ptr(out)), P(ptr(layer.weights)), P(ptr(layer.bias)),
-                          ctypes.byref(g), ACT["relu"], ctypes.c_float(0.0))
+    host_nn.nn_f32_conv2d(
+        P(ptr(x)),
+        P(ptr(out)),
+        P(ptr(layer.weights)),
+        P(ptr(layer.bias)),
+        ctypes.byref(g),
+        ACT["relu"],
+        ctypes.c_float(0.0),
+    )
     np.testing.assert_allclose(out, layer_float(layer, x.astype(np.float64)), atol=1e-5)
 
     xq = q16_ref.to_q16(x)
     wq, bq = q16_ref.to_q16(layer.weights), q16_ref.to_q16(layer.bias)
     outq = np.zeros(layer.out_shape, np.int32)
-    host_nn.nn_q16_conv2d(P(ptr(xq)), P(ptr(outq)), P(ptr(wq)), P(ptr(bq)), ctypes.byref(g),
-                          ACT["relu"], 0)
+    host_nn.nn_q16_conv2d(
+        P(ptr(xq)), P(ptr(outq)), P(ptr(wq)), P(ptr(bq)), ctypes.byref(g), ACT["relu"], 0
+    )
     np.testing.assert_array_equal(outq, q16_ref.layer_q16(layer, xq.astype(np.int64)))
 
 
@@ -167,13 +191,15 @@ def test_dense_f32_and_q16(host_nn: ctypes.CDLL, rng: Any, act: str) -> None:
     layer = Layer("d", "dense", (9,), (5,), act, 0.2, w, b)
     x = rng.normal(size=9).astype(np.float32)
     out = np.zeros(5, np.float32)
-    host_nn.nn_f32_dense(P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), 9, 5, ACT[act],
-                         ctypes.c_float(0.2))
+    host_nn.nn_f32_dense(
+        P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), 9, 5, ACT[act], ctypes.c_float(0.2)
+    )
     np.testing.assert_allclose(out, layer_float(layer, x.astype(np.float64)), atol=1e-5)
     xq, wq, bq = q16_ref.to_q16(x), q16_ref.to_q16(w), q16_ref.to_q16(b)
     outq = np.zeros(5, np.int32)
-    host_nn.nn_q16_dense(P(ptr(xq)), P(ptr(outq)), P(ptr(wq)), P(ptr(bq)), 9, 5, ACT[act],
-                         int(q16_ref.to_q16(0.2)))
+    host_nn.nn_q16_dense(
+        P(ptr(xq)), P(ptr(outq)), P(ptr(wq)), P(ptr(bq)), 9, 5, ACT[act], int(q16_ref.to_q16(0.2))
+    )
     np.testing.assert_array_equal(outq, q16_ref.layer_q16(layer, xq.astype(np.int64)))
 
 
@@ -218,15 +244,17 @@ def test_int8_fully_connected_matches_numpy(host_nn: ctypes.CDLL, rng: Any) -> N
     b = rng.integers(-5000, 5000, 6, dtype=np.int32)
     q, mult, shift = _int8_quant(rng, 6)
     out = np.zeros(6, np.int8)
-    host_nn.nn_int8_fully_connected(P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), 37, 6,
-                                    ctypes.byref(q))
+    host_nn.nn_int8_fully_connected(
+        P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), 37, 6, ctypes.byref(q)
+    )
     acc = (w.astype(np.int64) @ (x.astype(np.int64) + 7)) + b
     np.testing.assert_array_equal(out, np.clip(mbqm(acc, mult, shift) - 5, -128, 127))
 
 
 @pytest.mark.parametrize("padding,stride", [("valid", 1), ("same", 1), ("same", 2)])
-def test_int8_conv2d_matches_numpy(host_nn: ctypes.CDLL, rng: Any, padding: str,
-                                   stride: int) -> None:
+def test_int8_conv2d_matches_numpy(
+    host_nn: ctypes.CDLL, rng: Any, padding: str, stride: int
+) -> None:
     from simcore.firmware.reference import windows
 
     oh, ow, pt, pl = same_or_valid(padding, 6, 5, 3, 3, stride, stride)
@@ -237,8 +265,9 @@ def test_int8_conv2d_matches_numpy(host_nn: ctypes.CDLL, rng: Any, padding: str,
     q, mult, shift = _int8_quant(rng, 4)
     out = np.zeros((oh, ow, 4), np.int8)
     g = Geom(6, 5, 3, oh, ow, 4, 3, 3, stride, stride, pt, pl)
-    host_nn.nn_int8_conv2d(P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), ctypes.byref(g),
-                           ctypes.byref(q))
+    host_nn.nn_int8_conv2d(
+        P(ptr(x)), P(ptr(out)), P(ptr(w)), P(ptr(b)), ctypes.byref(g), ctypes.byref(q)
+    )
     # Padding contributes (x + offset) = 0: pad with -offset.
     win, _ = windows(x.astype(np.int64), gm, oh, ow, fill=-7)
     acc = np.einsum("yxhwc,ohwc->yxo", win + 7, w.astype(np.int64)) + b
@@ -254,8 +283,9 @@ def test_int8_logistic_tanh_close_to_float(host_nn: ctypes.CDLL, op: str, scale:
         _fields_ = [(n, ctypes.c_int32) for n in ("zp", "radius", "mult", "shift")]
 
     p = transcendental_params(scale, 3)
-    t = T(p["input_zero_point"], p["input_range_radius"], p["input_multiplier"],
-          p["input_left_shift"])
+    t = T(
+        p["input_zero_point"], p["input_range_radius"], p["input_multiplier"], p["input_left_shift"]
+    )
     x = np.arange(-128, 128, dtype=np.int8)
     out = np.zeros(256, np.int8)
     getattr(host_nn, f"nn_int8_{op}")(P(ptr(x)), P(ptr(out)), 256, ctypes.byref(t))

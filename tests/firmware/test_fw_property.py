@@ -56,17 +56,33 @@ def float_models(draw: Any) -> FloatModel:
             c_out = draw(st.integers(1, 5))
             oh, ow, pt, pl = same_or_valid(pad, shape[0], shape[1], k, k, s, s)
             wt = rng.normal(0, 1 / np.sqrt(k * k * shape[2]), (c_out, k, k, shape[2]))
-            layers.append(Layer(
-                f"conv{len(layers)}", "conv2d", shape, (oh, ow, c_out),
-                draw(st.sampled_from(HIDDEN)), 0.1, wt.astype(np.float32),
-                rng.normal(0, 0.2, c_out).astype(np.float32), Geometry(k, k, s, s, pt, pl)))
+            layers.append(
+                Layer(
+                    f"conv{len(layers)}",
+                    "conv2d",
+                    shape,
+                    (oh, ow, c_out),
+                    draw(st.sampled_from(HIDDEN)),
+                    0.1,
+                    wt.astype(np.float32),
+                    rng.normal(0, 0.2, c_out).astype(np.float32),
+                    Geometry(k, k, s, s, pt, pl),
+                )
+            )
             shape = layers[-1].out_shape
             if draw(st.booleans()) and min(shape[:2]) >= 2:
                 kind = draw(st.sampled_from(["maxpool", "avgpool"]))
                 pad = draw(st.sampled_from(["valid", "same"]))
                 oh, ow, pt, pl = same_or_valid(pad, shape[0], shape[1], 2, 2, 2, 2)
-                layers.append(Layer(f"pool{len(layers)}", kind, shape, (oh, ow, shape[2]),
-                                    geometry=Geometry(2, 2, 2, 2, pt, pl)))
+                layers.append(
+                    Layer(
+                        f"pool{len(layers)}",
+                        kind,
+                        shape,
+                        (oh, ow, shape[2]),
+                        geometry=Geometry(2, 2, 2, 2, pt, pl),
+                    )
+                )
                 shape = layers[-1].out_shape
         n = int(np.prod(shape))
         layers.append(Layer(f"flatten{len(layers)}", "flatten", shape, (n,)))
@@ -77,22 +93,27 @@ def float_models(draw: Any) -> FloatModel:
 
 def _run(model: FloatModel, fmt: str, board: str, out: Path, x: Any) -> Any:
     build = build_model_firmware(model, fmt, board, out, capacity=len(x))
-    result = run_firmware(build.elf, board, inputs=encode_inputs(fmt, x), n_samples=len(x),
-                          timeout_s=60)
+    result = run_firmware(
+        build.elf, board, inputs=encode_inputs(fmt, x), n_samples=len(x), timeout_s=60
+    )
     assert result.exit_code == 0
     return decode_outputs(fmt, result.outputs, build.output_shape)
 
 
-PROPERTY = settings(max_examples=6, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.mark.parametrize("fmt", ["f32", "q16"])
 @PROPERTY
 @given(model=float_models(), board=st.sampled_from(BOARDS), seed=st.integers(0, 1000))
-def test_random_float_models(tmp_path: Path, fmt: str, model: FloatModel, board: str,
-                             seed: int) -> None:
+def test_random_float_models(
+    tmp_path: Path, fmt: str, model: FloatModel, board: str, seed: int
+) -> None:
     x = np.random.default_rng(seed).normal(0, 1, (3, *model.input_shape)).astype(np.float32)
     out = _run(model, fmt, board, tmp_path / f"{fmt}-{board}", x)
     if fmt == "q16":
