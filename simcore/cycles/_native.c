@@ -62,7 +62,10 @@ typedef struct {
     /* XIP cache: `ways`-way set associative, LRU by access stamp. */
     int32_t cache_on;
     uint64_t cache_start, cache_end;
-    uint32_t cache_sets, cache_ways, line_shift;
+    uint32_t cache_sets, cache_ways, line_shift, sets_shift;
+    /* Fast path: the same block again with no cache access in between hits on
+     * every line and leaves the LRU order as it was (tight loops). */
+    uint64_t lf_start, lf_end, lf_lines, lf_touch, cache_touch;
     uint64_t miss_cycles;
     uint32_t *cache_tags;    /* sets x ways; UINT32_MAX = invalid */
     uint64_t *cache_stamps;  /* sets x ways */
@@ -75,7 +78,7 @@ typedef struct {
 /* Access one cache line; return 1 on hit. */
 static inline int cache_line(acct_state *s, uint64_t line) {
     uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
-    uint32_t tag = (uint32_t)(line / s->cache_sets);
+    uint32_t tag = (uint32_t)(line >> s->sets_shift);
     uint32_t *tags = s->cache_tags + (size_t)set * s->cache_ways;
     uint64_t *stamps = s->cache_stamps + (size_t)set * s->cache_ways;
     uint32_t victim = 0;
@@ -164,8 +167,18 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     s->cur_start = address;
     s->cur_end = end;
     s->cur_cache_cycles = 0;
-    if (s->cache_on && address < s->cache_end && end > s->cache_start)
-        s->cur_cache_cycles = cache_range(s, address, end, 0);
+    if (s->cache_on && address < s->cache_end && end > s->cache_start) {
+        if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
+            s->fetch_hits += s->lf_lines;
+        } else {
+            uint64_t before = s->fetch_hits + s->fetch_misses;
+            s->cur_cache_cycles = cache_range(s, address, end, 0);
+            s->lf_start = address;
+            s->lf_end = end;
+            s->lf_lines = s->fetch_hits + s->fetch_misses - before;
+            s->lf_touch = ++s->cache_touch;
+        }
+    }
     if (s->budget && s->instructions >= s->budget && s->stop_reason == STOP_NONE) {
         s->stop_reason = STOP_BUDGET;
         if (s->emu_stop) s->emu_stop(uc);
@@ -178,7 +191,10 @@ void simcore_mem_read_hook(void *uc, int type, uint64_t address, int size, int64
                            void *user_data) {
     (void)uc; (void)type; (void)value;
     acct_state *s = (acct_state *)user_data;
-    if (s->cache_on) cache_range(s, address, address + (uint64_t)size, 1);
+    if (s->cache_on) {
+        s->cache_touch++;
+        cache_range(s, address, address + (uint64_t)size, 1);
+    }
 }
 
 /* ------------------------------------------------------------------ Python type */
@@ -285,6 +301,10 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     s->cache_ways = ways;
     s->line_shift = 0;
     while ((1u << s->line_shift) < line_bytes) s->line_shift++;
+    s->sets_shift = 0;
+    while ((1u << s->sets_shift) < sets) s->sets_shift++;
+    s->lf_start = s->lf_end = NO_BLOCK;
+    s->cache_touch = 1;
     s->miss_cycles = miss_cycles;
     s->cache_on = 1;
     Py_RETURN_NONE;

@@ -331,3 +331,25 @@ def _effective_address(uc: Uc, a: _Access) -> int | None:
         off = int(uc.reg_read(a.index)) << a.lshift
         addr = addr - off if a.subtracted else addr + off
     return (addr + a.disp) & 0xFFFFFFFF
+
+
+_UC_CPU = {
+    "cortex-m0plus": "UC_CPU_ARM_CORTEX_M0",  # no M0+ model: M0 has the same ISA
+    "cortex-m33": "UC_CPU_ARM_CORTEX_M33",
+    "cortex-m7": "UC_CPU_ARM_CORTEX_M7",
+}
+
+
+def bare_engine(core: str, regions: list[tuple[int, int]]) -> Uc:
+    """A unicorn engine for ``core`` with plain RAM mapped at ``regions`` (start, size).
+
+    For the benchmark (raw unicorn against accounting); the simulator proper gets its
+    engine from simcore.engine. The CPU model is set before anything else (DESIGN.md).
+    """
+    from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, UC_PROT_ALL
+
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
+    uc.ctl_set_cpu_model(getattr(arm_const, _UC_CPU[core]))
+    for start, size in regions:
+        uc.mem_map(start, size, UC_PROT_ALL)
+    return uc
