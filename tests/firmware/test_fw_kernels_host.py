@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fw_support import mbqm
 
 from simcore.firmware import q16_ref
 from simcore.firmware.ir import Geometry, Layer, same_or_valid
@@ -57,29 +58,6 @@ def geom(layer: Layer) -> Geom:
         g.pad_top,
         g.pad_left,
     )
-
-
-# -- NumPy twin of TFLite's MultiplyByQuantizedMultiplier (double rounding) ---------------
-
-
-def srdhm(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    ab = a * b
-    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
-    return np.where((a == b) & (a == -(1 << 31)), (1 << 31) - 1, q)
-
-
-def rdbpot(x: npt.NDArray[np.int64], e: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    mask = (np.int64(1) << e) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + ((x & mask) > threshold)
-
-
-def mbqm(x: Any, m: Any, s: Any) -> npt.NDArray[np.int64]:
-    x, m, s = (np.asarray(v, dtype=np.int64) for v in (x, m, s))
-    left = np.maximum(s, 0)
-    wrapped = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
-    return rdbpot(srdhm(wrapped, m), np.maximum(-s, 0))
 
 
 @pytest.fixture
