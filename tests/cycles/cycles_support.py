@@ -46,8 +46,11 @@ class Program:
         return classify(core, self.ranges, self.mapping)
 
 
-def build(tmp: Path, core: str, body: str, *, name: str = "prog", tail: str = "") -> Program:
-    """Assemble ``body`` after ``_start`` and link it at :data:`FLASH`."""
+def build(
+    tmp: Path, core: str, body: str, *, name: str = "prog", tail: str = "",
+    objects: list[Path] | None = None,
+) -> Program:
+    """Assemble ``body`` after ``_start`` and link it (with ``objects``) at :data:`FLASH`."""
     cpu, fpu, _ = CPU[core]
     src = tmp / f"{name}.s"
     src.write_text(
@@ -63,7 +66,7 @@ def build(tmp: Path, core: str, body: str, *, name: str = "prog", tail: str = ""
     subprocess.run(["arm-none-eabi-as", str(src), "-o", str(obj)], check=True)
     subprocess.run(
         ["arm-none-eabi-ld", f"-Ttext=0x{FLASH:x}", f"-Tdata=0x{RAM:x}", "-e", "_start",
-         str(obj), "-o", str(elf)],
+         str(obj), *[str(o) for o in objects or []], "-o", str(elf)],
         check=True,
     )
     with elf.open("rb") as f:
@@ -120,10 +123,9 @@ def run(
     data_reads: bool = True,
     budget: int = 5_000_000,
     mmio: object | None = None,
-    counter_hook: bool = False,
 ) -> Run:
-    """Run ``prog`` from ``_start`` to ``done``; ``counter_hook`` adds a Python block hook
-    counting instructions instead (to compare execution without the C hook)."""
+    """Run ``prog`` from ``_start`` to ``done``; ``mmio(uc, accounting)`` may add mappings
+    or hooks before the run (called before the C hooks are installed)."""
     uc = new_engine(core)
     uc.mem_map(FLASH, 0x100000, UC_PROT_ALL)
     uc.mem_map(RAM, RAM_SIZE, UC_PROT_ALL)
