@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import threading
 from typing import Any
 
 import pytest
@@ -25,12 +26,17 @@ def fw_build(tmp_path_factory: pytest.TempPathFactory) -> Builder:
         pytest.skip("arm-none-eabi-gcc missing")
     root = tmp_path_factory.mktemp("fw")
     cache: dict[tuple[Any, ...], FirmwareBuild] = {}
+    lock = threading.Lock()
 
     def build(model: Any, fmt: str, board: str, **kw: Any) -> FirmwareBuild:
         key = (str(model), fmt, board, tuple(sorted(kw.items())))
-        if key not in cache:
-            cache[key] = build_model_firmware(model, fmt, board, root / board, **kw)
-        return cache[key]
+        with lock:
+            hit = cache.get(key)
+        if hit is None:
+            hit = build_model_firmware(model, fmt, board, root / board, **kw)
+            with lock:
+                cache[key] = hit
+        return hit
 
     return build
 

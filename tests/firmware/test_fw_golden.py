@@ -68,6 +68,19 @@ def check_outputs(fmt: str, name: str, g: Golden, rows: Any, out: Any) -> None:
         np.testing.assert_allclose(out, keras, rtol=F32_TOLERANCE["rel"], atol=F32_TOLERANCE["abs"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _build_in_parallel(fw_build: Builder) -> None:
+    """Build every combination up front on all cores (each build is a few compiler runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simcore.firmware import shipped_models
+
+    jobs = [(m, f, b, {}) for m in shipped_models() for f in FORMATS for b in BOARDS]
+    jobs += [(m, "int8", b, {"portable": True}) for m in shipped_models() for b in DSP_BOARDS]
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(lambda j: fw_build(j[0], j[1], j[2], **j[3]), jobs))
+
+
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", MODELS)
@@ -123,3 +136,19 @@ def test_trace_build_reports_every_layer(fw_build: Builder, name: str, fmt: str)
             )
         else:
             np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4, err_msg=ref.name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", MODELS)
+def test_model_matches_golden_on_the_whole_test_split(
+    fw_build: Builder, name: str, fmt: str, board: str
+) -> None:
+    g = golden(name)
+    build = fw_build(name, fmt, board)
+    rows = g.split("test")
+    for start in range(0, len(rows), build.capacity):
+        chunk = rows[start : start + build.capacity]
+        _, out = run_samples(build, board, fmt, g, chunk)
+        check_outputs(fmt, name, g, chunk, out)
