@@ -96,7 +96,9 @@ static inline int cache_line(acct_state *s, uint64_t line) {
 }
 
 /* Charge the lines of [lo, hi) that fall in the cached range; return miss cycles. */
-static inline uint64_t cache_range(acct_state *s, uint64_t lo, uint64_t hi, int data) {
+/* Out of line: keeps the block hook's hot path free of callee-saved register spills. */
+__attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo, uint64_t hi,
+                                                     int data) {
     if (lo < s->cache_start) lo = s->cache_start;
     if (hi > s->cache_end) hi = s->cache_end;
     if (lo >= hi) return 0;
@@ -127,13 +129,18 @@ static void flag_and_stop(acct_state *s, void *uc, int reason, uint64_t start, u
 
 PyMODINIT_FUNC PyInit__native(void);
 
-/* UC_HOOK_BLOCK callback; user_data is the acct_state. */
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* UC_HOOK_BLOCK callback; user_data is the acct_state.
+ * Hot path: counters are read into locals and written back once, so the stores to the
+ * count arrays (which could alias the state as far as the compiler knows) do not force
+ * reloads. */
 __attribute__((visibility("default")))
 void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
     uint64_t end = address + size;
-    code_range *r = &s->ranges[s->last_range];
-    if (address < r->start || end > r->end) {
+    const code_range *r = &s->ranges[s->last_range];
+    if (UNLIKELY(address < r->start || end > r->end)) {
         int32_t i;
         for (i = 0; i < s->nranges; i++) {
             r = &s->ranges[i];
@@ -148,25 +155,30 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     uint64_t i0 = (address - r->start) >> 1, i1 = (end - r->start) >> 1;
     const uint64_t *p0 = r->prefix + 2 * i0, *p1 = r->prefix + 2 * i1;
     uint64_t dc = p1[0] - p0[0];
-    if (dc >= UNKNOWN_COST) {
+    if (UNLIKELY(dc >= UNKNOWN_COST)) {
         flag_and_stop(s, uc, STOP_UNKNOWN_INSTRUCTION, address, end);
         return;
     }
-    s->cycles += dc;
-    s->instructions += p1[1] - p0[1];
-    s->blocks++;
-    if (size) {
-        r->counts[i0]++;
-        r->ends[i1]++;
-    }
-    if (address != s->prev_end && s->prev_end != NO_BLOCK) {
-        s->cycles += s->refill_cycles;
+    uint64_t di = p1[1] - p0[1];
+    uint64_t prev_end = s->prev_end;
+    uint64_t cycles = s->cycles + dc;
+    uint64_t instructions = s->instructions + di;
+    uint64_t *counts = r->counts, *ends = r->ends;
+    if (address != prev_end && prev_end != NO_BLOCK) {
+        cycles += s->refill_cycles;
         s->taken_branches++;
     }
+    s->cycles = cycles;
+    s->instructions = instructions;
+    s->blocks++;
     s->prev_end = end;
     s->cur_start = address;
     s->cur_end = end;
     s->cur_cache_cycles = 0;
+    if (size) {
+        counts[i0]++;
+        ends[i1]++;
+    }
     if (s->cache_on && address < s->cache_end && end > s->cache_start) {
         if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
             s->fetch_hits += s->lf_lines;
@@ -179,7 +191,7 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
             s->lf_touch = ++s->cache_touch;
         }
     }
-    if (s->budget && s->instructions >= s->budget && s->stop_reason == STOP_NONE) {
+    if (UNLIKELY(s->budget && instructions >= s->budget && s->stop_reason == STOP_NONE)) {
         s->stop_reason = STOP_BUDGET;
         if (s->emu_stop) s->emu_stop(uc);
     }
