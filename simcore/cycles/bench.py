@@ -19,7 +19,7 @@ from pathlib import Path
 from simcore.boards import get_board
 from simcore.cycles.classify import CodeRange, classify
 from simcore.cycles.native import BlockAccounting, bare_engine
-from simcore.cycles.tables import xip_cache_for
+from simcore.cycles.tables import cache_for
 from simcore.errors import ToolchainError
 
 FLASH = 0x10000000
@@ -126,7 +126,7 @@ def run_bench(
     """
     code, done = _assemble(outer_iterations)
     classification = classify("cortex-m0plus", [CodeRange(FLASH, code)])
-    cache = xip_cache_for(get_board("rp2040"))
+    cache = cache_for(get_board("rp2040"))
     raw, accounted = [], []
     instructions = cycles = 0
     for _ in range(repeats):

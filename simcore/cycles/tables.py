@@ -333,7 +333,7 @@ def load_table(core: str) -> TimingTable:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """An XIP flash cache: the cached address range, geometry and miss penalty."""
+    """A cache in front of slow memory: the cached address range, geometry, miss penalty."""
 
     start: int
     end: int
@@ -347,28 +347,32 @@ class CacheConfig:
     data_reads_note: str
 
 
-_CACHE_KEYS = {"size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source", "data_reads",
-               "data_reads_note"}
+_CACHE_KEYS = {
+    "region", "size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source", "data_reads",
+    "data_reads_note",
+}
 
 
-def xip_cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
-    """Return the XIP cache model of ``board`` (``data/timing/xip_cache.toml``), if it has one.
+def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
+    """Return the cache model in front of ``board``'s slow memory (``data/timing/caches.toml``).
 
-    ``ideal`` keeps the cache (hit/miss counts) but charges no miss cycles, for
-    ``--memory-model ideal``.
+    ``None`` if the board has none. ``ideal`` keeps the cache (hit/miss counts) but
+    charges no miss cycles, for ``--memory-model ideal``.
     """
-    flash = [r for r in board.memory if r.xip_cache]
-    if not flash:
-        return None
-    path = _timing_dir() / "xip_cache.toml"
+    path = _timing_dir() / "caches.toml"
     with path.open("rb") as f:
         raw = tomllib.load(f)
     where = f"{path} [{board.name}]"
     if board.name not in raw:
-        raise _err(where, f"board {board.name!r} has an xip_cache region but no cache entry")
+        if any(r.xip_cache for r in board.memory):
+            raise _err(where, f"board {board.name!r} has an xip_cache region but no cache entry")
+        return None
     entry = raw[board.name]
     _check_keys(where, entry, _CACHE_KEYS, _CACHE_KEYS)
-    region = flash[0]
+    regions = [r for r in board.memory if r.name == entry["region"]]
+    if not regions:
+        raise _err(where, f"board {board.name!r} has no region {entry['region']!r}")
+    region = regions[0]
     return CacheConfig(
         start=region.start,
         end=region.end,

@@ -22,7 +22,7 @@ from simcore.boards import get_board
 from simcore.cycles.native import BlockAccounting
 from simcore.cycles.profile import function_profile
 from simcore.cycles.sysregs import cyccnt, systick_value
-from simcore.cycles.tables import CacheConfig, Tag, xip_cache_for
+from simcore.cycles.tables import CacheConfig, Tag, cache_for
 
 HERE = Path(__file__).parent
 CORES = ["cortex-m0plus", "cortex-m33", "cortex-m7"]
@@ -30,7 +30,7 @@ CORES = ["cortex-m0plus", "cortex-m33", "cortex-m7"]
 
 def flash_cache(core: str, *, data_reads: bool) -> CacheConfig:
     """The rp2040 cache geometry over the test flash, on any core (to probe the read hook)."""
-    base = xip_cache_for(get_board("rp2040"))
+    base = cache_for(get_board("rp2040"))
     assert base is not None
     return CacheConfig(
         start=FLASH, end=FLASH + 0x100000, size_bytes=base.size_bytes, ways=base.ways,

@@ -11,7 +11,7 @@ import pytest
 
 from simcore.boards import load_boards
 from simcore.cycles.classify import CodeRange, MappingSymbol, classify
-from simcore.cycles.tables import CORE_NAMES, Tag, load_table, parse_table, xip_cache_for
+from simcore.cycles.tables import CORE_NAMES, Tag, cache_for, load_table, parse_table
 from simcore.errors import CycleModelError
 
 TIMING = Path(__file__).parents[2] / "simcore" / "data" / "timing"
@@ -45,7 +45,7 @@ def test_every_board_core_has_a_table() -> None:
     for board in load_boards().values():
         assert load_table(board.core.name).core == board.core.name
         if any(r.xip_cache for r in board.memory):
-            assert xip_cache_for(board) is not None
+            assert cache_for(board) is not None
 
 
 def _mutate(core: str, fn: Any) -> dict[str, Any]:
