@@ -183,12 +183,117 @@ static inline int8_t requant(int32_t acc, int32_t mult, int32_t shift, const nn_
     return (int8_t)clamp(MBQM(acc, mult, shift) + q->output_offset, q->act_min, q->act_max);
 }
 
+#if NN_INT8_USE_DSP && defined(NN_INT8_SCRATCH)
+/*
+ * DSP path (CMSIS-NN's approach): the input values a dot product needs
+ * (x + input_offset, zero for padding) are widened to int16 once into a
+ * scratch "patch", packed as (x0, x2), (x1, x3) pairs to match SXTB16 on a
+ * weight word, and reused for every output channel, two channels at a time.
+ * NN_INT8_SCRATCH (int16 elements) is set by the generator to the largest
+ * patch of the model. Sums are exact integers: results equal the portable path.
+ */
+static int16_t nn_int8_patch[((NN_INT8_SCRATCH) + 3) & ~3] __attribute__((aligned(4)));
+
+static inline void patch_put(int32_t i, int32_t v)
+{
+    /* Element i of group g = i / 4 goes to pair word 2g + (i & 1), lane (i >> 1) & 1. */
+    nn_int8_patch[(i & ~3) + ((i & 1) << 1) + ((i >> 1) & 1)] = (int16_t)v;
+}
+
+static inline int32_t patch_value(int32_t i)
+{
+    return nn_int8_patch[(i & ~3) + ((i & 1) << 1) + ((i >> 1) & 1)];
+}
+
+/* Pair word j of the patch (memcpy: no aliasing of the int16 array as int32). */
+static inline int32_t patch_word(int32_t j)
+{
+    int32_t v;
+    memcpy(&v, &nn_int8_patch[2 * j], 4);
+    return v;
+}
+
+static inline int32_t patch_dot(const int8_t *w, int32_t k, int32_t acc)
+{
+    int32_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+        uint32_t wv;
+        memcpy(&wv, w + i, 4);
+        acc = __smlad(patch_word(i >> 1), __sxtb16((int8x4_t)wv), acc);
+        acc = __smlad(patch_word((i >> 1) + 1), __sxtb16((int8x4_t)((wv >> 8) | (wv << 24))), acc);
+    }
+    for (; i < k; ++i) {
+        acc += patch_value(i) * (int32_t)w[i];
+    }
+    return acc;
+}
+
+/* Two output channels per pass: each patch word is loaded once for both. */
+static inline void patch_dot2(const int8_t *wa, const int8_t *wb, int32_t k, int32_t *acc_a,
+                              int32_t *acc_b)
+{
+    int32_t a = 0, b = 0, i = 0;
+    for (; i + 4 <= k; i += 4) {
+        uint32_t va, vb;
+        memcpy(&va, wa + i, 4);
+        memcpy(&vb, wb + i, 4);
+        const int32_t p0 = patch_word(i >> 1), p1 = patch_word((i >> 1) + 1);
+        a = __smlad(p0, __sxtb16((int8x4_t)va), a);
+        b = __smlad(p0, __sxtb16((int8x4_t)vb), b);
+        a = __smlad(p1, __sxtb16((int8x4_t)((va >> 8) | (va << 24))), a);
+        b = __smlad(p1, __sxtb16((int8x4_t)((vb >> 8) | (vb << 24))), b);
+    }
+    for (; i < k; ++i) {
+        const int32_t x = patch_value(i);
+        a += x * (int32_t)wa[i];
+        b += x * (int32_t)wb[i];
+    }
+    *acc_a = a;
+    *acc_b = b;
+}
+
+static void patch_channels(int8_t *out, const int8_t *weights, const int32_t *bias, int32_t k,
+                           int32_t n_out, const nn_int8_quant_t *q)
+{
+    int32_t o = 0;
+    for (; o + 2 <= n_out; o += 2) {
+        int32_t a, b;
+        patch_dot2(weights + o * k, weights + (o + 1) * k, k, &a, &b);
+        if (bias != 0) {
+            a += bias[o];
+            b += bias[o + 1];
+        }
+        out[o] = requant(a, q->multiplier[o], q->shift[o], q);
+        out[o + 1] = requant(b, q->multiplier[o + 1], q->shift[o + 1], q);
+    }
+    for (; o < n_out; ++o) {
+        int32_t a = patch_dot(weights + o * k, k, 0);
+        if (bias != 0) {
+            a += bias[o];
+        }
+        out[o] = requant(a, q->multiplier[o], q->shift[o], q);
+    }
+}
+#define NN_INT8_PATCH 1
+#else
+#define NN_INT8_PATCH 0
+#endif
+
 /* ---- layers ---------------------------------------------------------------- */
 
 void nn_int8_fully_connected(const int8_t *in, int8_t *out, const int8_t *weights,
                              const int32_t *bias, uint32_t n_in, uint32_t n_out,
                              const nn_int8_quant_t *q)
 {
+#if NN_INT8_PATCH
+    if (n_in <= (NN_INT8_SCRATCH)) {
+        for (uint32_t i = 0; i < n_in; ++i) {
+            patch_put((int32_t)i, (int32_t)in[i] + q->input_offset);
+        }
+        patch_channels(out, weights, bias, (int32_t)n_in, (int32_t)n_out, q);
+        return;
+    }
+#endif
     for (uint32_t o = 0; o < n_out; ++o) {
         int32_t acc = dot_s8(in, weights + o * n_in, (int32_t)n_in, q->input_offset, 0);
         if (bias != 0) {
@@ -202,6 +307,38 @@ void nn_int8_conv2d(const int8_t *in, int8_t *out, const int8_t *weights, const 
                     const nn_geom_t *g, const nn_int8_quant_t *q)
 {
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
+#if NN_INT8_PATCH
+    const int32_t k = g->k_h * g->k_w * in_c;
+    if (k <= (NN_INT8_SCRATCH)) {
+        int8_t *o_ptr = out;
+        for (int32_t oy = 0; oy < g->out_h; ++oy) {
+            const int32_t y0 = oy * g->stride_h - g->pad_top;
+            for (int32_t ox = 0; ox < g->out_w; ++ox) {
+                const int32_t x0 = ox * g->stride_w - g->pad_left;
+                int32_t i = 0;
+                for (int32_t ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t y = y0 + ky;
+                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
+                        const int32_t x = x0 + kx;
+                        if (y >= 0 && y < in_h && x >= 0 && x < in_w) {
+                            const int8_t *src = in + (y * in_w + x) * in_c;
+                            for (int32_t c = 0; c < in_c; ++c, ++i) {
+                                patch_put(i, (int32_t)src[c] + q->input_offset);
+                            }
+                        } else {
+                            for (int32_t c = 0; c < in_c; ++c, ++i) {
+                                patch_put(i, 0); /* padding: (x + offset) is 0 */
+                            }
+                        }
+                    }
+                }
+                patch_channels(o_ptr, weights, bias, k, g->out_c, q);
+                o_ptr += g->out_c;
+            }
+        }
+        return;
+    }
+#endif
     int8_t *o_ptr = out;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
         const int32_t y0 = oy * g->stride_h - g->pad_top;

@@ -237,7 +237,11 @@ def build_model_firmware(
     out.mkdir(parents=True, exist_ok=True)
     source = out / f"{stem}.c"
     source.write_text(gen.text)
-    defines = (*(("SIMCORE_TRACE",) if trace else ()), *(("NN_INT8_PORTABLE",) if portable else ()))
+    defines = (
+        *(("SIMCORE_TRACE",) if trace else ()),
+        *(("NN_INT8_PORTABLE",) if portable else ()),
+        *((f"NN_INT8_SCRATCH={gen.int8_scratch}",) if gen.int8_scratch and not portable else ()),
+    )
     try:
         result = build_elf(
             [source, RUNTIME_DIR / f"nn_{fmt}.c"],

@@ -20,6 +20,9 @@ import numpy.typing as npt
 from simcore.firmware import q16_ref
 from simcore.firmware.ir import FloatModel, Geometry, Int8Model, numel
 
+#: Largest int8 input patch (int16 elements) the DSP path buffers; larger layers use the
+#: unbuffered DSP dot product.
+MAX_INT8_SCRATCH = 2048
 ELEMENT_BYTES = {"f32": 4, "q16": 4, "int8": 1}
 C_TYPES = {"f32": "float", "q16": "int32_t", "int8": "int8_t"}
 _ACT_ENUM = {
@@ -56,6 +59,8 @@ class GeneratedSource:
     arena_bytes: int
     weights_bytes: int
     layers: tuple[LayerInfo, ...]
+    #: int16 elements of the int8 DSP path's input patch (0: none needed).
+    int8_scratch: int = 0
 
 
 @dataclass
@@ -378,7 +383,16 @@ def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> Gener
         "        simcore_sample_end(s);\n"
         "    }\n    return 0;\n}\n"
     )
+    scratch = 0
+    if isinstance(model, Int8Model):
+        sizes_k = [
+            numel(op.weights.shape[1:])
+            for op in model.ops
+            if op.weights is not None and numel(op.weights.shape[1:]) <= MAX_INT8_SCRATCH
+        ]
+        scratch = max(sizes_k, default=0)
     return GeneratedSource(
+        int8_scratch=scratch,
         text="".join(parts),
         input_bytes=in_bytes,
         output_bytes=out_bytes,

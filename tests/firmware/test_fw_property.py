@@ -120,3 +120,17 @@ def test_random_float_models(
         np.testing.assert_array_equal(out, q16_ref.forward(model, q16_ref.to_q16(x)))
     else:
         np.testing.assert_allclose(out, forward_float(model, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["f32", "q16"])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(model=float_models(), board=st.sampled_from(BOARDS), seed=st.integers(0, 1000))
+def test_random_float_models_many(
+    tmp_path: Path, fmt: str, model: FloatModel, board: str, seed: int
+) -> None:
+    test_random_float_models.hypothesis.inner_test(tmp_path, fmt, model, board, seed)  # type: ignore[attr-defined]

@@ -222,3 +222,21 @@ def test_random_int8_models(
     assert result.exit_code == 0
     out = decode_outputs("int8", result.outputs, build.output_shape)
     np.testing.assert_array_equal(out, reference(model, x))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    graph=int8_graphs(),
+    board=st.sampled_from(BOARDS),
+    portable=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_random_int8_models_many(
+    tmp_path: Path, graph: Any, board: str, portable: bool, seed: int
+) -> None:
+    test_random_int8_models.hypothesis.inner_test(tmp_path, graph, board, portable, seed)  # type: ignore[attr-defined]
