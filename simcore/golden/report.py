@@ -27,8 +27,8 @@ def predict(outputs: npt.NDArray[Any], binary_threshold: float = 0.5) -> npt.NDA
     """Return class predictions: ``output > threshold`` for one output, argmax (first) else."""
     out = np.asarray(outputs)
     if out.ndim == 2 and out.shape[1] == 1:
-        return (out[:, 0] > binary_threshold).astype(np.int64)
-    return np.argmax(out.reshape(len(out), -1), axis=1).astype(np.int64)
+        return np.asarray(out[:, 0] > binary_threshold, dtype=np.int64)
+    return np.asarray(np.argmax(out.reshape(len(out), -1), axis=1), dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def quantize(x: npt.NDArray[Any], scale: float, zero_point: int) -> npt.NDArray[
     """Quantize float inputs to int8 as TFLite's QUANTIZE does: round half away from zero."""
     v = np.asarray(x, dtype=np.float32) / np.float32(scale)
     r = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
-    return np.clip(r + zero_point, -128, 127).astype(np.int8)
+    return np.asarray(np.clip(r + zero_point, -128, 127), dtype=np.int8)
 
 
 def dequantize(q: npt.NDArray[Any], scale: float, zero_point: int) -> npt.NDArray[np.float32]:
