@@ -101,6 +101,7 @@ class BlockAccounting:
     ) -> None:
         self.classification = classification
         refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
+        self.refill_cycles = refill
         self._native = _native.Accounting(refill, budget)
         self._counts: list[npt.NDArray[np.uint64]] = []
         self._ends: list[npt.NDArray[np.uint64]] = []

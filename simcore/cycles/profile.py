@@ -83,3 +83,22 @@ def function_profile(
     ]
     out.sort(key=lambda f: (-f.cycles, f.start))
     return out
+
+
+def cycles_by_tag(
+    classification: Classification,
+    counts: Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]],
+) -> dict[str, int]:
+    """Static cycles executed per confidence tag of the timing rows (exact, proxy, ...)."""
+    rows = classification.table.rows
+    per_row = np.zeros(len(rows), dtype=np.int64)
+    for r, (_, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
+        n = exec_counts(r, block_starts, block_ends)
+        mask = r.row_index >= 0
+        np.add.at(per_row, r.row_index[mask].astype(np.int64),
+                  n[mask] * r.cost[mask].astype(np.int64))
+    out: dict[str, int] = {}
+    for row, cycles in zip(rows, per_row.tolist(), strict=True):
+        if cycles:
+            out[row.tag.value] = out.get(row.tag.value, 0) + int(cycles)
+    return out

@@ -1,0 +1,199 @@
+"""The cycle model of one run, assembled from an ELF image and a board: the engine's entry point.
+
+The engine creates one :class:`CycleModel` per run, calls :meth:`CycleModel.install` on
+its unicorn engine before ``emu_start`` (and passes its instruction budget here rather
+than ``emu_start(count=)``, which adds a per-instruction hook), serves DWT/SysTick reads
+with :meth:`CycleModel.cycles_at_access`, calls :meth:`CycleModel.check` after the run
+and puts :meth:`CycleModel.report` into the run result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from simcore.boards import BoardSpec
+from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
+from simcore.cycles.native import BlockAccounting, StopReason
+from simcore.cycles.profile import cycles_by_tag, function_profile
+from simcore.cycles.tables import cache_for, load_table
+from simcore.elf import ElfImage
+
+if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
+    from unicorn import Uc
+
+
+class MemoryModel(Enum):
+    """``modeled``: cache misses cost what caches.toml says; ``ideal``: nothing (counts kept)."""
+
+    MODELED = "modeled"
+    IDEAL = "ideal"
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One line of the per-function profile (exclusive, static costs)."""
+
+    function: str
+    address: int
+    cycles: int
+    instructions: int
+    share: float
+
+
+def classify_image(image: ElfImage, core: str) -> Classification:
+    """Classify the executable sections of ``image`` with their own mapping symbols."""
+    ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
+    mapping = [
+        MappingSymbol(address, kind)
+        for s in image.code_sections
+        for address, kind in s.mapping
+    ]
+    return classify(core, ranges, mapping)
+
+
+class CycleModel:
+    """Cycle and cache accounting of one firmware run on one board.
+
+    ``budget`` is an instruction budget (0: none) enforced by the C hook;
+    ``data_reads=False`` turns off flash data-read modeling where the board has it
+    (it makes every load take unicorn's slow path: several times slower).
+    """
+
+    def __init__(
+        self,
+        image: ElfImage,
+        board: BoardSpec,
+        *,
+        memory_model: MemoryModel = MemoryModel.MODELED,
+        budget: int = 0,
+        data_reads: bool = True,
+    ) -> None:
+        self.image = image
+        self.board = board
+        self.memory_model = memory_model
+        self.table = load_table(board.core.name)
+        self.classification = classify_image(image, board.core.name)
+        self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
+        self.accounting = BlockAccounting(
+            self.classification, budget=budget, cache=self.cache, data_reads=data_reads
+        )
+
+    def install(self, uc: Uc) -> None:
+        """Register the C hooks on the engine (before ``emu_start``)."""
+        self.accounting.install(uc)
+
+    @property
+    def cycles(self) -> int:
+        return self.accounting.cycles
+
+    @property
+    def instructions(self) -> int:
+        return self.accounting.instructions
+
+    @property
+    def budget_exhausted(self) -> bool:
+        return self.accounting.stop_reason is StopReason.BUDGET
+
+    def cycles_at(self, pc: int) -> int:
+        """Cycles before the instruction at ``pc`` of the current block.
+
+        At a ``done`` hook (PC = start of the ``done`` block) this is the run's total
+        without the ``done`` loop itself.
+        """
+        return self.accounting.cycles_at(pc)
+
+    def cycles_at_access(self, uc: Uc, address: int, *, write: bool = False) -> int:
+        """Cycles before the instruction reading (or writing) ``address``: call from an
+        MMIO callback, exactly once per access (it tracks the accesses of the block)."""
+        return self.accounting.cycles_at_access(uc, address, write=write)
+
+    def check(self) -> None:
+        """Raise :class:`~simcore.errors.CycleModelError` if an executed block had no
+        timing entry (unknown instruction, data, or code outside the ELF's sections)."""
+        self.accounting.check()
+
+    def profile(self, limit: int | None = None) -> list[ProfileEntry]:
+        """Exclusive static cycles per function, most first."""
+        # Aliases (one body, several names, as newlib's _vfiprintf_r/_vfprintf_r) are
+        # reported once, named "a/b".
+        names: dict[tuple[int, int], list[str]] = {}
+        for s in self.image.symbols.values():
+            if s.kind == "func" and s.size_bytes > 0:
+                names.setdefault((s.address, s.size_bytes), []).append(s.name)
+        symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
+        entries = function_profile(
+            self.classification, self.accounting.count_arrays(), symbols
+        )
+        total = sum(e.cycles for e in entries) or 1
+        out = [
+            ProfileEntry(e.name, e.start, e.cycles, e.instructions, e.cycles / total)
+            for e in entries
+        ]
+        return out if limit is None else out[:limit]
+
+    def report(
+        self, *, final_pc: int | None = None, profile_limit: int | None = 50
+    ) -> dict[str, Any]:
+        """JSON-ready figures of the run (``final_pc``: the stop PC, to leave out the
+        ``done`` block when the run stopped at its start)."""
+        cycles = self.cycles if final_pc is None else self.cycles_at(final_pc)
+        snap = self.accounting.snapshot()
+        by_tag = cycles_by_tag(self.classification, self.accounting.count_arrays())
+        refill = snap["taken_branches"] * self.accounting.refill_cycles
+        by_tag[self.table.refill_tag.value] = by_tag.get(self.table.refill_tag.value, 0) + refill
+        notes = [
+            "profile: exclusive static costs per function; taken-branch refills "
+            f"({refill} cycles) and cache misses are in the total only"
+        ]
+        cache: dict[str, Any] | None = None
+        stats = self.accounting.cache_stats()
+        if stats is not None and self.cache is not None:
+            by_tag[self.cache.tag.value] = by_tag.get(self.cache.tag.value, 0) + stats.miss_cycles
+            cache = {
+                "region": f"0x{self.cache.start:08x}-0x{self.cache.end:08x}",
+                "size_bytes": self.cache.size_bytes,
+                "ways": self.cache.ways,
+                "line_bytes": self.cache.line_bytes,
+                "miss_cycles_each": self.cache.miss_cycles,
+                "fetch_hits": stats.fetch_hits,
+                "fetch_misses": stats.fetch_misses,
+                "data_hits": stats.data_hits if stats.data_reads_modeled else None,
+                "data_misses": stats.data_misses if stats.data_reads_modeled else None,
+                "data_reads": "modeled" if stats.data_reads_modeled else "not modeled",
+                "data_reads_note": stats.note,
+                "miss_cycles": stats.miss_cycles,
+            }
+        total_tagged = sum(by_tag.values()) or 1
+        return {
+            "cycles": cycles,
+            "instructions": self.instructions,
+            "seconds_at_clock": cycles / self.board.clock_hz,
+            "clock_hz": self.board.clock_hz,
+            "cycle_model": {
+                "core": self.table.core,
+                "exactness": self.table.exactness.value,
+                "summary": self.table.summary,
+                "share_by_tag": {
+                    tag: round(n / total_tagged, 6) for tag, n in sorted(by_tag.items())
+                },
+                "memory_model": self.memory_model.value,
+            },
+            "taken_branches": snap["taken_branches"],
+            "cache": cache,
+            "profile": [
+                {
+                    "function": e.function,
+                    "address": f"0x{e.address:08x}",
+                    "cycles": e.cycles,
+                    "instructions": e.instructions,
+                    "share": round(e.share, 6),
+                }
+                for e in self.profile(profile_limit)
+            ],
+            "notes": notes,
+        }
+
+
+__all__ = ["CycleModel", "MemoryModel", "ProfileEntry", "classify_image"]
