@@ -1,8 +1,11 @@
-"""TFLite's integer-parameter arithmetic in Python, step for step.
+"""The integer parameters of the int8 kernels, computed as tflite-micro's Prepare does.
 
 Each function mirrors the tflite-micro code named in its docstring, including
 where it computes in float32 and where in double: bit-exactness of the int8
-firmware depends on these integers, not on the kernels alone.
+firmware depends on these integers, not on the kernels alone. The scalar
+primitives (QuantizeMultiplier, CalculateActivationRangeQuantized,
+CalculateInputRadius) are the golden int8 reference's, so the generator and
+the reference cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,28 +14,24 @@ import math
 
 import numpy as np
 
-INT32_MAX = (1 << 31) - 1
+from simcore.golden.int8_ref import activation_range, input_radius, quantize_multiplier
+
+__all__ = [
+    "activation_range",
+    "conv_multipliers",
+    "input_radius",
+    "leaky_relu_params",
+    "quantize_multiplier",
+    "requantize_params",
+    "softmax_params",
+    "tf_round",
+    "transcendental_params",
+]
 
 
 def tf_round(x: float) -> int:
     """``TfLiteRound`` (std::round): halves round away from zero."""
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """``QuantizeMultiplier(double, int32_t*, int*)``: return ``(multiplier, shift)``."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = tf_round(q * (1 << 31))
-    if q_fixed > (1 << 31):
-        raise ValueError(f"multiplier {real} out of range")
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        shift, q_fixed = 0, 0
-    return int(q_fixed), int(shift)
 
 
 def conv_multipliers(
@@ -55,37 +54,6 @@ def conv_multipliers(
         mults.append(m)
         shifts.append(sh)
     return mults, shifts
-
-
-def activation_range(activation: str, output_scale: float, zero_point: int) -> tuple[int, int]:
-    """``CalculateActivationRangeQuantized`` for int8 outputs."""
-    qmin, qmax = -128, 127
-
-    def quantize(f: float) -> int:
-        return zero_point + tf_round(float(np.float32(f) / np.float32(output_scale)))
-
-    if activation == "RELU":
-        return max(qmin, quantize(0.0)), qmax
-    if activation == "RELU6":
-        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
-    if activation == "NONE":
-        return qmin, qmax
-    raise ValueError(activation)
-
-
-def input_radius(
-    input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31
-) -> int:
-    """``CalculateInputRadius``."""
-    max_input_rescaled = (
-        1.0
-        * ((1 << input_integer_bits) - 1)
-        * (1 << (total_signed_bits - input_integer_bits))
-        / (1 << input_left_shift)
-    )
-    return math.floor(max_input_rescaled)
 
 
 def transcendental_params(input_scale: float, input_zero_point: int) -> dict[str, int]:

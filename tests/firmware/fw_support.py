@@ -79,29 +79,3 @@ def small_keras(
         "dense_1": [rng.normal(size=(8, 3)), rng.normal(size=3) * 0.1],
     }
     return write_keras(path, layers, weights, (4,))
-
-
-# -- NumPy twin of TFLite's MultiplyByQuantizedMultiplier (double rounding) ---------------
-
-
-def srdhm(a: Any, b: Any) -> Any:
-    """SaturatingRoundingDoublingHighMul on int64 arrays."""
-    ab = a * b
-    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
-    return np.where((a == b) & (a == -(1 << 31)), (1 << 31) - 1, q)
-
-
-def rdbpot(x: Any, e: Any) -> Any:
-    """RoundingDivideByPOT on int64 arrays."""
-    mask = (np.int64(1) << e) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + ((x & mask) > threshold)
-
-
-def mbqm(x: Any, m: Any, s: Any) -> Any:
-    """MultiplyByQuantizedMultiplier (int32 wrap of the left shift, as in C)."""
-    x, m, s = (np.asarray(v, dtype=np.int64) for v in (x, m, s))
-    left = np.maximum(s, 0)
-    wrapped = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
-    return rdbpot(srdhm(wrapped, m), np.maximum(-s, 0))

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from fw_support import mbqm
 
 from simcore.firmware import q16_ref
 from simcore.firmware.ir import Geometry, Layer, same_or_valid
 from simcore.firmware.quant import quantize_multiplier
 from simcore.firmware.reference import layer_float
+from simcore.golden.int8_ref import multiply_by_quantized_multiplier as mbqm
 
 ACT = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "softmax": 5}
 P = ctypes.c_void_p

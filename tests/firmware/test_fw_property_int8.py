@@ -1,11 +1,10 @@
 """Property test, int8: random Dense and Conv graphs as parsed-.tflite objects.
 
 The graphs are built directly as :mod:`simcore.golden.tflite_model` objects
-(what the flatbuffer reader returns), converted, built and emulated, and
-compared bit for bit with a NumPy model of TFLite's reference kernels for
-FULLY_CONNECTED, CONV_2D, MAX/AVERAGE_POOL_2D and RESHAPE with fused RELU.
-LOGISTIC, TANH, LEAKY_RELU and SOFTMAX are checked against tflite-micro's
-own outputs by the golden tests.
+(what the flatbuffer reader returns), converted, built and emulated on the
+DSP and portable paths, and compared bit for bit with the golden int8
+reference (:mod:`simcore.golden.int8_ref`, itself checked against
+tflite-micro).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fw_support import mbqm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +21,10 @@ from simcore.boards import load_boards
 from simcore.engine import run_firmware
 from simcore.firmware import build_model_firmware
 from simcore.firmware.codec import decode_outputs, encode_inputs
-from simcore.firmware.ir import Geometry, Int8Model, same_or_valid
-from simcore.firmware.reference import windows
+from simcore.firmware.ir import same_or_valid
 from simcore.firmware.tflite_int8 import convert
-
-tm = pytest.importorskip("simcore.golden.tflite_model")
+from simcore.golden import int8_ref
+from simcore.golden import tflite_model as tm
 
 BOARDS = sorted(load_boards())
 
@@ -146,54 +143,22 @@ def int8_graphs(draw: Any) -> Any:
             bi = -1
         g.op("FULLY_CONNECTED", (x, wi, bi), y, fused_activation=draw(act), keep_num_dims=False)
         x, shape = y, (1, units)
+        extra = draw(st.sampled_from(["none", "LOGISTIC", "TANH", "LEAKY_RELU"]))
+        if extra == "LOGISTIC":
+            y = g.tensor(shape, scale=[1 / 256], zp=[-128])
+            g.op("LOGISTIC", (x,), y)
+        elif extra == "TANH":
+            y = g.tensor(shape, scale=[1 / 128], zp=[0])
+            g.op("TANH", (x,), y)
+        elif extra == "LEAKY_RELU":
+            y = g.activation(shape)
+            g.op("LEAKY_RELU", (x,), y, alpha=draw(st.floats(0.01, 0.5)))
+        x = y
+    if draw(st.booleans()):
+        y = g.tensor(shape, scale=[1 / 256], zp=[-128])
+        g.op("SOFTMAX", (x,), y, beta=1.0)
+        x = y
     return tm.TfliteModel("0" * 64, 3, "random", tuple(g.tensors), tuple(g.ops), (first,), (x,))
-
-
-def reference(model: Int8Model, x: Any) -> Any:
-    """NumPy model of TFLite's reference integer kernels for the ops generated above."""
-    out = []
-    for sample in x.astype(np.int64):
-        v = sample.reshape(model.input_shape)
-        for op in model.ops:
-            p = op.params
-            if op.kind == "fully_connected":
-                assert op.weights is not None
-                acc = op.weights.astype(np.int64) @ (v.reshape(-1) + p["input_offset"])
-                if op.bias is not None:
-                    acc = acc + op.bias
-                v = np.clip(
-                    mbqm(acc, op.multiplier, op.shift) + p["output_offset"],
-                    p["act_min"],
-                    p["act_max"],
-                )
-            elif op.kind == "conv2d":
-                assert op.geometry is not None and op.weights is not None
-                win, _ = windows(v, op.geometry, *op.out_shape[:2], fill=-p["input_offset"])
-                acc = np.einsum(
-                    "yxhwc,ohwc->yxo", win + p["input_offset"], op.weights.astype(np.int64)
-                )
-                if op.bias is not None:
-                    acc = acc + op.bias
-                v = np.clip(
-                    mbqm(acc, op.multiplier, op.shift) + p["output_offset"],
-                    p["act_min"],
-                    p["act_max"],
-                )
-            elif op.kind in ("maxpool", "avgpool"):
-                geom: Geometry = op.geometry  # type: ignore[assignment]
-                win, mask = windows(v, geom, *op.out_shape[:2])
-                m = mask[..., None]
-                if op.kind == "maxpool":
-                    v = np.where(m, win, -128).max(axis=(2, 3))
-                else:
-                    acc = np.where(m, win, 0).sum(axis=(2, 3))
-                    cnt = m.sum(axis=(2, 3)).astype(np.int64)
-                    num = np.where(acc > 0, acc + cnt // 2, acc - cnt // 2)
-                    v = np.sign(num) * (np.abs(num) // cnt)  # C division truncates
-                v = np.clip(v, p["act_min"], p["act_max"])
-            v = v.reshape(op.out_shape)
-        out.append(v)
-    return np.stack(out).astype(np.int8)
 
 
 @settings(
@@ -221,7 +186,8 @@ def test_random_int8_models(
     )
     assert result.exit_code == 0
     out = decode_outputs("int8", result.outputs, build.output_shape)
-    np.testing.assert_array_equal(out, reference(model, x))
+    expect = int8_ref.run_outputs(graph, x).reshape(out.shape)
+    np.testing.assert_array_equal(out, expect)
 
 
 @pytest.mark.slow
