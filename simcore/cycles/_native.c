@@ -40,40 +40,41 @@ typedef struct {
     uint64_t start;          /* address of halfword 0 */
     uint64_t end;            /* start + 2 * nhalf */
     const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
-    uint64_t *counts;        /* nhalf block-execution counts, by block start */
-    uint64_t *ends;          /* nhalf + 1 counts of blocks ending before each halfword */
+    uint64_t *counts;        /* nhalf: blocks that started at each halfword */
+    uint64_t *ends;          /* nhalf + 1: blocks that ended just before each halfword */
 } code_range;
 
 typedef struct {
+    /* Hot: read or written on every block. */
     uint64_t cycles;
     uint64_t instructions;
-    uint64_t blocks;
-    uint64_t taken_branches;
-    uint64_t budget;             /* instruction budget, 0 = none */
-    uint64_t prev_end;           /* end of the previous block, NO_BLOCK before the first */
-    uint64_t cur_start, cur_end; /* the block executing now */
+    uint64_t cur_start, cur_end; /* the block executing now; cur_end is NO_BLOCK at first */
+    uint64_t budget_limit;       /* stop once instructions reach this; UINT64_MAX = none */
     uint64_t refill_cycles;
+    uint64_t cache_lo, cache_span; /* cached range [lo, lo + span); span 0 = no cache */
+    /* Fast path: the same block again with no cache access in between hits on every
+     * line and leaves the LRU order as it was (tight loops). */
+    uint64_t lf_start, lf_end, lf_lines, lf_touch, cache_touch;
+    uint64_t fetch_hits;
+    const code_range *last;      /* range of the previous block */
+    /* Warm and cold. */
+    uint64_t taken_branches;
+    uint64_t budget;             /* as set (0 = none), for the snapshot */
     uint64_t fault_start, fault_end;
     int32_t stop_reason;
     int32_t nranges;
-    int32_t last_range;
     emu_stop_fn emu_stop;
-    code_range ranges[MAX_RANGES];
-    /* XIP cache: `ways`-way set associative, LRU by access stamp. */
-    int32_t cache_on;
-    uint64_t cache_start, cache_end;
     uint32_t cache_sets, cache_ways, line_shift, sets_shift;
-    /* Fast path: the same block again with no cache access in between hits on
-     * every line and leaves the LRU order as it was (tight loops). */
-    uint64_t lf_start, lf_end, lf_lines, lf_touch, cache_touch;
     uint64_t miss_cycles;
-    uint32_t *cache_tags;    /* sets x ways; UINT32_MAX = invalid */
-    uint64_t *cache_stamps;  /* sets x ways */
+    uint32_t *cache_tags;        /* sets x ways; UINT32_MAX = invalid */
+    uint64_t *cache_stamps;      /* sets x ways: LRU by access stamp */
     uint64_t cache_clock;
-    uint64_t fetch_hits, fetch_misses, data_hits, data_misses;
-    uint64_t cache_cycles;   /* miss cycles charged (already in `cycles`) */
-    uint64_t cur_cache_cycles; /* miss cycles charged for the current block */
+    uint64_t fetch_misses, data_hits, data_misses;
+    uint64_t cache_cycles;       /* miss cycles charged (already in `cycles`) */
+    code_range ranges[MAX_RANGES];
 } acct_state;
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Access one cache line; return 1 on hit. */
 static inline int cache_line(acct_state *s, uint64_t line) {
@@ -95,12 +96,13 @@ static inline int cache_line(acct_state *s, uint64_t line) {
     return 0;
 }
 
-/* Charge the lines of [lo, hi) that fall in the cached range; return miss cycles. */
-/* Out of line: keeps the block hook's hot path free of callee-saved register spills. */
+/* Access the lines of [lo, hi) inside the cached range; return the miss cycles (the
+ * caller adds them to `cycles`). Out of line: keeps the block hook's hot path short. */
 __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo, uint64_t hi,
                                                      int data) {
-    if (lo < s->cache_start) lo = s->cache_start;
-    if (hi > s->cache_end) hi = s->cache_end;
+    uint64_t cache_hi = s->cache_lo + s->cache_span;
+    if (lo < s->cache_lo) lo = s->cache_lo;
+    if (hi > cache_hi) hi = cache_hi;
     if (lo >= hi) return 0;
     uint64_t first = lo >> s->line_shift, last = (hi - 1) >> s->line_shift;
     uint64_t missed = 0;
@@ -114,11 +116,21 @@ __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo
         if (!hit) missed += s->miss_cycles;
     }
     s->cache_cycles += missed;
-    s->cycles += missed;
     return missed;
 }
 
-static void flag_and_stop(acct_state *s, void *uc, int reason, uint64_t start, uint64_t end) {
+/* Instruction fetch of a block that is not a plain repeat of the previous one. */
+__attribute__((noinline)) static void fetch_slow(acct_state *s, uint64_t address, uint64_t end) {
+    uint64_t before = s->fetch_hits + s->fetch_misses;
+    s->cycles += cache_range(s, address, end, 0);
+    s->lf_start = address;
+    s->lf_end = end;
+    s->lf_lines = s->fetch_hits + s->fetch_misses - before;
+    s->lf_touch = ++s->cache_touch;
+}
+
+__attribute__((noinline, cold)) static void flag_and_stop(acct_state *s, void *uc, int reason,
+                                                         uint64_t start, uint64_t end) {
     if (s->stop_reason == STOP_NONE || s->stop_reason == STOP_BUDGET) {
         s->stop_reason = reason;
         s->fault_start = start;
@@ -127,74 +139,84 @@ static void flag_and_stop(acct_state *s, void *uc, int reason, uint64_t start, u
     if (s->emu_stop) s->emu_stop(uc);
 }
 
-PyMODINIT_FUNC PyInit__native(void);
+__attribute__((noinline, cold)) static void budget_stop(acct_state *s, void *uc) {
+    if (s->stop_reason != STOP_NONE) return;
+    s->stop_reason = STOP_BUDGET;
+    if (s->emu_stop) s->emu_stop(uc);
+}
 
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+__attribute__((noinline)) static void fetch_slow_then_stop(acct_state *s, void *uc,
+                                                          uint64_t address, uint64_t end) {
+    fetch_slow(s, address, end);
+    budget_stop(s, uc);
+}
+
+PyMODINIT_FUNC PyInit__native(void);
+void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data);
+
+/* A block outside the previous block's range: switch ranges and account it, or flag it. */
+__attribute__((noinline, cold)) static void block_other_range(void *uc, uint64_t address,
+                                                             uint32_t size, acct_state *s) {
+    uint64_t end = address + size;
+    for (int32_t i = 0; i < s->nranges; i++) {
+        const code_range *r = &s->ranges[i];
+        if (address >= r->start && end <= r->end) {
+            s->last = r;
+            simcore_block_hook(uc, address, size, s);
+            return;
+        }
+    }
+    flag_and_stop(s, uc, STOP_OUTSIDE_CODE, address, end);
+}
 
 /* UC_HOOK_BLOCK callback; user_data is the acct_state.
- * Hot path: counters are read into locals and written back once, so the stores to the
- * count arrays (which could alias the state as far as the compiler knows) do not force
- * reloads. */
+ * Counters are read into locals and written back once, so the stores to the count
+ * arrays (which may alias the state as far as the compiler knows) force no reloads;
+ * every call is out of line and in tail position, so the common path saves no
+ * registers. */
 __attribute__((visibility("default")))
 void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
     uint64_t end = address + size;
-    const code_range *r = &s->ranges[s->last_range];
+    const code_range *r = s->last;
     if (UNLIKELY(address < r->start || end > r->end)) {
-        int32_t i;
-        for (i = 0; i < s->nranges; i++) {
-            r = &s->ranges[i];
-            if (address >= r->start && end <= r->end) break;
-        }
-        if (i == s->nranges) {
-            flag_and_stop(s, uc, STOP_OUTSIDE_CODE, address, end);
-            return;
-        }
-        s->last_range = i;
+        block_other_range(uc, address, size, s);
+        return;
     }
-    uint64_t i0 = (address - r->start) >> 1, i1 = (end - r->start) >> 1;
-    const uint64_t *p0 = r->prefix + 2 * i0, *p1 = r->prefix + 2 * i1;
+    uint64_t off0 = address - r->start, off1 = end - r->start;
+    /* Row i of the (n+1) x 2 prefix starts at element 2 * i = the (even) byte offset. */
+    const uint64_t *p0 = r->prefix + off0, *p1 = r->prefix + off1;
     uint64_t dc = p1[0] - p0[0];
     if (UNLIKELY(dc >= UNKNOWN_COST)) {
         flag_and_stop(s, uc, STOP_UNKNOWN_INSTRUCTION, address, end);
         return;
     }
-    uint64_t di = p1[1] - p0[1];
-    uint64_t prev_end = s->prev_end;
     uint64_t cycles = s->cycles + dc;
-    uint64_t instructions = s->instructions + di;
-    uint64_t *counts = r->counts, *ends = r->ends;
-    if (address != prev_end && prev_end != NO_BLOCK) {
+    uint64_t instructions = s->instructions + (p1[1] - p0[1]);
+    if (address != s->cur_end && s->cur_end != NO_BLOCK) {
         cycles += s->refill_cycles;
         s->taken_branches++;
     }
-    s->cycles = cycles;
-    s->instructions = instructions;
-    s->blocks++;
-    s->prev_end = end;
     s->cur_start = address;
     s->cur_end = end;
-    s->cur_cache_cycles = 0;
-    if (size) {
-        counts[i0]++;
-        ends[i1]++;
-    }
-    if (s->cache_on && address < s->cache_end && end > s->cache_start) {
+    s->cycles = cycles;
+    s->instructions = instructions;
+    r->counts[off0 >> 1]++;
+    r->ends[off1 >> 1]++;
+    int over = instructions >= s->budget_limit;
+    if (address - s->cache_lo < s->cache_span) {
         if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
             s->fetch_hits += s->lf_lines;
         } else {
-            uint64_t before = s->fetch_hits + s->fetch_misses;
-            s->cur_cache_cycles = cache_range(s, address, end, 0);
-            s->lf_start = address;
-            s->lf_end = end;
-            s->lf_lines = s->fetch_hits + s->fetch_misses - before;
-            s->lf_touch = ++s->cache_touch;
+            if (UNLIKELY(over)) {
+                fetch_slow_then_stop(s, uc, address, end);
+                return;
+            }
+            fetch_slow(s, address, end);
+            return;
         }
     }
-    if (UNLIKELY(s->budget && instructions >= s->budget && s->stop_reason == STOP_NONE)) {
-        s->stop_reason = STOP_BUDGET;
-        if (s->emu_stop) s->emu_stop(uc);
-    }
+    if (UNLIKELY(over)) budget_stop(s, uc);
 }
 
 /* UC_HOOK_MEM_READ callback restricted (by uc_hook_add begin/end) to the cached range. */
@@ -203,9 +225,9 @@ void simcore_mem_read_hook(void *uc, int type, uint64_t address, int size, int64
                            void *user_data) {
     (void)uc; (void)type; (void)value;
     acct_state *s = (acct_state *)user_data;
-    if (s->cache_on) {
+    if (s->cache_span) {
         s->cache_touch++;
-        cache_range(s, address, address + (uint64_t)size, 1);
+        s->cycles += cache_range(s, address, address + (uint64_t)size, 1);
     }
 }
 
@@ -229,7 +251,10 @@ static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwd
     }
     self->st.refill_cycles = refill;
     self->st.budget = budget;
-    self->st.prev_end = NO_BLOCK;
+    self->st.budget_limit = budget ? budget : UINT64_MAX;
+    self->st.cur_start = self->st.cur_end = NO_BLOCK;
+    self->st.lf_start = self->st.lf_end = NO_BLOCK;
+    self->st.last = &self->st.ranges[0];  /* empty range [0, 0) until add_range */
     return 0;
 }
 
@@ -281,6 +306,7 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     r->counts = (uint64_t *)cb->buf;
     r->ends = (uint64_t *)eb->buf;
     self->st.nranges = n + 1;
+    self->st.last = &self->st.ranges[0];
     Py_RETURN_NONE;
 }
 
@@ -307,8 +333,12 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     s->cache_stamps = PyMem_Calloc((size_t)sets * ways, sizeof(uint64_t));
     if (!s->cache_tags || !s->cache_stamps) return PyErr_NoMemory();
     memset(s->cache_tags, 0xff, sizeof(uint32_t) * sets * ways);
-    s->cache_start = start;
-    s->cache_end = end;
+    if (end <= start) {
+        PyErr_SetString(PyExc_ValueError, "cache: empty address range");
+        return NULL;
+    }
+    s->cache_lo = start;
+    s->cache_span = end - start;
     s->cache_sets = sets;
     s->cache_ways = ways;
     s->line_shift = 0;
@@ -318,7 +348,6 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     s->lf_start = s->lf_end = NO_BLOCK;
     s->cache_touch = 1;
     s->miss_cycles = miss_cycles;
-    s->cache_on = 1;
     Py_RETURN_NONE;
 }
 
@@ -333,6 +362,7 @@ static PyObject *Accounting_set_budget(AccountingObject *self, PyObject *arg) {
     unsigned long long budget = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     self->st.budget = budget;
+    self->st.budget_limit = budget ? budget : UINT64_MAX;
     if (self->st.stop_reason == STOP_BUDGET) self->st.stop_reason = STOP_NONE;
     Py_RETURN_NONE;
 }
@@ -352,18 +382,17 @@ static PyObject *Accounting_state_address(AccountingObject *self, PyObject *unus
 static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
     (void)unused;
     acct_state *s = &self->st;
+    int started = s->cur_end != NO_BLOCK;
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "cycles", (unsigned long long)s->cycles,
         "instructions", (unsigned long long)s->instructions,
-        "blocks", (unsigned long long)s->blocks,
         "taken_branches", (unsigned long long)s->taken_branches,
         "stop_reason", (int)s->stop_reason,
         "fault_start", (unsigned long long)s->fault_start,
         "fault_end", (unsigned long long)s->fault_end,
-        "block_start", (unsigned long long)s->cur_start,
-        "block_end", (unsigned long long)s->cur_end,
-        "block_cache_cycles", (unsigned long long)s->cur_cache_cycles,
+        "block_start", (unsigned long long)(started ? s->cur_start : 0),
+        "block_end", (unsigned long long)(started ? s->cur_end : 0),
         "fetch_hits", (unsigned long long)s->fetch_hits,
         "fetch_misses", (unsigned long long)s->fetch_misses,
         "data_hits", (unsigned long long)s->data_hits,

@@ -249,7 +249,11 @@ class BlockAccounting:
         registers, is ``address``; failing that, the first candidate.
         """
         snap = self._native.snapshot()
-        start, end, blocks = snap["block_start"], snap["block_end"], snap["blocks"]
+        start, end = snap["block_start"], snap["block_end"]
+        # One execution of a block is identified by its start and the instructions
+        # retired before it.
+        r = self.classification.range_at(start)
+        blocks = snap["instructions"] - (r.block_cost(start, end)[1] if r is not None else 0)
         key = (start, end, write)
         candidates = self._accesses.get(key)
         if candidates is None:
