@@ -1,0 +1,120 @@
+"""Measure a model's firmware on every board: sizes, instructions and cycles per inference.
+
+``python -m simcore.firmware.figures MODEL [--format int8]`` builds the
+release firmware (and, on cores with DSP instructions, the portable int8
+variant), runs one and two samples under the cycle model, and reports the
+difference as the cost of one inference (startup and the sample loop cancel
+out). The memory model is the board's (XIP cache on RP2040/RP2350).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simcore.boards import get_board, load_boards
+from simcore.firmware.build import FirmwareBuild, build_model_firmware
+from simcore.firmware.codec import encode_inputs
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Costs of one inference of one firmware variant."""
+
+    board: str
+    variant: str
+    weights_bytes: int
+    code_bytes: int
+    nn_code_bytes: int
+    arena_bytes: int
+    flash_bytes: int
+    instructions: int
+    cycles: int
+
+
+def _run_costs(build: FirmwareBuild, board: str, n: int) -> tuple[int, int]:
+    from simcore.cycles.model import CycleModel
+    from simcore.elf import load_elf
+    from simcore.engine import Machine, RunOptions
+
+    image, spec = load_elf(build.elf), get_board(board)
+    x = _inputs(build, n)
+    machine = Machine(image, spec)
+    model = CycleModel(image, spec)
+    model.install(machine.uc)
+    machine.run(RunOptions(inputs=encode_inputs(build.format, x), n_samples=n))
+    model.check()
+    return model.instructions, model.cycles
+
+
+def _inputs(build: FirmwareBuild, n: int) -> np.ndarray:
+    """``n`` copies of the first golden test input of a shipped model (else a constant)."""
+    from simcore.errors import SimError
+    from simcore.golden.store import load_golden
+
+    try:
+        g = load_golden(build.model)
+        rows = np.repeat(g.split("test")[:1], n)
+        return g.inputs_int8[rows] if build.format == "int8" else g.inputs_float[rows]
+    except SimError:
+        elem = 1 if build.format == "int8" else 4
+        shape = (n, build.input_bytes // elem)
+        if build.format == "int8":
+            return np.zeros(shape, np.int8)
+        return np.full(shape, 0.5, np.float32)
+
+
+def measure(model: str, fmt: str, board: str, out_dir: Path, portable: bool) -> Figures:
+    """Build one variant and measure one inference."""
+    build = build_model_firmware(model, fmt, board, out_dir, portable=portable)
+    i1, c1 = _run_costs(build, board, 1)
+    i2, c2 = _run_costs(build, board, 2)
+    sizes = build.manifest["sizes"]
+    return Figures(
+        board=board,
+        variant="portable" if portable or not get_board(board).core.dsp else "dsp",
+        weights_bytes=build.weights_bytes,
+        code_bytes=build.code_bytes,
+        nn_code_bytes=int(sizes["nn_code_bytes"]),
+        arena_bytes=build.arena_bytes,
+        flash_bytes=build.flash_bytes,
+        instructions=i2 - i1,
+        cycles=c2 - c1,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures table of a model."""
+    parser = argparse.ArgumentParser(prog="python -m simcore.firmware.figures")
+    parser.add_argument("model")
+    parser.add_argument("--format", default="int8", choices=("f32", "int8", "q16"))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for board in sorted(load_boards()):
+            variants = [False]
+            if args.format == "int8" and get_board(board).core.dsp:
+                variants.append(True)
+            for portable in variants:
+                rows.append(measure(args.model, args.format, board, Path(tmp) / board, portable))
+    head = (
+        f"{'board':<10} {'path':<9} {'weights B':>9} {'code B':>7} {'nn code B':>9} "
+        f"{'arena B':>8} {'flash B':>8} {'instr/inf':>10} {'cycles/inf':>11}"
+    )
+    sys.stdout.write(f"{args.model} {args.format}\n{head}\n")
+    for r in rows:
+        sys.stdout.write(
+            f"{r.board:<10} {r.variant:<9} {r.weights_bytes:>9} {r.code_bytes:>7} "
+            f"{r.nn_code_bytes:>9} {r.arena_bytes:>8} {r.flash_bytes:>8} {r.instructions:>10} "
+            f"{r.cycles:>11}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
