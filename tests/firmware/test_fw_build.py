@@ -261,3 +261,20 @@ def test_cli_build_and_errors(
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown board 'nope'" in err
+
+
+def test_weights_that_do_not_fit_the_code_region(tmp_path: Path) -> None:
+    dense = Layer(
+        "huge",
+        "dense",
+        (400,),
+        (64,),
+        "relu",
+        0.0,
+        np.zeros((64, 400), np.float32),
+        np.zeros(64, np.float32),
+    )
+    model = FloatModel("huge", "0" * 64, "test", (400,), (dense,))
+    with pytest.raises(FirmwareError) as info:
+        build_model_firmware(model, "f32", "stm32h743", tmp_path)  # 64 KB ITCM holds .rodata
+    assert "code region" in _one_line(info.value)
