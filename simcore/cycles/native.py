@@ -22,7 +22,7 @@ import capstone
 import numpy as np
 import numpy.typing as npt
 from capstone import arm_const as cs_arm
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, Uc, UcError, arm_const
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc, UcError, arm_const
 from unicorn.arm_const import UC_ARM_REG_PC
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -53,15 +53,26 @@ class CacheStats:
     note: str
 
 
+@dataclass(frozen=True)
+class _Natives:
+    block_hook: int
+    mem_read_hook: int
+    fast_io_hook: int
+    emu_stop: int
+
+
 @cache
-def _hook_addresses() -> tuple[int, int, int]:
+def _natives() -> _Natives:
     lib = ctypes.CDLL(_native.__file__)
-    block = ctypes.cast(lib.simcore_block_hook, ctypes.c_void_p).value
-    read = ctypes.cast(lib.simcore_mem_read_hook, ctypes.c_void_p).value
-    stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
-    if not (block and read and stop):
+    found = _Natives(
+        block_hook=ctypes.cast(lib.simcore_block_hook, ctypes.c_void_p).value or 0,
+        mem_read_hook=ctypes.cast(lib.simcore_mem_read_hook, ctypes.c_void_p).value or 0,
+        fast_io_hook=ctypes.cast(lib.simcore_fast_io_hook, ctypes.c_void_p).value or 0,
+        emu_stop=ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value or 0,
+    )
+    if not all(vars(found).values()):
         raise RuntimeError("cannot resolve the native hook addresses")
-    return block, read, stop
+    return found
 
 
 def _hook_add(uc: Uc, htype: int, fn: int, user_data: int, begin: int, end: int) -> int:
@@ -87,7 +98,9 @@ class BlockAccounting:
     stops the emulator once that many instructions have run (0: no budget; the stop
     lands at the end of the block that crossed it); ``cache`` adds the XIP cache model
     for instruction fetch, and for data reads when ``cache.data_reads`` and
-    ``data_reads`` allow it. ``refill_cycles`` overrides the table's taken-branch cost.
+    ``data_reads`` allow it (together with the single-cycle IO hook of ``cache.fast_io``:
+    both need unicorn's slow memory path, which makes every load several times slower).
+    ``refill_cycles`` overrides the table's taken-branch cost.
     """
 
     def __init__(
@@ -124,17 +137,23 @@ class BlockAccounting:
 
     def install(self, uc: Uc) -> None:
         """Register the C hooks on ``uc`` (call before ``emu_start``)."""
-        block_fn, read_fn, stop_fn = _hook_addresses()
-        self._native.set_emu_stop(stop_fn)
+        natives = _natives()
+        self._native.set_emu_stop(natives.emu_stop)
         state = self._native.state_address()
-        handle = _hook_add(uc, UC_HOOK_BLOCK, block_fn, state, 1, 0)
-        uc._callbacks[handle] = self._native  # keeps the C state alive with the hook
-        self._handles.append(handle)
+        hooks = [(UC_HOOK_BLOCK, natives.block_hook, 1, 0)]
         if self.data_reads_modeled and self.cache is not None:
-            handle = _hook_add(
-                uc, UC_HOOK_MEM_READ, read_fn, state, self.cache.start, self.cache.end - 1
+            hooks.append(
+                (UC_HOOK_MEM_READ, natives.mem_read_hook, self.cache.start, self.cache.end - 1)
             )
-            uc._callbacks[handle] = self._native
+            if self.cache.fast_io is not None and self.cache.fast_io_saving:
+                self._native.set_fast_io_saving(self.cache.fast_io_saving)
+                lo, hi = self.cache.fast_io
+                hooks.append(
+                    (UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, natives.fast_io_hook, lo, hi - 1)
+                )
+        for htype, fn, begin, end in hooks:
+            handle = _hook_add(uc, htype, fn, state, begin, end)
+            uc._callbacks[handle] = self._native  # keeps the C state alive with the hook
             self._handles.append(handle)
 
     def uninstall(self, uc: Uc) -> None:

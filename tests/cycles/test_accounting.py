@@ -7,6 +7,7 @@ returns, a table lookup and a byte copy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -239,3 +240,24 @@ def test_m0_model_rejects_udiv() -> None:
     uc.mem_write(FLASH, bytes.fromhex("b1fbf2f0"))  # udiv r0, r1, r2
     with pytest.raises(UcError, match=r"INSN_INVALID"):
         uc.emu_start(FLASH | 1, FLASH + 4, timeout=1_000_000)
+
+
+@pytest.mark.parametrize("data_reads", [True, False], ids=["io_hook", "no_io_hook"])
+def test_rp2040_single_cycle_io(asm: Callable[..., Program], data_reads: bool) -> None:
+    """Loads and stores to SIO (0xD0000000) cost 1 cycle instead of 2 with the IO hook.
+
+    LDR literal 2 + LDR from SIO + STR to SIO: 2 + 1 + 1 = 4 with the hook (installed
+    with the data-read hook), 2 + 2 + 2 = 6 without; code fits one cached line pair.
+    """
+    prog = asm("cortex-m0plus", "ldr r1, =0xD0000000\nldr r0, [r1]\nstr r0, [r1, #4]\n")
+    cache = dataclasses.replace(
+        flash_cache("cortex-m0plus", data_reads=True),
+        miss_cycles=0, fast_io=(0xD0000000, 0xD0001000), fast_io_saving=1,
+    )
+
+    def sio(uc: Uc, _acc: object) -> None:
+        uc.mmio_map(0xD0000000, 0x1000, lambda *a: 7, None, lambda *a: None, None)
+
+    result = run(prog, "cortex-m0plus", cache=cache, data_reads=data_reads, mmio=sio)
+    assert result.cycles == (4 if data_reads else 6)
+    assert result.registers[0] == 7
