@@ -22,7 +22,7 @@ from unicorn import UC_HOOK_BLOCK, UC_PROT_ALL, Uc, UcError, arm_const
 from simcore.boards import get_board
 from simcore.cycles.native import BlockAccounting
 from simcore.cycles.profile import function_profile
-from simcore.cycles.sysregs import cyccnt, systick_value
+from simcore.cycles.sysregs import SYST_CSR, SYST_CVR, SYST_RVR, cyccnt, systick_value
 from simcore.cycles.tables import CacheConfig, Tag, cache_for
 
 HERE = Path(__file__).parent
@@ -261,3 +261,51 @@ def test_rp2040_single_cycle_io(asm: Callable[..., Program], data_reads: bool) -
     result = run(prog, "cortex-m0plus", cache=cache, data_reads=data_reads, mmio=sio)
     assert result.cycles == (4 if data_reads else 6)
     assert result.registers[0] == 7
+
+
+class _SysTickPrototype:
+    """What the engine's PPB does for SysTick, on top of the cycle model (prototype)."""
+
+    def __init__(self, acc: BlockAccounting) -> None:
+        self.acc = acc
+        self.regs: dict[int, int] = {}
+        self.enabled_at: int | None = None
+
+    def read(self, uc: Uc, offset: int, size: int, _ud: object) -> int:
+        address = 0xE0000000 + offset
+        now = self.acc.cycles_at_access(uc, address)
+        if address == SYST_CVR and self.enabled_at is not None:
+            return systick_value(now, reload=self.regs.get(SYST_RVR, 0), enabled_at=self.enabled_at)
+        return self.regs.get(address, 0)
+
+    def write(self, uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
+        address = 0xE0000000 + offset
+        now = self.acc.cycles_at_access(uc, address, write=True)
+        if address == SYST_CSR and value & 1:
+            self.enabled_at = now
+        self.regs[address] = value
+
+
+def test_systick_read_from_firmware(asm: Callable[..., Program]) -> None:
+    """Firmware starts SysTick (RVR=999, VAL cleared) and reads VAL a few instructions later.
+
+    The counter is enabled at the cycles before the STR to CSR; the LDR of VAL sees
+    the cycles before itself; with ``elapsed`` the static cost from the STR to the LDR
+    (STR 2 + MOVS 1 + NOP 1 + NOP 1 = 5 on the M0+), VAL = 999 - (elapsed - 1) = 995.
+    """
+    body = (
+        "ldr r2, =0xE000E010\nldr r1, =999\nstr r1, [r2, #4]\nmovs r1, #0\nstr r1, [r2, #8]\n"
+        "movs r1, #5\nenable:\nstr r1, [r2]\nmovs r3, #1\nnop\nnop\nread:\nldr r0, [r2, #8]\n"
+    )
+    prog = asm("cortex-m0plus", body)
+
+    def ppb(uc: Uc, acc: BlockAccounting | None) -> None:
+        assert acc is not None
+        systick = _SysTickPrototype(acc)
+        uc.mmio_map(0xE0000000, 0x100000, systick.read, None, systick.write, None)
+
+    result = run(prog, "cortex-m0plus", mmio=ppb)
+    r = prog.classify("cortex-m0plus").ranges[0]
+    elapsed, _ = r.block_cost(prog.symbols["enable"], prog.symbols["read"])
+    assert elapsed == 5
+    assert result.registers[0] == 999 - (elapsed - 1) == 995
