@@ -29,6 +29,8 @@ termination, IT-skipped instructions are charged like executed ones).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -183,7 +185,6 @@ class Classification:
 class _Insn:
     address: int
     size: int
-    text: str
     row: TimingRow
     row_number: int
     cycles: int
@@ -371,26 +372,57 @@ def _thumb_spans(rng: CodeRange, symbols: Sequence[MappingSymbol]) -> list[tuple
     return spans
 
 
-def _decode(table: TimingTable, rng: CodeRange, start: int, end: int) -> list[_Insn | str]:
+@cache
+def _lite_disassembler() -> capstone.Cs:
+    """A decoder without details: finds instruction boundaries fast."""
+    return capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+
+
+def _decode(
+    table: TimingTable,
+    rng: CodeRange,
+    start: int,
+    end: int,
+    memo: dict[bytes, _Insn | str],
+) -> list[_Insn | str]:
     """Decode ``[start, end)``, one entry per halfword.
 
     An entry is an :class:`_Insn` at an instruction start, ``""`` for the second half
     of a 32-bit instruction, or a non-empty string (the reason) for a forbidden one.
+    Instructions are analysed once per encoding (``memo``, decoded at address 0; only
+    a direct branch's target depends on the address, and it is relative).
     """
-    md = disassembler()
+    lite, md = _lite_disassembler(), disassembler()
     out: list[_Insn | str] = []
     data = rng.data
     addr = start
     while addr < end:
-        for insn in md.disasm(data[addr - rng.start : end - rng.start], addr):
-            found = _lookup(table, insn)
-            if isinstance(found, str):
-                out.append(found)
+        for address, size, _mnemonic, _ops in lite.disasm_lite(
+            data[addr - rng.start : end - rng.start], addr
+        ):
+            enc = data[address - rng.start : address - rng.start + size]
+            template = memo.get(enc)
+            if template is None:
+                insn = next(md.disasm(enc, 0))
+                found = _lookup(table, insn)
+                template = found if isinstance(found, str) else _make_insn(insn, *found)
+                memo[enc] = template
+            if isinstance(template, str):
+                # Decode again at the real address so the message shows real targets.
+                found = _lookup(table, next(md.disasm(enc, address)))
+                out.append(found if isinstance(found, str) else template)
             else:
-                out.append(_make_insn(insn, *found))
-            if insn.size == 4:
+                target = template.target
+                out.append(
+                    dataclasses.replace(
+                        template,
+                        address=address,
+                        target=None if target is None else (target + address) & 0xFFFFFFFF,
+                    )
+                )
+            if size == 4:
                 out.append("")
-            addr = insn.address + insn.size
+            addr = address + size
         if addr < end:  # capstone stopped at an undecodable halfword
             hw = int.from_bytes(data[addr - rng.start : addr - rng.start + 2], "little")
             out.append(f"undecodable halfword 0x{hw:04x}")
@@ -413,7 +445,6 @@ def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
     return _Insn(
         address=insn.address,
         size=insn.size,
-        text=f"{insn.mnemonic} {insn.op_str}".strip(),
         row=row,
         row_number=number,
         cycles=row.cycles + row.per_register * _words(insn, row.per_register_counts_pc),
@@ -444,9 +475,10 @@ def classify_range(
     row_index = np.full(nhalf, -1, dtype=np.int16)
     unknown: dict[int, str] = {}
     decoded: list[tuple[int, list[_Insn | str]]] = []
+    memo: dict[bytes, _Insn | str] = {}
     for span_start, span_end, is_code in _thumb_spans(rng, symbols):
         if is_code:
-            decoded.append((span_start, _decode(table, rng, span_start, span_end)))
+            decoded.append((span_start, _decode(table, rng, span_start, span_end, memo)))
         else:
             i0, i1 = (span_start - rng.start) >> 1, (span_end - rng.start + 1) >> 1
             guard[i0:i1] = 1
@@ -480,10 +512,13 @@ def classify_range(
     prefix[1:, 0] = np.cumsum(cost, dtype=np.uint64)
     prefix[1:, 0] += (np.cumsum(guard) * UNKNOWN_COST).astype(np.uint64)
     prefix[1:, 1] = np.cumsum(count)
+    prefix = np.ascontiguousarray(prefix)
+    for array in (prefix, cost, row_index):
+        array.flags.writeable = False
     return RangeCosts(
         start=rng.start,
         nhalf=nhalf,
-        prefix=np.ascontiguousarray(prefix),
+        prefix=prefix,
         cost=cost,
         row_index=row_index,
         unknown=unknown,
@@ -500,9 +535,17 @@ def classify(
     ``ranges`` are the executable sections' bytes at their run addresses and
     ``mapping_symbols`` the ``$t``/``$d`` symbols *of those sections only* (libgcc's
     debug-frame ``$d`` symbols can point into ``.text``; trusting them drops code).
-    Without mapping symbols everything is decoded as Thumb.
+    Without mapping symbols everything is decoded as Thumb. Results are cached per
+    process (the arrays are read-only), so repeated runs of one ELF classify it once.
     """
     table = core if isinstance(core, TimingTable) else load_table(core)
+    return _classify_cached(table, tuple(ranges), tuple(mapping_symbols))
+
+
+@functools.lru_cache(maxsize=16)
+def _classify_cached(
+    table: TimingTable, ranges: tuple[CodeRange, ...], mapping_symbols: tuple[MappingSymbol, ...]
+) -> Classification:
     ordered = sorted(ranges, key=lambda r: r.start)
     for a, b in itertools.pairwise(ordered):
         if a.end > b.start:
