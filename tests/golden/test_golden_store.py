@@ -38,9 +38,15 @@ def test_golden_shapes_and_types(golden: Golden) -> None:
     n = exp["n"]
     assert golden.num_samples == n
     assert golden.inputs_float.dtype == np.float32 and len(golden.inputs_float) == n
-    assert golden.inputs_int8.dtype == np.int8 and golden.inputs_int8.shape == golden.inputs_float.shape
+    assert (
+        golden.inputs_int8.dtype == np.int8
+        and golden.inputs_int8.shape == golden.inputs_float.shape
+    )
     assert golden.outputs_float.shape == (n, *exp["out"])
-    assert golden.outputs_int8_raw.shape == (n, *exp["out"]) and golden.outputs_int8_raw.dtype == np.int8
+    assert (
+        golden.outputs_int8_raw.shape == (n, *exp["out"])
+        and golden.outputs_int8_raw.dtype == np.int8
+    )
     assert len(golden.split("test")) == exp["test"]
     assert np.array_equal(golden.split("all"), np.arange(n))
     assert set(np.unique(golden.labels)) == set(range(exp["classes"]))
@@ -112,7 +118,7 @@ def test_int8_layer_outputs_track_float_layers(golden: Golden) -> None:
 
 
 def test_unknown_model_is_a_golden_error() -> None:
-    with pytest.raises(GoldenError, match="no golden for model 'nope'.*known: iris3") as info:
+    with pytest.raises(GoldenError, match=r"no golden for model 'nope'.*known: iris3") as info:
         load_golden("nope")
     assert info.value.exit_code == 2
 
@@ -120,7 +126,10 @@ def test_unknown_model_is_a_golden_error() -> None:
 @pytest.mark.parametrize(
     "victim, pattern",
     [
-        ("model_int8.tflite", r"stale: model \(tflite_int8\) model_int8.tflite sha256 [0-9a-f]{64} != "),
+        (
+            "model_int8.tflite",
+            r"stale: model \(tflite_int8\) model_int8.tflite sha256 [0-9a-f]{64} != ",
+        ),
         ("model_float.tflite", r"stale: model \(tflite_float\)"),
         ("model.keras", r"stale: model \(keras\)"),
         (ARRAYS_FILE, r"stale: golden arrays golden.npz sha256"),
@@ -142,7 +151,7 @@ def test_edited_header_is_refused(golden_copy: CopyGolden) -> None:
     header = json.loads(path.read_text())
     header["output"]["zero_point"] += 1
     path.write_text(json.dumps(header))
-    with pytest.raises(GoldenError, match="header .* was edited"):
+    with pytest.raises(GoldenError, match=r"header .* was edited"):
         load_golden("iris_anne6", root=root)
 
 
@@ -166,7 +175,7 @@ def test_newer_format_version_is_refused(golden_copy: CopyGolden) -> None:
 def test_missing_model_file_is_refused(golden_copy: CopyGolden) -> None:
     root = golden_copy("iris3")
     (root / "iris3" / "model_int8.tflite").unlink()
-    with pytest.raises(GoldenError, match="tflite_int8 file .* is missing"):
+    with pytest.raises(GoldenError, match=r"tflite_int8 file .* is missing"):
         load_golden("iris3", root=root)
 
 

@@ -15,7 +15,7 @@ from simcore.golden.tflite_model import read_tflite
 
 pytest.importorskip("tflite_micro")
 
-from simcore.golden.tflm import run_int8  # noqa: E402
+from simcore.golden.tflm import run_int8
 
 
 def _rows(n: int, count: int | None) -> np.ndarray:
@@ -46,7 +46,9 @@ def _compare_every_layer(name: str, count: int | None) -> None:
     model = read_tflite(g.tflite_int8_path)
     rows = _rows(g.num_samples, count)
     tensor_ids = [op.outputs[0] for op in model.operators]
-    _, kept = run_int8(data, g.inputs_int8[rows], keep_tensors=lambda i: True, tensor_ids=tensor_ids)
+    _, kept = run_int8(
+        data, g.inputs_int8[rows], keep_tensors=lambda i: True, tensor_ids=tensor_ids
+    )
     for row, tflm_layers in zip(rows, kept, strict=True):
         ours = int8_ref.run_model(model, g.inputs_int8[row])
         for res, theirs in zip(ours, tflm_layers, strict=True):
