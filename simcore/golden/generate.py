@@ -105,6 +105,34 @@ def write_npz_if_changed(path: Path, **arrays: npt.NDArray[Any]) -> None:
     log.info("wrote %s", path)
 
 
+def write_bytes_if_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` unless the file already holds exactly these bytes."""
+    if path.is_file() and path.read_bytes() == data:
+        log.info("%s unchanged", path)
+        return
+    path.write_bytes(data)
+    log.info("wrote %s", path)
+
+
+def save_keras_if_changed(model: Any, path: Path) -> None:
+    """Save a Keras model unless the file holds the same architecture and weights.
+
+    A .keras file records the time it was saved, so an identical retrained model
+    would otherwise get a new sha256 and every regeneration would churn the goldens.
+    """
+    if path.is_file():
+        old = _keras().models.load_model(path)
+        same = old.to_json() == model.to_json() and all(
+            a.dtype == b.dtype and np.array_equal(a, b)
+            for a, b in zip(old.get_weights(), model.get_weights(), strict=True)
+        )
+        if same:
+            log.info("%s unchanged (same architecture and weights)", path)
+            return
+    model.save(path)
+    log.info("wrote %s", path)
+
+
 def write_iris() -> None:
     """Write golden/data/iris.npz from scikit-learn's bundled copy."""
     from sklearn.datasets import load_iris
@@ -399,7 +427,7 @@ def generate_model(
     keras_path = out_dir / store.KERAS_FILE
     if retrain:
         model, train_cfg = train(spec, data)
-        model.save(keras_path)
+        save_keras_if_changed(model, keras_path)
     else:
         configure_determinism(spec.seed)
         model = keras.models.load_model(keras_path)
@@ -416,8 +444,8 @@ def generate_model(
         # range (e.g. sepal length 7.9 cm), and an int8 input would clip.
         representative = data.inputs_float
     int8_bytes = convert(fixed, representative)
-    (out_dir / store.TFLITE_FLOAT_FILE).write_bytes(float_bytes)
-    (out_dir / store.TFLITE_INT8_FILE).write_bytes(int8_bytes)
+    write_bytes_if_changed(out_dir / store.TFLITE_FLOAT_FILE, float_bytes)
+    write_bytes_if_changed(out_dir / store.TFLITE_INT8_FILE, int8_bytes)
 
     tfl = read_tflite_bytes(int8_bytes)
     in_t, out_t = tfl.input_tensor, tfl.output_tensor
@@ -472,7 +500,7 @@ def generate_model(
     _mark_stages(ops_desc, layers[-1][0]["name"])
 
     arrays_path = out_dir / store.ARRAYS_FILE
-    _savez(arrays_path, **arrays)
+    write_npz_if_changed(arrays_path, **arrays)
     ds_file = DATA_DIR / (
         datasets.IRIS_FILE if data.dataset == "iris" else datasets.MNIST_TEST_FILE
     )
