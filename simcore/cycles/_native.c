@@ -40,7 +40,7 @@ typedef struct {
     uint64_t start;          /* address of halfword 0 */
     uint64_t end;            /* start + 2 * nhalf */
     const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
-    uint64_t *counts;        /* nhalf: blocks that started at each halfword */
+    uint64_t *counts;        /* nhalf (+1 spare): blocks that started at each halfword */
     uint64_t *ends;          /* nhalf + 1: blocks that ended just before each halfword */
 } code_range;
 
@@ -301,14 +301,16 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
         PyBuffer_Release(cb);
         return NULL;
     }
-    Py_ssize_t nhalf = cb->len / 8;
+    /* counts has a spare last slot: an empty block at the very end of the range is
+     * counted there (starts and ends cancel) instead of out of bounds. */
+    Py_ssize_t nhalf = eb->len / 8 - 1;
     if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 ||
-        pb->len != (nhalf + 1) * 16 || cb->len != nhalf * 8 || eb->len != (nhalf + 1) * 8) {
+        nhalf < 0 || pb->len != (nhalf + 1) * 16 || cb->len != (nhalf + 1) * 8) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
         PyBuffer_Release(eb);
         PyErr_SetString(PyExc_ValueError,
-                        "prefix must be uint64 (n+1, 2), counts uint64 (n,), ends uint64 (n+1,)");
+                        "prefix must be uint64 (n+1, 2), counts and ends uint64 (n+1,)");
         return NULL;
     }
     code_range *r = &self->st.ranges[n];
@@ -439,7 +441,7 @@ static PyObject *Accounting_get_stop_reason(AccountingObject *self, void *closur
 static PyMethodDef Accounting_methods[] = {
     {"add_range", (PyCFunction)Accounting_add_range, METH_VARARGS,
      "add_range(start, prefix, counts, ends): a code range's prefix (uint64 (n+1,2)), "
-     "block-start counts (n,) and block-end counts (n+1,)."},
+     "block-start counts and block-end counts (uint64 (n+1,) each)."},
     {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,

@@ -119,10 +119,10 @@ class BlockAccounting:
         self._counts: list[npt.NDArray[np.uint64]] = []
         self._ends: list[npt.NDArray[np.uint64]] = []
         for r in classification.ranges:
-            counts = np.zeros(r.nhalf, dtype=np.uint64)
+            counts = np.zeros(r.nhalf + 1, dtype=np.uint64)  # + a spare slot (see C)
             ends = np.zeros(r.nhalf + 1, dtype=np.uint64)
             self._native.add_range(r.start, r.prefix, counts, ends)
-            self._counts.append(counts)
+            self._counts.append(counts[: r.nhalf])
             self._ends.append(ends)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)

@@ -7,16 +7,28 @@ Programs start at ``_start`` in flash (0x10000000) and stop when the PC reaches 
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
-from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, UC_PROT_ALL, Uc, arm_const
+from unicorn import (
+    UC_ARCH_ARM,
+    UC_HOOK_BLOCK,
+    UC_HOOK_INTR,
+    UC_MODE_THUMB,
+    UC_PROT_ALL,
+    Uc,
+    arm_const,
+)
 
+from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
+from simcore.cycles.model import CycleModel
 from simcore.cycles.native import BlockAccounting
 from simcore.cycles.tables import CacheConfig
+from simcore.elf import ElfImage
 
 FLASH = 0x10000000
 RAM = 0x20000000
@@ -149,3 +161,96 @@ def run(
     return Run(uc, acc, regs, bytes(uc.mem_read(RAM, 0x1000)), uc.reg_read(arm_const.UC_ARM_REG_PC))
 
 
+
+
+_SYS_OPEN, _SYS_WRITE, _SYS_EXIT, _SYS_EXIT_EXTENDED = 0x01, 0x05, 0x18, 0x20
+PPB = 0xE0000000
+DWT_CYCCNT = 0xE0001004
+
+
+@dataclass
+class ImageRun:
+    """What a harness-ABI firmware did under :func:`run_image`."""
+
+    stdout: str
+    exit_code: int
+    pc: int
+    cyccnt_reads: list[int]
+    counted_instructions: int | None = None
+
+
+def run_image(
+    image: ElfImage,
+    board: BoardSpec,
+    model: CycleModel | None = None,
+    *,
+    count_with: Classification | None = None,
+) -> ImageRun:
+    """Run a simcore-ABI ELF from its reset vector to ``done`` on a bare unicorn engine.
+
+    Independent of simcore.engine on purpose: the cycle model is tested on its own.
+    Semihosting: SYS_OPEN hands out handle 1, SYS_WRITE appends to stdout, SYS_EXIT*
+    stops. The PPB page serves DWT->CYCCNT from ``model`` (0 without one); the rest of
+    the PPB reads 0 and ignores writes. IO regions are mapped as plain memory.
+    ``count_with`` counts instructions with a Python block hook and that
+    classification's count prefix (slow; for runs without the C hook).
+    """
+    uc = new_engine(board.core.name)
+    for region in board.memory:
+        uc.mem_map(region.start, region.size_bytes, UC_PROT_ALL)
+    for seg in image.segments:
+        if seg.data:
+            uc.mem_write(seg.load_address, seg.data)
+    sp, reset = struct.unpack("<II", bytes(uc.mem_read(board.vector_table, 8)))
+    uc.reg_write(arm_const.UC_ARM_REG_SP, sp)
+    stdout: list[str] = []
+    reads: list[int] = []
+
+    def ppb_read(uc_: Uc, offset: int, size: int, _ud: object) -> int:
+        if PPB + offset == DWT_CYCCNT and model is not None:
+            reads.append(model.cycles_at_access(uc_, PPB + offset))
+            return reads[-1] & 0xFFFFFFFF
+        return 0
+
+    uc.mmio_map(PPB, 0x100000, ppb_read, None, lambda *a: None, None)
+
+    def on_intr(uc_: Uc, intno: int, _ud: object) -> None:
+        pc = uc_.reg_read(arm_const.UC_ARM_REG_PC)
+        if bytes(uc_.mem_read(pc, 2)) != b"\xab\xbe":  # not bkpt 0xab: a plain breakpoint
+            uc_.emu_stop()
+            return
+        op, arg = uc_.reg_read(arm_const.UC_ARM_REG_R0), uc_.reg_read(arm_const.UC_ARM_REG_R1)
+        result = 0
+        if op == _SYS_OPEN:
+            result = 1
+        elif op == _SYS_WRITE:
+            _handle, ptr, length = struct.unpack("<3I", bytes(uc_.mem_read(arg, 12)))
+            stdout.append(bytes(uc_.mem_read(ptr, length)).decode("latin-1"))
+        elif op in (_SYS_EXIT, _SYS_EXIT_EXTENDED):
+            uc_.emu_stop()
+            return
+        uc_.reg_write(arm_const.UC_ARM_REG_R0, result)
+        uc_.reg_write(arm_const.UC_ARM_REG_PC, (pc + 2) | 1)
+
+    uc.hook_add(UC_HOOK_INTR, on_intr)
+    counted = [0]
+    if count_with is not None:
+        classification = count_with
+
+        def on_block(_uc: Uc, address: int, size: int, _ud: object) -> None:
+            r = classification.range_at(address)
+            assert r is not None, f"block 0x{address:08x} outside the code"
+            counted[0] += r.block_cost(address, address + size)[1]
+
+        uc.hook_add(UC_HOOK_BLOCK, on_block)
+    if model is not None:
+        model.install(uc)
+    uc.emu_start(reset | 1, image.symbols["done"].address, timeout=60_000_000)
+    if model is not None:
+        model.check()
+    r0 = uc.reg_read(arm_const.UC_ARM_REG_R0)
+    return ImageRun(
+        "".join(stdout), r0 - (1 << 32) if r0 & 0x80000000 else r0,
+        uc.reg_read(arm_const.UC_ARM_REG_PC), reads,
+        counted[0] if count_with is not None else None,
+    )
