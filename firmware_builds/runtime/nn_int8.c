@@ -183,26 +183,22 @@ static inline int8_t requant(int32_t acc, int32_t mult, int32_t shift, const nn_
     return (int8_t)clamp(MBQM(acc, mult, shift) + q->output_offset, q->act_min, q->act_max);
 }
 
-#if NN_INT8_USE_DSP && defined(NN_INT8_SCRATCH)
+#if defined(NN_INT8_SCRATCH)
 /*
- * DSP path (CMSIS-NN's approach): the input values a dot product needs
- * (x + input_offset, zero for padding) are widened to int16 once into a
- * scratch "patch", packed as (x0, x2), (x1, x3) pairs to match SXTB16 on a
- * weight word, and reused for every output channel, two channels at a time.
+ * Patch path (CMSIS-NN's approach): the input values a dot product needs
+ * (x + input_offset, zero for padding) are widened to int16 once per output
+ * pixel into a scratch "patch" and reused for every output channel.
  * NN_INT8_SCRATCH (int16 elements) is set by the generator to the largest
- * patch of the model. Sums are exact integers: results equal the portable path.
+ * patch of the model. Sums are exact integers: every path gives the same result.
  */
 static int16_t nn_int8_patch[((NN_INT8_SCRATCH) + 3) & ~3] __attribute__((aligned(4)));
 
-static inline void patch_put(int32_t i, int32_t v)
+#if NN_INT8_USE_DSP
+/* DSP layout: each group of 4 is stored as pairs (x0, x2), (x1, x3) to match
+ * SXTB16 on a weight word and SXTB16 on the word rotated by 8. */
+static inline int32_t patch_index(int32_t i)
 {
-    /* Element i of group g = i / 4 goes to pair word 2g + (i & 1), lane (i >> 1) & 1. */
-    nn_int8_patch[(i & ~3) + ((i & 1) << 1) + ((i >> 1) & 1)] = (int16_t)v;
-}
-
-static inline int32_t patch_value(int32_t i)
-{
-    return nn_int8_patch[(i & ~3) + ((i & 1) << 1) + ((i >> 1) & 1)];
+    return (i & ~3) + ((i & 1) << 1) + ((i >> 1) & 1);
 }
 
 /* Pair word j of the patch (memcpy: no aliasing of the int16 array as int32). */
@@ -213,9 +209,9 @@ static inline int32_t patch_word(int32_t j)
     return v;
 }
 
-static inline int32_t patch_dot(const int8_t *w, int32_t k, int32_t acc)
+static inline int32_t patch_dot(const int8_t *w, int32_t k)
 {
-    int32_t i = 0;
+    int32_t acc = 0, i = 0;
     for (; i + 4 <= k; i += 4) {
         uint32_t wv;
         memcpy(&wv, w + i, 4);
@@ -223,7 +219,7 @@ static inline int32_t patch_dot(const int8_t *w, int32_t k, int32_t acc)
         acc = __smlad(patch_word((i >> 1) + 1), __sxtb16((int8x4_t)((wv >> 8) | (wv << 24))), acc);
     }
     for (; i < k; ++i) {
-        acc += patch_value(i) * (int32_t)w[i];
+        acc += nn_int8_patch[patch_index(i)] * (int32_t)w[i];
     }
     return acc;
 }
@@ -244,18 +240,47 @@ static inline void patch_dot2(const int8_t *wa, const int8_t *wb, int32_t k, int
         b = __smlad(p1, __sxtb16((int8x4_t)((vb >> 8) | (vb << 24))), b);
     }
     for (; i < k; ++i) {
-        const int32_t x = patch_value(i);
+        const int32_t x = nn_int8_patch[patch_index(i)];
         a += x * (int32_t)wa[i];
         b += x * (int32_t)wb[i];
     }
     *acc_a = a;
     *acc_b = b;
 }
+#define NN_INT8_CHANNEL_STEP 2
+#else
+/* Portable layout: plain order; the loop is unrolled by four for cores
+ * (the M0+) where loop overhead costs as much as the multiply-accumulate. */
+static inline int32_t patch_index(int32_t i)
+{
+    return i;
+}
+
+static inline int32_t patch_dot(const int8_t *w, int32_t k)
+{
+    const int16_t *p = nn_int8_patch;
+    int32_t acc = 0, i = 0;
+    for (; i + 4 <= k; i += 4) {
+        acc += p[i] * w[i] + p[i + 1] * w[i + 1] + p[i + 2] * w[i + 2] + p[i + 3] * w[i + 3];
+    }
+    for (; i < k; ++i) {
+        acc += p[i] * w[i];
+    }
+    return acc;
+}
+#define NN_INT8_CHANNEL_STEP 1
+#endif
+
+static inline void patch_put(int32_t i, int32_t v)
+{
+    nn_int8_patch[patch_index(i)] = (int16_t)v;
+}
 
 static void patch_channels(int8_t *out, const int8_t *weights, const int32_t *bias, int32_t k,
                            int32_t n_out, const nn_int8_quant_t *q)
 {
     int32_t o = 0;
+#if NN_INT8_CHANNEL_STEP == 2
     for (; o + 2 <= n_out; o += 2) {
         int32_t a, b;
         patch_dot2(weights + o * k, weights + (o + 1) * k, k, &a, &b);
@@ -266,8 +291,9 @@ static void patch_channels(int8_t *out, const int8_t *weights, const int32_t *bi
         out[o] = requant(a, q->multiplier[o], q->shift[o], q);
         out[o + 1] = requant(b, q->multiplier[o + 1], q->shift[o + 1], q);
     }
+#endif
     for (; o < n_out; ++o) {
-        int32_t a = patch_dot(weights + o * k, k, 0);
+        int32_t a = patch_dot(weights + o * k, k);
         if (bias != 0) {
             a += bias[o];
         }

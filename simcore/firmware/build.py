@@ -234,13 +234,18 @@ def build_model_firmware(
         )
     gen = generate(loaded, fmt, capacity=cap)
 
-    out.mkdir(parents=True, exist_ok=True)
     source = out / f"{stem}.c"
-    source.write_text(gen.text)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        source.write_text(gen.text)
+    except OSError as exc:
+        raise FirmwareError(
+            f"cannot write to output folder {out}: {exc.strerror}", hint="pass a writable --out"
+        ) from None
     defines = (
         *(("SIMCORE_TRACE",) if trace else ()),
         *(("NN_INT8_PORTABLE",) if portable else ()),
-        *((f"NN_INT8_SCRATCH={gen.int8_scratch}",) if gen.int8_scratch and not portable else ()),
+        *((f"NN_INT8_SCRATCH={gen.int8_scratch}",) if gen.int8_scratch else ()),
     )
     try:
         result = build_elf(
