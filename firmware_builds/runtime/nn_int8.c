@@ -52,13 +52,18 @@ static int32_t srmbpot(int32_t x, int32_t e)
     return e < 0 ? rdbpot(x, -e) : x;
 }
 
-int32_t nn_int8_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
+static inline int32_t mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
     return rdbpot(srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
-#define MBQM nn_int8_multiply_by_quantized_multiplier
+#define MBQM mbqm
+
+int32_t nn_int8_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
+{
+    return mbqm(x, multiplier, shift);
+}
 
 /* exp(a) for a in [-1/4, 0), a and result in Q0.31. */
 static int32_t exp_quarter_interval(int32_t a)
@@ -398,26 +403,24 @@ void nn_int8_maxpool(const int8_t *in, int8_t *out, const nn_geom_t *g, int32_t 
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const int32_t y0 = oy * g->stride_h - g->pad_top;
+        const int32_t ky_lo = y0 < 0 ? -y0 : 0;
+        const int32_t ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
             const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
+            const int32_t kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
+            int8_t *o = out + (oy * g->out_w + ox) * c_n;
             for (int32_t c = 0; c < c_n; ++c) {
                 int32_t m = -128;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        const int32_t v = in[(y * g->in_w + x) * c_n + c];
+                for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
+                    const int8_t *row = in + ((y0 + ky) * g->in_w + x0) * c_n + c;
+                    for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                        const int32_t v = row[kx * c_n];
                         m = v > m ? v : m;
                     }
                 }
-                out[(oy * g->out_w + ox) * c_n + c] = (int8_t)clamp(m, act_min, act_max);
+                o[c] = (int8_t)clamp(m, act_min, act_max);
             }
         }
     }
