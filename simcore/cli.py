@@ -88,7 +88,7 @@ def _read_inputs(path: Path | None) -> bytes | None:
     return path.read_bytes()
 
 
-def print_run(result: RunResult, *, console_shown: bool) -> None:
+def print_run(result: RunResult, *, console_shown: bool, profile: int = 0) -> None:
     """Human summary of one run."""
     if not console_shown and result.stdout:
         sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
@@ -97,11 +97,32 @@ def print_run(result: RunResult, *, console_shown: bool) -> None:
         f"stopped: {result.stop_reason.value} at {result.stop_location}, "
         f"exit code {result.exit_code}"
     )
-    if result.instructions is not None:
-        _out(f"instructions: {result.instructions:,}")
-    for key, extra in result.extra.items():
-        if isinstance(extra, int | float | str):
-            _out(f"{key}: {extra}")
+    report = result.cycle_report
+    if result.cycles is not None and report:
+        model = report["cycle_model"]
+        _out(
+            f"cycles:      {result.cycles:>12,}  ({report['seconds_at_clock'] * 1e3:.3f} ms at "
+            f"{report['clock_hz'] / 1e6:g} MHz; {model['core']} model, {model['exactness']}, "
+            f"memory {model['memory_model']})"
+        )
+        _out(f"instructions: {result.instructions:>11,}")
+        if result.sample_cycles:
+            sc = result.sample_cycles
+            _out(
+                f"per sample:  {sum(sc) / len(sc):>12,.0f} cycles mean "
+                f"(min {min(sc):,}, max {max(sc):,}, {len(sc)} samples)"
+            )
+        cache = report.get("cache")
+        if cache:
+            data = (
+                f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses"
+                if cache["data_reads"] == "modeled"
+                else ", data reads not modeled"
+            )
+            _out(
+                f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
+                f"misses{data}, {cache['miss_cycles']:,} miss cycles"
+            )
     mem = result.memory
     for name, usage in (
         ("flash", mem.flash),
@@ -113,6 +134,13 @@ def print_run(result: RunResult, *, console_shown: bool) -> None:
         _out(f"{name + ':':<12} {usage.used_bytes:>9,} bytes{cap}")
     if result.n_samples:
         _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
+    if profile and report.get("profile"):
+        _out(f"{'function':<32} {'cycles':>10} {'instr':>10} {'share':>7}")
+        for entry in report["profile"][:profile]:
+            _out(
+                f"{entry['function'][:32]:<32} {entry['cycles']:>10,} "
+                f"{entry['instructions']:>10,} {entry['share']:>7.1%}"
+            )
     for note in result.notes:
         _out(f"note: {note}")
 
@@ -135,13 +163,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_instructions=args.max_instructions,
         timeout_s=args.timeout,
         echo=echo if stream else None,
+        memory_model=args.memory_model,
+        profile_limit=None if args.profile == 0 else max(args.profile, 50),
     )
     if args.outputs:
         args.outputs.write_bytes(result.outputs)
     if args.json:
         _out(json.dumps(result.as_dict(), indent=2))
     else:
-        print_run(result, console_shown=stream)
+        print_run(result, console_shown=stream, profile=args.profile)
     return 0 if result.ok else 1
 
 
@@ -209,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-instructions", type=int, help="stop after this many instructions")
     p.add_argument(
         "--timeout", type=float, default=300.0, help="wall-clock limit in seconds (default 300)"
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=15,
+        default=0,
+        metavar="N",
+        help="show the N functions with the most cycles (default 15)",
+    )
+    p.add_argument(
+        "--memory-model",
+        choices=["modeled", "ideal"],
+        default="modeled",
+        help="'ideal' turns flash/cache wait states off, for comparison",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="do not stream console output")

@@ -31,6 +31,8 @@ from unicorn import arm_const
 
 from simcore import memory as mem
 from simcore.boards import BoardSpec, RegionKind, get_board
+from simcore.cycles.model import CycleModel, MemoryModel
+from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
 from simcore.elf import ElfImage, check_fits, load_elf
 from simcore.errors import (
@@ -74,6 +76,10 @@ class RunOptions:
     max_instructions: int | None = None
     timeout_s: float | None = None
     echo: Callable[[int, str], None] | None = None
+    #: Account cycles (the C block hook). Off only to measure raw emulation.
+    cycles: bool = True
+    memory_model: MemoryModel = MemoryModel.MODELED
+    profile_limit: int | None = 50
 
 
 @dataclass(frozen=True)
@@ -119,14 +125,14 @@ class Machine:
         for seg in image.segments:
             if seg.data:
                 uc.mem_write(seg.load_address, seg.data)
-        self.ppb = PrivatePeripheralBus(core=board.core.name, cycles=self._cycles_now)
+        #: The cycle model of the current run (set by run()).
+        self.cycle_model: CycleModel | None = None
+        self.ppb = PrivatePeripheralBus(core=board.core.name, cycles=self._cycles_at_access)
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
             if region.name == "sio":
                 sio = SioBlock()
                 self._map_mmio(region.start, region.size_bytes, sio.read, sio.write)
-        #: Set by the cycle model when attached: a callable giving cycles now.
-        self.cycle_source: Callable[[], int | None] | None = None
 
     # -- set-up ---------------------------------------------------------------
 
@@ -182,8 +188,10 @@ class Machine:
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
 
-    def _cycles_now(self) -> int | None:
-        return None if self.cycle_source is None else self.cycle_source()
+    def _cycles_at_access(self, address: int, write: bool) -> int | None:
+        if self.cycle_model is None:
+            return None
+        return self.cycle_model.cycles_at_access(self.uc, address, write=write)
 
     # -- memory helpers -------------------------------------------------------
 
@@ -250,7 +258,9 @@ class _Run:
         self.unmapped: tuple[str, int, int] | None = None  # access, address, size
         self.traces: list[TraceRecord] = []
         self.sample_index = 0
-        self.sample_marks: list[tuple[int, int]] = []
+        #: (sample index, begin?, cycles, instructions) at each sample hook.
+        self.sample_marks: list[tuple[int, bool, int, int]] = []
+        self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
         self.heap_peak = 0
@@ -316,7 +326,10 @@ class _Run:
         index = self.m.reg("r0")
         if begin:
             self.sample_index = index
-        self.sample_marks.append((index, 1 if begin else 0))
+        if self.model is not None:
+            pc = self.m.reg("pc")
+            cycles, insns = self.model.cycles_at(pc), self.model.accounting.instructions_at(pc)
+            self.sample_marks.append((index, begin, cycles, insns))
 
     def _on_sbrk(self) -> None:
         self.heap_now += _signed(self.m.reg("r0"))
@@ -388,24 +401,49 @@ class _Run:
 
     # errors -----------------------------------------------------------------
 
+    def _unsupported(self, pc: int) -> UnsupportedInstruction:
+        m = self.m
+        code = m.read(pc, 4) if m.board.region_at(pc, 4) else b""
+        insn = describe_instruction(code, pc) if code else "?"
+        name = mnemonic(code, pc) if code else "instruction"
+        if insn.startswith(".inst"):
+            msg = f"undefined instruction {insn[6:]} at {m.where(pc)}"
+        else:
+            msg = f"{name} at {m.where(pc)} is not available on {m.board.core.display_name}"
+        return UnsupportedInstruction(
+            msg,
+            pc=pc,
+            location=m.image.describe(pc),
+            hint=f"rebuild for {m.board.core.display_name} ({_cpu_flag(m.board)})",
+        )
+
+    def _refused_block(self) -> EmulationError | None:
+        """The cycle hook stopped before a block it has no timing for: say why.
+
+        An instruction the core does not implement is an UnsupportedInstruction
+        (as if the core had executed it); one the core has but the timing table
+        lacks is left to the cycle model's own error.
+        """
+        assert self.model is not None
+        acc = self.model.accounting
+        if acc.stop_reason is not CycleStop.UNKNOWN_INSTRUCTION:
+            return None
+        snap = acc.snapshot()
+        start, end = snap["fault_start"], snap["fault_end"]
+        rng = self.model.classification.range_at(start)
+        if rng is None:
+            return None
+        for address in range(start, end, 2):
+            if address in rng.unknown and not _core_executes(self.m.board, self.m.read(address, 4)):
+                return self._unsupported(address)
+        return None
+
     def _translate(self, exc: unicorn.UcError) -> EmulationError:
         m = self.m
         pc = m.reg("pc")
         where = m.where(pc)
         if exc.errno == unicorn.UC_ERR_INSN_INVALID:
-            code = m.read(pc, 4) if m.board.region_at(pc, 4) else b""
-            insn = describe_instruction(code, pc) if code else "?"
-            name = mnemonic(code, pc) if code else "instruction"
-            if insn.startswith(".inst"):
-                msg = f"undefined instruction {insn[6:]} at {where}"
-            else:
-                msg = f"{name} at {where} is not available on {m.board.core.display_name}"
-            return UnsupportedInstruction(
-                msg,
-                pc=pc,
-                location=m.image.describe(pc),
-                hint=f"rebuild for {m.board.core.display_name} ({_cpu_flag(m.board)})",
-            )
+            return self._unsupported(pc)
         if self.unmapped is not None:
             kind, address, size = self.unmapped
             guard = m.stack.guard
@@ -478,7 +516,18 @@ class _Run:
         uc = m.uc
         uc.reg_write(arm_const.UC_ARM_REG_SP, m.initial_sp)
         timeout_us = int(self.opt.timeout_s * 1e6) if self.opt.timeout_s else 0
-        count = self.opt.max_instructions or 0
+        budget = self.opt.max_instructions or 0
+        count = 0
+        if self.opt.cycles:
+            # The C hook enforces the budget; emu_start(count=) would add a
+            # per-instruction hook inside unicorn.
+            self.model = CycleModel(
+                m.image, m.board, memory_model=self.opt.memory_model, budget=budget
+            )
+            self.model.install(uc)
+            m.cycle_model = self.model
+        else:
+            count = budget
         self.started = time.perf_counter()
         try:
             uc.emu_start(m.reset_pc | 1, _NEVER, timeout=timeout_us, count=count)
@@ -486,14 +535,22 @@ class _Run:
             if self.fault is None:
                 self.fault = self._translate(exc)
         wall = time.perf_counter() - self.started
+        m.cycle_model = None
         if self.fault is not None:
             raise self.fault
+        if self.model is not None and not self.model.budget_exhausted:
+            refused = self._refused_block()
+            if refused is not None:
+                raise refused
+            self.model.check()  # an executed instruction without a timing entry
         if self.stop is None:
             pc = m.reg("pc")
-            if timeout_us and wall >= self.opt.timeout_s * 0.99:  # type: ignore[operator]
+            if self.model is not None and self.model.budget_exhausted:
+                what = f"instruction budget of {budget:,}"
+            elif timeout_us and wall >= self.opt.timeout_s * 0.99:  # type: ignore[operator]
                 what = f"timeout of {self.opt.timeout_s:g} s"
             else:
-                what = f"instruction budget of {count:,}"
+                what = f"instruction budget of {budget:,}"
             raise BudgetExhausted(
                 f"{what} exhausted at {m.where(pc)}",
                 pc=pc,
@@ -531,6 +588,17 @@ class _Run:
         notes = sorted(m.ppb.notes)
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")
+        cycles = instructions = None
+        cycle_report: dict[str, Any] = {}
+        sample_cycles: list[int] = []
+        sample_instructions: list[int] = []
+        if self.model is not None:
+            cycle_report = self.model.report(final_pc=pc, profile_limit=self.opt.profile_limit)
+            cycles = int(cycle_report["cycles"])
+            instructions = self.model.accounting.instructions_at(pc)
+            cycle_report["instructions"] = instructions
+            notes.extend(cycle_report.pop("notes", []))
+            sample_cycles, sample_instructions = _per_sample(self.sample_marks)
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,
@@ -546,12 +614,47 @@ class _Run:
             memory=report,
             wall_seconds=wall,
             traces=self.traces,
+            instructions=instructions,
+            cycles=cycles,
+            sample_cycles=sample_cycles,
+            sample_instructions=sample_instructions,
+            cycle_report=cycle_report,
             notes=notes,
         )
 
 
 def _signed(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _per_sample(marks: list[tuple[int, bool, int, int]]) -> tuple[list[int], list[int]]:
+    """Cycles and instructions between each simcore_sample_begin and its _end."""
+    cycles: list[int] = []
+    insns: list[int] = []
+    open_mark: tuple[int, int, int] | None = None
+    for index, begin, c, n in marks:
+        if begin:
+            open_mark = (index, c, n)
+        elif open_mark is not None and open_mark[0] == index:
+            cycles.append(c - open_mark[1])
+            insns.append(n - open_mark[2])
+            open_mark = None
+    return cycles, insns
+
+
+def _core_executes(board: BoardSpec, code: bytes) -> bool:
+    """Whether unicorn's model of the board's core decodes the first instruction of ``code``."""
+    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)
+    uc.ctl_set_cpu_model(_CPU_MODELS[board.core.unicorn_model])
+    uc.mem_map(0, 0x1000)
+    uc.mem_write(0x100, code)
+    uc.reg_write(arm_const.UC_ARM_REG_SP, 0x800)
+    uc.hook_add(unicorn.UC_HOOK_INTR, lambda u, *_: u.emu_stop())
+    try:
+        uc.emu_start(0x101, 0x100 + len(code), count=1)
+    except unicorn.UcError as exc:
+        return bool(exc.errno != unicorn.UC_ERR_INSN_INVALID)
+    return True
 
 
 def _cpu_flag(board: BoardSpec) -> str:
@@ -568,6 +671,9 @@ def run_firmware(
     max_instructions: int | None = None,
     timeout_s: float | None = None,
     echo: Callable[[int, str], None] | None = None,
+    cycles: bool = True,
+    memory_model: MemoryModel | str = MemoryModel.MODELED,
+    profile_limit: int | None = 50,
 ) -> RunResult:
     """Load ``elf`` on ``board``, run it once, and return what it did.
 
@@ -586,5 +692,8 @@ def run_firmware(
             max_instructions=max_instructions,
             timeout_s=timeout_s,
             echo=echo,
+            cycles=cycles,
+            memory_model=MemoryModel(memory_model),
+            profile_limit=profile_limit,
         )
     )

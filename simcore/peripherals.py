@@ -33,7 +33,9 @@ CPUID_BY_CORE = {
     "cortex-m7": 0x411FC271,  # Cortex-M7 r1p1 (STM32H743 rev V)
 }
 
-CycleSource = Callable[[], int | None]
+#: Cycles before the instruction accessing ``address`` (``write``: a store), or
+#: None when no cycle model is attached.
+CycleSource = Callable[[int, bool], int | None]
 
 
 @dataclass
@@ -47,8 +49,8 @@ class PrivatePeripheralBus:
     _systick_start: int = 0
     _cyccnt_base: int = 0
 
-    def _now(self) -> int:
-        value = self.cycles()
+    def _now(self, offset: int, write: bool = False) -> int:
+        value = self.cycles(PPB_BASE + offset, write)
         if value is None:
             self.notes.add("DWT/SysTick were read but no cycle model was attached: they read 0")
             return 0
@@ -58,12 +60,12 @@ class PrivatePeripheralBus:
         if offset == CPUID:
             return CPUID_BY_CORE.get(self.core, 0)
         if offset == DWT_CYCCNT:
-            return (self._now() - self._cyccnt_base) & 0xFFFFFFFF
+            return (self._now(offset) - self._cyccnt_base) & 0xFFFFFFFF
         if offset == SYST_CVR:
             reload = self.registers.get(SYST_RVR, 0) & 0xFFFFFF
             if not self.registers.get(SYST_CSR, 0) & 1 or reload == 0:
                 return self.registers.get(SYST_CVR, 0)
-            elapsed = self._now() - self._systick_start
+            elapsed = self._now(offset) - self._systick_start
             return reload - (elapsed % (reload + 1))
         if offset == SYST_CALIB:
             return 0x80000000  # NOREF: no reference clock, TENMS unknown
@@ -73,14 +75,14 @@ class PrivatePeripheralBus:
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == DWT_CYCCNT:
             # Firmware resets CYCCNT to 0 before timing a region.
-            self._cyccnt_base = self._now() - value
+            self._cyccnt_base = self._now(offset, True) - value
             return
         if offset == SYST_CSR and value & 1 and not self.registers.get(SYST_CSR, 0) & 1:
-            self._systick_start = self._now()
+            self._systick_start = self._now(offset, True)
             if value & 2:
                 self.notes.add("SysTick interrupts (TICKINT) are not delivered by simcore")
         if offset == SYST_CVR:
-            self._systick_start = self._now()  # any write clears the counter
+            self._systick_start = self._now(offset, True)  # any write clears the counter
         if size == 4:
             self.registers[offset] = value
         else:

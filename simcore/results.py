@@ -45,9 +45,13 @@ class RunResult:
     wall_seconds: float
     traces: list[TraceRecord] = field(default_factory=list)
     instructions: int | None = None
+    cycles: int | None = None
+    #: Per sample, between simcore_sample_begin(i) and simcore_sample_end(i).
+    sample_cycles: list[int] = field(default_factory=list)
     sample_instructions: list[int] = field(default_factory=list)
+    #: The cycle model's report: cycles, seconds_at_clock, cycle_model, cache, profile.
+    cycle_report: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +72,8 @@ class RunResult:
             "n_samples": self.n_samples,
             "outputs_hex": self.outputs.hex(),
             "instructions": self.instructions,
+            "cycles": self.cycles,
+            "sample_cycles": self.sample_cycles,
             "sample_instructions": self.sample_instructions,
             "memory": self.memory.as_dict(),
             "wall_seconds": round(self.wall_seconds, 6),
@@ -77,5 +83,6 @@ class RunResult:
             ],
             "notes": self.notes,
         }
-        out.update(self.extra)
+        for key, value in self.cycle_report.items():
+            out.setdefault(key, value)
         return out
