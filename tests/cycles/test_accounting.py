@@ -309,3 +309,47 @@ def test_systick_read_from_firmware(asm: Callable[..., Program]) -> None:
     elapsed, _ = r.block_cost(prog.symbols["enable"], prog.symbols["read"])
     assert elapsed == 5
     assert result.registers[0] == 999 - (elapsed - 1) == 995
+
+
+IT_BLOCK_LOAD = """
+    movs r7, #20
+    movs r4, #5
+    movs r6, #1
+loop:
+    cmp r7, #3
+    itt ne
+    ldrne r0, lit1
+    cmpne r6, r0
+    bne 1f
+    adds r5, r5, #100
+1:
+    ldr r0, lit2
+    cmp r6, r0
+    beq 2f
+    cmp r4, #3
+    bcc 2f
+    adds r5, r5, #1
+2:
+    subs r7, r7, #1
+    bne loop
+"""
+
+
+@pytest.mark.parametrize("core", ["cortex-m33", "cortex-m7"])
+def test_unicorn_read_hook_breaks_loads_in_it_blocks(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """Pins the unicorn 2.1.4 bug that rules out flash data-read modeling on Thumb-2 cores.
+
+    A UC_HOOK_MEM_READ whose range covers a load inside an IT block (here LDRNE of a
+    literal in flash) makes a later conditional branch decode as invalid (compare
+    unicorn issue #2309); without the read hook the program runs (r5 = 120). The
+    Cortex-M0+ has no IT instruction, which is why its model is unaffected. If this
+    test starts failing, unicorn fixed the bug: data reads could then be modeled on
+    rp2350 (data/timing/caches.toml).
+    """
+    prog = asm(core, IT_BLOCK_LOAD, "\n.align 2\nlit1: .word 7\nlit2: .word 9\n")
+    cache = flash_cache(core, data_reads=True)
+    assert run(prog, core, cache=cache, data_reads=False).registers[5] == 120
+    with pytest.raises(UcError, match="INSN_INVALID"):
+        run(prog, core, cache=cache, data_reads=True)
