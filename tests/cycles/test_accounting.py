@@ -86,9 +86,10 @@ def test_accounting_never_changes_execution(
 ) -> None:
     """Registers, RAM and instruction count are identical with and without the hooks.
 
-    ``fetch_and_data_cache`` installs the C UC_HOOK_MEM_READ over flash on every core,
-    including the M33, where DESIGN.md reports a mis-execution of real TFLM code; this
-    small program does not trigger it, so passing here proves nothing for the M33.
+    ``fetch_and_data_cache`` installs the C UC_HOOK_MEM_READ over flash on every core;
+    this program has no flash load inside an IT block, so it does not trigger the
+    unicorn bug pinned by test_unicorn_read_hook_breaks_loads_in_it_blocks, and
+    passing here proves nothing for the M33/M7 in general.
     """
     prog = kernel(core)
     regs, ram, instructions = counted_run(prog, core)
