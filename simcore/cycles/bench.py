@@ -126,7 +126,7 @@ def _run_once(code: bytes, done: int, accounting: BlockAccounting | None) -> flo
 
 def run_bench(
     outer_iterations: int = 200_000,
-    repeats: int = 3,
+    repeats: int = 5,
     *,
     unroll: int = 1,
     data_reads: bool = False,
@@ -157,8 +157,8 @@ def run_bench(
 def main() -> None:
     """Print the three figures of the bench session."""
     print("6-instruction blocks, fetch cache: ", run_bench().summary())
-    print("18-instruction blocks, fetch cache:", run_bench(100_000, unroll=4).summary())
-    print("6-instruction blocks, + data reads:", run_bench(50_000, 2, data_reads=True).summary())
+    print("18-instruction blocks, fetch cache:", run_bench(200_000, unroll=4).summary())
+    print("6-instruction blocks, + data reads:", run_bench(50_000, 3, data_reads=True).summary())
 
 
 if __name__ == "__main__":
