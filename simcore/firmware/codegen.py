@@ -10,6 +10,7 @@ so builds are reproducible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore.firmware import q16_ref
-from simcore.firmware.ir import FloatModel, Geometry, Int8Model, numel
+from simcore.firmware.ir import FirmwareError, FloatModel, Geometry, Int8Model, numel
 
 #: Largest int8 input patch (int16 elements) the DSP path buffers; larger layers use the
 #: unbuffered DSP dot product.
@@ -77,7 +78,10 @@ class _Step:
 
 
 def _float_literal(v: float) -> str:
-    return f"{float(np.float32(v)).hex()}f"
+    f = float(np.float32(v))
+    if not math.isfinite(f):
+        raise FirmwareError(f"the model holds a non-finite value ({f})", hint="retrain or fix it")
+    return f"{f.hex()}f"
 
 
 def c_array(ctype: str, name: str, values: Iterable[Any], *, per_line: int = 8) -> str:

@@ -16,9 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from simcore.errors import FirmwareError
-
-__all__ = ["FirmwareError"]
+from simcore.errors import FirmwareError as FirmwareError  # re-exported for the generator
 
 #: Layer kinds of the float model and the activations every format supports.
 LAYER_KINDS = ("dense", "conv2d", "maxpool", "avgpool", "flatten", "activation")
