@@ -133,7 +133,8 @@ class BlockAccounting:
             )
         self._handles: list[int] = []
         self._accesses: dict[tuple[int, int, bool], tuple[_Access, ...]] = {}
-        self._last_access: tuple[int, int, int] | None = None
+        # Per direction (read/write): the last matched access of a block execution.
+        self._last_access: dict[bool, tuple[int, int, int]] = {}
 
     def install(self, uc: Uc) -> None:
         """Register the C hooks on ``uc`` (call before ``emu_start``)."""
@@ -281,8 +282,9 @@ class BlockAccounting:
         if not candidates:
             return int(uc.reg_read(UC_ARM_REG_PC))
         after = -1
-        if self._last_access is not None and self._last_access[:2] == (blocks, start):
-            after = self._last_access[2]
+        last = self._last_access.get(write)
+        if last is not None and last[:2] == (blocks, start):
+            after = last[2]
         pool = [(i, c) for i, c in enumerate(candidates) if i > after] or list(
             enumerate(candidates)
         )
@@ -291,7 +293,7 @@ class BlockAccounting:
             if _effective_address(uc, c) == address:
                 chosen = (i, c)
                 break
-        self._last_access = (blocks, start, chosen[0])
+        self._last_access[write] = (blocks, start, chosen[0])
         return chosen[1].address
 
     def cycles_at_access(self, uc: Uc, address: int, *, write: bool = False) -> int:
