@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import BOARD_NAMES, AsmBuilder
+
 from simcore.cycles.model import classify_image
 from simcore.elf import load_elf
 from simcore.engine import run_firmware
