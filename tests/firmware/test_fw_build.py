@@ -278,3 +278,18 @@ def test_weights_that_do_not_fit_the_code_region(tmp_path: Path) -> None:
     with pytest.raises(FirmwareError) as info:
         build_model_firmware(model, "f32", "stm32h743", tmp_path)  # 64 KB ITCM holds .rodata
     assert "code region" in _one_line(info.value)
+
+
+def test_cli_build_all_for_one_board_and_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simcore.firmware import shipped_models
+
+    models = shipped_models()
+    if not models:
+        pytest.skip("no shipped models")
+    argv = ["build", "--all", "--format", "int8", "--board", "rp2040", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    for name in models:
+        assert (tmp_path / "rp2040" / f"{name}-int8.elf").exists()
+    assert f"{len(models)} built, 0 failed" in capsys.readouterr().out
