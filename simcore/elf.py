@@ -125,6 +125,14 @@ class ElfImage:
     def symbol(self, name: str) -> Symbol | None:
         return self.symbols.get(name)
 
+    def initial_bytes(self, address: int, size: int) -> bytes | None:
+        """The bytes a run address holds right after startup (from its segment's load image)."""
+        for seg in self.segments:
+            off = address - seg.virtual_address
+            if off >= 0 and off + size <= len(seg.data):
+                return seg.data[off : off + size]
+        return None
+
     def function_at(self, address: int) -> Symbol | None:
         """Return the function containing ``address`` (by symbol start and size)."""
         i = bisect.bisect_right(self._func_starts, address) - 1
