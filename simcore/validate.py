@@ -345,7 +345,6 @@ def _reference(
         return raw, (raw.astype(np.float64) - q.zero_point) * q.scale, {"exact": True}
     if combo.fmt == "q16":
         from simcore.firmware.build import load_model, resolve_model
-
         from simcore.firmware.ir import FloatModel
 
         model = load_model(*resolve_model(combo.model, "q16"), "q16")
