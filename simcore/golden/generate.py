@@ -117,12 +117,13 @@ def write_bytes_if_changed(path: Path, data: bytes) -> None:
 def save_keras_if_changed(model: Any, path: Path) -> None:
     """Save a Keras model unless the file holds the same architecture and weights.
 
-    A .keras file records the time it was saved, so an identical retrained model
+    A .keras file records the time it was saved (and optimizer names that depend
+    on how many models the process built before), so an identical retrained model
     would otherwise get a new sha256 and every regeneration would churn the goldens.
     """
     if path.is_file():
         old = _keras().models.load_model(path)
-        same = old.to_json() == model.to_json() and all(
+        same = old.get_config() == model.get_config() and all(
             a.dtype == b.dtype and np.array_equal(a, b)
             for a, b in zip(old.get_weights(), model.get_weights(), strict=True)
         )
