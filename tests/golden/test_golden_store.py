@@ -56,9 +56,9 @@ def test_golden_shapes_and_types(golden: Golden) -> None:
     assert golden.tflite_int8_path.is_file() and golden.keras_path.is_file()
 
 
-def test_iris_test_split_is_disjoint_from_training(golden: Golden) -> None:
-    if "train" not in golden.splits:
-        pytest.skip("MNIST has a fixed test set")
+@pytest.mark.parametrize("name", ["iris3", "iris_anne6", "iris_anne8"])
+def test_iris_test_split_is_disjoint_from_training(name: str) -> None:
+    golden = load_golden(name)
     test, train = set(golden.split("test").tolist()), set(golden.split("train").tolist())
     assert not test & train and len(test | train) == golden.num_samples
     # stratified: equal numbers per class in the test split
