@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -264,7 +264,8 @@ class Validation:
     profile: list[dict[str, Any]]
     memory: dict[str, Any]
     mismatches: list[dict[str, Any]]
-    wall_seconds: float
+    #: Emulation time summed over batches (worker processes run in parallel).
+    emulation_seconds: float
     built: bool
     regressions: list[str] = field(default_factory=list)
     baseline_notes: list[str] = field(default_factory=list)
@@ -312,7 +313,7 @@ class Validation:
             "profile": self.profile,
             "memory": self.memory,
             "mismatches": self.mismatches,
-            "wall_seconds": round(self.wall_seconds, 3),
+            "emulation_seconds": round(self.emulation_seconds, 3),
             "built": self.built,
         }
 
@@ -357,46 +358,106 @@ def _reference(
     return keras, keras, {"exact": False, **F32_TOLERANCE}
 
 
+@dataclass
+class _Plan:
+    """A combination ready to run: its golden, firmware, rows and batch arguments."""
+
+    combo: Combination
+    board: BoardSpec
+    golden: Golden
+    rows: npt.NDArray[np.int64]
+    firmware: Firmware
+    batches: list[tuple[str, str, bytes, int, int]]
+    started: float
+
+
+def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: str) -> _Plan:
+    started = time.perf_counter()
+    if combo.fmt not in FORMATS:
+        raise UsageError(
+            f"unknown format {combo.fmt!r}", hint=f"choose one of {', '.join(FORMATS)}"
+        )
+    board = get_board(combo.board)
+    golden = load_golden(combo.model)
+    rows = golden.split(split)
+    if limit is not None:
+        rows = rows[:limit]
+    fw = prepare_firmware(combo, golden, firmware)
+    inputs = _encode(combo.fmt, golden, rows)
+    batches = []
+    for start, count in _batches(inputs, fw.input_bytes, len(rows), fw.capacity):
+        chunk = inputs[start * fw.input_bytes : (start + count) * fw.input_bytes]
+        batches.append((str(fw.elf), board.name, chunk, count, start))
+    return _Plan(combo, board, golden, rows, fw, batches, started)
+
+
+def validate_many(
+    combos: list[Combination],
+    *,
+    firmware: Path | None = None,
+    limit: int | None = None,
+    split: str = "test",
+    jobs: int = 1,
+    progress: bool = False,
+) -> list[Validation]:
+    """Validate several combinations, their batches spread over ``jobs`` processes.
+
+    Firmware is built (where needed) first, on ``jobs`` threads; then every
+    batch of every combination goes to one process pool, and each combination
+    is judged as soon as its batches are back.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as threads:
+        plans = list(threads.map(lambda c: _plan(c, firmware, limit, split), combos))
+    total = sum(len(p.rows) for p in plans)
+    bar = Progress(total, f"validating {len(plans)} combination(s)") if progress else None
+    out: list[Validation] = []
+    pool = make_pool(jobs)
+    try:
+        pending = [
+            (p, [pool.submit(_run_batch, *args) for args in p.batches] if pool else [])
+            for p in plans
+        ]
+        for plan, futures in pending:
+            results = []
+            if pool is None:
+                for args in plan.batches:
+                    results.append(_run_batch(*args))
+                    _tick(bar, None, args[3])
+            else:
+                for fut in futures:
+                    batch = fut.result()
+                    results.append(batch)
+                    _tick(bar, None, len(batch.sample_cycles))
+            results.sort(key=lambda b: b.start)
+            out.append(
+                _judge(
+                    plan.combo,
+                    plan.board,
+                    plan.golden,
+                    plan.rows,
+                    plan.firmware,
+                    results,
+                    sum(b.wall_seconds for b in results),
+                )
+            )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return out
+
+
 def validate(
     combo: Combination,
     *,
     firmware: Path | None = None,
     limit: int | None = None,
     split: str = "test",
-    pool: ProcessPoolExecutor | None = None,
-    progress: Progress | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> Validation:
     """Validate one combination; raises UsageError/GoldenError for unusable inputs."""
-    started = time.perf_counter()
-    if combo.fmt not in FORMATS:
-        raise UsageError(
-            f"unknown format {combo.fmt!r}", hint=f"choose one of {', '.join(FORMATS)}"
-        )
-    board: BoardSpec = get_board(combo.board)
-    golden = load_golden(combo.model)
-    rows = golden.split(split)
-    if limit is not None:
-        rows = rows[:limit]
-    n = len(rows)
-    fw = prepare_firmware(combo, golden, firmware)
-    inputs = _encode(combo.fmt, golden, rows)
-    futures: list[Future[BatchResult]] = []
-    results: list[BatchResult] = []
-    for start, count in _batches(inputs, fw.input_bytes, n, fw.capacity):
-        chunk = inputs[start * fw.input_bytes : (start + count) * fw.input_bytes]
-        args = (str(fw.elf), board.name, chunk, count, start)
-        if pool is None:
-            results.append(_run_batch(*args))
-            _tick(progress, on_batch, count)
-        else:
-            futures.append(pool.submit(_run_batch, *args))
-    for fut in futures:
-        batch = fut.result()
-        results.append(batch)
-        _tick(progress, on_batch, len(batch.sample_cycles))
-    results.sort(key=lambda b: b.start)
-    return _judge(combo, board, golden, rows, fw, results, time.perf_counter() - started)
+    return validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
 
 
 def _tick(progress: Progress | None, on_batch: Callable[[int], None] | None, n: int) -> None:
@@ -497,7 +558,7 @@ def _judge(
         profile=profile,
         memory=memory,
         mismatches=[{"sample": int(rows[i]), "got": g, "want": w} for i, g, w in mism],
-        wall_seconds=wall,
+        emulation_seconds=wall,
         built=fw.built,
     )
 
