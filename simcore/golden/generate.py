@@ -482,6 +482,7 @@ def generate_model(
         arrays[f"layer_float_{desc['index']}"] = out
     ops_desc = []
     kept_by_sample = dict(zip(sorted(sample_set), kept, strict=True))
+    _check_int8_reference(tfl, x_q, kept_by_sample, spec.name)
     for k, op in enumerate(tfl.operators):
         t = tfl.tensors[op.outputs[0]]
         assert t.quant is not None
@@ -559,6 +560,21 @@ def generate_model(
     }
     store.write_header(out_dir / store.HEADER_FILE, header)
     log.info("%s: wrote %s", spec.name, out_dir)
+
+
+def _check_int8_reference(
+    tfl: Any, x_q: npt.NDArray[np.int8], kept: dict[int, list[npt.NDArray[np.int8]]], name: str
+) -> None:
+    """Refuse to write goldens unless the NumPy int8 reference equals tflite-micro per layer."""
+    from simcore.golden import int8_ref
+
+    for row, layers in kept.items():
+        for res, theirs in zip(int8_ref.run_model(tfl, x_q[row]), layers, strict=True):
+            if not np.array_equal(res.values.reshape(-1), theirs.reshape(-1)):
+                raise RuntimeError(
+                    f"{name}: NumPy int8 reference differs from tflite-micro at op "
+                    f"{res.op_index} ({res.opcode}) on row {row}"
+                )
 
 
 def _match_layer(tensor_name: str, layers: list[dict[str, Any]]) -> str | None:
