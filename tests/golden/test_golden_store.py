@@ -200,3 +200,21 @@ def test_quantize_rounds_half_away_from_zero() -> None:
 def test_golden_root_is_the_repository_folder() -> None:
     assert (GOLDEN_ROOT / "README.md").is_file()
     assert Path(load_golden("iris3").directory) == GOLDEN_ROOT / "iris3"
+
+
+def test_no_unused_or_unlisted_golden_files() -> None:
+    """Every model folder belongs to a generator spec and holds only the files its header lists."""
+    from simcore.golden import generate  # imports no TensorFlow until it trains
+
+    assert list_models() == sorted(generate.SPECS)
+    used_data = set()
+    for name in list_models():
+        g = load_golden(name)
+        listed = {entry["path"] for entry in g.header["files"].values()} | {HEADER_FILE}
+        present = {p.name for p in (GOLDEN_ROOT / name).iterdir()}
+        assert present == listed, f"{name}: unlisted files {sorted(present - listed)}"
+        used_data.add(g.header["dataset"]["path"])
+    data_files = {f"data/{p.name}" for p in (GOLDEN_ROOT / "data").glob("*.npz")}
+    assert data_files == used_data
+    folders = {p.name for p in GOLDEN_ROOT.iterdir() if p.is_dir()} - {"data"}
+    assert folders == set(list_models())
