@@ -24,6 +24,9 @@ from simcore.results import RunResult
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: The committed baseline of cycles and memory per combination.
+BASELINE_PATH = Path(__file__).resolve().parent.parent / "firmware_builds" / "baseline.json"
+
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
@@ -213,6 +216,106 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# -- simcore validate ---------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from simcore import validate as v
+    from simcore.baseline import load_baseline, write_baseline
+
+    if args.all:
+        if args.firmware:
+            raise UsageError(
+                "--firmware validates one ELF: give --model/--format/--board, not --all"
+            )
+        combos = [
+            c
+            for c in v.all_combinations()
+            if (not args.model or c.model == args.model)
+            and (not args.format or c.fmt == args.format)
+            and (not args.board or c.board == get_board(args.board).name)
+        ]
+    else:
+        missing = [n for n in ("model", "format", "board") if not getattr(args, n)]
+        if missing:
+            raise UsageError(
+                f"missing --{', --'.join(missing)}", hint="or use --all for every combination"
+            )
+        combos = [v.Combination(args.model, args.format, get_board(args.board).name)]
+    if not combos:
+        raise UsageError("no combination matches the filters")
+    jobs = args.jobs or v.default_jobs()
+    results = v.validate_many(
+        combos,
+        firmware=args.firmware,
+        limit=args.limit,
+        split=args.split,
+        jobs=jobs,
+        progress=not args.quiet,
+    )
+    baseline = load_baseline(args.baseline)
+    for result in results:
+        figures = result.figures()
+        if args.update_baseline:
+            if result.passed:
+                baseline.update(result.key, figures)
+            continue
+        if baseline.missing(result.key):
+            result.baseline_notes.append(f"no baseline for {result.key} in {args.baseline}")
+            continue
+        for finding in baseline.compare(result.key, figures):
+            if finding.regressed:
+                result.regressions.append(finding.describe())
+            elif finding.improved:
+                result.baseline_notes.append(finding.describe() + "; update the baseline")
+    if args.update_baseline:
+        write_baseline(args.baseline, baseline)
+        _out(f"baseline updated: {args.baseline}")
+    data = {
+        "version": 1,
+        "meta": {
+            "simcore": __version__,
+            "command": "simcore " + " ".join(sys.argv[1:]),
+            "split": args.split,
+            "limit": args.limit,
+        },
+        "results": [r.as_dict() for r in results],
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+    _print_validation([r.as_dict() for r in results])
+    if args.json:
+        _out(f"results: {args.json}")
+    if args.html:
+        from simcore.report import write_html
+
+        write_html([r.as_dict() for r in results], args.html)
+        _out(f"report: {args.html}")
+    failed = [r for r in results if not r.passed or r.regressions]
+    return 1 if failed else 0
+
+
+def _print_validation(results: list[dict[str, Any]]) -> None:
+    import importlib
+
+    try:
+        report = importlib.import_module("simcore.report")
+    except ModuleNotFoundError:  # the report module arrives separately
+        report = None
+    if report is not None:
+        _out(report.summary_table(results))
+        return
+    for r in results:
+        status = "PASS" if r["passed"] else "FAIL"
+        _out(
+            f"{status} {r['key']:<28} acc {r['accuracy']:.4f} {r['exactness']:<40} "
+            f"{r['cycles']['mean']:>12,.0f} cycles"
+        )
+        for line in r["failures"] + r["regressions"]:
+            _out(f"     {line}")
+
+
 # -- wiring -------------------------------------------------------------------
 
 
@@ -265,6 +368,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-only", action="store_true", help="build, do not run")
     p.set_defaults(func=_cmd_example)
 
+    p = sub.add_parser(
+        "validate",
+        help="compare firmware outputs with the golden predictions; gate cycles and memory",
+    )
+    p.add_argument("--model", help="shipped model name (iris_anne8, iris_anne6, iris3, mnist_cnn)")
+    p.add_argument("--format", choices=["f32", "int8", "q16"], help="number format")
+    p.add_argument("--board", "-b", help="board name or board .toml")
+    p.add_argument("--all", action="store_true", help="every shipped model x format x board")
+    p.add_argument("--firmware", type=Path, help="validate this ELF instead of building one")
+    p.add_argument("--limit", type=int, help="only the first N test samples")
+    p.add_argument(
+        "--split", default="test", help="golden split: test (default) or all (IRIS: train too)"
+    )
+    p.add_argument("--jobs", "-j", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--json", type=Path, help="write the results as JSON")
+    p.add_argument("--html", type=Path, help="write an HTML report")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=BASELINE_PATH,
+        help=f"baseline file (default {BASELINE_PATH.relative_to(BASELINE_PATH.parent.parent)})",
+    )
+    p.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="record the passing combinations' figures as the new baseline",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_validate)
+
     _register_optional(sub)
     return parser
 
@@ -273,7 +406,7 @@ def _register_optional(sub: Any) -> None:
     """Subcommands owned by other modules (registered when present)."""
     import importlib
 
-    for module in ("simcore.firmware.command",):
+    for module in ("simcore.firmware.command", "simcore.report"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -162,14 +162,14 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
 
         elf = OUT_DIR / board.name / f"{combo.model}-{combo.fmt}.elf"
         manifest = _read_manifest(elf)
-        if not elf.exists() or manifest.get("model_sha256") != want_sha:
+        if not elf.exists() or _manifest_sha(manifest) != want_sha:
             build = build_model_firmware(combo.model, combo.fmt, board)
             elf, manifest, built = build.elf, build.manifest, True
     else:
         if not elf.exists():
             raise UsageError(f"firmware {elf} does not exist")
         manifest = _read_manifest(elf)
-    got_sha = manifest.get("model_sha256")
+    got_sha = _manifest_sha(manifest)
     if got_sha is not None and got_sha != want_sha:
         raise GoldenError(
             f"firmware {elf.name} was built from a model with sha256 {got_sha[:12]}..., but the "
@@ -188,6 +188,12 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
             hint="check --model and --format against the firmware",
         )
     return Firmware(elf, in_b, out_b, cap, out_shape, manifest, built)
+
+
+def _manifest_sha(manifest: dict[str, Any]) -> str | None:
+    model = manifest.get("model")
+    sha = model.get("sha256") if isinstance(model, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def _read_manifest(elf: Path) -> dict[str, Any]:
@@ -529,8 +535,8 @@ def _judge(
         "flash": _usage(batches[0].flash_bytes, _capacity(board, "flash")),
         "static_ram": _usage(batches[0].static_ram_bytes, _capacity(board, "ram")),
         "stack_peak": _usage(max(b.stack_peak_bytes for b in batches), None),
-        "arena_bytes": manifest.get("arena_bytes"),
-        "weights_bytes": manifest.get("weights_bytes"),
+        "arena_bytes": manifest.get("sizes", {}).get("arena_bytes"),
+        "weights_bytes": manifest.get("sizes", {}).get("weights_bytes"),
     }
     cycles_mean = float(np.mean(cycles)) if cycles else 0.0
     from simcore.cycles.tables import load_table

@@ -1,0 +1,139 @@
+"""simcore validate: golden comparison end to end, failure reporting, gates, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import needs_toolchain
+
+from simcore.cli import main
+from simcore.elf import load_elf
+from simcore.validate import Combination, all_combinations, validate
+
+pytestmark = needs_toolchain
+
+#: Few samples per combination in the default suite; the slow test runs whole sets.
+DEFAULT_LIMIT = {"mnist_cnn": 3}
+
+
+@pytest.mark.parametrize("combo", all_combinations(), ids=lambda c: c.key)
+def test_every_combination_validates(combo: Combination) -> None:
+    result = validate(combo, limit=DEFAULT_LIMIT.get(combo.model, 12))
+    assert result.passed, result.failures
+    assert result.exactness == "bit-exact" or combo.fmt == "f32"
+    assert result.accuracy == result.reference_accuracy
+    assert result.cycles_min > 0 and result.cycles_max >= result.cycles_mean >= result.cycles_min
+    assert result.memory["flash"]["used_bytes"] > 0
+    assert result.profile and result.profile[0]["cycles_per_inference"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "combo", [c for c in all_combinations() if c.fmt == "int8"], ids=lambda c: c.key
+)
+def test_whole_test_sets_int8(combo: Combination) -> None:
+    result = validate(combo, jobs=2)
+    assert result.passed, result.failures
+    assert result.exactness == "bit-exact"
+
+
+def _corrupt_weight(src: Path, dst: Path, symbol: str) -> None:
+    """Copy an ELF and change one byte of a weight array in its load image."""
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    image = load_elf(src)
+    sym = image.symbol(symbol)
+    assert sym is not None
+    raw = bytearray(src.read_bytes())
+    original = image.initial_bytes(sym.address, sym.size_bytes)
+    assert original is not None
+    offset = raw.find(original)
+    assert offset > 0 and raw.count(original) == 1
+    raw[offset + 1] = (raw[offset + 1] + 37) & 0xFF
+    dst.write_bytes(bytes(raw))
+
+
+def test_altered_weight_fails_and_names_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = validate(Combination("iris3", "int8", "rp2350"), limit=1)
+    bad_elf = tmp_path / "iris3-int8.elf"
+    _corrupt_weight(Path(good.elf), bad_elf, "layer0_weights")
+    out_json = tmp_path / "r.json"
+    code = main(
+        [
+            "validate",
+            "--model",
+            "iris3",
+            "--format",
+            "int8",
+            "--board",
+            "rp2350",
+            "--firmware",
+            str(bad_elf),
+            "--json",
+            str(out_json),
+            "-q",
+        ]
+    )
+    assert code == 1
+    result = json.loads(out_json.read_text())["results"][0]
+    assert not result["passed"]
+    assert result["failures"][0].startswith("not bit-exact:")
+    assert result["mismatches"] and isinstance(result["mismatches"][0]["sample"], int)
+    assert "differ" in capsys.readouterr().out
+
+
+def test_firmware_of_another_model_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    other = validate(Combination("iris_anne6", "int8", "rp2040"), limit=1)
+    code = main(
+        [
+            "validate",
+            "--model",
+            "iris_anne8",
+            "--format",
+            "int8",
+            "--board",
+            "rp2040",
+            "--firmware",
+            other.elf,
+            "-q",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "was built from a model with sha256" in err and "iris_anne8" in err
+
+
+def test_baseline_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    baseline = tmp_path / "baseline.json"
+    args = [
+        "validate",
+        "--model",
+        "iris_anne6",
+        "--format",
+        "q16",
+        "--board",
+        "stm32h743",
+        "--limit",
+        "5",
+        "--baseline",
+        str(baseline),
+        "-q",
+    ]
+    assert main([*args, "--update-baseline"]) == 0
+    data = json.loads(baseline.read_text())
+    entry = data["entries"]["iris_anne6/q16/stm32h743"]
+    assert set(entry) == {"cycles", "flash_bytes", "static_ram_bytes", "stack_peak_bytes"}
+    assert main(args) == 0  # unchanged firmware: within the band
+    entry["cycles"]["value"] *= 0.9  # pretend the firmware used to be 10% faster
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "cycles regressed" in capsys.readouterr().out
+    entry["cycles"]["value"] /= 0.9 * 0.99  # 1% slower than now: within the 2% band
+    baseline.write_text(json.dumps(data))
+    assert main(args) == 0
