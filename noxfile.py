@@ -131,11 +131,21 @@ def firmware(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
-    """The main job: build and run the example firmware on every board."""
+    """The main job: build every model x format x board, validate it, write the reports.
+
+    MNIST is validated on its first 50 test images per combination here (the
+    whole set runs in `nox -s bench` and `nox -s slow`); IRIS on its full test
+    splits. Arguments after -- go to `simcore validate`.
+    """
     ensure_toolchain(session)
     install(session)
     session.run("simcore", "boards")
-    session.run("simcore", "example", *session.posargs)
+    session.run("simcore", "example")
+    session.run(
+        "simcore", "validate", "--all", "--limit", "50",
+        "--json", "reports/results.json", "--html", "reports/report.html",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON, default=False)
@@ -151,6 +161,7 @@ def bench(session: nox.Session) -> None:
     ensure_toolchain(session)
     install(session)
     session.run("python", "-m", "simcore.bench", *session.posargs)
+    session.log("figures above are from this one run; nothing is asserted on time")
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience for `python noxfile.py`
