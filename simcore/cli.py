@@ -316,6 +316,30 @@ def _print_validation(results: list[dict[str, Any]]) -> None:
             _out(f"     {line}")
 
 
+# -- simcore golden -----------------------------------------------------------
+
+
+def _cmd_golden(args: argparse.Namespace) -> int:
+    from simcore.golden.store import list_models, load_golden
+
+    if args.update:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None:
+            raise UsageError(
+                "regenerating goldens needs TensorFlow",
+                hint="pip install 'simcore[golden]' (or run `nox -s golden`)",
+            )
+        from simcore.golden import generate
+
+        return generate.main([f"--only={name}" for name in args.only])
+    for name in args.only or list_models():
+        golden = load_golden(name)  # raises GoldenError when stale or altered
+        splits = ", ".join(f"{k} {len(v)}" for k, v in golden.splits.items())
+        _out(f"{name:<12} ok  {golden.num_samples:>6} samples ({splits}); {golden.description}")
+    return 0
+
+
 # -- wiring -------------------------------------------------------------------
 
 
@@ -397,6 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("golden", help="check the golden files (or regenerate them with --update)")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="retrain and regenerate (needs the golden extra; the only writer of golden/)",
+    )
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="these models")
+    p.set_defaults(func=_cmd_golden)
 
     _register_optional(sub)
     return parser
