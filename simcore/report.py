@@ -1,0 +1,898 @@
+"""Summaries and an HTML report of ``simcore validate`` results.
+
+Reads what ``simcore validate --json`` writes (``{"version": 1, "results": [...]}``,
+one ``Validation.as_dict()`` per model/format/board combination) and renders
+either a summary table (terminal or Markdown) or one self-contained HTML page.
+
+The page's charts are inline SVG drawn here: no plotting library, no
+JavaScript, no fonts or styles fetched from the network, so the file can be
+attached to a CI run and opened anywhere, offline. Hover tooltips use SVG
+``<title>`` elements, which browsers show without scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from simcore.errors import UsageError
+
+RESULTS_VERSION = 1
+DEFAULT_TITLE = "simcore validation report"
+
+Result = dict[str, Any]
+
+#: Display names of the cores the cycle models cover.
+_CORE_NAMES = {
+    "cortex-m0plus": "Cortex-M0+",
+    "cortex-m33": "Cortex-M33",
+    "cortex-m7": "Cortex-M7",
+}
+
+#: What each core's cycle figures are worth (the timing tables' ``exactness``).
+_CORE_NOTES = {
+    "cortex-m0plus": (
+        "exact: every instruction's cycles come from the Cortex-M0+ Technical Reference "
+        "Manual (zero wait states)"
+    ),
+    "cortex-m33": (
+        "proxy: Arm publishes no per-instruction timing for the M33, so the Cortex-M4 "
+        "TRM's table stands in; close, not cycle-exact"
+    ),
+    "cortex-m7": (
+        "approximate: a static dual-issue model of the M7 pipeline (TCM at zero wait "
+        "states, branches predicted); treat as an estimate"
+    ),
+}
+_TAG_NOTES = {
+    "exact": "exact: per-instruction timings from the core's Technical Reference Manual",
+    "proxy": "proxy: another core's published timings stand in for this one",
+    "approximate": "approximate: a model of the pipeline; treat as an estimate",
+}
+
+#: Tableau 10: distinguishable, and readable when printed in grey.
+_PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
+_OTHER_COLOUR = "#d9d9d9"
+
+
+# -- loading ------------------------------------------------------------------
+
+
+def load_results(path: Path) -> list[Result]:
+    """Read a ``simcore validate --json`` file and return its results."""
+    return _load(path)[0]
+
+
+def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
+    """Read a results file: its results and its ``meta`` dict (empty when absent)."""
+    hint = "write one with 'simcore validate --all --json FILE'"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no results file {path}", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read results file {path}: {error}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"results file {path} is not JSON (line {error.lineno}: {error.msg})", hint=hint
+        ) from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise UsageError(f"{path} is not a simcore validate results file (no version)", hint=hint)
+    if data["version"] != RESULTS_VERSION:
+        raise UsageError(
+            f"results file {path} has version {data['version']!r}; "
+            f"this simcore reads version {RESULTS_VERSION}",
+            hint="re-run simcore validate with this simcore",
+        )
+    results = data.get("results")
+    if not isinstance(results, list):
+        raise UsageError(f"results file {path} has no 'results' list", hint=hint)
+    for i, result in enumerate(results):
+        missing = [k for k in ("model", "format", "board", "passed") if not _has(result, k)]
+        if missing:
+            raise UsageError(f"result {i} in {path} lacks {', '.join(missing)}", hint=hint)
+    meta = data.get("meta")
+    return results, meta if isinstance(meta, dict) else {}
+
+
+def _has(result: object, key: str) -> bool:
+    return isinstance(result, dict) and key in result
+
+
+# -- figures ------------------------------------------------------------------
+
+
+def status(result: Result) -> str:
+    """PASS, FAIL (output or accuracy wrong) or REGRESSED (only cost gates failed)."""
+    if result.get("failures"):
+        return "FAIL"
+    if result.get("regressions"):
+        return "REGRESSED"
+    return "PASS" if result.get("passed") else "FAIL"
+
+
+def _key(result: Result) -> str:
+    return str(result.get("key") or f"{result['model']}/{result['format']}/{result['board']}")
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _cycles_mean(result: Result) -> float | None:
+    cycles = result.get("cycles")
+    return _num(cycles.get("mean")) if isinstance(cycles, dict) else None
+
+
+def _seconds(result: Result) -> float | None:
+    seconds = _num(result.get("seconds_per_inference"))
+    if seconds is None:
+        mean, clock = _cycles_mean(result), _num(result.get("clock_hz"))
+        if mean is not None and clock:
+            seconds = mean / clock
+    return seconds
+
+
+def _timing_tag(result: Result) -> str:
+    model = result.get("cycle_model")
+    return str(model.get("exactness", "?")) if isinstance(model, dict) else "?"
+
+
+def _core(result: Result) -> str:
+    model = result.get("cycle_model")
+    return str(model.get("core", "")) if isinstance(model, dict) else ""
+
+
+def _memory(result: Result, kind: str) -> tuple[float | None, float | None]:
+    """Used and capacity bytes of one memory kind (flash, static_ram, stack_peak)."""
+    memory = result.get("memory")
+    entry = memory.get(kind) if isinstance(memory, dict) else None
+    if not isinstance(entry, dict):
+        return None, None
+    return _num(entry.get("used_bytes")), _num(entry.get("capacity_bytes"))
+
+
+def _fmt_count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _fmt_percent(value: object) -> str:
+    number = _num(value)
+    return "-" if number is None else f"{100 * number:.2f}%"
+
+
+def _fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.3g}"
+
+
+def _fmt_bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1024:
+        return f"{value:.0f} B"
+    if value < 1024 * 1024:
+        return f"{value / 1024:.1f} KB"
+    return f"{value / (1024 * 1024):.2f} MB"
+
+
+def _fmt_memory(result: Result, kind: str, *, percent: bool = True) -> str:
+    used, capacity = _memory(result, kind)
+    text = _fmt_bytes(used)
+    if percent and used is not None and capacity:
+        text += f" ({100 * used / capacity:.1f}%)"
+    return text
+
+
+def _fmt_values(values: object, limit: int = 10) -> str:
+    if not isinstance(values, list):
+        return str(values)
+    shown = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in values[:limit]]
+    more = ", ..." if len(values) > limit else ""
+    return "[" + ", ".join(shown) + more + "]"
+
+
+def _si(value: float) -> str:
+    """A round axis value as 1, 10, 100, 1k, 10k, ..., 1M, 1G."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"
+
+
+# -- summary table ------------------------------------------------------------
+
+_COLUMNS = (
+    # header, right-aligned
+    ("combination", False),
+    ("status", False),
+    ("samples", True),
+    ("accuracy", True),
+    ("reference", True),
+    ("exactness", False),
+    ("cycles/inf", True),
+    ("timing", False),
+    ("ms/inf", True),
+    ("flash", True),
+    ("static RAM", True),
+    ("stack peak", True),
+)
+
+
+def _row(result: Result) -> list[str]:
+    return [
+        _key(result),
+        status(result),
+        _fmt_count(_num(result.get("n_samples"))),
+        _fmt_percent(result.get("accuracy")),
+        _fmt_percent(result.get("reference_accuracy")),
+        str(result.get("exactness", "-")),
+        _fmt_count(_cycles_mean(result)),
+        _timing_tag(result),
+        _fmt_ms(_seconds(result)),
+        _fmt_memory(result, "flash"),
+        _fmt_memory(result, "static_ram"),
+        _fmt_memory(result, "stack_peak", percent=False),
+    ]
+
+
+def _issues(result: Result) -> list[tuple[str, str]]:
+    """Every failure, regression and baseline note of a result, each with its label."""
+    out = [("FAIL", str(line)) for line in result.get("failures") or []]
+    out += [("REGRESSED", str(line)) for line in result.get("regressions") or []]
+    mismatches = [m for m in result.get("mismatches") or [] if isinstance(m, dict)]
+    if mismatches:
+        samples = ", ".join(str(m.get("sample")) for m in mismatches)
+        first = mismatches[0]
+        out.append(
+            (
+                "",
+                f"first mismatching samples: {samples}; sample {first.get('sample')} got "
+                f"{_fmt_values(first.get('got'))}, want {_fmt_values(first.get('want'))}",
+            )
+        )
+    out += [("note", str(line)) for line in result.get("baseline_notes") or []]
+    return out
+
+
+def _totals(results: Sequence[Result]) -> str:
+    counts = {s: sum(status(r) == s for r in results) for s in ("PASS", "FAIL", "REGRESSED")}
+    return (
+        f"{len(results)} combinations: {counts['PASS']} passed, {counts['FAIL']} failed, "
+        f"{counts['REGRESSED']} regressed"
+    )
+
+
+def summary_table(results: Sequence[Result], markdown: bool = False) -> str:
+    """One row per combination, then every failure, regression and note below it."""
+    if not results:
+        return "no results"
+    headers = [name for name, _ in _COLUMNS]
+    rows = [_row(r) for r in results]
+    lines: list[str] = []
+    if markdown:
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join("---:" if right else "---" for _, right in _COLUMNS) + "|")
+        for row in rows:
+            lines.append("| " + " | ".join(_md(cell) for cell in row) + " |")
+        lines.append("")
+        lines.append(_totals(results))
+        issues = [(label, _key(r), text) for r in results for label, text in _issues(r)]
+        if issues:
+            lines.append("")
+            for label, key, text in issues:
+                prefix = f"**{label}** " if label else ""
+                lines.append(f"- {prefix}`{key}`: {_md(text)}")
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(w) if right else cell.ljust(w)
+            for cell, w, (_, right) in zip(cells, widths, _COLUMNS, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines.append(line(headers))
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend(line(row) for row in rows)
+    lines.append("")
+    lines.append(_totals(results))
+    for result in results:
+        for label, text in _issues(result):
+            lines.append(f"{label:<9} {_key(result)}: {text}")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+# -- HTML helpers -------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _groups(results: Sequence[Result]) -> dict[tuple[str, str], list[Result]]:
+    """Results by (model, format), in the order they first appear."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for result in results:
+        groups.setdefault((str(result["model"]), str(result["format"])), []).append(result)
+    return groups
+
+
+def _text_colour(fill: str) -> str:
+    """Black or white, whichever reads better on ``fill`` (#rrggbb)."""
+    r, g, b = (int(fill[i : i + 2], 16) for i in (1, 3, 5))
+    return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
+
+
+def _svg_open(width: int, height: int, cls: str, label: str) -> str:
+    return (
+        f'<svg class="chart {cls}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(label)}"><title>{_e(label)}</title>'
+    )
+
+
+def _text(x: float, y: float, text: str, *, anchor: str = "start", cls: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{c}>{_e(text)}</text>'
+
+
+# -- chart 1: cycles across boards ---------------------------------------------
+
+
+def _cycles_chart(results: Sequence[Result], board_colours: dict[str, str]) -> str:
+    """Grouped horizontal bars of cycles per inference, one group per model/format, log x."""
+    groups = _groups(results)
+    values = [v for r in results if (v := _cycles_mean(r)) is not None and v > 0]
+    if not values:
+        return '<p class="empty">No cycle counts in these results.</p>'
+    lo_exp = math.floor(math.log10(min(values)))
+    if math.log10(min(values)) - lo_exp < 0.1:  # keep the shortest bar visible
+        lo_exp -= 1
+    hi_exp = max(math.ceil(math.log10(max(values))), lo_exp + 1)
+    width, x0, x1 = 1000, 150, 720
+    row_h, bar_h, head_h = 20, 14, 22
+
+    def x(value: float) -> float:
+        return x0 + (math.log10(value) - lo_exp) / (hi_exp - lo_exp) * (x1 - x0)
+
+    body: list[str] = []
+    y = 40
+    for (model, fmt), rows in groups.items():
+        body.append(_text(8, y + 14, f"{model} · {fmt}", cls="group"))
+        y += head_h
+        for r in rows:
+            board = str(r["board"])
+            body.append(_text(x0 - 8, y + bar_h - 3, board, anchor="end"))
+            mean = _cycles_mean(r)
+            if mean is None or mean <= 0:
+                body.append(_text(x0 + 4, y + bar_h - 3, "no cycle count", cls="muted"))
+                y += row_h
+                continue
+            end = max(x(mean), x0 + 2)
+            tag = _timing_tag(r)
+            tip = (
+                f"{_key(r)}: {mean:,.0f} cycles per inference "
+                f"({_fmt_ms(_seconds(r))} ms at {_num(r.get('clock_hz')) or 0:,.0f} Hz); "
+                f"cycle model {tag}"
+            )
+            body.append(
+                f'<rect x="{x0}" y="{y}" width="{end - x0:.1f}" height="{bar_h}" '
+                f'fill="{board_colours[board]}"><title>{_e(tip)}</title></rect>'
+            )
+            label = f"{mean:,.0f} cycles · {_fmt_ms(_seconds(r))} ms · {tag}"
+            body.append(_text(end + 6, y + bar_h - 3, label, cls=f"value tag-{tag}"))
+            y += row_h
+        y += 8
+    height = y + 4
+    axis = [f'<line x1="{x0}" y1="30" x2="{x0}" y2="{height - 8}" class="axis"/>']
+    for exp in range(lo_exp, hi_exp + 1):
+        gx = x(10.0**exp)
+        axis.append(f'<line x1="{gx:.1f}" y1="30" x2="{gx:.1f}" y2="{height - 8}" class="grid"/>')
+        axis.append(_text(gx, 22, _si(10.0**exp), anchor="middle", cls="tick"))
+    axis.append(_text(x0 - 8, 22, "cycles (log)", anchor="end", cls="tick"))
+    title = "Cycles per inference across boards (log scale)"
+    return _svg_open(width, height, "chart-cycles", title) + "".join(axis + body) + "</svg>"
+
+
+# -- chart 2: per-function cycles ----------------------------------------------
+
+
+def _profile(result: Result) -> list[tuple[str, float, float]]:
+    """(function, cycles per inference, share) rows of a result, largest share first."""
+    rows = []
+    for entry in result.get("profile") or []:
+        if not isinstance(entry, dict):
+            continue
+        share = _num(entry.get("share"))
+        if share is None or share <= 0:
+            continue
+        rows.append(
+            (str(entry.get("function")), _num(entry.get("cycles_per_inference")) or 0.0, share)
+        )
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def _top_functions(rows: Sequence[Result], per_result: int = 5, limit: int = 9) -> list[str]:
+    """The functions worth a colour: each board's top few, ranked by their summed share."""
+    score: dict[str, float] = {}
+    for result in rows:
+        for name, _, share in _profile(result)[:per_result]:
+            score[name] = score.get(name, 0.0) + share
+    return sorted(score, key=lambda name: -score[name])[:limit]
+
+
+def _profile_chart(model: str, fmt: str, rows: Sequence[Result]) -> str:
+    """One 100%-stacked horizontal bar per board: where the cycles of one inference go."""
+    functions = _top_functions(rows)
+    colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(functions)}
+    width, x0, x1 = 1000, 110, 800
+    row_h, bar_h = 26, 18
+    body: list[str] = []
+    y = 30
+    for result in rows:
+        board = str(result["board"])
+        body.append(_text(x0 - 8, y + bar_h - 5, board, anchor="end"))
+        profile = _profile(result)
+        if not profile:
+            body.append(_text(x0 + 4, y + bar_h - 5, "no profile", cls="muted"))
+            y += row_h
+            continue
+        segments = [(n, c, s) for n, c, s in profile if n in colours]
+        other = max(0.0, 1.0 - sum(s for _, _, s in segments))
+        other_cycles = sum(c for n, c, _ in profile if n not in colours)
+        segments.sort(key=lambda seg: functions.index(seg[0]))
+        if other > 0.0005:
+            segments.append(("other", other_cycles, other))
+        left = float(x0)
+        for name, cycles, share in segments:
+            w = share * (x1 - x0)
+            fill = colours.get(name, _OTHER_COLOUR)
+            tip = f"{board}: {name}: {cycles:,.0f} cycles per inference ({share:.1%})"
+            body.append(
+                f'<rect x="{left:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{fill}" '
+                f'class="segment"><title>{_e(tip)}</title></rect>'
+            )
+            if w >= 36:
+                body.append(
+                    f'<text x="{left + w / 2:.1f}" y="{y + bar_h - 5}" text-anchor="middle" '
+                    f'class="inbar" fill="{_text_colour(fill)}">{share:.0%}</text>'
+                )
+            left += w
+        total = _cycles_mean(result)
+        body.append(_text(x1 + 8, y + bar_h - 5, f"{_fmt_count(total)} cycles", cls="value"))
+        y += row_h
+    axis = []
+    for pct in (0, 25, 50, 75, 100):
+        gx = x0 + pct / 100 * (x1 - x0)
+        axis.append(f'<line x1="{gx:.1f}" y1="24" x2="{gx:.1f}" y2="{y}" class="grid"/>')
+        axis.append(_text(gx, 18, f"{pct}%", anchor="middle", cls="tick"))
+    legend: list[str] = []
+    names = [*functions, "other"]
+    col_w, per_row = 240, (width - 20) // 240
+    y += 10
+    for i, name in enumerate(names):
+        lx = 20 + (i % per_row) * col_w
+        ly = y + (i // per_row) * 18
+        fill = colours.get(name, _OTHER_COLOUR)
+        shown = name if len(name) <= 34 else name[:33] + "…"
+        legend.append(
+            f'<rect x="{lx}" y="{ly}" width="11" height="11" fill="{fill}"/>'
+            + _text(lx + 16, ly + 10, shown, cls="legend")
+        )
+    height = y + math.ceil(len(names) / per_row) * 18 + 6
+    title = f"Cycles per function, {model} {fmt}: share of one inference on each board"
+    return (
+        _svg_open(width, height, "chart-profile", title) + "".join(axis + body + legend) + "</svg>"
+    )
+
+
+# -- chart 3: confusion matrices -------------------------------------------------
+
+
+def _confusion(result: Result) -> list[list[int]] | None:
+    classes = result.get("classes")
+    matrix = classes.get("confusion") if isinstance(classes, dict) else None
+    if not isinstance(matrix, list) or not matrix:
+        return None
+    return [[int(v) for v in row] for row in matrix]
+
+
+def _confusion_table(result: Result, matrix: list[list[int]]) -> str:
+    classes = result.get("classes") or {}
+    n = len(matrix)
+    labels = [str(x) for x in classes.get("labels") or []]
+    if len(labels) != n:
+        labels = [str(i) for i in range(n)]
+
+    support = [sum(row) for row in matrix]
+    predicted = [sum(row[j] for row in matrix) for j in range(n)]
+
+    def metric(name: str, i: int, defined: bool) -> str:
+        # A class without test samples has no recall, one never predicted no precision:
+        # "0%" would read as a failure.
+        values = classes.get(name)
+        if not defined or not isinstance(values, list) or i >= len(values):
+            return "-"
+        value = _num(values[i])
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    head = "".join(f'<th scope="col">{_e(label)}</th>' for label in labels)
+    parts = [
+        '<table class="confusion"><thead>',
+        f'<tr><th class="corner">true ↓ / predicted →</th>{head}'
+        '<th class="metric">recall</th><th class="metric">F1</th></tr></thead><tbody>',
+    ]
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        cells = []
+        for j, count in enumerate(row):
+            share = count / total
+            if count == 0:
+                style = ' class="zero"'
+            else:
+                alpha = 0.15 + 0.85 * share
+                rgb = "89,161,79" if i == j else "225,87,89"
+                ink = "#fff" if alpha > 0.6 else "#111"
+                style = f' style="background: rgba({rgb},{alpha:.2f}); color: {ink}"'
+            tip = f"true {labels[i]}, predicted {labels[j]}: {count} of {sum(row)}"
+            cells.append(f'<td{style} title="{_e(tip)}">{count}</td>')
+        parts.append(
+            f'<tr><th scope="row">{_e(labels[i])}</th>{"".join(cells)}'
+            f'<td class="metric">{metric("recall", i, support[i] > 0)}</td>'
+            f'<td class="metric">{metric("f1", i, support[i] + predicted[i] > 0)}</td></tr>'
+        )
+    precision = "".join(
+        f'<td class="metric">{metric("precision", j, predicted[j] > 0)}</td>' for j in range(n)
+    )
+    parts.append(
+        f'<tr><th scope="row" class="metric">precision</th>{precision}<td></td><td></td></tr>'
+    )
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def _confusion_section(model: str, fmt: str, rows: Sequence[Result]) -> str:
+    matrices = [(r, m) for r in rows if (m := _confusion(r)) is not None]
+    if not matrices:
+        return ""
+    boards = [str(r["board"]) for r, _ in matrices]
+    identical = all(m == matrices[0][1] for _, m in matrices)
+    out = [f"<h3>{_e(model)} · {_e(fmt)}</h3>"]
+    first = matrices[0][0]
+    accuracy = _fmt_percent(first.get("accuracy"))
+    samples = _fmt_count(_num(first.get("n_samples")))
+    if identical:
+        on = ", ".join(boards)
+        note = (
+            f"Identical on {on}, so shown once." if len(boards) > 1 else f"Measured on {on} only."
+        )
+        out.append(
+            f'<p class="caption">Accuracy {accuracy} on {samples} test samples. {_e(note)}</p>'
+        )
+        out.append(f'<div class="matrices"><figure>{_confusion_table(first, matrices[0][1])}')
+        out.append("</figure></div>")
+    else:
+        out.append(
+            '<p class="caption">The boards disagree: one matrix per board. Firmware that '
+            "computes the same model should predict the same classes everywhere.</p>"
+        )
+        out.append('<div class="matrices">')
+        for result, matrix in matrices:
+            out.append(
+                f"<figure><figcaption>{_e(result['board'])}: accuracy "
+                f"{_fmt_percent(result.get('accuracy'))}</figcaption>"
+                f"{_confusion_table(result, matrix)}</figure>"
+            )
+        out.append("</div>")
+    return "".join(out)
+
+
+# -- summary table (HTML) ---------------------------------------------------------
+
+
+def _memory_cell(result: Result, kind: str) -> str:
+    used, capacity = _memory(result, kind)
+    text = _e(_fmt_bytes(used))
+    if used is None or not capacity:
+        return f'<td class="num">{text}</td>'
+    fraction = min(used / capacity, 1.0)
+    fill = "#59a14f" if fraction < 0.5 else "#edc948" if fraction < 0.85 else "#e15759"
+    tip = f"{used:,.0f} of {capacity:,.0f} bytes ({100 * used / capacity:.2f}%)"
+    bar_w = 100
+    filled = max(fraction * bar_w, 1.0)
+    return (
+        f'<td class="num mem" title="{_e(tip)}">{text} <span class="pct">'
+        f"{100 * used / capacity:.1f}%</span><br/>"
+        f'<svg class="membar" xmlns="http://www.w3.org/2000/svg" width="{bar_w}" height="7" '
+        f'viewBox="0 0 {bar_w} 7"><title>{_e(tip)}</title>'
+        f'<rect x="0" y="0" width="{bar_w}" height="7" fill="#eee"/>'
+        f'<rect x="0" y="0" width="{filled:.1f}" height="7" fill="{fill}"/></svg></td>'
+    )
+
+
+def _summary_html(results: Sequence[Result]) -> str:
+    head = (
+        "<tr><th>combination</th><th>status</th><th>samples</th><th>accuracy</th>"
+        "<th>reference</th><th>exactness</th><th>cycles / inference</th><th>timing</th>"
+        "<th>ms / inference</th><th>flash</th><th>static RAM</th><th>stack peak</th></tr>"
+    )
+    rows = []
+    for r in results:
+        s = status(r)
+        clock = _num(r.get("clock_hz"))
+        clock_text = f" at {clock / 1e6:g} MHz" if clock else ""
+        rows.append(
+            f'<tr class="{s.lower()}"><td class="key">{_e(_key(r))}</td>'
+            f'<td class="status">{s}</td>'
+            f'<td class="num">{_e(_fmt_count(_num(r.get("n_samples"))))}</td>'
+            f'<td class="num">{_e(_fmt_percent(r.get("accuracy")))}</td>'
+            f'<td class="num">{_e(_fmt_percent(r.get("reference_accuracy")))}</td>'
+            f"<td>{_e(r.get('exactness', '-'))}</td>"
+            f'<td class="num">{_e(_fmt_count(_cycles_mean(r)))}</td>'
+            f'<td class="tag-{_e(_timing_tag(r))}">{_e(_timing_tag(r))}</td>'
+            f'<td class="num">{_e(_fmt_ms(_seconds(r)))}'
+            f'<span class="pct">{_e(clock_text)}</span></td>'
+            f"{_memory_cell(r, 'flash')}{_memory_cell(r, 'static_ram')}"
+            f'<td class="num">{_e(_fmt_memory(r, "stack_peak", percent=False))}</td></tr>'
+        )
+    return f'<table class="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _issues_html(results: Sequence[Result]) -> str:
+    items = []
+    for r in results:
+        for label, text in _issues(r):
+            if not label:  # the mismatching samples get their own table below
+                continue
+            cls = label.lower()
+            tag = f'<span class="label">{_e(label)}</span> '
+            items.append(f'<li class="{cls}">{tag}<code>{_e(_key(r))}</code>: {_e(text)}</li>')
+    if not items:
+        return '<p class="ok">No failures, regressions or baseline notes.</p>'
+    return f'<ul class="issues">{"".join(items)}</ul>'
+
+
+def _mismatch_html(results: Sequence[Result]) -> str:
+    parts = []
+    for r in results:
+        mismatches = [m for m in r.get("mismatches") or [] if isinstance(m, dict)]
+        if not mismatches:
+            continue
+        rows = "".join(
+            f'<tr><td class="num">{_e(m.get("sample"))}</td>'
+            f"<td><code>{_e(_fmt_values(m.get('got'), 12))}</code></td>"
+            f"<td><code>{_e(_fmt_values(m.get('want'), 12))}</code></td></tr>"
+            for m in mismatches
+        )
+        parts.append(
+            f"<h3>First mismatching samples: {_e(_key(r))}</h3>"
+            '<table class="mismatch"><thead><tr><th>sample</th><th>firmware output</th>'
+            f"<th>reference</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _cycle_model_notes(results: Sequence[Result]) -> str:
+    items = []
+    seen: set[str] = set()
+    for r in results:
+        board = str(r["board"])
+        if board in seen:
+            continue
+        seen.add(board)
+        core = _core(r)
+        clock = _num(r.get("clock_hz"))
+        name = _CORE_NAMES.get(core, core or "unknown core")
+        at = f" at {clock / 1e6:g} MHz" if clock else ""
+        note = _CORE_NOTES.get(core) or _TAG_NOTES.get(_timing_tag(r), _timing_tag(r))
+        items.append(f"<li><b>{_e(board)}</b> ({_e(name)}{_e(at)}): {_e(note)}.</li>")
+    return f'<ul class="models">{"".join(items)}</ul>'
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+  margin: 24px auto; max-width: 1320px; padding: 0 16px; line-height: 1.4; }
+h1 { margin-bottom: 4px; }
+h2 { margin-top: 36px; border-bottom: 2px solid #ddd; padding-bottom: 4px; }
+h3 { margin: 20px 0 4px; }
+.meta { color: #555; margin: 0; font-size: 14px; }
+.verdict { display: inline-block; padding: 6px 12px; border-radius: 4px; font-weight: 600;
+  margin: 12px 0; }
+.verdict.pass { background: #e3f1df; color: #225c1a; }
+.verdict.fail { background: #fbe1e1; color: #8a1c1c; }
+.caption, figcaption { color: #444; font-size: 14px; max-width: 980px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 4px 8px; border: 1px solid #ddd; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.key { font-family: ui-monospace, Menlo, Consolas, monospace; white-space: nowrap; }
+tr.pass td.status { background: #59a14f; color: #fff; font-weight: 600; }
+tr.fail td.status { background: #e15759; color: #fff; font-weight: 600; }
+tr.regressed td.status { background: #f28e2b; color: #fff; font-weight: 600; }
+tr.fail td, tr.regressed td { border-color: #e8b4b4; }
+.pct { color: #777; font-size: 11px; margin-left: 4px; }
+svg.membar { margin-top: 2px; }
+.issues li { margin: 2px 0; }
+.issues .label { font-weight: 600; padding: 0 4px; border-radius: 3px; color: #fff; }
+.issues .fail .label { background: #e15759; }
+.issues .regressed .label { background: #f28e2b; }
+.issues .note .label { background: #888; }
+.ok { color: #225c1a; }
+svg.chart { display: block; margin: 8px 0; max-width: 100%; height: auto; }
+svg.chart text { font-size: 12px; fill: #222; }
+svg.chart text.group { font-weight: 600; font-size: 13px; }
+svg.chart text.tick, svg.chart text.legend { font-size: 11px; fill: #555; }
+svg.chart text.value { font-size: 11px; }
+svg.chart text.inbar { font-size: 11px; }
+svg.chart text.muted { fill: #999; font-style: italic; }
+svg.chart line.grid { stroke: #e4e4e4; }
+svg.chart line.axis { stroke: #888; }
+svg.chart .segment { stroke: #fff; stroke-width: 0.5; }
+.matrices { display: flex; flex-wrap: wrap; gap: 24px; }
+figure { margin: 8px 0; }
+table.confusion td { text-align: center; min-width: 30px; font-variant-numeric: tabular-nums; }
+table.confusion td.zero { color: #bbb; }
+table.confusion .metric { color: #555; font-size: 12px; background: #fafafa; }
+table.confusion th.corner { font-weight: normal; color: #555; font-size: 12px; }
+.tag-exact { color: #225c1a; }
+.tag-proxy { color: #8a5a00; }
+.tag-approximate { color: #8a1c1c; }
+"""
+
+
+def render_html(
+    results: Sequence[Result],
+    title: str = DEFAULT_TITLE,
+    meta: dict[str, Any] | None = None,
+) -> str:
+    """The whole report as one self-contained HTML page."""
+    meta = meta or {}
+    failed = [r for r in results if status(r) != "PASS"]
+    boards = _ordered(str(r["board"]) for r in results)
+    board_colours = {b: _PALETTE[i % len(_PALETTE)] for i, b in enumerate(boards)}
+    groups = _groups(results)
+    meta_bits = [
+        f"{label} {meta[key]}"
+        for key, label in (("simcore", "simcore"), ("date", "on"), ("split", "split"))
+        if meta.get(key) not in (None, "")
+    ]
+    if meta.get("limit") not in (None, ""):
+        meta_bits.append(f"at most {meta['limit']} samples per combination")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"/>',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    if meta.get("command"):
+        parts.append(f'<p class="meta">Command: <code>{_e(meta["command"])}</code></p>')
+    if meta_bits:
+        parts.append(f'<p class="meta">{_e(", ".join(meta_bits))}</p>')
+    verdict = "fail" if failed or not results else "pass"
+    parts.append(f'<div class="verdict {verdict}">{_e(_totals(results))}</div>')
+    if not results:
+        parts.append("<p>No results in this file.</p></body></html>")
+        return "\n".join(parts) + "\n"
+
+    parts.append("<h2>Summary</h2>")
+    parts.append(
+        '<p class="caption">One row per model, number format and board. PASS means the '
+        "firmware's outputs match the reference (int8 and q16 bit-exact, f32 within the "
+        "stated tolerance), its accuracy equals the reference's and no cost gate regressed. "
+        "Milliseconds are at the board's clock; the bars under flash and static RAM are the "
+        "share of the board's capacity.</p>"
+    )
+    parts.append(_summary_html(results))
+    parts.append("<h3>Failures, regressions and notes</h3>")
+    parts.append(_issues_html(results))
+    parts.append(_mismatch_html(results))
+
+    parts.append("<h2>Cycles per inference across boards</h2>")
+    parts.append(
+        '<p class="caption">Mean cycles per inference over the test samples, one group per '
+        "model and format, on a logarithmic axis (boards differ by orders of magnitude; read "
+        "the labels for values). Each label ends with how far the board's cycle model can be "
+        "trusted:</p>"
+    )
+    parts.append(_cycle_model_notes(results))
+    parts.append(_cycles_chart(results, board_colours))
+
+    parts.append("<h2>Cycles per function (per layer)</h2>")
+    parts.append(
+        '<p class="caption">The generated firmware has one kernel function per layer type, so '
+        "this is where each inference's cycles go. Each bar is one board's inference, split "
+        "by function as a share of its cycles (shares rather than lengths, so that the fast "
+        "boards' bars stay readable; the total is on the right, and the chart above compares "
+        "totals). Each board's top functions get a colour, the rest are grey. Hover a segment "
+        "for its cycles. Runtime helpers appear by name: on the Cortex-M0+, for example, "
+        "64-bit multiplies and floating point are library calls.</p>"
+    )
+    for (model, fmt), rows in groups.items():
+        parts.append(f"<h3>{_e(model)} · {_e(fmt)}</h3>")
+        parts.append(_profile_chart(model, fmt, rows))
+
+    parts.append("<h2>Confusion matrices</h2>")
+    parts.append(
+        '<p class="caption">Rows are the true classes, columns the predicted ones; green '
+        "cells are correct predictions, red ones errors, shaded by their share of the row. "
+        "Recall and F1 per class on the right, precision per predicted class below; a dash "
+        "marks a class without test samples (recall) or never predicted (precision).</p>"
+    )
+    confusion = [_confusion_section(model, fmt, rows) for (model, fmt), rows in groups.items()]
+    parts.append("".join(confusion) or "<p>No class metrics in these results.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(
+    results: Sequence[Result],
+    path: Path,
+    *,
+    title: str = DEFAULT_TITLE,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Write :func:`render_html` to ``path`` (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(results, title=title, meta=meta), encoding="utf-8")
+
+
+# -- command line -------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``simcore report RESULTS.json [--html OUT.html] [--markdown]``."""
+    p = subparsers.add_parser(
+        "report",
+        help="summarize validate results; write an HTML report with charts",
+        description="Print the summary table of a 'simcore validate --json' file; "
+        "with --html also write a self-contained HTML report with charts.",
+    )
+    p.add_argument("results", type=Path, help="the JSON written by 'simcore validate --json'")
+    p.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--title", default=DEFAULT_TITLE, help="the HTML report's title")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    results, meta = _load(args.results)
+    sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
+    if args.html:
+        write_html(results, args.html, title=args.title, meta=meta)
+        sys.stdout.write(f"report: {args.html}\n")
+    return 0
