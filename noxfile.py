@@ -55,6 +55,29 @@ def ensure_toolchain(session: nox.Session) -> None:
     )
 
 
+def ensure_apt(session: nox.Session, package: str) -> None:
+    """Install a Debian package whose command is missing, or say why not (tests then skip)."""
+    if shutil.which(package):
+        return
+    prefix: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if not shutil.which("apt-get") or (prefix and not shutil.which("sudo")):
+        session.warn(f"{package} is missing and cannot be installed with apt-get here")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*prefix, "apt-get", "update", "-qq", external=True, env=env)
+    session.run(
+        *prefix,
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        package,
+        external=True,
+        env=env,
+    )
+
+
 def install(session: nox.Session, *extras: str) -> None:
     spec = f".[{','.join(extras)}]" if extras else "."
     session.install("-e", spec)
@@ -76,6 +99,7 @@ def run_pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the default (fast) test suite."""
     ensure_toolchain(session)
+    ensure_apt(session, "chromium")  # renders the HTML report in tests/validate
     install(session, "dev")
     run_pytest(session)
 
