@@ -166,8 +166,15 @@ def demo(session: nox.Session) -> None:
     session.run("simcore", "boards")
     session.run("simcore", "example")
     session.run(
-        "simcore", "validate", "--all", "--limit", "50",
-        "--json", "reports/results.json", "--html", "reports/report.html",
+        "simcore",
+        "validate",
+        "--all",
+        "--limit",
+        "50",
+        "--json",
+        "reports/results.json",
+        "--html",
+        "reports/report.html",
         *session.posargs,
     )
 
