@@ -254,6 +254,7 @@ class Validation:
     n_samples: int
     passed: bool
     exactness: str  # "bit-exact", "within tolerance", or what failed
+    tolerance: dict[str, Any]  # what "exact" or "within tolerance" was checked against
     failures: list[str]
     accuracy: float
     reference_accuracy: float
@@ -299,6 +300,7 @@ class Validation:
             "n_samples": self.n_samples,
             "passed": self.passed and not self.regressions,
             "exactness": self.exactness,
+            "tolerance": self.tolerance,
             "failures": self.failures,
             "regressions": self.regressions,
             "baseline_notes": self.baseline_notes,
@@ -503,9 +505,7 @@ def _judge(
         limit = tol["abs"] + tol["rel"] * np.abs(ref_float)
         bad = np.any(np.abs(got_float - ref_float) > limit, axis=1)
         exactness = (
-            f"within tolerance (abs {tol['abs']:g}, rel {tol['rel']:g})"
-            if not bad.any()
-            else f"{int(bad.sum())} of {n} samples outside tolerance"
+            "within tolerance" if not bad.any() else f"{int(bad.sum())} of {n} outside tolerance"
         )
         if bad.any():
             failures.append(
@@ -548,6 +548,7 @@ def _judge(
         n_samples=n,
         passed=not failures,
         exactness=exactness,
+        tolerance=tol,
         failures=failures,
         accuracy=classes.accuracy,
         reference_accuracy=ref_acc,
