@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder
 
-from simcore.boards import BoardSpec, get_board, load_boards
+from simcore.boards import BoardSpec, get_board
 from simcore.example import build_example
-
-BOARD_NAMES = sorted(load_boards())
-HAVE_TOOLCHAIN = shutil.which("arm-none-eabi-gcc") is not None
-needs_toolchain = pytest.mark.skipif(not HAVE_TOOLCHAIN, reason="arm-none-eabi-gcc missing")
 
 _ASM_CPU = {
     "cortex-m0plus": ("-mcpu=cortex-m0plus",),
     "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
     "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16"),
 }
-
-AsmBuilder = Callable[..., Path]
 
 
 def _ram_base(board: BoardSpec) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BOARD_NAMES, AsmBuilder
+from sim_support import BOARD_NAMES, AsmBuilder
 
 from simcore.cycles.model import classify_image
 from simcore.elf import load_elf

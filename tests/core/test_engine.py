@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BOARD_NAMES, AsmBuilder
+from sim_support import BOARD_NAMES, AsmBuilder
 
 from simcore.cli import main
 from simcore.engine import run_firmware

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import AsmBuilder, needs_toolchain
+from sim_support import AsmBuilder, needs_toolchain
 
 from simcore.boards import get_board
 from simcore.cli import main

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import needs_toolchain
+from sim_support import needs_toolchain
 
 from simcore.cli import main
 from simcore.elf import load_elf
