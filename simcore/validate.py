@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from simcore import compare
 from simcore.boards import BoardSpec, get_board, load_boards
-from simcore.elf import load_elf
+from simcore.elf import ElfImage, load_elf
 from simcore.errors import GoldenError, UsageError
 from simcore.golden.store import Golden, list_models, load_golden
 
@@ -82,11 +82,26 @@ class BatchResult:
     wall_seconds: float
 
 
+#: ELF images parsed in this (worker) process, by path, modification time and size:
+#: parsing DWARF takes longer than emulating a small batch.
+_IMAGES: dict[tuple[str, int, int], ElfImage] = {}
+
+
+def _image(elf: str) -> ElfImage:
+    st = os.stat(elf)
+    key = (elf, st.st_mtime_ns, st.st_size)
+    if key not in _IMAGES:
+        if len(_IMAGES) >= 8:  # batches arrive grouped by firmware: keep a few
+            del _IMAGES[next(iter(_IMAGES))]
+        _IMAGES[key] = load_elf(elf)
+    return _IMAGES[key]
+
+
 def _run_batch(elf: str, board: str, inputs: bytes, n: int, start: int) -> BatchResult:
     """Worker: run one batch (imports the engine lazily so the parent stays light)."""
     from simcore.engine import run_firmware
 
-    result = run_firmware(elf, board, inputs=inputs, n_samples=n, profile_limit=None)
+    result = run_firmware(_image(elf), board, inputs=inputs, n_samples=n, profile_limit=None)
     if result.exit_code != 0:
         raise UsageError(
             f"{Path(elf).name} on {board} exited with code {result.exit_code} "
