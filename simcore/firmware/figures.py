@@ -69,6 +69,13 @@ def _inputs(build: FirmwareBuild, n: int) -> np.ndarray:
         return np.full(shape, 0.5, np.float32)
 
 
+def _variant(fmt: str, board: str, portable: bool) -> str:
+    """``dsp``/``portable`` for int8 (the only format with two paths), else ``c``."""
+    if fmt != "int8":
+        return "c"
+    return "portable" if portable or not get_board(board).core.dsp else "dsp"
+
+
 def measure(model: str, fmt: str, board: str, out_dir: Path, portable: bool) -> Figures:
     """Build one variant and measure one inference."""
     build = build_model_firmware(model, fmt, board, out_dir, portable=portable)
@@ -77,7 +84,7 @@ def measure(model: str, fmt: str, board: str, out_dir: Path, portable: bool) -> 
     sizes = build.manifest["sizes"]
     return Figures(
         board=board,
-        variant="portable" if portable or not get_board(board).core.dsp else "dsp",
+        variant=_variant(fmt, board, portable),
         weights_bytes=build.weights_bytes,
         code_bytes=build.code_bytes,
         nn_code_bytes=int(sizes["nn_code_bytes"]),
