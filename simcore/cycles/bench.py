@@ -101,15 +101,27 @@ def _assemble(outer: int, unroll: int = 1) -> tuple[bytes, int]:
         )
         subprocess.run(["arm-none-eabi-as", str(d / "k.s"), "-o", str(d / "k.o")], check=True)
         subprocess.run(
-            ["arm-none-eabi-ld", f"-Ttext=0x{FLASH:x}", "-e", "_start", str(d / "k.o"),
-             "-o", str(d / "k.elf")], check=True,
+            [
+                "arm-none-eabi-ld",
+                f"-Ttext=0x{FLASH:x}",
+                "-e",
+                "_start",
+                str(d / "k.o"),
+                "-o",
+                str(d / "k.elf"),
+            ],
+            check=True,
         )
-        subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(d / "k.elf"),
-                        str(d / "k.bin")], check=True)
-        nm = subprocess.run(["arm-none-eabi-nm", str(d / "k.elf")], check=True,
-                            capture_output=True, text=True).stdout
-        done = next(int(line.split()[0], 16) for line in nm.splitlines()
-                    if line.split()[-1] == "done")
+        subprocess.run(
+            ["arm-none-eabi-objcopy", "-O", "binary", str(d / "k.elf"), str(d / "k.bin")],
+            check=True,
+        )
+        nm = subprocess.run(
+            ["arm-none-eabi-nm", str(d / "k.elf")], check=True, capture_output=True, text=True
+        ).stdout
+        done = next(
+            int(line.split()[0], 16) for line in nm.splitlines() if line.split()[-1] == "done"
+        )
         return (d / "k.bin").read_bytes(), done
 
 

@@ -79,9 +79,7 @@ _LIST_NO_BASE = frozenset(
 _SHIFT_IDS = frozenset(
     {arm_const.ARM_INS_LSL, arm_const.ARM_INS_LSR, arm_const.ARM_INS_ASR, arm_const.ARM_INS_ROR}
 )
-_VECTOR_DATA_NAMES = {
-    v: k for k, v in vars(arm_const).items() if k.startswith("ARM_VECTORDATA_")
-}
+_VECTOR_DATA_NAMES = {v: k for k, v in vars(arm_const).items() if k.startswith("ARM_VECTORDATA_")}
 _REG_ALIASES = {"sb": "r9", "sl": "r10", "fp": "r11", "ip": "r12"}
 
 
@@ -272,9 +270,7 @@ def _is_shifted(row: TimingRow, insn: capstone.CsInsn) -> bool:
         hw = int.from_bytes(bytes(insn.bytes[:2]), "little")
         if hw & 0xFBF0 == 0xF240:  # MOVW (T3): a wide immediate
             return True
-    return any(
-        op.type == arm_const.ARM_OP_REG and op.shift.type != 0 for op in insn.operands
-    )
+    return any(op.type == arm_const.ARM_OP_REG and op.shift.type != 0 for op in insn.operands)
 
 
 def _lookup(table: TimingTable, insn: capstone.CsInsn) -> tuple[TimingRow, int] | str:
@@ -483,9 +479,7 @@ def classify_range(
             i0, i1 = (span_start - rng.start) >> 1, (span_end - rng.start + 1) >> 1
             guard[i0:i1] = 1
             unknown[span_start] = f"data ($d mapping symbol) 0x{span_start:08x}-0x{span_end:08x}"
-    targets = {
-        item.target for _, items in decoded for item in items if isinstance(item, _Insn)
-    }
+    targets = {item.target for _, items in decoded for item in items if isinstance(item, _Insn)}
     sched = _Scheduler(table)
     for span_start, items in decoded:
         sched.reset()

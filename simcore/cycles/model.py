@@ -46,9 +46,7 @@ def classify_image(image: ElfImage, core: str) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
     mapping = [
-        MappingSymbol(address, kind)
-        for s in image.code_sections
-        for address, kind in s.mapping
+        MappingSymbol(address, kind) for s in image.code_sections for address, kind in s.mapping
     ]
     return classify(core, ranges, mapping)
 
@@ -123,9 +121,7 @@ class CycleModel:
             if s.kind == "func" and s.size_bytes > 0:
                 names.setdefault((s.address, s.size_bytes), []).append(s.name)
         symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
-        entries = function_profile(
-            self.classification, self.accounting.count_arrays(), symbols
-        )
+        entries = function_profile(self.classification, self.accounting.count_arrays(), symbols)
         total = sum(e.cycles for e in entries) or 1
         out = [
             ProfileEntry(e.name, e.start, e.cycles, e.instructions, e.cycles / total)

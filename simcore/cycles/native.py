@@ -128,7 +128,11 @@ class BlockAccounting:
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         if cache is not None:
             self._native.configure_cache(
-                cache.start, cache.end, cache.size_bytes, cache.ways, cache.line_bytes,
+                cache.start,
+                cache.end,
+                cache.size_bytes,
+                cache.ways,
+                cache.line_bytes,
                 cache.miss_cycles,
             )
         self._handles: list[int] = []
@@ -224,7 +228,8 @@ class BlockAccounting:
             data_misses=s["data_misses"],
             miss_cycles=s["cache_cycles"],
             data_reads_modeled=self.data_reads_modeled,
-            note=self.cache.data_reads_note if self.data_reads_modeled or not self.cache.data_reads
+            note=self.cache.data_reads_note
+            if self.data_reads_modeled or not self.cache.data_reads
             else "not modeled: data-read modeling turned off for this run",
         )
 
@@ -255,7 +260,6 @@ class BlockAccounting:
             return s["instructions"]
         _, remainder = r.block_cost(pc, end)
         return s["instructions"] - remainder
-
 
     def access_pc(self, uc: Uc, address: int, *, write: bool = False) -> int:
         """Return the address of the instruction making a memory access, from an MMIO callback.

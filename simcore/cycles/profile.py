@@ -95,8 +95,9 @@ def cycles_by_tag(
     for r, (_, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
         n = exec_counts(r, block_starts, block_ends)
         mask = r.row_index >= 0
-        np.add.at(per_row, r.row_index[mask].astype(np.int64),
-                  n[mask] * r.cost[mask].astype(np.int64))
+        np.add.at(
+            per_row, r.row_index[mask].astype(np.int64), n[mask] * r.cost[mask].astype(np.int64)
+        )
     out: dict[str, int] = {}
     for row, cycles in zip(rows, per_row.tolist(), strict=True):
         if cycles:

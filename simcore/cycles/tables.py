@@ -54,8 +54,15 @@ _MODEL_KEYS = {
     "thumb32_ids",
     "unit_capacity",
 }
-_MODEL_REQUIRED = {"core", "exactness", "summary", "issue", "refill_cycles", "refill_tag",
-                   "refill_source"}
+_MODEL_REQUIRED = {
+    "core",
+    "exactness",
+    "summary",
+    "issue",
+    "refill_cycles",
+    "refill_tag",
+    "refill_source",
+}
 _ROW_KEYS = {
     "name",
     "ids",
@@ -352,8 +359,17 @@ class CacheConfig:
 
 
 _CACHE_KEYS = {
-    "region", "size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source", "data_reads",
-    "data_reads_note", "fast_io_region", "fast_io_saving",
+    "region",
+    "size_bytes",
+    "ways",
+    "line_bytes",
+    "miss_cycles",
+    "tag",
+    "source",
+    "data_reads",
+    "data_reads_note",
+    "fast_io_region",
+    "fast_io_saving",
 }
 
 

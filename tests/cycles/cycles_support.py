@@ -59,7 +59,12 @@ class Program:
 
 
 def build(
-    tmp: Path, core: str, body: str, *, name: str = "prog", tail: str = "",
+    tmp: Path,
+    core: str,
+    body: str,
+    *,
+    name: str = "prog",
+    tail: str = "",
     objects: list[Path] | None = None,
 ) -> Program:
     """Assemble ``body`` after ``_start`` and link it (with ``objects``) at :data:`FLASH`."""
@@ -67,7 +72,8 @@ def build(
     src = tmp / f"{name}.s"
     src.write_text(
         ".syntax unified\n.thumb\n"
-        f".cpu {cpu}\n" + (f".fpu {fpu}\n" if fpu else "")
+        f".cpu {cpu}\n"
+        + (f".fpu {fpu}\n" if fpu else "")
         + ".text\n.global _start\n.thumb_func\n_start:\n"
         + body
         + "\n.global done\ndone:\n    b done\n"
@@ -77,8 +83,17 @@ def build(
     obj, elf = tmp / f"{name}.o", tmp / f"{name}.elf"
     subprocess.run(["arm-none-eabi-as", str(src), "-o", str(obj)], check=True)
     subprocess.run(
-        ["arm-none-eabi-ld", f"-Ttext=0x{FLASH:x}", f"-Tdata=0x{RAM:x}", "-e", "_start",
-         str(obj), *[str(o) for o in objects or []], "-o", str(elf)],
+        [
+            "arm-none-eabi-ld",
+            f"-Ttext=0x{FLASH:x}",
+            f"-Tdata=0x{RAM:x}",
+            "-e",
+            "_start",
+            str(obj),
+            *[str(o) for o in objects or []],
+            "-o",
+            str(elf),
+        ],
         check=True,
     )
     with elf.open("rb") as f:
@@ -146,8 +161,9 @@ def run(
     uc.reg_write(arm_const.UC_ARM_REG_SP, RAM + RAM_SIZE - 0x100)
     acc = None
     if accounting:
-        acc = BlockAccounting(prog.classify(core), budget=budget, cache=cache,
-                              data_reads=data_reads)
+        acc = BlockAccounting(
+            prog.classify(core), budget=budget, cache=cache, data_reads=data_reads
+        )
         if mmio is not None:
             mmio(uc, acc)  # type: ignore[operator]
         acc.install(uc)
@@ -159,8 +175,6 @@ def run(
         acc.check()
     regs = tuple(uc.reg_read(getattr(arm_const, f"UC_ARM_REG_R{i}")) for i in range(13))
     return Run(uc, acc, regs, bytes(uc.mem_read(RAM, 0x1000)), uc.reg_read(arm_const.UC_ARM_REG_PC))
-
-
 
 
 _SYS_OPEN, _SYS_WRITE, _SYS_EXIT, _SYS_EXIT_EXTENDED = 0x01, 0x05, 0x18, 0x20
@@ -250,7 +264,9 @@ def run_image(
         model.check()
     r0 = uc.reg_read(arm_const.UC_ARM_REG_R0)
     return ImageRun(
-        "".join(stdout), r0 - (1 << 32) if r0 & 0x80000000 else r0,
-        uc.reg_read(arm_const.UC_ARM_REG_PC), reads,
+        "".join(stdout),
+        r0 - (1 << 32) if r0 & 0x80000000 else r0,
+        uc.reg_read(arm_const.UC_ARM_REG_PC),
+        reads,
         counted[0] if count_with is not None else None,
     )

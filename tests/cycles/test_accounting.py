@@ -34,9 +34,16 @@ def flash_cache(core: str, *, data_reads: bool) -> CacheConfig:
     base = cache_for(get_board("rp2040"))
     assert base is not None
     return CacheConfig(
-        start=FLASH, end=FLASH + 0x100000, size_bytes=base.size_bytes, ways=base.ways,
-        line_bytes=base.line_bytes, miss_cycles=base.miss_cycles, tag=Tag.APPROXIMATE,
-        source="test", data_reads=data_reads, data_reads_note="test",
+        start=FLASH,
+        end=FLASH + 0x100000,
+        size_bytes=base.size_bytes,
+        ways=base.ways,
+        line_bytes=base.line_bytes,
+        miss_cycles=base.miss_cycles,
+        tag=Tag.APPROXIMATE,
+        source="test",
+        data_reads=data_reads,
+        data_reads_note="test",
     )
 
 
@@ -114,8 +121,9 @@ def _summary(prog: Program, core: str) -> dict[str, object]:
         "cycles": result.cycles,
         "instructions": result.instructions,
         "blocks": sorted(result.accounting.block_counts().items()),
-        "cache": None if stats is None else [stats.fetch_hits, stats.fetch_misses,
-                                             stats.data_hits, stats.data_misses],
+        "cache": None
+        if stats is None
+        else [stats.fetch_hits, stats.fetch_misses, stats.data_hits, stats.data_misses],
     }
 
 
@@ -134,8 +142,9 @@ def test_deterministic_across_runs_and_processes(
         f"prog = pickle.loads(bytes.fromhex({__import__('pickle').dumps(prog).hex()!r}))\n"
         f"print(json.dumps(t._summary(prog, {core!r})))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, cwd=HERE)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=HERE
+    )
     other = json.loads(out.stdout)
     assert other == json.loads(json.dumps(first))
 
@@ -170,8 +179,10 @@ def test_profile_exclusive(asm: Callable[..., Program]) -> None:
     profile = function_profile(
         result.accounting.classification,
         result.accounting.count_arrays(),
-        [("_start", prog.symbols["_start"], prog.symbols["f"] - prog.symbols["_start"]),
-         ("f", prog.symbols["f"], 4)],
+        [
+            ("_start", prog.symbols["_start"], prog.symbols["f"] - prog.symbols["_start"]),
+            ("f", prog.symbols["f"], 4),
+        ],
     )
     by_name = {p.name: (p.cycles, p.instructions) for p in profile}
     assert by_name["f"] == (6, 6)
@@ -186,8 +197,10 @@ def test_dwt_cyccnt_read_from_firmware(asm: Callable[..., Program]) -> None:
     equals the cycles reported up to that instruction: setup LDR literal 2 + MOVS 1 +
     MOVS 1 + LDR 2 + 3 + ... checked against ``cycles_at``.
     """
-    body = ("ldr r2, =0xE0001004\nmovs r1, #3\nmovs r0, #5\nldr r4, [r2]\nmuls r0, r1, r0\n"
-            "muls r0, r1, r0\nnop\nldr r5, [r2]\nsubs r6, r5, r4\n")
+    body = (
+        "ldr r2, =0xE0001004\nmovs r1, #3\nmovs r0, #5\nldr r4, [r2]\nmuls r0, r1, r0\n"
+        "muls r0, r1, r0\nnop\nldr r5, [r2]\nsubs r6, r5, r4\n"
+    )
     prog = asm("cortex-m0plus", body)
     seen: list[int] = []
 
@@ -253,7 +266,9 @@ def test_rp2040_single_cycle_io(asm: Callable[..., Program], data_reads: bool) -
     prog = asm("cortex-m0plus", "ldr r1, =0xD0000000\nldr r0, [r1]\nstr r0, [r1, #4]\n")
     cache = dataclasses.replace(
         flash_cache("cortex-m0plus", data_reads=True),
-        miss_cycles=0, fast_io=(0xD0000000, 0xD0001000), fast_io_saving=1,
+        miss_cycles=0,
+        fast_io=(0xD0000000, 0xD0001000),
+        fast_io_saving=1,
     )
 
     def sio(uc: Uc, _acc: object) -> None:

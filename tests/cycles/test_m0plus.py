@@ -128,8 +128,7 @@ CASES = [
         ldr r0, lit
         """,
         25,
-        "LDR literal 2 + MOVS 1 + 11 loads (imm, reg, SP, literal; word/half/byte/signed) "
-        "x 2 = 25",
+        "LDR literal 2 + MOVS 1 + 11 loads (imm, reg, SP, literal; word/half/byte/signed) x 2 = 25",
     ),
     Case(
         "store_forms",

@@ -34,7 +34,9 @@ def test_example_firmware_runs_identically_with_the_model(
     accounted = run_image(image, board, model)
     assert model.instructions == plain.counted_instructions
     assert (accounted.stdout, accounted.exit_code, accounted.pc) == (
-        plain.stdout, plain.exit_code, plain.pc,
+        plain.stdout,
+        plain.exit_code,
+        plain.pc,
     )
     assert "checksum" in plain.stdout
     report = json.loads(json.dumps(model.report(final_pc=accounted.pc)))

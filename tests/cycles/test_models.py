@@ -26,59 +26,184 @@ class Case:
 
 CASES = [
     # --- Cortex-M33: Cortex-M4 proxy -------------------------------------------------
-    Case("cortex-m33", "load_pipelining", "ldr r2, [r1]\nldr r3, [r1, #4]\nldr r4, [r1, #8]\n", 4,
-         "LDR 2, then two independent LDRs pipelined at 1 each: 2 + 1 + 1 = 4"),
-    Case("cortex-m33", "dependent_load_not_pipelined", "ldr r2, [r1]\nldr r3, [r2]\n", 4,
-         "LDR 2 + LDR through the loaded register 2 (not independent) = 4"),
-    Case("cortex-m33", "store_after_load", "ldr r2, [r1]\nstr r3, [r1, #4]\nldr r4, [r1]\n", 5,
-         "LDR 2 + STR 1 + LDR after a store 2 (nothing pipelines after a store) = 5"),
-    Case("cortex-m33", "multiply_mac_dsp", "mul r0, r1, r2\nmla r0, r1, r2, r0\n"
-         "smull r0, r3, r1, r2\nsmlad r0, r1, r2, r0\nqadd8 r0, r1, r2\n", 5,
-         "MUL, MLA, SMULL, SMLAD, QADD8 x 1 = 5"),
-    Case("cortex-m33", "divide", "udiv r0, r1, r2\nsdiv r0, r1, r2\n", 14,
-         "SDIV/UDIV fixed at 7 (2-12 range midpoint, approximate): 2 x 7 = 14"),
-    Case("cortex-m33", "fpu_result_used_next", "vadd.f32 s0, s1, s2\nvmul.f32 s3, s0, s1\n", 3,
-         "VADD 1 + VMUL 1 + 1 stall (result used by the next instruction: latency 2) = 3"),
-    Case("cortex-m33", "fpu_independent", "vadd.f32 s0, s1, s2\nvmul.f32 s3, s4, s5\n", 2,
-         "VADD 1 + independent VMUL 1 = 2"),
-    Case("cortex-m33", "fpu_mac_div_sqrt", "vfma.f32 s0, s1, s2\nvdiv.f32 s3, s4, s5\n"
-         "vsqrt.f32 s6, s7\n", 31, "VFMA 3 + VDIV 14 + VSQRT 14 = 31"),
-    Case("cortex-m33", "ldm_push", "push {r4, r5, r6, lr}\nldm r1, {r2, r3}\n", 8,
-         "PUSH 4 regs (1+4) + LDM 2 regs (1+2) = 8"),
+    Case(
+        "cortex-m33",
+        "load_pipelining",
+        "ldr r2, [r1]\nldr r3, [r1, #4]\nldr r4, [r1, #8]\n",
+        4,
+        "LDR 2, then two independent LDRs pipelined at 1 each: 2 + 1 + 1 = 4",
+    ),
+    Case(
+        "cortex-m33",
+        "dependent_load_not_pipelined",
+        "ldr r2, [r1]\nldr r3, [r2]\n",
+        4,
+        "LDR 2 + LDR through the loaded register 2 (not independent) = 4",
+    ),
+    Case(
+        "cortex-m33",
+        "store_after_load",
+        "ldr r2, [r1]\nstr r3, [r1, #4]\nldr r4, [r1]\n",
+        5,
+        "LDR 2 + STR 1 + LDR after a store 2 (nothing pipelines after a store) = 5",
+    ),
+    Case(
+        "cortex-m33",
+        "multiply_mac_dsp",
+        "mul r0, r1, r2\nmla r0, r1, r2, r0\n"
+        "smull r0, r3, r1, r2\nsmlad r0, r1, r2, r0\nqadd8 r0, r1, r2\n",
+        5,
+        "MUL, MLA, SMULL, SMLAD, QADD8 x 1 = 5",
+    ),
+    Case(
+        "cortex-m33",
+        "divide",
+        "udiv r0, r1, r2\nsdiv r0, r1, r2\n",
+        14,
+        "SDIV/UDIV fixed at 7 (2-12 range midpoint, approximate): 2 x 7 = 14",
+    ),
+    Case(
+        "cortex-m33",
+        "fpu_result_used_next",
+        "vadd.f32 s0, s1, s2\nvmul.f32 s3, s0, s1\n",
+        3,
+        "VADD 1 + VMUL 1 + 1 stall (result used by the next instruction: latency 2) = 3",
+    ),
+    Case(
+        "cortex-m33",
+        "fpu_independent",
+        "vadd.f32 s0, s1, s2\nvmul.f32 s3, s4, s5\n",
+        2,
+        "VADD 1 + independent VMUL 1 = 2",
+    ),
+    Case(
+        "cortex-m33",
+        "fpu_mac_div_sqrt",
+        "vfma.f32 s0, s1, s2\nvdiv.f32 s3, s4, s5\nvsqrt.f32 s6, s7\n",
+        31,
+        "VFMA 3 + VDIV 14 + VSQRT 14 = 31",
+    ),
+    Case(
+        "cortex-m33",
+        "ldm_push",
+        "push {r4, r5, r6, lr}\nldm r1, {r2, r3}\n",
+        8,
+        "PUSH 4 regs (1+4) + LDM 2 regs (1+2) = 8",
+    ),
     # --- Cortex-M7: dual issue -------------------------------------------------------
-    Case("cortex-m7", "alu_pair", "adds r0, r0, #1\nadds r1, r1, #1\n", 1,
-         "two independent ALU ops issue together: 1"),
-    Case("cortex-m7", "alu_dependent", "adds r0, r0, #1\nadds r1, r0, #1\n", 2,
-         "the younger reads the older's result: no pair, 1 + 1 = 2"),
-    Case("cortex-m7", "one_shifter", "add r0, r0, r1, lsl #2\nadd r2, r2, r3, lsl #1\n", 2,
-         "two shifted-operand ops need the single shifter: 1 + 1 = 2"),
-    Case("cortex-m7", "shift_with_plain", "add r0, r0, r1, lsl #2\nadds r2, r2, r3\n", 1,
-         "a shifted op pairs with a plain ALU op: 1"),
-    Case("cortex-m7", "dsp_older_slot", "smlabb r0, r1, r2, r3\nadds r4, r4, #1\n", 1,
-         "DSP in the older slot pairs with an ALU op: 1"),
-    Case("cortex-m7", "dsp_not_younger", "adds r4, r4, #1\nsmlabb r0, r1, r2, r3\n", 2,
-         "DSP cannot take the younger slot: 1 + 1 = 2"),
-    Case("cortex-m7", "load_use", "ldr r2, [r1]\nadds r3, r2, #1\n", 3,
-         "LDR 1, consumer waits for load-use latency 2: issues at cycle 2, ends at 3"),
-    Case("cortex-m7", "load_alu_pair", "ldr r2, [r1]\nadds r3, r4, #1\n", 1,
-         "a load and an independent ALU op issue together: 1"),
-    Case("cortex-m7", "ldrd_single_issue", "ldrd r2, r3, [r1]\nadds r4, r4, #1\n", 2,
-         "LDRD does not dual-issue: 1 + 1 = 2"),
-    Case("cortex-m7", "mac_latency", "mul r0, r1, r2\nadds r3, r0, #1\n", 3,
-         "MUL latency 2: the consumer issues at cycle 2, ends at 3"),
+    Case(
+        "cortex-m7",
+        "alu_pair",
+        "adds r0, r0, #1\nadds r1, r1, #1\n",
+        1,
+        "two independent ALU ops issue together: 1",
+    ),
+    Case(
+        "cortex-m7",
+        "alu_dependent",
+        "adds r0, r0, #1\nadds r1, r0, #1\n",
+        2,
+        "the younger reads the older's result: no pair, 1 + 1 = 2",
+    ),
+    Case(
+        "cortex-m7",
+        "one_shifter",
+        "add r0, r0, r1, lsl #2\nadd r2, r2, r3, lsl #1\n",
+        2,
+        "two shifted-operand ops need the single shifter: 1 + 1 = 2",
+    ),
+    Case(
+        "cortex-m7",
+        "shift_with_plain",
+        "add r0, r0, r1, lsl #2\nadds r2, r2, r3\n",
+        1,
+        "a shifted op pairs with a plain ALU op: 1",
+    ),
+    Case(
+        "cortex-m7",
+        "dsp_older_slot",
+        "smlabb r0, r1, r2, r3\nadds r4, r4, #1\n",
+        1,
+        "DSP in the older slot pairs with an ALU op: 1",
+    ),
+    Case(
+        "cortex-m7",
+        "dsp_not_younger",
+        "adds r4, r4, #1\nsmlabb r0, r1, r2, r3\n",
+        2,
+        "DSP cannot take the younger slot: 1 + 1 = 2",
+    ),
+    Case(
+        "cortex-m7",
+        "load_use",
+        "ldr r2, [r1]\nadds r3, r2, #1\n",
+        3,
+        "LDR 1, consumer waits for load-use latency 2: issues at cycle 2, ends at 3",
+    ),
+    Case(
+        "cortex-m7",
+        "load_alu_pair",
+        "ldr r2, [r1]\nadds r3, r4, #1\n",
+        1,
+        "a load and an independent ALU op issue together: 1",
+    ),
+    Case(
+        "cortex-m7",
+        "ldrd_single_issue",
+        "ldrd r2, r3, [r1]\nadds r4, r4, #1\n",
+        2,
+        "LDRD does not dual-issue: 1 + 1 = 2",
+    ),
+    Case(
+        "cortex-m7",
+        "mac_latency",
+        "mul r0, r1, r2\nadds r3, r0, #1\n",
+        3,
+        "MUL latency 2: the consumer issues at cycle 2, ends at 3",
+    ),
     Case("cortex-m7", "divide", "udiv r0, r1, r2\n", 7, "SDIV/UDIV 7, single issue (LLVM)"),
-    Case("cortex-m7", "fp32_latency", "vadd.f32 s0, s1, s2\nvmul.f32 s3, s0, s1\n", 4,
-         "FP single ALU latency 3: the consumer issues at cycle 3, ends at 4"),
-    Case("cortex-m7", "fp64_latency", "vadd.f64 d0, d1, d2\nvmul.f64 d3, d0, d1\n", 6,
-         "FP double ALU latency 4: VMUL.F64 (issue 2) starts at cycle 4, ends at 6"),
-    Case("cortex-m7", "fp_mac_latency", "vfma.f32 s0, s1, s2\nvadd.f32 s3, s0, s1\n", 7,
-         "FP single MAC latency 6: the consumer starts at 6, ends at 7"),
-    Case("cortex-m7", "fp64_mac_latency", "vfma.f64 d0, d1, d2\nvadd.f64 d3, d0, d1\n", 12,
-         "FP double MAC latency 11 (issue 2): the consumer starts at 11, ends at 12"),
-    Case("cortex-m7", "fp_div_sqrt", "vdiv.f32 s0, s1, s2\nvsqrt.f64 d2, d3\n", 46,
-         "VDIV.F32 16 + VSQRT.F64 30 (blocking) = 46"),
-    Case("cortex-m7", "fpu_one_per_cycle", "vadd.f32 s0, s1, s2\nvadd.f32 s3, s4, s5\n", 2,
-         "one FPU pipe: two independent VADDs do not pair: 2"),
+    Case(
+        "cortex-m7",
+        "fp32_latency",
+        "vadd.f32 s0, s1, s2\nvmul.f32 s3, s0, s1\n",
+        4,
+        "FP single ALU latency 3: the consumer issues at cycle 3, ends at 4",
+    ),
+    Case(
+        "cortex-m7",
+        "fp64_latency",
+        "vadd.f64 d0, d1, d2\nvmul.f64 d3, d0, d1\n",
+        6,
+        "FP double ALU latency 4: VMUL.F64 (issue 2) starts at cycle 4, ends at 6",
+    ),
+    Case(
+        "cortex-m7",
+        "fp_mac_latency",
+        "vfma.f32 s0, s1, s2\nvadd.f32 s3, s0, s1\n",
+        7,
+        "FP single MAC latency 6: the consumer starts at 6, ends at 7",
+    ),
+    Case(
+        "cortex-m7",
+        "fp64_mac_latency",
+        "vfma.f64 d0, d1, d2\nvadd.f64 d3, d0, d1\n",
+        12,
+        "FP double MAC latency 11 (issue 2): the consumer starts at 11, ends at 12",
+    ),
+    Case(
+        "cortex-m7",
+        "fp_div_sqrt",
+        "vdiv.f32 s0, s1, s2\nvsqrt.f64 d2, d3\n",
+        46,
+        "VDIV.F32 16 + VSQRT.F64 30 (blocking) = 46",
+    ),
+    Case(
+        "cortex-m7",
+        "fpu_one_per_cycle",
+        "vadd.f32 s0, s1, s2\nvadd.f32 s3, s4, s5\n",
+        2,
+        "one FPU pipe: two independent VADDs do not pair: 2",
+    ),
 ]
 
 
@@ -98,8 +223,10 @@ def test_run_matches_static_costs(asm: Callable[..., Program], core: str) -> Non
     Body: MOVS, MOVS, then 10 x (LDR, ADDS, SUBS, BNE) with 9 taken back edges; the
     expected value is computed from the classified costs, the refill from the table.
     """
-    body = "ldr r1, =0x20000000\nmovs r2, #10\nloop:\nldr r3, [r1]\nadds r0, r0, r3\n" \
-           "subs r2, r2, #1\nbne loop\n"
+    body = (
+        "ldr r1, =0x20000000\nmovs r2, #10\nloop:\nldr r3, [r1]\nadds r0, r0, r3\n"
+        "subs r2, r2, #1\nbne loop\n"
+    )
     prog = asm(core, body)
     classification = prog.classify(core)
     r = classification.ranges[0]

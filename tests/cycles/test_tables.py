@@ -83,8 +83,11 @@ def test_m7_unit_must_exist() -> None:
 def test_data_mapping_symbols_are_not_decoded() -> None:
     """Halfwords after a ``$d`` symbol are forbidden; code after ``$t`` is decoded."""
     code = bytes.fromhex("0120") + bytes.fromhex("ffffffff") + bytes.fromhex("0220")
-    c = classify("cortex-m0plus", [CodeRange(0x100, code)],
-                 [MappingSymbol(0x100, "t"), MappingSymbol(0x102, "d"), MappingSymbol(0x106, "t")])
+    c = classify(
+        "cortex-m0plus",
+        [CodeRange(0x100, code)],
+        [MappingSymbol(0x100, "t"), MappingSymbol(0x102, "d"), MappingSymbol(0x106, "t")],
+    )
     r = c.ranges[0]
     assert r.block_cost(0x100, 0x102) == (1, 1)
     assert r.block_cost(0x106, 0x108) == (1, 1)
