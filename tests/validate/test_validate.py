@@ -137,3 +137,22 @@ def test_baseline_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     entry["cycles"]["value"] /= 0.9 * 0.99  # 1% slower than now: within the 2% band
     baseline.write_text(json.dumps(data))
     assert main(args) == 0
+
+
+def test_validate_never_imports_tensorflow() -> None:
+    """The run/validate path works from golden files alone (DESIGN.md: data flows one way)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from simcore.cli import main\n"
+        "rc = main(['validate', '--model', 'iris_anne8', '--format', 'int8', '--board', "
+        "'rp2040', '--limit', '3', '-q', '--jobs', '1'])\n"
+        "assert rc == 0, rc\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tflite_micro', 'sklearn'))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout
