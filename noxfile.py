@@ -22,25 +22,28 @@ PYTHON = "3.11"
 TOOLCHAIN_PACKAGES = ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi"]
 
 
-def ensure_toolchain(session: nox.Session) -> None:
-    """Install Debian's ARM cross toolchain when ``arm-none-eabi-gcc`` is missing."""
-    if shutil.which("arm-none-eabi-gcc"):
+def ensure_apt(
+    session: nox.Session, command: str, packages: list[str], *, required: bool, what: str
+) -> None:
+    """Install Debian ``packages`` when ``command`` is missing.
+
+    Without apt-get, or without root and sudo, a ``required`` install stops the
+    session saying what to do; an optional one only warns (its tests skip).
+    """
+    if shutil.which(command):
         return
-    if not shutil.which("apt-get"):
-        session.error(
-            "arm-none-eabi-gcc is missing and this is not a Debian/Ubuntu system: install "
-            "an Arm GNU toolchain with newlib (arm-none-eabi-gcc) and put it on PATH"
+    prefix: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if not shutil.which("apt-get") or (prefix and not shutil.which("sudo")):
+        message = (
+            f"{command} is missing and cannot be installed with apt-get here: install "
+            f"{what} ({' '.join(packages)} on Debian/Ubuntu) and put it on PATH"
         )
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if not shutil.which("sudo"):
-            session.error(
-                "arm-none-eabi-gcc is missing and apt-get needs root: run "
-                f"'apt-get install --no-install-recommends {' '.join(TOOLCHAIN_PACKAGES)}' as root"
-            )
-        prefix = ["sudo", "-n"]
+        if required:
+            session.error(message)
+        session.warn(message)
+        return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.log("installing the ARM toolchain from Debian (about 880 MB)")
+    session.log(f"installing {what} from Debian")
     session.run(*prefix, "apt-get", "update", "-qq", external=True, env=env)
     session.run(
         *prefix,
@@ -49,32 +52,20 @@ def ensure_toolchain(session: nox.Session) -> None:
         "-y",
         "-qq",
         "--no-install-recommends",
-        *TOOLCHAIN_PACKAGES,
+        *packages,
         external=True,
         env=env,
     )
 
 
-def ensure_apt(session: nox.Session, package: str) -> None:
-    """Install a Debian package whose command is missing, or say why not (tests then skip)."""
-    if shutil.which(package):
-        return
-    prefix: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    if not shutil.which("apt-get") or (prefix and not shutil.which("sudo")):
-        session.warn(f"{package} is missing and cannot be installed with apt-get here")
-        return
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run(*prefix, "apt-get", "update", "-qq", external=True, env=env)
-    session.run(
-        *prefix,
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        package,
-        external=True,
-        env=env,
+def ensure_toolchain(session: nox.Session) -> None:
+    """Install Debian's ARM cross toolchain (about 880 MB) when it is missing."""
+    ensure_apt(
+        session,
+        "arm-none-eabi-gcc",
+        TOOLCHAIN_PACKAGES,
+        required=True,
+        what="the ARM cross toolchain with newlib",
     )
 
 
@@ -99,7 +90,8 @@ def run_pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the default (fast) test suite."""
     ensure_toolchain(session)
-    ensure_apt(session, "chromium")  # renders the HTML report in tests/validate
+    # Renders the HTML report in tests/validate; the test skips without it.
+    ensure_apt(session, "chromium", ["chromium"], required=False, what="Chromium")
     install(session, "dev")
     run_pytest(session)
 
@@ -116,16 +108,7 @@ def slow(session: nox.Session) -> None:
 def peer(session: nox.Session) -> None:
     """Cross-check against Debian's qemu-system-arm."""
     ensure_toolchain(session)
-    if not shutil.which("qemu-system-arm"):
-        session.run(
-            "apt-get",
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "qemu-system-arm",
-            external=True,
-        )
+    ensure_apt(session, "qemu-system-arm", ["qemu-system-arm"], required=True, what="QEMU for Arm")
     install(session, "dev")
     run_pytest(session, "-m", "peer")
 
