@@ -3,7 +3,7 @@
 int8 must equal tflite-micro's outputs bit for bit, q16 must equal the NumPy
 q16 reference bit for bit (and be within its stated tolerance of Keras),
 f32 must be within its stated tolerance of Keras. A handful of test-split
-samples per combination keeps this fast; the slow session runs up to 1,000.
+samples per combination keeps this fast; the slow session runs up to 400.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ FORMATS = ("f32", "int8", "q16")
 BOARDS = tuple(sorted(load_boards()))
 DSP_BOARDS = tuple(b for b in BOARDS if get_board(b).core.dsp)
 SAMPLES = 8
-#: The slow test's cap per combination (all of IRIS; 1,000 of the 10,000 MNIST
-#: test images keep each combination under a minute).
-SLOW_SAMPLES = 1000
+#: The slow test's cap per combination: all of IRIS, 400 of the 10,000 MNIST test
+#: images (all 36 combinations passed on 1,000 in 23 minutes, 12.5 of them
+#: for the soft-float f32 build on the M0+).
+SLOW_SAMPLES = 400
 
 _goldens: dict[str, Golden] = {}
 
