@@ -2,9 +2,9 @@
 
 ``python -m simcore.firmware.figures MODEL [--format int8]`` builds the
 release firmware (and, on cores with DSP instructions, the portable int8
-variant), runs one and two samples under the cycle model, and reports the
-difference as the cost of one inference (startup and the sample loop cancel
-out). The memory model is the board's (XIP cache on RP2040/RP2350).
+variant) and runs the first golden test sample twice under the engine's cycle
+model (the board's memory model: XIP cache on RP2040/RP2350), reporting the
+second (warm) inference and the first (cold) one.
 """
 
 from __future__ import annotations
