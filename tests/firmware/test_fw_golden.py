@@ -118,8 +118,9 @@ def test_int8_portable_path_gives_the_same_outputs(
     r_port, out_port = run_samples(portable, board, "int8", g, rows)
     np.testing.assert_array_equal(out_dsp, out_port)
     check_outputs("int8", name, g, rows, out_dsp)
-    if r_dsp.instructions is not None and r_port.instructions is not None and name == "mnist_cnn":
-        assert r_dsp.instructions < r_port.instructions
+    if name == "mnist_cnn":  # the CNN is where SMLAD pays (tiny IRIS nets: about even)
+        assert sum(r_dsp.sample_cycles) < 0.9 * sum(r_port.sample_cycles)
+        assert sum(r_dsp.sample_instructions) < sum(r_port.sample_instructions)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
