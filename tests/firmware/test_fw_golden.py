@@ -29,6 +29,17 @@ MODELS = ("iris_anne8", "iris_anne6", "iris3", "mnist_cnn")
 FORMATS = ("f32", "int8", "q16")
 BOARDS = tuple(sorted(load_boards()))
 DSP_BOARDS = tuple(b for b in BOARDS if get_board(b).core.dsp)
+#: The DSP path is compared with the portable one where it matters: the CNN and
+#: the softmax net (the other IRIS nets use the same FULLY_CONNECTED kernel).
+PORTABLE_MODELS = ("iris3", "mnist_cnn")
+#: Per-layer traces: every format of the CNN, and the int8 net with separate
+#: TANH and LEAKY_RELU operators.
+TRACE_CASES = (
+    ("mnist_cnn", "f32"),
+    ("mnist_cnn", "int8"),
+    ("mnist_cnn", "q16"),
+    ("iris_anne8", "int8"),
+)
 SAMPLES = 8  # per combination (half for mnist_cnn: soft float on the M0+ is slow)
 #: The slow test's cap per combination: all of IRIS, 400 of the 10,000 MNIST test
 #: images (all 36 combinations passed on 1,000 in 23 minutes, 12.5 of them
@@ -87,7 +98,8 @@ def _build_in_parallel(fw_build: Builder) -> None:
     from simcore.firmware import shipped_models
 
     jobs = [(m, f, b, {}) for m in shipped_models() for f in FORMATS for b in BOARDS]
-    jobs += [(m, "int8", b, {"portable": True}) for m in shipped_models() for b in DSP_BOARDS]
+    jobs += [(m, "int8", b, {"portable": True}) for m in PORTABLE_MODELS for b in DSP_BOARDS]
+    jobs += [(m, f, "rp2350", {"trace": True}) for m, f in TRACE_CASES]
     with ThreadPoolExecutor() as pool:
         list(pool.map(lambda j: fw_build(j[0], j[1], j[2], **j[3]), jobs))
 
@@ -104,7 +116,7 @@ def test_model_matches_golden(fw_build: Builder, name: str, fmt: str, board: str
 
 
 @pytest.mark.parametrize("board", DSP_BOARDS)
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", PORTABLE_MODELS)
 def test_int8_portable_path_gives_the_same_outputs(
     fw_build: Builder, name: str, board: str
 ) -> None:
@@ -123,8 +135,7 @@ def test_int8_portable_path_gives_the_same_outputs(
         assert sum(r_dsp.sample_instructions) < sum(r_port.sample_instructions)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["iris_anne8", "mnist_cnn"])
+@pytest.mark.parametrize("name,fmt", TRACE_CASES, ids=[f"{m}-{f}" for m, f in TRACE_CASES])
 def test_trace_build_reports_every_layer(fw_build: Builder, name: str, fmt: str) -> None:
     g = golden(name)
     board = "rp2350"
