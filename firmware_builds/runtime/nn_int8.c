@@ -196,7 +196,14 @@ static inline int8_t requant(int32_t acc, int32_t mult, int32_t shift, const nn_
  * NN_INT8_SCRATCH (int16 elements) is set by the generator to the largest
  * patch of the model. Sums are exact integers: every path gives the same result.
  */
-static int16_t nn_int8_patch[((NN_INT8_SCRATCH) + 3) & ~3] __attribute__((aligned(4)));
+#if defined(__ARM_ARCH_6M__)
+/* int32 on Armv6-M: it loads words with an immediate offset but signed
+ * halfwords only with a register offset (one more instruction per value). */
+typedef int32_t nn_patch_t;
+#else
+typedef int16_t nn_patch_t;
+#endif
+static nn_patch_t nn_int8_patch[((NN_INT8_SCRATCH) + 3) & ~3] __attribute__((aligned(4)));
 
 #if NN_INT8_USE_DSP
 /* DSP layout: each group of 4 is stored as pairs (x0, x2), (x1, x3) to match
@@ -263,7 +270,7 @@ static inline int32_t patch_index(int32_t i)
 
 static inline int32_t patch_dot(const int8_t *w, int32_t k)
 {
-    const int16_t *p = nn_int8_patch;
+    const nn_patch_t *p = nn_int8_patch;
     int32_t acc = 0, i = 0;
     for (; i + 4 <= k; i += 4) {
         acc += p[i] * w[i] + p[i + 1] * w[i + 1] + p[i + 2] * w[i + 2] + p[i + 3] * w[i + 3];
@@ -278,7 +285,7 @@ static inline int32_t patch_dot(const int8_t *w, int32_t k)
 
 static inline void patch_put(int32_t i, int32_t v)
 {
-    nn_int8_patch[patch_index(i)] = (int16_t)v;
+    nn_int8_patch[patch_index(i)] = (nn_patch_t)v;
 }
 
 static void patch_channels(int8_t *out, const int8_t *weights, const int32_t *bias, int32_t k,

@@ -41,16 +41,24 @@ def fw_build(tmp_path_factory: pytest.TempPathFactory) -> Builder:
     return build
 
 
-@pytest.fixture(scope="session")
-def host_nn(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    """The runtime's kernels compiled for the host (same C, no DSP path) as a shared library."""
+@pytest.fixture(scope="session", params=["patch", "direct"])
+def host_nn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ctypes.CDLL:
+    """The runtime's kernels compiled for the host (same C, no DSP path) as a shared library.
+
+    ``patch``: with the int16 input-patch buffer generated builds use
+    (``NN_INT8_SCRATCH``); ``direct``: without it, the fallback for layers
+    whose patch would exceed the buffer limit.
+    """
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         pytest.skip("no host C compiler")
-    d = tmp_path_factory.mktemp("host_nn")
+    d = tmp_path_factory.mktemp(f"host_nn_{request.param}")
     tables = d / "tables.c"
     tables.write_text('#include "nn_q16.h"\n' + q16_tables_source())
     lib = d / "libnn.so"
+    defines = ["-DNN_INT8_SCRATCH=512"] if request.param == "patch" else []
     subprocess.run(
         [
             cc,
@@ -59,6 +67,7 @@ def host_nn(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
             "-shared",
             "-fPIC",
             "-ffp-contract=off",
+            *defines,
             f"-I{INCLUDE_DIR}",
             *(str(RUNTIME_DIR / f"nn_{f}.c") for f in ("f32", "q16", "int8")),
             str(tables),
