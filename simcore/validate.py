@@ -177,7 +177,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
 
         elf = OUT_DIR / board.name / f"{combo.model}-{combo.fmt}.elf"
         manifest = _read_manifest(elf)
-        if not elf.exists() or _manifest_sha(manifest) != want_sha:
+        if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
             build = build_model_firmware(combo.model, combo.fmt, board)
             elf, manifest, built = build.elf, build.manifest, True
     else:
@@ -203,6 +203,22 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
             hint="check --model and --format against the firmware",
         )
     return Firmware(elf, in_b, out_b, cap, out_shape, manifest, built)
+
+
+def _stale(elf: Path) -> bool:
+    """Whether the generator, runtime, startup or linker scripts changed after ``elf`` was built."""
+    from simcore.toolchain import FIRMWARE_DIR
+
+    package = Path(__file__).resolve().parent
+    sources = [
+        *FIRMWARE_DIR.glob("runtime/*.c"),
+        *FIRMWARE_DIR.glob("include/*.h"),
+        *FIRMWARE_DIR.glob("ld/*.ld"),
+        *(package / "firmware").glob("*.py"),
+        package / "toolchain.py",
+    ]
+    built = elf.stat().st_mtime
+    return any(src.stat().st_mtime > built for src in sources if src.exists())
 
 
 def _manifest_sha(manifest: dict[str, Any]) -> str | None:
