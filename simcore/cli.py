@@ -297,23 +297,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _print_validation(results: list[dict[str, Any]]) -> None:
-    import importlib
+    from simcore.report import summary_table
 
-    try:
-        report = importlib.import_module("simcore.report")
-    except ModuleNotFoundError:  # the report module arrives separately
-        report = None
-    if report is not None:
-        _out(report.summary_table(results))
-        return
-    for r in results:
-        status = "PASS" if r["passed"] else "FAIL"
-        _out(
-            f"{status} {r['key']:<28} acc {r['accuracy']:.4f} {r['exactness']:<40} "
-            f"{r['cycles']['mean']:>12,.0f} cycles"
-        )
-        for line in r["failures"] + r["regressions"]:
-            _out(f"     {line}")
+    _out(summary_table(results))
 
 
 # -- simcore golden -----------------------------------------------------------
@@ -436,17 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_optional(sub: Any) -> None:
-    """Subcommands owned by other modules (registered when present)."""
+    """Subcommands owned by other modules (each has a ``register(subparsers)``)."""
     import importlib
 
     for module in ("simcore.firmware.command", "simcore.report"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(module).register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
