@@ -139,7 +139,7 @@ def test_baseline_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(args) == 0
 
 
-def test_validate_never_imports_tensorflow() -> None:
+def test_validate_never_imports_tensorflow(tmp_path: Path) -> None:
     """The run/validate path works from golden files alone (DESIGN.md: data flows one way)."""
     import subprocess
     import sys
@@ -148,7 +148,7 @@ def test_validate_never_imports_tensorflow() -> None:
         "import sys\n"
         "from simcore.cli import main\n"
         "rc = main(['validate', '--model', 'iris_anne8', '--format', 'int8', '--board', "
-        "'rp2040', '--limit', '3', '-q', '--jobs', '1'])\n"
+        f"'rp2040', '--limit', '3', '-q', '--jobs', '1', '--baseline', r'{tmp_path / 'b.json'}'])\n"
         "assert rc == 0, rc\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras', 'tflite_micro', 'sklearn'))\n"
