@@ -41,6 +41,22 @@ typedef struct {
     uint8_t pad_top, pad_left;
 } nn_geom_t;
 
+/* The part of one window axis that lies inside the input: the window over
+ * output index `o` starts at input index `start` (negative inside the
+ * padding) and its taps [lo, hi) fall inside the input. Pooling and
+ * convolution kernels loop over [lo, hi) instead of testing every tap. */
+typedef struct {
+    int32_t start, lo, hi;
+} nn_span_t;
+
+static inline nn_span_t nn_window_span(int32_t o, int32_t stride, int32_t pad, int32_t k,
+                                       int32_t in_len)
+{
+    const int32_t start = o * stride - pad;
+    nn_span_t s = {start, start < 0 ? -start : 0, start + k > in_len ? in_len - start : k};
+    return s;
+}
+
 /* Per-layer trace in --trace builds only: release builds carry no call. */
 #ifdef SIMCORE_TRACE
 #define NN_TRACE(layer_id, ptr, nbytes) simcore_trace((layer_id), (ptr), (nbytes))

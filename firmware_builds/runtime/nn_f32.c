@@ -71,22 +71,17 @@ void nn_f32_conv2d(const float *in, float *out, const float *weights, const floa
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
     float *o_ptr = out;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const int32_t y0 = oy * g->stride_h - g->pad_top;
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
-            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
-            const int32_t kx_hi = x0 + g->k_w > in_w ? in_w - x0 : g->k_w;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, in_w);
             for (int32_t oc = 0; oc < g->out_c; ++oc) {
                 const float *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
                 float acc = bias[oc];
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= in_h) {
-                        continue;
-                    }
-                    const float *w = w_oc + (ky * g->k_w + kx_lo) * in_c;
-                    const float *x = in + (y * in_w + x0 + kx_lo) * in_c;
-                    const int32_t n = (kx_hi - kx_lo) * in_c;
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int32_t y = ys.start + ky;
+                    const float *w = w_oc + (ky * g->k_w + xs.lo) * in_c;
+                    const float *x = in + (y * in_w + xs.start + xs.lo) * in_c;
+                    const int32_t n = (xs.hi - xs.lo) * in_c;
                     for (int32_t i = 0; i < n; ++i) {
                         acc += w[i] * x[i];
                     }
@@ -103,22 +98,15 @@ void nn_f32_maxpool(const float *in, float *out, const nn_geom_t *g)
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 float m = -INFINITY;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        const float v = in[(y * g->in_w + x) * c_n + c];
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const float *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
+                        const float v = row[kx * c_n];
                         m = v > m ? v : m;
                     }
                 }
@@ -132,26 +120,18 @@ void nn_f32_avgpool(const float *in, float *out, const nn_geom_t *g)
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 float sum = 0.0f;
-                int32_t count = 0;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        sum += in[(y * g->in_w + x) * c_n + c];
-                        ++count;
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const float *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
+                        sum += row[kx * c_n];
                     }
                 }
+                const int32_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
                 out[(oy * g->out_w + ox) * c_n + c] = sum / (float)count;
             }
         }

@@ -379,22 +379,17 @@ void nn_int8_conv2d(const int8_t *in, int8_t *out, const int8_t *weights, const 
 #endif
     int8_t *o_ptr = out;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const int32_t y0 = oy * g->stride_h - g->pad_top;
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
-            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
-            const int32_t kx_hi = x0 + g->k_w > in_w ? in_w - x0 : g->k_w;
-            const int32_t n = (kx_hi - kx_lo) * in_c;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, in_w);
+            const int32_t n = (xs.hi - xs.lo) * in_c;
             for (int32_t oc = 0; oc < g->out_c; ++oc) {
                 const int8_t *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
                 int32_t acc = 0;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= in_h) {
-                        continue;
-                    }
-                    acc = dot_s8(in + (y * in_w + x0 + kx_lo) * in_c,
-                                 w_oc + (ky * g->k_w + kx_lo) * in_c, n, q->input_offset, acc);
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int32_t y = ys.start + ky;
+                    acc = dot_s8(in + (y * in_w + xs.start + xs.lo) * in_c,
+                                 w_oc + (ky * g->k_w + xs.lo) * in_c, n, q->input_offset, acc);
                 }
                 if (bias != 0) {
                     acc += bias[oc];
@@ -410,24 +405,19 @@ void nn_int8_maxpool(const int8_t *in, int8_t *out, const nn_geom_t *g, int32_t 
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const int32_t y0 = oy * g->stride_h - g->pad_top;
-        const int32_t ky_lo = y0 < 0 ? -y0 : 0;
-        const int32_t ky_hi = y0 + g->k_h > g->in_h ? g->in_h - y0 : g->k_h;
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
-            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
-            const int32_t kx_hi = x0 + g->k_w > g->in_w ? g->in_w - x0 : g->k_w;
-            int8_t *o = out + (oy * g->out_w + ox) * c_n;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 int32_t m = -128;
-                for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-                    const int8_t *row = in + ((y0 + ky) * g->in_w + x0) * c_n + c;
-                    for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int8_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
                         const int32_t v = row[kx * c_n];
                         m = v > m ? v : m;
                     }
                 }
-                o[c] = (int8_t)clamp(m, act_min, act_max);
+                out[(oy * g->out_w + ox) * c_n + c] = (int8_t)clamp(m, act_min, act_max);
             }
         }
     }
@@ -438,26 +428,18 @@ void nn_int8_avgpool(const int8_t *in, int8_t *out, const nn_geom_t *g, int32_t 
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 int32_t acc = 0;
-                int32_t count = 0;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        acc += in[(y * g->in_w + x) * c_n + c];
-                        ++count;
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int8_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
+                        acc += row[kx * c_n];
                     }
                 }
+                const int32_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
                 acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                 out[(oy * g->out_w + ox) * c_n + c] = (int8_t)clamp(acc, act_min, act_max);
             }

@@ -125,22 +125,17 @@ void nn_q16_conv2d(const int32_t *in, int32_t *out, const int32_t *weights, cons
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
     int32_t *o_ptr = out;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const int32_t y0 = oy * g->stride_h - g->pad_top;
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
-            const int32_t kx_lo = x0 < 0 ? -x0 : 0;
-            const int32_t kx_hi = x0 + g->k_w > in_w ? in_w - x0 : g->k_w;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, in_w);
             for (int32_t oc = 0; oc < g->out_c; ++oc) {
                 const int32_t *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
                 int64_t acc = (int64_t)bias[oc] << 16;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= in_h) {
-                        continue;
-                    }
-                    const int32_t *w = w_oc + (ky * g->k_w + kx_lo) * in_c;
-                    const int32_t *x = in + (y * in_w + x0 + kx_lo) * in_c;
-                    const int32_t n = (kx_hi - kx_lo) * in_c;
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int32_t y = ys.start + ky;
+                    const int32_t *w = w_oc + (ky * g->k_w + xs.lo) * in_c;
+                    const int32_t *x = in + (y * in_w + xs.start + xs.lo) * in_c;
+                    const int32_t n = (xs.hi - xs.lo) * in_c;
                     for (int32_t i = 0; i < n; ++i) {
                         acc += (int64_t)w[i] * x[i];
                     }
@@ -157,22 +152,15 @@ void nn_q16_maxpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 int32_t m = INT32_MIN;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        const int32_t v = in[(y * g->in_w + x) * c_n + c];
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int32_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
+                        const int32_t v = row[kx * c_n];
                         m = v > m ? v : m;
                     }
                 }
@@ -186,26 +174,18 @@ void nn_q16_avgpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
 {
     const int32_t c_n = g->in_c;
     for (int32_t oy = 0; oy < g->out_h; ++oy) {
+        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
         for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const int32_t y0 = oy * g->stride_h - g->pad_top;
-            const int32_t x0 = ox * g->stride_w - g->pad_left;
+            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
             for (int32_t c = 0; c < c_n; ++c) {
                 int64_t sum = 0;
-                int32_t count = 0;
-                for (int32_t ky = 0; ky < g->k_h; ++ky) {
-                    const int32_t y = y0 + ky;
-                    if (y < 0 || y >= g->in_h) {
-                        continue;
-                    }
-                    for (int32_t kx = 0; kx < g->k_w; ++kx) {
-                        const int32_t x = x0 + kx;
-                        if (x < 0 || x >= g->in_w) {
-                            continue;
-                        }
-                        sum += in[(y * g->in_w + x) * c_n + c];
-                        ++count;
+                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
+                    const int32_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
+                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
+                        sum += row[kx * c_n];
                     }
                 }
+                const int64_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
                 const int64_t half = count / 2;
                 const int64_t q = sum >= 0 ? (sum + half) / count : -((-sum + half) / count);
                 out[(oy * g->out_w + ox) * c_n + c] = (int32_t)q;
