@@ -227,58 +227,12 @@ def _int8_steps(model: Int8Model) -> list[_Step]:
             call = [
                 f"nn_int8_{op.kind}({{X}}, {{Y}}, &{sym}_geom, {p['act_min']}, {p['act_max']});"
             ]
-        elif op.kind in ("logistic", "tanh"):
-            consts.append(
-                _struct(
-                    "nn_int8_transcendental_t",
-                    sym,
-                    p,
-                    (
-                        "input_zero_point",
-                        "input_range_radius",
-                        "input_multiplier",
-                        "input_left_shift",
-                    ),
-                )
-            )
-            call = [f"nn_int8_{op.kind}({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
-        elif op.kind == "leaky_relu":
-            consts.append(
-                _struct(
-                    "nn_int8_leaky_t",
-                    sym,
-                    p,
-                    (
-                        "input_zero_point",
-                        "output_zero_point",
-                        "multiplier_identity",
-                        "shift_identity",
-                        "multiplier_alpha",
-                        "shift_alpha",
-                    ),
-                )
-            )
-            call = [f"nn_int8_leaky_relu({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
-        elif op.kind == "softmax":
-            consts.append(
-                _struct(
-                    "nn_int8_softmax_t",
-                    sym,
-                    p,
-                    ("input_multiplier", "input_left_shift", "diff_min"),
-                )
-            )
-            call = [f"nn_int8_softmax({{X}}, {{Y}}, {n_out}u, {p['depth']}u, &{sym}_params);"]
-        elif op.kind == "requantize":
-            consts.append(
-                _struct(
-                    "nn_int8_requant_t",
-                    sym,
-                    p,
-                    ("input_zero_point", "output_zero_point", "multiplier", "shift"),
-                )
-            )
-            call = [f"nn_int8_requantize({{X}}, {{Y}}, {n_out}u, &{sym}_params);"]
+        elif op.kind in _ELEMENTWISE_PARAMS:
+            ctype, keys = _ELEMENTWISE_PARAMS[op.kind]
+            consts.append(_struct(ctype, sym, p, keys))
+            depth = f" {p['depth']}u," if op.kind == "softmax" else ""
+            fn = "requantize" if op.kind == "requantize" else op.kind
+            call = [f"nn_int8_{fn}({{X}}, {{Y}}, {n_out}u,{depth} &{sym}_params);"]
         else:  # reshape
             call = []
         steps.append(
@@ -287,6 +241,36 @@ def _int8_steps(model: Int8Model) -> list[_Step]:
             )
         )
     return steps
+
+
+#: int8 operators whose kernel takes ``(x, y, n, [depth,] &params)``: the
+#: parameter struct's C type and its fields in declaration order (nn_int8.h).
+_ELEMENTWISE_PARAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "logistic": (
+        "nn_int8_transcendental_t",
+        ("input_zero_point", "input_range_radius", "input_multiplier", "input_left_shift"),
+    ),
+    "tanh": (
+        "nn_int8_transcendental_t",
+        ("input_zero_point", "input_range_radius", "input_multiplier", "input_left_shift"),
+    ),
+    "leaky_relu": (
+        "nn_int8_leaky_t",
+        (
+            "input_zero_point",
+            "output_zero_point",
+            "multiplier_identity",
+            "shift_identity",
+            "multiplier_alpha",
+            "shift_alpha",
+        ),
+    ),
+    "softmax": ("nn_int8_softmax_t", ("input_multiplier", "input_left_shift", "diff_min")),
+    "requantize": (
+        "nn_int8_requant_t",
+        ("input_zero_point", "output_zero_point", "multiplier", "shift"),
+    ),
+}
 
 
 def _struct(ctype: str, sym: str, p: dict[str, Any], keys: Sequence[str]) -> str:
