@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from golden_support import GOLDEN_ROOT
 
 from simcore.golden import load_golden, report
@@ -25,19 +24,3 @@ def test_iris_models_classify_well_above_chance() -> None:
     for name in ("iris_anne8", "iris_anne6", "iris3"):
         g = load_golden(name)
         assert report.golden_metrics(g, "all", "int8").accuracy >= 0.9, name
-
-
-def test_metrics_on_a_known_confusion() -> None:
-    labels = np.array([0, 0, 1, 1, 1, 2])
-    preds = np.array([0, 1, 1, 1, 0, 2])
-    m = report.metrics(labels, preds, 3)
-    assert m.confusion.tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
-    assert m.accuracy == 4 / 6
-    assert np.allclose(m.precision, [0.5, 2 / 3, 1.0])
-    assert np.allclose(m.recall, [0.5, 2 / 3, 1.0])
-    assert np.allclose(m.f1, [0.5, 2 / 3, 1.0])
-
-
-def test_predict_thresholds_one_output_and_argmaxes_many() -> None:
-    assert report.predict(np.array([[0.2], [0.7], [0.5]])).tolist() == [0, 1, 0]
-    assert report.predict(np.array([[1, 3, 3], [5, 0, 1]])).tolist() == [1, 0]
