@@ -425,7 +425,7 @@ def _register_optional(sub: Any) -> None:
     """Subcommands owned by other modules (each has a ``register(subparsers)``)."""
     import importlib
 
-    for module in ("simcore.firmware.command", "simcore.report"):
+    for module in ("simcore.firmware.command", "simcore.report", "simcore.diagnose.command"):
         importlib.import_module(module).register(sub)
 
 

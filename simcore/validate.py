@@ -141,7 +141,7 @@ class Firmware:
     built: bool
 
 
-def _io_descriptor(elf: Path) -> tuple[int, int, int]:
+def io_descriptor(elf: Path) -> tuple[int, int, int]:
     """(input_bytes, output_bytes, capacity) from the ELF's initial ``simcore_io``."""
     import struct
 
@@ -191,7 +191,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
             f"golden for {combo.model} ({MODEL_ROLE[combo.fmt]}) has {want_sha[:12]}...",
             hint="rebuild the firmware from the committed model, or regenerate the golden",
         )
-    in_b, out_b, cap = _io_descriptor(elf)
+    in_b, out_b, cap = io_descriptor(elf)
     sample_shape = golden.inputs_float.shape[1:]
     want_in = int(np.prod(sample_shape)) * _element_bytes(combo.fmt)
     out_shape = tuple(golden.outputs_float.shape[1:])

@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from simcore.boards import BoardSpec, get_board
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
-from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model
+from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
 from simcore.toolchain import FIRMWARE_DIR, OUT_DIR, RUNTIME_DIR, build_elf, linker_script
@@ -187,13 +187,18 @@ def build_model_firmware(
     *,
     portable: bool = False,
     capacity: int | None = None,
+    inject: str | None = None,
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
 
     ``model`` may also be an already loaded model object (tests build random
     models this way). ``portable`` forces the plain-C int8 path on cores with
     DSP instructions (for measuring both). ``capacity`` fixes how many samples
-    the I/O buffers hold (default: up to 64, as RAM allows).
+    the I/O buffers hold (default: up to 64, as RAM allows). ``inject``
+    (``KIND[:LAYER[:VARIANT]]``, see :mod:`simcore.diagnose.mistakes`) builds
+    the firmware with one deliberate porting mistake, for testing the layout
+    doctor; its files get an ``-inject-...`` stem so they never replace a
+    correct build.
     """
     if fmt not in FORMATS:
         raise FirmwareError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
@@ -208,9 +213,28 @@ def build_model_firmware(
         loaded = load_model(name, model_path, fmt)
     out = (out_dir or OUT_DIR / spec.name).resolve()
     stem = _variant_stem(name, fmt, trace, portable)
+    overrides: dict[str, Any] = {}
+    mistake = None
+    if inject is not None:
+        from simcore.diagnose import mistakes
+        from simcore.firmware.consts import encode
+
+        chain: list[Layer | Int8Op] = list(
+            loaded.ops if isinstance(loaded, Int8Model) else loaded.layers
+        )
+        consts = encode(loaded, fmt)
+        mistake = mistakes.injection(inject, fmt, chain, consts)
+        chain[mistake.layer], consts[mistake.layer] = mistakes.apply(mistake, fmt, chain, consts)
+        overrides = {
+            "layers": chain,
+            "consts": consts,
+            "input_fixup": mistakes.input_fixup(mistake, fmt),
+        }
+        tag = re.sub(r"[^a-z0-9]+", "", mistake.variant)
+        stem += f"-inject-{mistake.kind}-L{mistake.layer}-{tag}"
 
     free_ram, code_region = ram_budget(spec)
-    probe = generate(loaded, fmt, capacity=1)
+    probe = generate(loaded, fmt, capacity=1, **overrides)
     per_sample = probe.input_bytes + probe.output_bytes
     room = free_ram - probe.arena_bytes - per_sample
     if room < 0:
@@ -232,7 +256,7 @@ def build_model_firmware(
             f"capacity {cap} samples does not fit board {spec.name}'s RAM",
             hint=f"use at most {1 + room // per_sample}",
         )
-    gen = generate(loaded, fmt, capacity=cap)
+    gen = generate(loaded, fmt, capacity=cap, **overrides)
 
     source = out / f"{stem}.c"
     try:
@@ -277,6 +301,7 @@ def build_model_firmware(
         trace,
         portable,
         cap,
+        None if mistake is None else {**asdict(mistake), "description": mistake.describe()},
     )
 
 
@@ -295,6 +320,7 @@ def _describe(
     trace: bool,
     portable: bool,
     capacity: int,
+    injected: dict[str, Any] | None = None,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
     from simcore.memory import flash_bytes, static_ram_bytes
@@ -329,7 +355,12 @@ def _describe(
         "format": fmt,
         "board": spec.name,
         "core": spec.core.name,
-        "variant": {"trace": trace, "portable": portable, "int8_dsp_path": dsp},
+        "variant": {
+            "trace": trace,
+            "portable": portable,
+            "int8_dsp_path": dsp,
+            **({"injected_mistake": injected} if injected else {}),
+        },
         "files": {
             "elf": elf.name,
             "elf_sha256": hashlib.sha256(elf.read_bytes()).hexdigest(),

@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore.firmware import q16_ref
-from simcore.firmware.ir import FirmwareError, FloatModel, Geometry, Int8Model, numel
+from simcore.firmware.consts import LayerConsts, encode
+from simcore.firmware.ir import FirmwareError, FloatModel, Geometry, Int8Model, Int8Op, Layer, numel
 
 #: Largest int8 input patch (int16 elements) the DSP path buffers; larger layers use the
 #: unbuffered DSP dot product.
@@ -114,24 +115,34 @@ def _array_bytes(a: npt.NDArray[Any] | None, elem: int) -> int:
     return 0 if a is None else int(a.size) * elem
 
 
-def _float_steps(model: FloatModel, fmt: str) -> list[_Step]:
-    ctype = C_TYPES[fmt]
+def _float_array(fmt: str, name: str, a: npt.NDArray[Any]) -> tuple[str, str]:
+    """Return (definition, expression to pass) of a float-model constant array.
+
+    f32 arrays holding non-finite values (an injected byte-order mistake) are
+    emitted as their bit patterns and passed through a cast.
+    """
+    flat = a.reshape(-1)
+    if fmt == "q16":
+        return c_array("int32_t", name, flat), name
+    if np.all(np.isfinite(flat)):
+        return c_array("float", name, flat), name
+    bits = np.asarray(flat, dtype="<f4").view("<u4")
+    return c_array("uint32_t", name, bits), f"(const float *){name}"
+
+
+def _float_steps(layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: str) -> list[_Step]:
     prefix = f"nn_{fmt}"
     steps = []
-    for i, layer in enumerate(model.layers):
+    for i, (layer, lc) in enumerate(zip(layers, consts, strict=True)):
         sym = f"layer{i}"
-        consts: list[str] = []
+        defs: list[str] = []
         symbols: dict[str, int] = {}
-        if layer.weights is not None and layer.bias is not None:
-            if fmt == "f32":
-                w: npt.NDArray[Any] = layer.weights.reshape(-1)
-                b: npt.NDArray[Any] = layer.bias
-            else:
-                w = q16_ref.to_q16(layer.weights).reshape(-1)
-                b = q16_ref.to_q16(layer.bias)
-            consts.append(c_array(ctype, f"{sym}_weights", w))
-            consts.append(c_array(ctype, f"{sym}_bias", b))
-            symbols = {f"{sym}_weights": w.size * 4, f"{sym}_bias": b.size * 4}
+        w_arg = b_arg = ""
+        if lc.weights is not None and lc.bias is not None:
+            w_def, w_arg = _float_array(fmt, f"{sym}_weights", lc.weights)
+            b_def, b_arg = _float_array(fmt, f"{sym}_bias", lc.bias)
+            defs += [w_def, b_def]
+            symbols = {f"{sym}_weights": lc.weights.size * 4, f"{sym}_bias": lc.bias.size * 4}
         act = _ACT_ENUM[layer.activation]
         alpha = (
             _float_literal(layer.alpha) if fmt == "f32" else str(int(q16_ref.to_q16(layer.alpha)))
@@ -141,19 +152,18 @@ def _float_steps(model: FloatModel, fmt: str) -> list[_Step]:
         call: list[str]
         if layer.kind == "dense":
             call = [
-                f"{prefix}_dense({{X}}, {{Y}}, {sym}_weights, {sym}_bias, "
+                f"{prefix}_dense({{X}}, {{Y}}, {w_arg}, {b_arg}, "
                 f"{numel(layer.in_shape)}u, {n_out}u, {act}, {alpha});"
             ]
         elif layer.kind == "conv2d":
             assert layer.geometry is not None
-            consts.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
+            defs.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
             call = [
-                f"{prefix}_conv2d({{X}}, {{Y}}, {sym}_weights, {sym}_bias, &{sym}_geom, "
-                f"{act}, {alpha});"
+                f"{prefix}_conv2d({{X}}, {{Y}}, {w_arg}, {b_arg}, &{sym}_geom, {act}, {alpha});"
             ]
         elif layer.kind in ("maxpool", "avgpool"):
             assert layer.geometry is not None
-            consts.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
+            defs.append(_geom(sym, layer.geometry, layer.in_shape, layer.out_shape))
             call = [f"{prefix}_{layer.kind}({{X}}, {{Y}}, &{sym}_geom);"]
             if layer.activation != "linear":
                 call.append(
@@ -174,7 +184,7 @@ def _float_steps(model: FloatModel, fmt: str) -> list[_Step]:
                 layer.out_shape,
                 layer.activation,
                 bool(call),
-                consts,
+                defs,
                 call,
                 symbols,
             )
@@ -182,63 +192,63 @@ def _float_steps(model: FloatModel, fmt: str) -> list[_Step]:
     return steps
 
 
-def _int8_steps(model: Int8Model) -> list[_Step]:
+def _int8_steps(ops: Sequence[Int8Op], consts: Sequence[LayerConsts]) -> list[_Step]:
     steps = []
-    for i, op in enumerate(model.ops):
+    for i, (op, lc) in enumerate(zip(ops, consts, strict=True)):
         sym = f"layer{i}"
-        consts: list[str] = []
+        defs: list[str] = []
         symbols: dict[str, int] = {}
         p = op.params
         n_out = numel(op.out_shape)
         if op.kind in ("fully_connected", "conv2d"):
-            assert op.weights is not None and op.multiplier is not None and op.shift is not None
-            consts.append(c_array("int8_t", f"{sym}_weights", op.weights.reshape(-1), per_line=16))
-            symbols[f"{sym}_weights"] = _array_bytes(op.weights, 1)
+            assert lc.weights is not None and lc.multiplier is not None and lc.shift is not None
+            defs.append(c_array("int8_t", f"{sym}_weights", lc.weights.reshape(-1), per_line=16))
+            symbols[f"{sym}_weights"] = _array_bytes(lc.weights, 1)
             bias = "0"
-            if op.bias is not None:
-                consts.append(c_array("int32_t", f"{sym}_bias", op.bias))
-                symbols[f"{sym}_bias"] = _array_bytes(op.bias, 4)
+            if lc.bias is not None:
+                defs.append(c_array("int32_t", f"{sym}_bias", lc.bias.reshape(-1)))
+                symbols[f"{sym}_bias"] = _array_bytes(lc.bias, 4)
                 bias = f"{sym}_bias"
-            consts.append(c_array("int32_t", f"{sym}_multiplier", op.multiplier))
-            consts.append(c_array("int32_t", f"{sym}_shift", op.shift))
-            symbols[f"{sym}_multiplier"] = _array_bytes(op.multiplier, 4)
-            symbols[f"{sym}_shift"] = _array_bytes(op.shift, 4)
-            consts.append(
+            defs.append(c_array("int32_t", f"{sym}_multiplier", lc.multiplier.reshape(-1)))
+            defs.append(c_array("int32_t", f"{sym}_shift", lc.shift.reshape(-1)))
+            symbols[f"{sym}_multiplier"] = _array_bytes(lc.multiplier, 4)
+            symbols[f"{sym}_shift"] = _array_bytes(lc.shift, 4)
+            defs.append(
                 f"static const nn_int8_quant_t {sym}_quant = {{{p['input_offset']}, "
                 f"{p['output_offset']}, {p['act_min']}, {p['act_max']}, {sym}_multiplier, "
                 f"{sym}_shift}};\n"
             )
             if op.kind == "fully_connected":
-                n_in = op.weights.shape[1]
+                n_in = lc.weights.shape[1]
                 call = [
                     f"nn_int8_fully_connected({{X}}, {{Y}}, {sym}_weights, {bias}, {n_in}u, "
                     f"{n_out}u, &{sym}_quant);"
                 ]
             else:
                 assert op.geometry is not None
-                consts.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
+                defs.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
                 call = [
                     f"nn_int8_conv2d({{X}}, {{Y}}, {sym}_weights, {bias}, &{sym}_geom, "
                     f"&{sym}_quant);"
                 ]
         elif op.kind in ("maxpool", "avgpool"):
             assert op.geometry is not None
-            consts.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
+            defs.append(_geom(sym, op.geometry, op.in_shape, op.out_shape))
             call = [
                 f"nn_int8_{op.kind}({{X}}, {{Y}}, &{sym}_geom, {p['act_min']}, {p['act_max']});"
             ]
         elif op.kind in _ELEMENTWISE_PARAMS:
             ctype, keys = _ELEMENTWISE_PARAMS[op.kind]
-            consts.append(_struct(ctype, sym, p, keys))
+            defs.append(_struct(ctype, sym, p, keys))
             depth = f" {p['depth']}u," if op.kind == "softmax" else ""
             fn = "requantize" if op.kind == "requantize" else op.kind
             call = [f"nn_int8_{fn}({{X}}, {{Y}}, {n_out}u,{depth} &{sym}_params);"]
+        elif op.kind == "identity":  # an activation left out (layout-doctor injection)
+            call = [f"memcpy({{Y}}, {{X}}, {n_out}u);"]
         else:  # reshape
             call = []
         steps.append(
-            _Step(
-                op.name, op.kind, op.in_shape, op.out_shape, "", bool(call), consts, call, symbols
-            )
+            _Step(op.name, op.kind, op.in_shape, op.out_shape, "", bool(call), defs, call, symbols)
         )
     return steps
 
@@ -292,9 +302,31 @@ def q16_tables_source() -> str:
     )
 
 
-def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> GeneratedSource:
-    """Return the C source of ``model`` in ``fmt`` with I/O room for ``capacity`` samples."""
-    steps = _int8_steps(model) if isinstance(model, Int8Model) else _float_steps(model, fmt)
+def generate(
+    model: FloatModel | Int8Model,
+    fmt: str,
+    *,
+    capacity: int,
+    layers: Sequence[Layer | Int8Op] | None = None,
+    consts: Sequence[LayerConsts] | None = None,
+    input_fixup: str | None = None,
+) -> GeneratedSource:
+    """Return the C source of ``model`` in ``fmt`` with I/O room for ``capacity`` samples.
+
+    ``layers`` and ``consts`` replace the model's own layers and their encoded
+    arrays, and ``input_fixup`` is C run on the input buffer ``x`` (``n``
+    elements) before the first layer: the layout doctor's bug injection
+    (simcore.diagnose.mistakes) builds deliberately wrong firmware this way.
+    """
+    own = model.ops if isinstance(model, Int8Model) else model.layers
+    chain = list(own if layers is None else layers)
+    arrays = list(encode(model, fmt) if consts is None else consts)
+    if isinstance(model, Int8Model):
+        steps = _int8_steps([op for op in chain if isinstance(op, Int8Op)], arrays)
+    else:
+        steps = _float_steps([la for la in chain if isinstance(la, Layer)], arrays, fmt)
+    if len(steps) != len(own):
+        raise FirmwareError("layer overrides must keep the model's layer types and count")
     elem = ELEMENT_BYTES[fmt]
     ctype = C_TYPES[fmt]
     in_bytes = numel(model.input_shape) * elem
@@ -314,6 +346,14 @@ def generate(model: FloatModel | Int8Model, fmt: str, *, capacity: int) -> Gener
 
     ptr = {"in": "in", "a": f"(({ctype} *)nn_arena)", "b": f"(({ctype} *)(nn_arena + {a_bytes}))"}
     body: list[str] = []
+    if input_fixup:
+        body += [
+            "    /* injected mistake (layout doctor test build) */",
+            f"    {{\n        {ctype} *x = ({ctype} *)in;",
+            f"        for (uint32_t i = 0; i < {numel(model.input_shape)}u; ++i) {{",
+            f"            {input_fixup}",
+            "        }\n    }",
+        ]
     prev = "in"
     infos = []
     weights_bytes = 0

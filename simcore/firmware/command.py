@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simcore.boards import load_boards
+from simcore.diagnose.mistakes import KINDS
 from simcore.errors import SimError, UsageError
 from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
@@ -34,6 +35,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--portable", action="store_true", help="int8: use the plain C path even with DSP"
     )
+    p.add_argument(
+        "--inject",
+        metavar="KIND[:LAYER[:VARIANT]]",
+        help="build with one deliberate porting mistake, to test `simcore diagnose` "
+        "(kinds: " + ", ".join(KINDS) + ")",
+    )
     p.add_argument("--out", type=Path, help="output folder (default firmware_builds/out/<board>)")
     p.add_argument(
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
@@ -54,10 +61,24 @@ def run(args: argparse.Namespace) -> int:
         if args.format is None or args.board is None:
             raise UsageError("build --model needs --format and --board")
         b = build_model_firmware(
-            args.model, args.format, args.board, args.out, args.trace, portable=args.portable
+            args.model,
+            args.format,
+            args.board,
+            args.out,
+            args.trace,
+            portable=args.portable,
+            inject=args.inject,
         )
         sys.stdout.write(f"built {_line(b)}\n")
+        injected = b.manifest["variant"].get("injected_mistake")
+        if injected:
+            sys.stdout.write(
+                f"injected {injected['kind']}:{injected['layer']}:{injected['variant']}: "
+                f"{injected['description']}\n"
+            )
         return 0
+    if args.inject:
+        raise UsageError("--inject builds one firmware: use it with --model, not --all")
     models = shipped_models()
     if not models:
         raise UsageError("no shipped models under golden/", hint="run `nox -s golden` first")

@@ -134,9 +134,21 @@ def quantize_layer(layer: Layer) -> tuple[I64 | None, I64 | None, int]:
     return w, b, int(to_q16(layer.alpha))
 
 
-def layer_q16(layer: Layer, x: I64) -> I64:
-    """Evaluate one layer on one Q16.16 sample."""
+def layer_q16(
+    layer: Layer, x: I64, *, weights: npt.ArrayLike | None = None, bias: npt.ArrayLike | None = None
+) -> I64:
+    """Evaluate one layer on one Q16.16 sample.
+
+    ``weights`` and ``bias`` (Q16.16 integers in the firmware layout) replace
+    the layer's own quantized arrays: the layout doctor recomputes layers from
+    what a firmware actually stores.
+    """
     w, b, alpha = quantize_layer(layer)
+    if weights is not None:
+        assert layer.weights is not None
+        w = np.asarray(weights, dtype=np.int64).reshape(layer.weights.shape)
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.int64).reshape(-1)
     kind = layer.kind
     if kind == "dense":
         assert w is not None and b is not None

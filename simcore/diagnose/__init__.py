@@ -1,0 +1,1 @@
+"""The layout doctor: say why a firmware disagrees with its model (``simcore diagnose``)."""

@@ -1,0 +1,122 @@
+"""``simcore diagnose``: the layout doctor on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcore.errors import UsageError
+from simcore.firmware.ir import FORMATS
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``diagnose`` subcommand to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "diagnose",
+        help="say why a firmware's outputs disagree with its model (first diverging layer, cause)",
+        description="Run a --trace firmware on reference samples, find the first layer whose "
+        "output leaves the model's, test known porting mistakes on that layer (transposed "
+        "Dense, conv layout, NCHW flatten, scales, bias, activation, input scaling, byte "
+        "order, Q format) and scan the ELF's weight arrays. Exit 0 when the firmware agrees, "
+        "1 with a diagnosis, 2 on bad input.",
+    )
+    p.add_argument("firmware", type=Path, help="firmware ELF (a --trace build for layer checks)")
+    p.add_argument(
+        "--model",
+        "-m",
+        help="shipped model name, golden folder or model file (default: the ELF's manifest)",
+    )
+    p.add_argument("--format", "-f", choices=FORMATS, help="number format (default: manifest)")
+    p.add_argument("--board", "-b", help="board name or .toml (default: manifest)")
+    p.add_argument(
+        "--samples", "-n", type=int, help="samples to run (default: the golden per-layer ones)"
+    )
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        help=".npy of inputs (float for f32/q16, int8 for int8) instead of the golden samples",
+    )
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the findings as JSON to FILE, or alone: print JSON instead of the report",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def _manifest_defaults(elf: Path) -> dict[str, Any]:
+    path = elf.with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or "simcore_firmware_manifest" not in data:
+        return {}
+    return {
+        "model": data.get("model", {}).get("name"),
+        "format": data.get("format"),
+        "board": data.get("board"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``simcore diagnose``; return 0 (agrees) or 1 (diagnosis)."""
+    from simcore.diagnose.doctor import diagnose
+
+    if not args.firmware.is_file():
+        raise UsageError(f"firmware {args.firmware} does not exist")
+    defaults = _manifest_defaults(args.firmware)
+    model = args.model or defaults.get("model")
+    fmt = args.format or defaults.get("format")
+    board = args.board or defaults.get("board")
+    missing = [
+        flag for flag, v in (("--model", model), ("--format", fmt), ("--board", board)) if not v
+    ]
+    if missing or model is None or fmt is None or board is None:
+        raise UsageError(
+            f"diagnose needs {', '.join(missing)}",
+            hint="pass them, or keep the manifest (.json) simcore build wrote next to the ELF",
+        )
+    if args.samples is not None and args.samples < 1:
+        raise UsageError("--samples must be at least 1")
+    inputs = None
+    if args.inputs is not None:
+        try:
+            inputs = np.load(args.inputs, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read inputs {args.inputs}: {exc}") from None
+    to_stdout = args.json == "-"
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"simcore: {msg}\n")
+
+    result = diagnose(
+        args.firmware,
+        model,
+        fmt,
+        board,
+        samples=args.samples,
+        inputs=inputs,
+        progress=progress,
+    )
+    data = json.dumps(result.as_dict(), indent=2) + "\n"
+    if to_stdout:
+        sys.stdout.write(data)
+    else:
+        sys.stdout.write(result.render())
+        if args.json:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(data)
+    return result.exit_code
