@@ -8,8 +8,12 @@ arithmetic runs in int64 and is wrapped to int32 where C would wrap, so
 every intermediate equals the C value.
 
 Entry points: :func:`run_model` (every op output for one input) and
-:func:`prepare` (the per-op integer parameters a firmware generator emits:
-multipliers, shifts, activation ranges).
+:func:`describe` (the per-op integer parameters a firmware generator emits:
+multipliers, shifts). The integer work of LOGISTIC, TANH, LEAKY_RELU and
+SOFTMAX takes the prepared parameters (:func:`logistic_q`, :func:`tanh_q`,
+:func:`leaky_relu_q`, :func:`softmax_q`, named as in
+:mod:`simcore.firmware.quant`), so the firmware-side evaluator
+:mod:`simcore.firmware.int8_eval` runs the same code on the generator's IR.
 """
 
 from __future__ import annotations
@@ -89,10 +93,11 @@ def wrap32(x: IntLike) -> I64:
     return np.asarray(((np.asarray(x, dtype=np.int64) + 2**31) & 0xFFFFFFFF) - 2**31, np.int64)
 
 
-def _trunc_div(a: I64, b: int) -> I64:
-    """C integer division (truncates toward zero)."""
-    q = np.abs(a) // b
-    return np.where(a < 0, -q, q)
+def _trunc_div(a: I64, b: IntLike) -> I64:
+    """C integer division (truncates toward zero); ``b`` may be an array, non-zero."""
+    b_arr = np.asarray(b, dtype=np.int64)
+    q = np.abs(a) // np.abs(b_arr)
+    return np.where((a < 0) != (b_arr < 0), -q, q)
 
 
 def srdhm(a: IntLike, b: IntLike) -> I64:
@@ -243,9 +248,18 @@ def fx_tanh(a: I64, integer_bits: int) -> I64:
     return np.where(a == 0, 0, out)
 
 
-def _clz32(x: int) -> int:
-    """Count leading zeros of a 32-bit value."""
-    return 32 - (x & 0xFFFFFFFF).bit_length()
+def _clz32(x: IntLike) -> I64:
+    """Count leading zeros of 32-bit values (32 for 0)."""
+    u = np.asarray(x, dtype=np.int64) & 0xFFFFFFFF
+    # float64 holds every uint32 exactly, so frexp's exponent is the bit length.
+    return np.asarray(32 - np.frexp(u.astype(np.float64))[1], dtype=np.int64)
+
+
+def average_round(acc: IntLike, count: IntLike) -> I64:
+    """TFLM's AVERAGE_POOL_2D rounding: ``(acc +- count / 2) / count`` in C integer division."""
+    acc = np.asarray(acc, dtype=np.int64)
+    half = _trunc_div(np.asarray(count, dtype=np.int64), 2)
+    return np.where(acc > 0, _trunc_div(acc + half, count), _trunc_div(acc - half, count))
 
 
 # --- kernels ------------------------------------------------------------------------------
@@ -362,13 +376,7 @@ def _pool(model: TfliteModel, op: Operator, x: I64, kind: str) -> I64:
             if kind == "max":
                 res[oy, ox] = win.max(axis=0)
             else:
-                count = len(win)
-                acc = win.sum(axis=0)
-                res[oy, ox] = np.where(
-                    acc > 0,
-                    _trunc_div(acc + count // 2, count),
-                    _trunc_div(acc - count // 2, count),
-                )
+                res[oy, ox] = average_round(win.sum(axis=0), len(win))
     out_scale, out_zp = _q(out)
     lo, hi = activation_range(o.get("fused_activation", "NONE"), out_scale, out_zp)
     return np.clip(res, lo, hi).reshape(out.shape)
@@ -399,6 +407,29 @@ def relu(model: TfliteModel, op: Operator, x: I64) -> I64:
     return np.clip(y, lo, 127)
 
 
+def leaky_relu_q(
+    x: IntLike,
+    input_zero_point: int,
+    output_zero_point: int,
+    multiplier_identity: int,
+    shift_identity: int,
+    multiplier_alpha: int,
+    shift_alpha: int,
+) -> I64:
+    """LEAKY_RELU's integer work from its prepared parameters (quant.leaky_relu_params).
+
+    ``x - input_zero_point`` >= 0 is rescaled by the identity multiplier, the
+    rest by the alpha one; the sum with the output zero point saturates to int8.
+    """
+    v = wrap32(np.asarray(x, dtype=np.int64) - input_zero_point)
+    y = np.where(
+        v >= 0,
+        multiply_by_quantized_multiplier(v, multiplier_identity, shift_identity),
+        multiply_by_quantized_multiplier(v, multiplier_alpha, shift_alpha),
+    )
+    return np.asarray(np.clip(wrap32(y + output_zero_point), -128, 127), dtype=np.int64)
+
+
 def leaky_relu(model: TfliteModel, op: Operator, x: I64) -> I64:
     """LEAKY_RELU int8 (TFLM: separate multipliers for x >= 0 and x < 0)."""
     in_scale, in_zp = _q(model.tensors[op.inputs[0]])
@@ -409,13 +440,15 @@ def leaky_relu(model: TfliteModel, op: Operator, x: I64) -> I64:
         float(np.float32(np.float32(in_scale) * alpha) / np.float32(out_scale))
     )
     m_id, s_id = quantize_multiplier(float(np.float32(in_scale) / np.float32(out_scale)))
-    v = x - in_zp
-    y = np.where(
-        v >= 0,
-        multiply_by_quantized_multiplier(v, m_id, s_id),
-        multiply_by_quantized_multiplier(v, m_alpha, s_alpha),
+    return leaky_relu_q(
+        x,
+        input_zero_point=in_zp,
+        output_zero_point=out_zp,
+        multiplier_identity=m_id,
+        shift_identity=s_id,
+        multiplier_alpha=m_alpha,
+        shift_alpha=s_alpha,
     )
-    return np.asarray(np.clip(y + out_zp, -128, 127), dtype=np.int64)
 
 
 def _gemmlowp_input(in_scale: float) -> tuple[int, int, int]:
@@ -427,33 +460,131 @@ def _gemmlowp_input(in_scale: float) -> tuple[int, int, int]:
     return multiplier, left_shift, input_radius(integer_bits, left_shift)
 
 
+def _transcendental_q(
+    x: IntLike,
+    fn: Callable[[I64, int], I64],
+    out_bits: int,
+    out_zero_point: int,
+    input_zero_point: int,
+    input_multiplier: int,
+    input_left_shift: int,
+    input_range_radius: int,
+) -> I64:
+    v = wrap32(np.asarray(x, dtype=np.int64) - input_zero_point)
+    in_q4 = multiply_by_quantized_multiplier(v, input_multiplier, input_left_shift)
+    y = np.clip(rounding_divide_by_pot(fn(in_q4, 4), 31 - out_bits) + out_zero_point, -128, 127)
+    return np.where(
+        v <= -input_range_radius, -128, np.where(v >= input_range_radius, 127, y)
+    ).astype(np.int64)
+
+
+def logistic_q(
+    x: IntLike,
+    input_zero_point: int,
+    input_multiplier: int,
+    input_left_shift: int,
+    input_range_radius: int,
+) -> I64:
+    """LOGISTIC's integer work from its prepared parameters (quant.transcendental_params).
+
+    Inputs with ``|x - input_zero_point| >= input_range_radius`` saturate to
+    -128/127; the rest go through gemmlowp's Q4.27 logistic. Output scale
+    1/256, zero point -128.
+    """
+    return _transcendental_q(
+        x,
+        fx_logistic,
+        8,
+        -128,
+        input_zero_point,
+        input_multiplier,
+        input_left_shift,
+        input_range_radius,
+    )
+
+
+def tanh_q(
+    x: IntLike,
+    input_zero_point: int,
+    input_multiplier: int,
+    input_left_shift: int,
+    input_range_radius: int,
+) -> I64:
+    """TANH's integer work from its prepared parameters (quant.transcendental_params).
+
+    As :func:`logistic_q` with gemmlowp's Q4.27 tanh; output scale 1/128, zero point 0.
+    """
+    return _transcendental_q(
+        x,
+        fx_tanh,
+        7,
+        0,
+        input_zero_point,
+        input_multiplier,
+        input_left_shift,
+        input_range_radius,
+    )
+
+
 def logistic(model: TfliteModel, op: Operator, x: I64) -> I64:
     """LOGISTIC int8 (output scale 1/256, zero point -128)."""
     in_scale, in_zp = _q(model.tensors[op.inputs[0]])
     mult, left_shift, radius = _gemmlowp_input(in_scale)
-    v = x - in_zp
-    in_q4 = multiply_by_quantized_multiplier(v, mult, left_shift)
-    out_q0 = fx_logistic(in_q4, 4)
-    y = np.clip(rounding_divide_by_pot(out_q0, 31 - 8) - 128, -128, 127)
-    return np.where(v <= -radius, -128, np.where(v >= radius, 127, y))
+    return logistic_q(
+        x,
+        input_zero_point=in_zp,
+        input_multiplier=mult,
+        input_left_shift=left_shift,
+        input_range_radius=radius,
+    )
 
 
 def tanh(model: TfliteModel, op: Operator, x: I64) -> I64:
     """TANH int8 (output scale 1/128, zero point 0)."""
     in_scale, in_zp = _q(model.tensors[op.inputs[0]])
     mult, left_shift, radius = _gemmlowp_input(in_scale)
-    v = x - in_zp
-    in_q4 = multiply_by_quantized_multiplier(v, mult, left_shift)
-    out_q0 = fx_tanh(in_q4, 4)
-    y = np.clip(rounding_divide_by_pot(out_q0, 31 - 7), -128, 127)
-    return np.where(v <= -radius, -128, np.where(v >= radius, 127, y))
+    return tanh_q(
+        x,
+        input_zero_point=in_zp,
+        input_multiplier=mult,
+        input_left_shift=left_shift,
+        input_range_radius=radius,
+    )
+
+
+def softmax_q(x: IntLike, input_multiplier: int, input_left_shift: int, diff_min: int) -> I64:
+    """SOFTMAX's integer work over the last axis from its prepared parameters.
+
+    Parameters as quant.softmax_params computes them (kScaledDiffIntegerBits
+    = 5, sums in Q12.19); output scale 1/256, zero point -128. Entries with
+    ``x - max < diff_min`` output -128 and add nothing to the sum.
+    """
+    x_arr = np.asarray(x, dtype=np.int64)
+    scaled_diff_bits, accum_bits = 5, 12
+    rows = x_arr.reshape(-1, x_arr.shape[-1])
+    diff = rows - rows.max(axis=1, keepdims=True)
+    use = diff >= diff_min
+    rescaled = srdhm(wrap32(diff << input_left_shift), input_multiplier)
+    exps = exp_on_negative_values(rescaled, scaled_diff_bits)
+    sum_of_exps = wrap32(np.sum(np.where(use, _rescale(exps, 0, accum_bits), 0), axis=1))
+    headroom_plus_one = _clz32(sum_of_exps)
+    num_bits_over_unit = accum_bits - headroom_plus_one
+    # (uint32)sum << headroom, minus 2**31 (headroom 32 only for a sum of 0, which stays 0)
+    shifted = (sum_of_exps << (headroom_plus_one & 31)) & 0xFFFFFFFF
+    shifted_sum_minus_one = wrap32(shifted - (1 << 31))
+    shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
+    unsat = rounding_divide_by_pot(
+        _fx_mul(exps, shifted_scale[:, None]), (num_bits_over_unit + 31 - 8)[:, None]
+    )
+    out = np.where(use, np.clip(unsat - 128, -128, 127), -128)
+    return np.asarray(out, dtype=np.int64).reshape(x_arr.shape)
 
 
 def softmax(model: TfliteModel, op: Operator, x: I64) -> I64:
     """SOFTMAX int8 over the last axis (output scale 1/256, zero point -128)."""
     inp = model.tensors[op.inputs[0]]
     in_scale, _ = _q(inp)
-    scaled_diff_bits, accum_bits = 5, 12
+    scaled_diff_bits = 5
     beta = float(op.options.get("beta", 1.0))
     real = min(
         beta * float(np.float32(in_scale)) * float(1 << (31 - scaled_diff_bits)), 2.0**31 - 1.0
@@ -461,22 +592,7 @@ def softmax(model: TfliteModel, op: Operator, x: I64) -> I64:
     mult, left_shift = quantize_multiplier(real)
     diff_min = -input_radius(scaled_diff_bits, left_shift)
     rows = x.reshape(-1, inp.shape[-1])
-    out = np.empty_like(rows)
-    for r, row in enumerate(rows):
-        diff = row - row.max()
-        use = diff >= diff_min
-        rescaled = srdhm(wrap32(diff << left_shift), mult)
-        exps = exp_on_negative_values(rescaled, scaled_diff_bits)
-        sum_of_exps = int(np.sum(np.where(use, _rescale(exps, 0, accum_bits), 0)))
-        sum_of_exps = int(wrap32(np.int64(sum_of_exps)))
-        headroom_plus_one = _clz32(sum_of_exps)
-        num_bits_over_unit = accum_bits - headroom_plus_one
-        shifted_sum_minus_one = int(
-            wrap32(np.int64(((sum_of_exps << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)))
-        )
-        shifted_scale = one_over_one_plus_x_for_x_in_0_1(np.asarray([shifted_sum_minus_one]))[0]
-        unsat = rounding_divide_by_pot(_fx_mul(exps, shifted_scale), num_bits_over_unit + 31 - 8)
-        out[r] = np.where(use, np.clip(unsat - 128, -128, 127), -128)
+    out = softmax_q(rows, input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
     return out.reshape(x.shape)
 
 
