@@ -241,10 +241,15 @@ class Diagnosis:
         ]
         cause = self.cause
         if cause is not None and cause.mistake is not None:
-            out.append(
-                f"  under '{cause.mistake.label}' it reproduces the firmware's output "
-                f"exactly: 0 of {cause.agreement.total} differ (max |err| "
+            how = (
+                "exactly"
+                if cause.agreement.max_abs_error == 0
+                else f"within the {self.fmt} tolerance (max |err| "
                 f"{_fmt(cause.agreement.max_abs_error)})"
+            )
+            out.append(
+                f"  under '{cause.mistake.label}' it reproduces the firmware's output {how}: "
+                f"0 of {cause.agreement.total} values differ"
             )
             rest = [h for h in self.hypotheses[1:] if h.explains]
             if rest:

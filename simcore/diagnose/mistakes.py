@@ -37,6 +37,18 @@ KINDS = (
     "q-format",
 )
 
+#: What a model needs for a kind to apply (for error messages).
+NEEDS = {
+    "transpose-dense": "a Dense layer",
+    "conv-layout": "a Conv2D layer",
+    "flatten-nchw": "a Dense layer after a Flatten of an image with more than one channel",
+    "scales-reversed": "the int8 format and a Dense or Conv2D layer with several output channels",
+    "no-bias": "a Dense or Conv2D layer",
+    "wrong-activation": "a layer with an activation (int8: an activation operator or clamp)",
+    "input-scale": "an input",
+    "byte-order": "a Dense or Conv2D layer (int8: one with a bias, the only multi-byte weights)",
+    "q-format": "the q16 format and a Dense or Conv2D layer",
+}
 #: Q16.16 firmware read with another number of fraction bits: variant -> fraction bits.
 Q_FORMATS = {"q8.8": 8, "q20.12": 12, "q17.15": 15, "q8.24": 24}
 #: Conv2D storage orders read as OHWI: variant -> axes of OHWI in storage order.
@@ -383,13 +395,14 @@ def injection(
             m = Mistake(kind, v, i)
             if changes_layer(m, fmt, chain, consts):
                 return m
-    where = (
-        "layers " + ", ".join(_layer_name(chain, i) for i in applicable)
-        if applicable
-        else "no layer of this model"
-    )
+    if not applicable:
+        raise UsageError(
+            f"injection {spec!r}: no layer of this {fmt} model can have a {kind} mistake",
+            hint=f"{kind} needs {NEEDS[kind]}",
+        )
     raise UsageError(
-        f"injection {spec!r} changes nothing in this {fmt} model",
-        hint=f"{kind} applies to {where}"
-        + (" (where it would leave the firmware unchanged)" if applicable else ""),
+        f"injection {spec!r} would leave this {fmt} firmware unchanged",
+        hint=f"{kind} applies to layers "
+        + ", ".join(_layer_name(chain, i) for i in applicable)
+        + "; pick one where it changes something",
     )

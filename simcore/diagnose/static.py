@@ -40,9 +40,12 @@ MIN_SEARCH_BYTES = 8
 class StaticFinding:
     """What the scan found for one array of one layer.
 
-    ``status``: ``match`` (as the model says), ``mistake`` (equals the model
-    under ``mistake``), ``differs`` (neither; ``detail`` says how) or
-    ``missing`` (no symbol and the bytes are nowhere in the image).
+    ``status``: ``match`` (as the model says), ``mistake`` (the generator's
+    symbol holds the model as a firmware with ``mistake`` would), ``layout``
+    (found by content in another layout, in firmware with its own names: a
+    mistake only if its code reads the array in the generator's layout),
+    ``differs`` (neither; ``detail`` says how) or ``missing`` (no symbol and
+    the bytes are nowhere in the image).
     """
 
     layer: int
@@ -177,7 +180,14 @@ def _locate(
         if at is not None:
             sym = _object_at(image, at)
             return StaticFinding(
-                layer, role, "mistake", sym.name if sym else None, at, m, m.describe()
+                layer,
+                role,
+                "layout",
+                sym.name if sym else None,
+                at,
+                m,
+                f"holds the model's values as '{m.kind}:{m.variant}' would store them "
+                f"({m.describe()}); right only if the code reads them that way",
             )
     why = (
         "too short to search for by content"

@@ -50,7 +50,7 @@ def windows(
 def _activation(x: npt.NDArray[np.float64], layer: Layer) -> npt.NDArray[np.float64]:
     act = layer.activation
     if act == "relu":
-        return np.maximum(x, 0.0)
+        return np.where(x > 0, x, 0.0)  # as the C (x > 0 ? x : 0): NaN gives 0
     if act == "leaky_relu":
         return np.where(x >= 0, x, x * layer.alpha)
     if act == "sigmoid":
@@ -78,8 +78,8 @@ def layer_float(layer: Layer, x: npt.NDArray[np.float64]) -> npt.NDArray[np.floa
         assert layer.geometry is not None
         win, mask = windows(x, layer.geometry, layer.out_shape[0], layer.out_shape[1])
         m = mask[..., None]
-        if kind == "maxpool":
-            y = np.where(m, win, -np.inf).max(axis=(2, 3))
+        if kind == "maxpool":  # the C keeps the first max and never takes a NaN
+            y = np.where(m & ~np.isnan(win), win, -np.inf).max(axis=(2, 3))
         else:
             y = np.where(m, win, 0.0).sum(axis=(2, 3)) / m.sum(axis=(2, 3))
     else:  # flatten, activation

@@ -1,0 +1,258 @@
+"""simcore diagnose end to end: injected mistakes named, clean builds pass, noise unexplained."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sim_support import needs_toolchain
+
+from simcore.boards import get_board
+from simcore.cli import main
+from simcore.diagnose.doctor import Diagnosis, diagnose
+from simcore.diagnose.mistakes import KINDS
+from simcore.firmware.build import build_model_firmware, load_model, resolve_model
+from simcore.firmware.ir import FloatModel, Int8Model
+from simcore.toolchain import build_elf
+
+pytestmark = needs_toolchain
+
+#: Every kind on an IRIS and an MNIST model where the kind can occur, spread over the
+#: three boards and the formats (conv-layout and flatten-nchw need a Conv2D/Flatten,
+#: which only mnist_cnn has). (kind, model, format, board)
+CASES = [
+    ("transpose-dense", "iris3", "int8", "rp2040"),
+    ("transpose-dense", "mnist_cnn", "f32", "rp2350"),
+    ("conv-layout", "mnist_cnn", "q16", "rp2040"),
+    ("conv-layout", "mnist_cnn", "int8", "stm32h743"),
+    ("flatten-nchw", "mnist_cnn", "int8", "rp2350"),
+    ("flatten-nchw", "mnist_cnn", "f32", "stm32h743"),
+    ("scales-reversed", "iris3", "int8", "stm32h743"),
+    ("scales-reversed", "mnist_cnn", "int8", "rp2040"),
+    ("no-bias", "iris_anne8", "q16", "rp2350"),
+    ("no-bias", "mnist_cnn", "int8", "stm32h743"),
+    ("wrong-activation", "iris_anne6", "f32", "rp2040"),
+    ("wrong-activation", "mnist_cnn", "int8", "rp2350"),
+    ("input-scale", "iris3", "int8", "rp2350"),
+    ("input-scale", "mnist_cnn", "q16", "stm32h743"),
+    ("byte-order", "iris_anne8", "f32", "stm32h743"),
+    ("byte-order", "mnist_cnn", "q16", "rp2040"),
+    ("q-format", "iris3", "q16", "rp2040"),
+    ("q-format", "mnist_cnn", "q16", "rp2350"),
+]
+
+
+def _injected(build: Any) -> str:
+    inj = build.manifest["variant"]["injected_mistake"]
+    return f"{inj['kind']}:{inj['layer']}:{inj['variant']}"
+
+
+def _check_named(d: Diagnosis, label: str) -> None:
+    layer = int(label.split(":")[1])
+    assert d.verdict == "explained", d.render()
+    assert d.divergent is not None and d.divergent.index == layer, d.render()
+    assert d.hypotheses[0].mistake is not None
+    assert d.hypotheses[0].mistake.label == label, d.render()
+    assert d.exit_code == 1
+
+
+def test_cases_cover_every_kind_on_iris_and_mnist() -> None:
+    for kind in KINDS:
+        models = {m for k, m, _, _ in CASES if k == kind}
+        boards = {b for k, _, _, b in CASES if k == kind}
+        assert "mnist_cnn" in models and len(boards) > 1, kind
+        if kind not in ("conv-layout", "flatten-nchw"):
+            assert models & {"iris3", "iris_anne6", "iris_anne8"}, kind
+
+
+@pytest.mark.parametrize(("kind", "model", "fmt", "board"), CASES, ids=lambda v: str(v))
+def test_injected_mistake_is_named(
+    kind: str, model: str, fmt: str, board: str, tmp_path: Path
+) -> None:
+    fw = build_model_firmware(model, fmt, board, tmp_path, trace=True, inject=kind)
+    d = diagnose(fw.elf, model, fmt, board)
+    _check_named(d, _injected(fw))
+    report = d.render()
+    assert "DIAGNOSIS" in report and d.hypotheses[0].mistake.describe() in report  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("model", "fmt", "board"),
+    [
+        ("iris3", "int8", "rp2040"),
+        ("mnist_cnn", "f32", "stm32h743"),
+        ("iris_anne8", "q16", "rp2350"),
+    ],
+)
+def test_clean_build_has_no_divergence(
+    model: str, fmt: str, board: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fw = build_model_firmware(model, fmt, board, tmp_path, trace=True)
+    assert main(["diagnose", str(fw.elf)]) == 0  # model, format, board from the manifest
+    out = capsys.readouterr().out
+    assert "OK: no divergence" in out
+    assert main(["diagnose", str(fw.elf), "--json", "-q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "agrees" and data["divergent_layer"] is None
+    assert all(c["mismatched"] == 0 for c in data["layers"])
+    assert all(f["status"] == "match" for f in data["static_scan"])
+
+
+def _with_noise(model: FloatModel | Int8Model, layer: int) -> FloatModel | Int8Model:
+    """The model with one weight of ``layer`` changed by a random amount (not a layout mistake)."""
+    rng = np.random.default_rng(7)
+    if isinstance(model, Int8Model):
+        op = model.ops[layer]
+        assert op.weights is not None
+        w = op.weights.copy()
+        flat = w.reshape(-1)
+        flat[int(rng.integers(flat.size))] += np.int8(37)
+        ops = list(model.ops)
+        ops[layer] = replace(op, weights=w)
+        return replace(model, ops=tuple(ops))
+    la = model.layers[layer]
+    assert la.weights is not None
+    w = la.weights.copy()
+    w.reshape(-1)[int(rng.integers(w.size))] += np.float32(rng.normal(0, 0.5))
+    layers = list(model.layers)
+    layers[layer] = replace(la, weights=w)
+    return replace(model, layers=tuple(layers))
+
+
+@pytest.mark.parametrize(
+    ("model", "fmt", "board", "layer"),
+    [("iris3", "int8", "rp2350", 2), ("mnist_cnn", "f32", "rp2040", 2)],
+)
+def test_noise_in_one_weight_is_unexplained(
+    model: str, fmt: str, board: str, layer: int, tmp_path: Path
+) -> None:
+    name, path = resolve_model(model, fmt)
+    noisy = _with_noise(load_model(name, path, fmt), layer)
+    fw = build_model_firmware(noisy, fmt, board, tmp_path, trace=True)
+    d = diagnose(fw.elf, model, fmt, board)
+    assert d.verdict == "unexplained", d.render()
+    assert d.divergent is not None and d.divergent.index == layer
+    assert d.hypotheses and not d.hypotheses[0].explains
+    report = d.render()
+    assert "no known mistake explains it" in report
+    assert f"layer{layer}_weights" in report and "1 of" in report  # the static scan's pointer
+    weights = [f for f in d.static if f.role == "weights" and f.layer == layer]
+    assert weights[0].status == "differs" and weights[0].detail.startswith("1 of ")
+    data = d.as_dict()
+    assert data["verdict"] == "unexplained" and data["cause"] is None
+    assert data["divergent_layer"] == layer
+
+
+def test_json_carries_the_report_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fw = build_model_firmware(
+        "mnist_cnn", "int8", "rp2350", tmp_path, trace=True, inject="conv-layout:2"
+    )
+    out_json = tmp_path / "d.json"
+    assert main(["diagnose", str(fw.elf), "-q", "--json", str(out_json)]) == 1
+    text = capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    assert data["divergent_layer"] == 2 and data["exit_code"] == 1
+    assert data["cause"]["kind"] == "conv-layout" and data["cause"]["variant"] == "hwio"
+    assert data["cause"]["description"] in text and data["summary"] in text
+    assert data["hypotheses"][0]["explains"] and not data["hypotheses"][1]["explains"]
+    static = {f["array"]: f for f in data["static_scan"] if f["layer"] == 2}
+    assert static["weights"]["status"] == "mistake"
+    assert static["weights"]["mistake"]["kind"] == "conv-layout"
+    assert static["bias"]["status"] == "match"
+    assert [c["index"] for c in data["layers"]] == list(range(6))
+    assert data["layers"][1]["mismatched"] == 0 and data["layers"][2]["mismatched"] > 0
+
+
+def test_release_build_is_checked_by_outputs_and_static_scan(tmp_path: Path) -> None:
+    fw = build_model_firmware("iris3", "f32", "rp2040", tmp_path, inject="transpose-dense")
+    d = diagnose(fw.elf, "iris3", "f32", "rp2040")
+    assert d.verdict == "untraced-differs" and d.exit_code == 1
+    assert "--trace" in d.summary()
+    assert any(f.mistake and f.mistake.kind == "transpose-dense" for f in d.static)
+    clean = build_model_firmware("iris3", "f32", "rp2040", tmp_path)
+    assert diagnose(clean.elf, "iris3", "f32", "rp2040").verdict == "untraced-agrees"
+
+
+def _user_firmware(tmp_path: Path, board: str, *, correct: bool) -> Path:
+    name, path = resolve_model("iris3", "f32")
+    model = load_model(name, path, "f32")
+    assert isinstance(model, FloatModel)
+    lines = []
+    for i, layer in enumerate(model.layers, start=1):
+        assert layer.weights is not None and layer.bias is not None
+        keras_kernel = layer.weights.T  # [in][out], as Keras stores it
+        for cname, arr in ((f"kernel{i}", keras_kernel), (f"bias{i}", layer.bias)):
+            vals = ", ".join(f"{float(v).hex()}f" for v in arr.reshape(-1))
+            lines.append(f"static const float {cname}[{arr.size}] = {{{vals}}};")
+    inc = tmp_path / "inc"
+    inc.mkdir(exist_ok=True)
+    (inc / "iris3_weights.h").write_text("\n".join(lines) + "\n")
+    out = tmp_path / f"user-{'ok' if correct else 'bug'}.elf"
+    build_elf(
+        [Path(__file__).with_name("user_iris3.c")],
+        get_board(board),
+        out,
+        include_dirs=(inc,),
+        defines=("READ_KERAS_ORDER",) if correct else (),
+        libs=("m",),
+    )
+    return out
+
+
+@pytest.mark.parametrize("board", ["rp2350", "stm32h743"])
+def test_hand_written_user_firmware(board: str, tmp_path: Path) -> None:
+    ok = diagnose(_user_firmware(tmp_path, board, correct=True), "iris3", "f32", board)
+    assert ok.verdict == "agrees", ok.render()
+    # Its arrays have its own names: found by content, in Keras [in][out] order.
+    found = [f for f in ok.static if f.role == "weights"]
+    assert [f.symbol for f in found] == ["kernel1", "kernel2"]
+    assert all(f.status == "layout" and f.mistake is not None for f in found)
+    bug = diagnose(_user_firmware(tmp_path, board, correct=False), "iris3", "f32", board)
+    _check_named(bug, "transpose-dense:0:transposed")
+
+
+def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", str(tmp_path / "nope.elf"), "-m", "iris3"]) == 2
+    fw = build_model_firmware("iris3", "int8", "rp2040", tmp_path, trace=True)
+    bare = tmp_path / "bare.elf"
+    bare.write_bytes(fw.elf.read_bytes())  # no manifest next to it
+    assert main(["diagnose", str(bare)]) == 2
+    assert "--model" in capsys.readouterr().err
+    # A firmware of another model: its input size differs.
+    assert main(["diagnose", str(bare), "-m", "mnist_cnn", "-f", "int8", "-b", "rp2040"]) == 2
+    assert main(["build", "-m", "iris3", "-f", "f32", "-b", "rp2040", "--inject", "q-format"]) == 2
+    assert "q-format needs the q16 format" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["rp2040", "rp2350", "stm32h743"])
+@pytest.mark.parametrize("fmt", ["f32", "q16", "int8"])
+@pytest.mark.parametrize("model", ["iris_anne8", "iris_anne6", "iris3", "mnist_cnn"])
+def test_every_applicable_kind_everywhere(model: str, fmt: str, board: str, tmp_path: Path) -> None:
+    from simcore.diagnose.mistakes import candidates, changes_layer
+    from simcore.firmware.consts import encode
+
+    name, path = resolve_model(model, fmt)
+    ir = load_model(name, path, fmt)
+    chain = list(ir.ops if isinstance(ir, Int8Model) else ir.layers)
+    consts = encode(ir, fmt)
+    for kind in KINDS:
+        layers = sorted(
+            {
+                m.layer
+                for i in range(len(chain))
+                for m in candidates(fmt, chain, i)
+                if m.kind == kind and changes_layer(m, fmt, chain, consts)
+            }
+        )
+        for layer in layers:
+            fw = build_model_firmware(
+                model, fmt, board, tmp_path, trace=True, inject=f"{kind}:{layer}"
+            )
+            _check_named(diagnose(fw.elf, model, fmt, board), _injected(fw))
