@@ -125,7 +125,9 @@ class Diagnosis:
     board: str
     samples: int
     reference: str
-    verdict: str  # agrees | explained | unexplained | untraced-agrees | untraced-differs
+    #: agrees | explained | unexplained | stored (outputs agree, stored arrays do not) |
+    #: untraced-agrees | untraced-differs
+    verdict: str
     layers: list[LayerCheck]
     outputs: Agreement
     divergent: LayerCheck | None = None
@@ -151,6 +153,17 @@ class Diagnosis:
             return (
                 "outputs agree (the firmware traced no layer: build it with --trace to check each)"
             )
+        if self.verdict == "stored":
+            f = self.stored_problems[0]
+            what = (
+                f"as '{f.mistake.label}' would ({f.mistake.describe()})"
+                if f.mistake is not None
+                else f"differently: {f.detail}"
+            )
+            return (
+                f"layer {f.layer} stores {f.symbol or f.role} {what}; the traced outputs still "
+                f"agree on these {self.samples} samples (the mistake hardly shows on them)"
+            )
         if self.verdict == "untraced-differs":
             return (
                 f"outputs differ in {self.outputs.mismatched} of {self.outputs.total} values, and "
@@ -167,6 +180,11 @@ class Diagnosis:
         if cause is not None and cause.mistake is not None:
             return f"{where} diverges: {cause.mistake.describe()}"
         return f"{where} diverges, and no known mistake explains it"
+
+    @property
+    def stored_problems(self) -> list[StaticFinding]:
+        """Arrays under the generator's names that do not hold what the model says."""
+        return [f for f in self.static if f.status in ("mistake", "differs")]
 
     @property
     def traced(self) -> list[LayerCheck]:
@@ -197,30 +215,31 @@ class Diagnosis:
     def render(self) -> str:
         """The report a person reads."""
         unit = UNITS[self.fmt]
+        labels = [f"{c.index} {c.name} ({c.kind})" for c in self.layers]
+        wide = max([len(s) for s in labels] + [len("layer")])
         lines = [
             f"simcore diagnose: {self.firmware}",
             f"  model {self.model} ({self.fmt}) on {self.board}, {self.samples} samples "
             f"({self.input_source}); reference: {self.reference}",
             "",
-            f"  {'layer':<28} {'shape':<12} {'mismatched':>14} {'max |err|' + unit:>14} "
+            f"  {'layer':<{wide}} {'shape':<10} {'mismatched':>12} {'max |err|' + unit:>14} "
             f"{'cosine':>8}",
         ]
-        for c in self.layers:
-            label = f"{c.index} {c.name} ({c.kind})"
+        for c, label in zip(self.layers, labels, strict=True):
             shape = "x".join(str(d) for d in c.shape)
             if c.agreement is None:
-                lines.append(f"  {label:<28.28} {shape:<12} {c.note or 'not traced':>14}")
+                lines.append(f"  {label:<{wide}} {shape:<10} {c.note or 'not traced':>12}")
                 continue
             a = c.agreement
             cos = "-" if a.cosine is None else f"{a.cosine:.4f}"
             mark = "  <- first divergence" if c is self.divergent else ""
             lines.append(
-                f"  {label:<28.28} {shape:<12} {f'{a.mismatched}/{a.total}':>14} "
+                f"  {label:<{wide}} {shape:<10} {f'{a.mismatched}/{a.total}':>12} "
                 f"{_fmt(a.max_abs_error):>14} {cos:>8}{mark}"
             )
         o = self.outputs
         lines += [
-            f"  {'outputs':<28} {'':<12} {f'{o.mismatched}/{o.total}':>14} "
+            f"  {'outputs':<{wide}} {'':<10} {f'{o.mismatched}/{o.total}':>12} "
             f"{_fmt(o.max_abs_error):>14}",
             "",
             f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
@@ -370,6 +389,7 @@ def reference_for(
     """Pick reference samples: the golden per-layer samples of a shipped model, else others."""
     from simcore.firmware.q16_ref import to_q16
     from simcore.golden.store import list_models, load_golden
+    from simcore.validate import MODEL_ROLE
 
     chain, consts = _chain(model), encode(model, fmt)
     if inputs is not None:
@@ -380,8 +400,24 @@ def reference_for(
         )
     if model.name in list_models():
         golden = load_golden(model.name)
-        role = "int8" if fmt == "int8" else "keras"
-        if golden.model_sha256.get(role) == model.sha256:
+        if golden.model_sha256.get(MODEL_ROLE[fmt]) == model.sha256:
+            if samples is not None and samples > len(golden.layer_samples):
+                # More samples than the golden keeps intermediates for: golden test
+                # inputs, simcore's per-layer reference.
+                rows = golden.split("test")[:samples]
+                if fmt == "int8":
+                    x = golden.inputs_int8[rows].astype(np.int64)
+                else:
+                    fx = golden.inputs_float[rows].astype(np.float32)
+                    x = to_q16(fx).astype(np.int64) if fmt == "q16" else fx
+                x = x.reshape((len(rows), *model.input_shape))
+                return Reference(
+                    x,
+                    forward(fmt, chain, consts, x),
+                    f"simcore's per-layer reference (the golden keeps intermediates for "
+                    f"{len(golden.layer_samples)} samples only)",
+                    f"the first {len(rows)} golden test inputs",
+                )
             rows = golden.layer_samples[:samples] if samples else golden.layer_samples
             src = f"golden per-layer samples (rows {', '.join(str(int(r)) for r in rows)})"
             if fmt == "int8":
@@ -538,10 +574,14 @@ def diagnose(
     )
     if not traced:
         diag.verdict = "untraced-agrees" if outputs.mismatched == 0 else "untraced-differs"
+        if diag.verdict == "untraced-agrees" and diag.stored_problems:
+            diag.verdict = "stored"
         return diag
     first = next((c for c in checks if c.diverges), None)
     if first is None:
         diag.verdict = "agrees" if outputs.mismatched == 0 else "unexplained"
+        if diag.verdict == "agrees" and diag.stored_problems:
+            diag.verdict = "stored"
         return diag
     diag.divergent = first
     k = first.index
