@@ -140,6 +140,9 @@ def firmware(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: build every model x format x board, validate it, write the reports.
 
+    It ends with the layout doctor diagnosing a firmware built with a deliberate
+    mistake (`simcore build --inject`), which exits 1 by design.
+
     MNIST is validated on its first 50 test images per combination here (the
     whole set runs in `nox -s bench` and `nox -s slow`); IRIS on its full test
     splits. Arguments after -- go to `simcore validate`.
@@ -159,6 +162,19 @@ def demo(session: nox.Session) -> None:
         "--html",
         "reports/report.html",
         *session.posargs,
+    )
+    # The layout doctor on a firmware with a deliberate mistake: exit 1 with a diagnosis.
+    session.run(
+        "simcore", "build", "--model", "mnist_cnn", "--format", "int8", "--board", "rp2350",
+        "--trace", "--inject", "flatten-nchw", "--out", "reports/inject",
+    )  # fmt: skip
+    session.run(
+        "simcore",
+        "diagnose",
+        "reports/inject/mnist_cnn-int8-trace-inject-flatten-nchw-L5-weightschw.elf",
+        "--json",
+        "reports/diagnosis.json",
+        success_codes=[1],
     )
 
 
