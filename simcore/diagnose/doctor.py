@@ -32,9 +32,11 @@ from simcore.firmware.consts import LayerConsts, encode
 from simcore.firmware.evaluate import evaluate
 from simcore.firmware.ir import FloatModel, Int8Model, numel
 from simcore.firmware.reference import F32_TOLERANCE
+from simcore.golden.store import Golden
 
-#: Samples run when the model has no golden per-layer samples.
-DEFAULT_SAMPLES = 8
+#: Samples run by default (a mistake can hide on a few: a ReLU left out shows only
+#: where the pre-activation is negative).
+DEFAULT_SAMPLES = 16
 #: Hypotheses listed besides the best one.
 SHOWN_ALTERNATIVES = 4
 DTYPES = {"f32": "<f4", "q16": "<i4", "int8": "i1"}
@@ -401,41 +403,7 @@ def reference_for(
     if model.name in list_models():
         golden = load_golden(model.name)
         if golden.model_sha256.get(MODEL_ROLE[fmt]) == model.sha256:
-            if samples is not None and samples > len(golden.layer_samples):
-                # More samples than the golden keeps intermediates for: golden test
-                # inputs, simcore's per-layer reference.
-                rows = golden.split("test")[:samples]
-                if fmt == "int8":
-                    x = golden.inputs_int8[rows].astype(np.int64)
-                else:
-                    fx = golden.inputs_float[rows].astype(np.float32)
-                    x = to_q16(fx).astype(np.int64) if fmt == "q16" else fx
-                x = x.reshape((len(rows), *model.input_shape))
-                return Reference(
-                    x,
-                    forward(fmt, chain, consts, x),
-                    f"simcore's per-layer reference (the golden keeps intermediates for "
-                    f"{len(golden.layer_samples)} samples only)",
-                    f"the first {len(rows)} golden test inputs",
-                )
-            rows = golden.layer_samples[:samples] if samples else golden.layer_samples
-            src = f"golden per-layer samples (rows {', '.join(str(int(r)) for r in rows)})"
-            if fmt == "int8":
-                x = golden.inputs_int8[rows].astype(np.int64)
-                gl = golden.layer_outputs_int8
-                desc = "golden TFLite int8 per-layer outputs"
-            else:
-                fx = golden.inputs_float[rows].astype(np.float32)
-                x = to_q16(fx).astype(np.int64) if fmt == "q16" else fx
-                gl = golden.layer_outputs_float
-                desc = "golden Keras per-layer outputs"
-            x = x.reshape((len(rows), *model.input_shape))
-            if fmt != "q16" and len(gl) == len(chain):
-                want = [lo.values[: len(rows)].reshape((len(rows), *lo.shape)) for lo in gl]
-                return Reference(x, want, desc, src)
-            return Reference(
-                x, forward(fmt, chain, consts, x), "bit-exact Q16.16 reference (q16_ref)", src
-            )
+            return _golden_reference(golden, model, fmt, samples or DEFAULT_SAMPLES)
     n = samples or DEFAULT_SAMPLES
     rng = np.random.default_rng(0)
     shape = (n, *model.input_shape)
@@ -450,6 +418,44 @@ def reference_for(
         "simcore's per-layer reference of the model file",
         f"{n} random inputs (seed 0; pass --inputs for real ones)",
     )
+
+
+def _golden_reference(golden: Golden, model: FloatModel | Int8Model, fmt: str, n: int) -> Reference:
+    """The golden per-layer samples first, then further test inputs, ``n`` in all.
+
+    f32 and int8 layers are compared with the golden intermediates (Keras,
+    TFLite) where the golden keeps them, and with simcore's per-layer
+    reference (equal to them on those samples, tests/diagnose) elsewhere; q16
+    with the bit-exact Q16.16 reference throughout.
+    """
+    from simcore.firmware.q16_ref import to_q16
+
+    chain, consts = _chain(model), encode(model, fmt)
+    kept = [int(r) for r in golden.layer_samples[:n]]
+    pool = [int(r) for r in golden.split("test")] + list(range(golden.num_samples))
+    extra = [r for r in dict.fromkeys(pool) if r not in kept][: n - len(kept)]
+    rows = np.asarray(kept + extra, dtype=np.int64)
+    x: npt.NDArray[Any]
+    if fmt == "int8":
+        x = golden.inputs_int8[rows].astype(np.int64)
+    else:
+        fx = golden.inputs_float[rows].astype(np.float32)
+        x = to_q16(fx).astype(np.int64) if fmt == "q16" else fx
+    x = x.reshape((len(rows), *model.input_shape))
+    mine = forward(fmt, chain, consts, x)
+    src = f"{len(kept)} golden per-layer samples + {len(extra)} more golden inputs"
+    layers = golden.layer_outputs_int8 if fmt == "int8" else golden.layer_outputs_float
+    if fmt == "q16" or len(layers) != len(chain):
+        return Reference(x, mine, "bit-exact Q16.16 reference (q16_ref)", src)
+    which = "TFLite int8" if fmt == "int8" else "Keras"
+    want = [
+        np.concatenate([lo.values[: len(kept)].reshape((len(kept), *lo.shape)), m[len(kept) :]])
+        for lo, m in zip(layers, mine, strict=True)
+    ]
+    desc = f"golden {which} per-layer outputs" + (
+        ", simcore's per-layer reference for the others" if extra else ""
+    )
+    return Reference(x, want, desc, src)
 
 
 def _as_encoding(fmt: str, values: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -488,7 +494,7 @@ def _run(
     for start in range(0, len(enc), max(capacity, 1)):
         batch = enc[start : start + capacity]
         result = run_firmware(
-            image, board, inputs=batch.tobytes(), n_samples=len(batch), trace=True
+            image, board, inputs=batch.tobytes(), n_samples=len(batch), trace=True, cycles=False
         )
         if not result.ok:
             raise UsageError(
