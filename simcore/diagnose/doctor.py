@@ -39,6 +39,8 @@ from simcore.golden.store import Golden
 DEFAULT_SAMPLES = 16
 #: Hypotheses listed besides the best one.
 SHOWN_ALTERNATIVES = 4
+#: Layers tested for a mistake of their own, the first diverging one included.
+MAX_FAULTS = 8
 DTYPES = {"f32": "<f4", "q16": "<i4", "int8": "i1"}
 UNITS = {"f32": "", "q16": "", "int8": " LSB"}
 
@@ -117,6 +119,42 @@ class Evidence:
         }
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A layer that computes wrongly from its own (traced) input, and the hypotheses tested."""
+
+    check: LayerCheck
+    #: The layer recomputed as the model says, against the firmware's output.
+    baseline: Evidence
+    #: Every applicable mistake recomputed, closest first.
+    hypotheses: list[Evidence]
+
+    @property
+    def cause(self) -> Evidence | None:
+        best = self.hypotheses[0] if self.hypotheses else None
+        return best if best is not None and best.explains else None
+
+    def title(self) -> str:
+        c = self.check
+        return f"layer {c.index} ({c.name}, {c.kind})"
+
+    def verdict(self) -> str:
+        cause = self.cause
+        if cause is not None and cause.mistake is not None:
+            return cause.mistake.describe()
+        return "no known mistake explains it"
+
+    def as_dict(self, shown: int) -> dict[str, Any]:
+        return {
+            "layer": self.check.index,
+            "name": self.check.name,
+            "without_mistake": self.baseline.as_dict(),
+            "cause": None if self.cause is None else self.cause.as_dict(),
+            "hypotheses": [h.as_dict() for h in self.hypotheses[:shown]],
+            "hypotheses_tested": len(self.hypotheses),
+        }
+
+
 @dataclass
 class Diagnosis:
     """Everything ``simcore diagnose`` found; :meth:`render` and :meth:`as_dict` show the same."""
@@ -134,8 +172,10 @@ class Diagnosis:
     outputs: Agreement
     divergent: LayerCheck | None = None
     input_source: str = ""
-    baseline: Evidence | None = None
-    hypotheses: list[Evidence] = field(default_factory=list)
+    #: The first diverging layer first, then every later layer that computes wrongly
+    #: from its own traced input (a second mistake; errors a layer merely passes on
+    #: are not faults).
+    faults: list[Fault] = field(default_factory=list)
     static: list[StaticFinding] = field(default_factory=list)
 
     @property
@@ -143,9 +183,18 @@ class Diagnosis:
         return 0 if self.verdict in ("agrees", "untraced-agrees") else 1
 
     @property
+    def baseline(self) -> Evidence | None:
+        return self.faults[0].baseline if self.faults else None
+
+    @property
+    def hypotheses(self) -> list[Evidence]:
+        """The first fault's hypotheses, closest first."""
+        return self.faults[0].hypotheses if self.faults else []
+
+    @property
     def cause(self) -> Evidence | None:
-        best = self.hypotheses[0] if self.hypotheses else None
-        return best if best is not None and best.explains else None
+        """What explains the first diverging layer (None: nothing does)."""
+        return self.faults[0].cause if self.faults else None
 
     def summary(self) -> str:
         """One sentence: the verdict."""
@@ -176,6 +225,10 @@ class Diagnosis:
             return (
                 "every traced layer agrees but the outputs differ: the mistake is in an untraced "
                 "layer or in copying the output"
+            )
+        if len(self.faults) > 1:
+            return f"{len(self.faults)} layers compute wrongly: " + "; ".join(
+                f"{f.title()}: {f.verdict()}" for f in self.faults
             )
         where = f"layer {d.index} ({d.name}, {d.kind})"
         cause = self.cause
@@ -208,9 +261,8 @@ class Diagnosis:
             "outputs": self.outputs.as_dict(),
             "layers": [c.as_dict() for c in self.layers],
             "divergent_layer": None if self.divergent is None else self.divergent.index,
-            "without_mistake": None if self.baseline is None else self.baseline.as_dict(),
-            "hypotheses": [h.as_dict() for h in self.hypotheses],
             "cause": None if self.cause is None else self.cause.as_dict(),
+            "faults": [f.as_dict(SHOWN_ALTERNATIVES + 1) for f in self.faults],
             "static_scan": [f.as_dict() for f in self.static],
         }
 
@@ -234,7 +286,11 @@ class Diagnosis:
                 continue
             a = c.agreement
             cos = "-" if a.cosine is None else f"{a.cosine:.4f}"
-            mark = "  <- first divergence" if c is self.divergent else ""
+            mark = ""
+            if c is self.divergent:
+                mark = "  <- first divergence"
+            elif any(f.check is c for f in self.faults):
+                mark = "  <- computes wrongly too"
             lines.append(
                 f"  {label:<{wide}} {shape:<10} {f'{a.mismatched}/{a.total}':>12} "
                 f"{_fmt(a.max_abs_error):>14} {cos:>8}{mark}"
@@ -246,21 +302,22 @@ class Diagnosis:
             "",
             f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
         ]
-        if self.divergent is not None and self.baseline is not None:
-            lines += self._render_hypotheses()
+        for fault in self.faults:
+            if len(self.faults) > 1:
+                lines.append(f"{fault.title()}: {fault.verdict()}")
+            lines += self._render_hypotheses(fault)
         lines += self._render_static()
         return "\n".join(lines) + "\n"
 
-    def _render_hypotheses(self) -> list[str]:
-        assert self.divergent is not None and self.baseline is not None
-        n = self.divergent.index
-        base = self.baseline.agreement
+    def _render_hypotheses(self, fault: Fault) -> list[str]:
+        n = fault.check.index
+        base = fault.baseline.agreement
         out = [
             f"  recomputing layer {n} from the firmware's own input as the model says: "
             f"{base.mismatched} of {base.total} values differ from the firmware's "
             f"(max |err| {_fmt(base.max_abs_error)})"
         ]
-        cause = self.cause
+        cause = fault.cause
         if cause is not None and cause.mistake is not None:
             how = (
                 "exactly"
@@ -272,7 +329,7 @@ class Diagnosis:
                 f"  under '{cause.mistake.label}' it reproduces the firmware's output {how}: "
                 f"0 of {cause.agreement.total} values differ"
             )
-            rest = [h for h in self.hypotheses[1:] if h.explains]
+            rest = [h for h in fault.hypotheses[1:] if h.explains]
             if rest:
                 out.append(
                     "  also consistent with it: "
@@ -280,10 +337,10 @@ class Diagnosis:
                 )
         else:
             out.append(
-                f"  none of the {len(self.hypotheses)} hypotheses for this layer reproduces it"
-                + ("" if self.hypotheses else " (no hypothesis applies to this kind of layer)")
+                f"  none of the {len(fault.hypotheses)} hypotheses for this layer reproduces it"
+                + ("" if fault.hypotheses else " (no hypothesis applies to this kind of layer)")
             )
-        shown = [h for h in self.hypotheses if h is not cause and not h.explains]
+        shown = [h for h in fault.hypotheses if h is not cause and not h.explains]
         if shown:
             out.append("  closest other hypotheses:")
             for h in shown[:SHOWN_ALTERNATIVES]:
@@ -591,19 +648,52 @@ def diagnose(
         return diag
     diag.divergent = first
     k = first.index
-    x_in = ref.inputs if k == 0 else traced.get(k - 1, ref.layers[k - 1])
-    fw = traced[k]
-    say(f"testing hypotheses on layer {k} ({first.name})")
+    suspects = [(k, ref.inputs if k == 0 else traced.get(k - 1, ref.layers[k - 1]))]
+    for i in sorted(traced):
+        if i > k and len(suspects) < MAX_FAULTS and (i - 1) in traced:
+            x_in = traced[i - 1]
+            if fmt == "f32" and not np.all(np.isfinite(x_in)):
+                continue  # float32 and float64 part ways on inf and NaN
+            if _recompute(fmt, chain, consts, i, None, x_in, traced[i]).agreement.mismatched:
+                suspects.append((i, x_in))
+    for i, x_in in suspects:
+        say(f"testing hypotheses on layer {i} ({chain[i].name})")
+        diag.faults.append(_fault(fmt, chain, consts, checks[i], x_in, traced[i]))
+    diag.verdict = "explained" if all(f.cause for f in diag.faults) else "unexplained"
+    return diag
 
-    def recompute(m: mk.Mistake | None) -> Evidence:
-        layer, lc = (chain[k], consts[k]) if m is None else mk.apply(m, fmt, chain, consts)
-        xs = mk.apply_input(m, fmt, x_in)
-        y = np.stack([evaluate(fmt, layer, lc, s) for s in xs])
-        return Evidence(m, agreement(fmt, fw, y))
 
-    diag.baseline = recompute(None)
+def _recompute(
+    fmt: str,
+    chain: Sequence[mk.AnyLayer],
+    consts: Sequence[LayerConsts],
+    index: int,
+    mistake: mk.Mistake | None,
+    x_in: npt.NDArray[Any],
+    fw: npt.NDArray[Any],
+) -> Evidence:
+    """Layer ``index`` recomputed on ``x_in`` (under ``mistake``) against the firmware's ``fw``."""
+    if mistake is None:
+        layer, lc = chain[index], consts[index]
+    else:
+        layer, lc = mk.apply(mistake, fmt, chain, consts)
+    xs = mk.apply_input(mistake, fmt, x_in)
+    y = np.stack([evaluate(fmt, layer, lc, s) for s in xs])
+    return Evidence(mistake, agreement(fmt, fw, y))
+
+
+def _fault(
+    fmt: str,
+    chain: Sequence[mk.AnyLayer],
+    consts: Sequence[LayerConsts],
+    check: LayerCheck,
+    x_in: npt.NDArray[Any],
+    fw: npt.NDArray[Any],
+) -> Fault:
+    """Test every mistake that can sit in the layer; rank by mismatches, then error."""
+    k = check.index
     found = [
-        recompute(m)
+        _recompute(fmt, chain, consts, k, m, x_in, fw)
         for m in mk.candidates(fmt, chain, k)
         if mk.changes_layer(m, fmt, chain, consts)
     ]
@@ -615,6 +705,4 @@ def diagnose(
             order[e.mistake.kind] if e.mistake else 0,
         )
     )
-    diag.hypotheses = found
-    diag.verdict = "explained" if diag.cause is not None else "unexplained"
-    return diag
+    return Fault(check, _recompute(fmt, chain, consts, k, None, x_in, fw), found)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,7 @@ def build_model_firmware(
     *,
     portable: bool = False,
     capacity: int | None = None,
-    inject: str | None = None,
+    inject: str | Sequence[str] | None = None,
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
 
@@ -196,9 +197,9 @@ def build_model_firmware(
     DSP instructions (for measuring both). ``capacity`` fixes how many samples
     the I/O buffers hold (default: up to 64, as RAM allows). ``inject``
     (``KIND[:LAYER[:VARIANT]]``, see :mod:`simcore.diagnose.mistakes`) builds
-    the firmware with one deliberate porting mistake, for testing the layout
-    doctor; its files get an ``-inject-...`` stem so they never replace a
-    correct build.
+    the firmware with a deliberate porting mistake (several: a sequence), for
+    testing the layout doctor; its files get an ``-inject-...`` stem so they
+    never replace a correct build.
     """
     if fmt not in FORMATS:
         raise FirmwareError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
@@ -214,8 +215,9 @@ def build_model_firmware(
     out = (out_dir or OUT_DIR / spec.name).resolve()
     stem = _variant_stem(name, fmt, trace, portable)
     overrides: dict[str, Any] = {}
-    mistake = None
-    if inject is not None:
+    injected: list[dict[str, Any]] = []
+    specs = [inject] if isinstance(inject, str) else list(inject or ())
+    if specs:
         from simcore.diagnose import mistakes
         from simcore.firmware.consts import encode
 
@@ -223,15 +225,24 @@ def build_model_firmware(
             loaded.ops if isinstance(loaded, Int8Model) else loaded.layers
         )
         consts = encode(loaded, fmt)
-        mistake = mistakes.injection(inject, fmt, chain, consts)
-        chain[mistake.layer], consts[mistake.layer] = mistakes.apply(mistake, fmt, chain, consts)
+        fixups = []
+        for wanted in specs:
+            m = mistakes.injection(wanted, fmt, chain, consts)
+            if any(d["layer"] == m.layer and d["kind"] != "input-scale" for d in injected):
+                raise FirmwareError(f"injection {wanted!r}: layer {m.layer} already has a mistake")
+            chain[m.layer], consts[m.layer] = mistakes.apply(m, fmt, chain, consts)
+            fixup = mistakes.input_fixup(m, fmt)
+            if fixup:
+                fixups.append(fixup)
+            injected.append({**asdict(m), "description": m.describe()})
+            stem += f"-inject-{m.kind}-L{m.layer}-{re.sub(r'[^a-z0-9]+', '', m.variant)}"
+        if len(fixups) > 1:
+            raise FirmwareError("inject input-scale once at most")
         overrides = {
             "layers": chain,
             "consts": consts,
-            "input_fixup": mistakes.input_fixup(mistake, fmt),
+            "input_fixup": fixups[0] if fixups else None,
         }
-        tag = re.sub(r"[^a-z0-9]+", "", mistake.variant)
-        stem += f"-inject-{mistake.kind}-L{mistake.layer}-{tag}"
 
     free_ram, code_region = ram_budget(spec)
     probe = generate(loaded, fmt, capacity=1, **overrides)
@@ -301,7 +312,7 @@ def build_model_firmware(
         trace,
         portable,
         cap,
-        None if mistake is None else {**asdict(mistake), "description": mistake.describe()},
+        injected,
     )
 
 
@@ -320,7 +331,7 @@ def _describe(
     trace: bool,
     portable: bool,
     capacity: int,
-    injected: dict[str, Any] | None = None,
+    injected: list[dict[str, Any]],
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
     from simcore.memory import flash_bytes, static_ram_bytes
@@ -359,7 +370,7 @@ def _describe(
             "trace": trace,
             "portable": portable,
             "int8_dsp_path": dsp,
-            **({"injected_mistake": injected} if injected else {}),
+            **({"injected_mistakes": injected} if injected else {}),
         },
         "files": {
             "elf": elf.name,

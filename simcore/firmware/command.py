@@ -37,9 +37,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--inject",
+        action="append",
         metavar="KIND[:LAYER[:VARIANT]]",
-        help="build with one deliberate porting mistake, to test `simcore diagnose` "
-        "(kinds: " + ", ".join(KINDS) + ")",
+        help="build with a deliberate porting mistake, to test `simcore diagnose` "
+        "(repeatable; kinds: " + ", ".join(KINDS) + ")",
     )
     p.add_argument("--out", type=Path, help="output folder (default firmware_builds/out/<board>)")
     p.add_argument(
@@ -70,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
             inject=args.inject,
         )
         sys.stdout.write(f"built {_line(b)}\n")
-        injected = b.manifest["variant"].get("injected_mistake")
-        if injected:
+        for injected in b.manifest["variant"].get("injected_mistakes", []):
             sys.stdout.write(
                 f"injected {injected['kind']}:{injected['layer']}:{injected['variant']}: "
                 f"{injected['description']}\n"

@@ -47,7 +47,7 @@ CASES = [
 
 
 def _injected(build: Any) -> str:
-    inj = build.manifest["variant"]["injected_mistake"]
+    (inj,) = build.manifest["variant"]["injected_mistakes"]
     return f"{inj['kind']}:{inj['layer']}:{inj['variant']}"
 
 
@@ -167,7 +167,10 @@ def test_json_carries_the_report_findings(
     assert data["divergent_layer"] == 2 and data["exit_code"] == 1
     assert data["cause"]["kind"] == "conv-layout" and data["cause"]["variant"] == "hwio"
     assert data["cause"]["description"] in text and data["summary"] in text
-    assert data["hypotheses"][0]["explains"] and not data["hypotheses"][1]["explains"]
+    (fault,) = data["faults"]
+    assert fault["layer"] == 2 and fault["cause"] == data["cause"]
+    assert fault["hypotheses"][0]["explains"] and not fault["hypotheses"][1]["explains"]
+    assert fault["without_mistake"]["mismatched"] > 0
     static = {f["array"]: f for f in data["static_scan"] if f["layer"] == 2}
     assert static["weights"]["status"] == "mistake"
     assert static["weights"]["mistake"]["kind"] == "conv-layout"
@@ -263,3 +266,34 @@ def test_every_applicable_kind_everywhere(model: str, fmt: str, board: str, tmp_
                 model, fmt, board, tmp_path, trace=True, inject=f"{kind}:{layer}"
             )
             _check_named(diagnose(fw.elf, model, fmt, board), _injected(fw), or_stored=True)
+
+
+def test_two_mistakes_are_both_named(tmp_path: Path) -> None:
+    fw = build_model_firmware(
+        "mnist_cnn",
+        "int8",
+        "stm32h743",
+        tmp_path,
+        trace=True,
+        inject=["conv-layout:2", "transpose-dense"],
+    )
+    d = diagnose(fw.elf, "mnist_cnn", "int8", "stm32h743")
+    assert d.verdict == "explained" and d.divergent is not None and d.divergent.index == 2
+    labels = [f.cause.mistake.label for f in d.faults if f.cause and f.cause.mistake]
+    assert labels == ["conv-layout:2:hwio", "transpose-dense:5:transposed"]
+    # Layers 3 and 4 only pass the error on: not faults.
+    assert [f.check.index for f in d.faults] == [2, 5]
+    assert "2 layers compute wrongly" in d.summary()
+
+
+def test_model_file_outside_golden(tmp_path: Path) -> None:
+    """A model file simcore has no golden for: seeded random inputs, per-layer reference."""
+    _, path = resolve_model("iris3", "int8")
+    mine = tmp_path / "my_classifier.tflite"
+    mine.write_bytes(path.read_bytes())
+    fw = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True, inject="no-bias:2")
+    d = diagnose(fw.elf, mine, "int8", "rp2350")
+    assert "random inputs" in d.input_source and "model file" in d.reference
+    _check_named(d, "no-bias:2:missing")
+    clean = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True)
+    assert diagnose(clean.elf, mine, "int8", "rp2350").verdict == "agrees"
