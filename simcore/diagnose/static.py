@@ -34,6 +34,10 @@ STATIC_KINDS = (
 )
 #: Arrays shorter than this are not searched for by content (too many false hits).
 MIN_SEARCH_BYTES = 8
+#: Content search tolerance for arrays a user wrote out with fewer digits or other
+#: rounding: f32 ``abs + rel * |x|``, q16 in LSB. int8 must match exactly.
+CLOSE_F32 = (1e-5, 1e-4)
+CLOSE_Q16 = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,33 @@ def _search(image: ElfImage, data: bytes) -> int | None:
         at = seg.data.find(data)
         if at >= 0:
             return seg.virtual_address + at
+    return None
+
+
+def _search_close(image: ElfImage, fmt: str, role: str, data: bytes) -> tuple[int, float] | None:
+    """Find a 4-byte aligned copy of ``data``'s values within rounding: (address, max diff)."""
+    if fmt == "int8" or len(data) < MIN_SEARCH_BYTES:
+        return None
+    want = from_bytes(fmt, role, data).astype(np.float64)
+    if fmt == "f32":
+        tol = CLOSE_F32[0] + CLOSE_F32[1] * np.abs(want)
+    else:
+        tol = np.full(want.shape, float(CLOSE_Q16))
+    if not np.all(np.isfinite(want)):
+        return None
+    n = want.size
+    for seg in image.segments:
+        skip = (-seg.virtual_address) % 4
+        body = seg.data[skip:]
+        vals = from_bytes(fmt, role, body[: len(body) // 4 * 4]).astype(np.float64)
+        if vals.size < n:
+            continue
+        with np.errstate(invalid="ignore"):
+            starts = np.flatnonzero(np.abs(vals[: vals.size - n + 1] - want[0]) <= tol[0])
+            for s in starts:
+                diff = np.abs(vals[s : s + n] - want)
+                if np.all(diff <= tol):
+                    return seg.virtual_address + skip + 4 * int(s), float(diff.max())
     return None
 
 
@@ -138,7 +169,7 @@ def scan(
             if sym is not None and got is not None:
                 findings.append(_judge(fmt, i, role, name, sym.address, got, want, alternatives))
                 continue
-            findings.append(_locate(image, i, role, want, alternatives))
+            findings.append(_locate(image, fmt, i, role, want, alternatives))
     return findings
 
 
@@ -162,32 +193,44 @@ def _judge(
     )
 
 
+def _find(image: ElfImage, fmt: str, role: str, data: bytes) -> tuple[int, str] | None:
+    """Where ``data`` is in the image, exactly or (f32, q16) within rounding; and how."""
+    at = _search(image, data)
+    if at is not None:
+        return at, "found by content"
+    close = _search_close(image, fmt, role, data)
+    if close is not None:
+        return close[0], f"found by content within rounding (max |diff| {close[1]:.3g})"
+    return None
+
+
 def _locate(
     image: ElfImage,
+    fmt: str,
     layer: int,
     role: str,
     want: bytes,
     alternatives: list[tuple[Mistake, bytes]],
 ) -> StaticFinding:
-    at = _search(image, want)
-    if at is not None:
-        sym = _object_at(image, at)
+    found = _find(image, fmt, role, want)
+    if found is not None:
+        sym = _object_at(image, found[0])
         return StaticFinding(
-            layer, role, "match", sym.name if sym else None, at, None, "found by content"
+            layer, role, "match", sym.name if sym else None, found[0], None, found[1]
         )
     for m, alt in alternatives:
-        at = _search(image, alt)
-        if at is not None:
-            sym = _object_at(image, at)
+        found = _find(image, fmt, role, alt)
+        if found is not None:
+            sym = _object_at(image, found[0])
             return StaticFinding(
                 layer,
                 role,
                 "layout",
                 sym.name if sym else None,
-                at,
+                found[0],
                 m,
                 f"holds the model's values as '{m.kind}:{m.variant}' would store them "
-                f"({m.describe()}); right only if the code reads them that way",
+                f"({m.describe()}); right only if the code reads them that way ({found[1]})",
             )
     why = (
         "too short to search for by content"
