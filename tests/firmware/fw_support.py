@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import zipfile
@@ -10,8 +11,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from simcore.firmware import FirmwareBuild
+
+P = ctypes.c_void_p
+
+
+class Geom(ctypes.Structure):
+    """``nn_geom_t`` (include/nn_common.h) for calling the host-built kernels."""
+
+    _fields_ = [
+        (n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")
+    ] + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")]
+
+
+class Quant(ctypes.Structure):
+    """``nn_int8_quant_t`` (include/nn_int8.h)."""
+
+    _fields_ = [
+        ("input_offset", ctypes.c_int32),
+        ("output_offset", ctypes.c_int32),
+        ("act_min", ctypes.c_int32),
+        ("act_max", ctypes.c_int32),
+        ("multiplier", P),
+        ("shift", P),
+    ]
+
+
+def ptr(a: npt.NDArray[Any]) -> int:
+    """The address of an array's data, for a ctypes call."""
+    return int(a.ctypes.data)
+
 
 #: The ``fw_build`` fixture: ``fw_build(model, fmt, board, **options) -> FirmwareBuild``.
 Builder = Callable[..., FirmwareBuild]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fw_support import Geom, P, Quant, ptr
 
 from simcore.firmware import q16_ref
 from simcore.firmware.ir import Geometry, Layer, same_or_valid
@@ -21,28 +22,6 @@ from simcore.firmware.reference import layer_float
 from simcore.golden.int8_ref import multiply_by_quantized_multiplier as mbqm
 
 ACT = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "softmax": 5}
-P = ctypes.c_void_p
-
-
-class Geom(ctypes.Structure):
-    _fields_ = [
-        (n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")
-    ] + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")]
-
-
-class Quant(ctypes.Structure):
-    _fields_ = [
-        ("input_offset", ctypes.c_int32),
-        ("output_offset", ctypes.c_int32),
-        ("act_min", ctypes.c_int32),
-        ("act_max", ctypes.c_int32),
-        ("multiplier", P),
-        ("shift", P),
-    ]
-
-
-def ptr(a: npt.NDArray[Any]) -> int:
-    return int(a.ctypes.data)
 
 
 def geom(layer: Layer) -> Geom:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fw_support import Geom, P, Quant
 
 from simcore.firmware.build import load_model, resolve_model, shipped_models
 from simcore.firmware.int8_eval import KINDS, evaluate_op, forward
@@ -27,7 +28,6 @@ from simcore.golden.store import Golden, load_golden
 MODELS = tuple(shipped_models())
 #: MNIST rows whose final outputs are compared (the IRIS nets use their whole test split).
 MNIST_ROWS = 64
-P = ctypes.c_void_p
 
 
 @functools.cache
@@ -257,23 +257,6 @@ _PARAM_STRUCTS: dict[str, type[ctypes.Structure]] = {
 }
 
 
-class _Geom(ctypes.Structure):
-    _fields_ = [
-        (n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")
-    ] + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")]
-
-
-class _Quant(ctypes.Structure):
-    _fields_ = [
-        ("input_offset", ctypes.c_int32),
-        ("output_offset", ctypes.c_int32),
-        ("act_min", ctypes.c_int32),
-        ("act_max", ctypes.c_int32),
-        ("multiplier", P),
-        ("shift", P),
-    ]
-
-
 def _p(a: npt.NDArray[Any]) -> P:
     return P(int(a.ctypes.data))
 
@@ -284,10 +267,10 @@ def _c_run(lib: ctypes.CDLL, op: Int8Op, x: npt.NDArray[Any]) -> npt.NDArray[np.
     out = np.zeros(numel(op.out_shape), np.int8)
     p = op.params
     n = ctypes.c_uint32(out.size)
-    geom = _Geom()
+    geom = Geom()
     if op.geometry is not None:
         g = op.geometry
-        geom = _Geom(*op.in_shape, *op.out_shape, g.k_h, g.k_w, g.stride_h, g.stride_w,
+        geom = Geom(*op.in_shape, *op.out_shape, g.k_h, g.k_w, g.stride_h, g.stride_w,
                      g.pad_top, g.pad_left)  # fmt: skip
     if op.kind in ("fully_connected", "conv2d"):
         assert op.weights is not None and op.multiplier is not None and op.shift is not None
@@ -295,7 +278,7 @@ def _c_run(lib: ctypes.CDLL, op: Int8Op, x: npt.NDArray[Any]) -> npt.NDArray[np.
         b = None if op.bias is None else np.ascontiguousarray(op.bias, dtype=np.int32)
         m = np.ascontiguousarray(op.multiplier, dtype=np.int32)
         s = np.ascontiguousarray(op.shift, dtype=np.int32)
-        q = _Quant(p["input_offset"], p["output_offset"], p["act_min"], p["act_max"], _p(m), _p(s))
+        q = Quant(p["input_offset"], p["output_offset"], p["act_min"], p["act_max"], _p(m), _p(s))
         bias = None if b is None else _p(b)
         if op.kind == "fully_connected":
             n_in = ctypes.c_uint32(op.weights.shape[1])
