@@ -177,6 +177,7 @@ class Diagnosis:
     #: are not faults).
     faults: list[Fault] = field(default_factory=list)
     static: list[StaticFinding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -264,6 +265,7 @@ class Diagnosis:
             "cause": None if self.cause is None else self.cause.as_dict(),
             "faults": [f.as_dict(SHOWN_ALTERNATIVES + 1) for f in self.faults],
             "static_scan": [f.as_dict() for f in self.static],
+            "notes": self.notes,
         }
 
     def render(self) -> str:
@@ -299,6 +301,7 @@ class Diagnosis:
         lines += [
             f"  {'outputs':<{wide}} {'':<10} {f'{o.mismatched}/{o.total}':>12} "
             f"{_fmt(o.max_abs_error):>14}",
+            *(f"  note: {n}" for n in self.notes),
             "",
             f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
         ]
@@ -635,6 +638,12 @@ def diagnose(
         input_source=ref.input_source,
         static=static,
     )
+    stray = sorted({lid for _, lid in traces} - set(range(len(chain))))
+    if stray:
+        diag.notes.append(
+            f"the firmware traced ids {', '.join(map(str, stray))}, which are not layers of "
+            f"this model (0..{len(chain) - 1}; ids are layer indexes, GENERATED.md)"
+        )
     if not traced:
         diag.verdict = "untraced-agrees" if outputs.mismatched == 0 else "untraced-differs"
         if diag.verdict == "untraced-agrees" and diag.stored_problems:

@@ -189,7 +189,9 @@ def test_release_build_is_checked_by_outputs_and_static_scan(tmp_path: Path) -> 
     assert diagnose(clean.elf, "iris3", "f32", "rp2040").verdict == "untraced-agrees"
 
 
-def _user_firmware(tmp_path: Path, board: str, *, correct: bool) -> Path:
+def _user_firmware(
+    tmp_path: Path, board: str, *, correct: bool, defines: tuple[str, ...] = ()
+) -> Path:
     name, path = resolve_model("iris3", "f32")
     model = load_model(name, path, "f32")
     assert isinstance(model, FloatModel)
@@ -211,7 +213,7 @@ def _user_firmware(tmp_path: Path, board: str, *, correct: bool) -> Path:
         get_board(board),
         out,
         include_dirs=(inc,),
-        defines=("READ_KERAS_ORDER",) if correct else (),
+        defines=(*defines, *(("READ_KERAS_ORDER",) if correct else ())),
         libs=("m",),
     )
     return out
@@ -228,6 +230,14 @@ def test_hand_written_user_firmware(board: str, tmp_path: Path) -> None:
     assert all("within rounding" in f.detail for f in found)
     bug = diagnose(_user_firmware(tmp_path, board, correct=False), "iris3", "f32", board)
     _check_named(bug, "transpose-dense:0:transposed")
+    assert not bug.notes
+
+
+def test_trace_ids_that_are_no_layer_are_noted(tmp_path: Path) -> None:
+    elf = _user_firmware(tmp_path, "rp2350", correct=True, defines=("TRACE_INPUT",))
+    d = diagnose(elf, "iris3", "f32", "rp2350")
+    assert d.verdict == "agrees"
+    assert d.notes and "traced ids 9" in d.notes[0] and "note: " in d.render()
 
 
 def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

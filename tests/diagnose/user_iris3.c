@@ -39,6 +39,9 @@ int main(void)
         float hidden[8];
         float logits[3];
         simcore_sample_begin(s);
+#ifdef TRACE_INPUT
+        simcore_trace(9, in, 4 * sizeof(float)); /* not a layer id: the doctor notes it */
+#endif
         dense(in, hidden, kernel1, bias1, 4, 8);
         for (int i = 0; i < 8; ++i) {
             hidden[i] = tanhf(hidden[i]);
