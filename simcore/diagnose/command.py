@@ -34,7 +34,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", "-f", choices=FORMATS, help="number format (default: manifest)")
     p.add_argument("--board", "-b", help="board name or .toml (default: manifest)")
     p.add_argument(
-        "--samples", "-n", type=int, help="samples to run (default: the golden per-layer ones)"
+        "--samples",
+        "-n",
+        type=int,
+        help="samples to run (default 16: the golden per-layer samples, then more golden inputs)",
     )
     p.add_argument(
         "--inputs",

@@ -243,6 +243,19 @@ def test_trace_ids_that_are_no_layer_are_noted(tmp_path: Path) -> None:
     assert d.notes and "traced ids 9" in d.notes[0] and "note: " in d.render()
 
 
+def test_inputs_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fw = build_model_firmware("iris3", "int8", "rp2040", tmp_path, trace=True, inject="no-bias:0")
+    x = np.random.default_rng(3).integers(-128, 128, size=(5, 4)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["diagnose", str(fw.elf), "--inputs", str(tmp_path / "x.npy"), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["samples"] == 5 and data["inputs"] == "given inputs"
+    assert data["cause"]["kind"] == "no-bias"
+    np.save(tmp_path / "f.npy", x.astype(np.float32) / 7)
+    assert main(["diagnose", str(fw.elf), "--inputs", str(tmp_path / "f.npy")]) == 2
+    assert "int8 inputs" in capsys.readouterr().err
+
+
 def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagnose", str(tmp_path / "nope.elf"), "-m", "iris3"]) == 2
     fw = build_model_firmware("iris3", "int8", "rp2040", tmp_path, trace=True)
