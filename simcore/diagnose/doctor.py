@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ import numpy.typing as npt
 
 from simcore.boards import BoardSpec, get_board
 from simcore.diagnose import mistakes as mk
-from simcore.diagnose.static import StaticFinding, scan
+from simcore.diagnose.static import StaticFinding, scan, stored_arrays
 from simcore.elf import ElfImage, load_elf
 from simcore.errors import UsageError
-from simcore.firmware.consts import LayerConsts, encode
+from simcore.firmware.consts import LayerConsts, encode, to_bytes
 from simcore.firmware.evaluate import evaluate
 from simcore.firmware.ir import FloatModel, Int8Model, numel
 from simcore.firmware.reference import F32_TOLERANCE
@@ -101,6 +101,9 @@ class Evidence:
 
     mistake: mk.Mistake | None
     agreement: Agreement
+    #: Whether the ELF's arrays of the layer are exactly what the mistake predicts
+    #: (None: they have no generator symbols to compare).
+    stored_agrees: bool | None = None
 
     @property
     def explains(self) -> bool:
@@ -115,6 +118,7 @@ class Evidence:
                 else {"kind": m.kind, "variant": m.variant, "description": m.describe()}
             ),
             "explains": self.explains,
+            "stored_arrays_agree": self.stored_agrees,
             **self.agreement.as_dict(),
         }
 
@@ -331,12 +335,22 @@ class Diagnosis:
             out.append(
                 f"  under '{cause.mistake.label}' it reproduces the firmware's output {how}: "
                 f"0 of {cause.agreement.total} values differ"
+                + (
+                    ", and the ELF's arrays are exactly what it predicts"
+                    if cause.stored_agrees
+                    else ""
+                )
             )
             rest = [h for h in fault.hypotheses[1:] if h.explains]
             if rest:
                 out.append(
-                    "  also consistent with it: "
-                    + "; ".join(f"{h.mistake.label}" for h in rest if h.mistake)
+                    "  the outputs are also consistent with: "
+                    + "; ".join(
+                        h.mistake.label
+                        + (" (but the ELF's arrays are not)" if h.stored_agrees is False else "")
+                        for h in rest
+                        if h.mistake
+                    )
                 )
         else:
             out.append(
@@ -667,7 +681,9 @@ def diagnose(
                 suspects.append((i, x_in))
     for i, x_in in suspects:
         say(f"testing hypotheses on layer {i} ({chain[i].name})")
-        diag.faults.append(_fault(fmt, chain, consts, checks[i], x_in, traced[i]))
+        diag.faults.append(
+            _fault(fmt, chain, consts, checks[i], x_in, traced[i], stored_arrays(image, i, consts))
+        )
     diag.verdict = "explained" if all(f.cause for f in diag.faults) else "unexplained"
     return diag
 
@@ -698,20 +714,44 @@ def _fault(
     check: LayerCheck,
     x_in: npt.NDArray[Any],
     fw: npt.NDArray[Any],
+    stored: dict[str, bytes] | None,
 ) -> Fault:
-    """Test every mistake that can sit in the layer; rank by mismatches, then error."""
+    """Test every mistake that can sit in the layer and rank them.
+
+    Closest first: fewest mismatched values; among equals, the mistakes whose
+    predicted arrays are exactly what the ELF stores (``stored``, by symbol;
+    None when unknown) before those it contradicts; then the smaller error.
+    Mistakes that predict the very same layer as an earlier one (reversing
+    two channels is rotating them) are tested once.
+    """
     k = check.index
-    found = [
-        _recompute(fmt, chain, consts, k, m, x_in, fw)
-        for m in mk.candidates(fmt, chain, k)
-        if mk.changes_layer(m, fmt, chain, consts)
-    ]
+    found: list[Evidence] = []
+    seen: set[tuple[Any, ...]] = set()
+    for m in mk.candidates(fmt, chain, k):
+        if not mk.changes_layer(m, fmt, chain, consts):
+            continue
+        layer, lc = mk.apply(m, fmt, chain, consts)
+        key = (m.kind == "input-scale", m.variant if m.kind == "input-scale" else "",
+               mk.behaviour(layer), *_array_bytes(fmt, lc).items())  # fmt: skip
+        if key in seen:
+            continue
+        seen.add(key)
+        ev = _recompute(fmt, chain, consts, k, m, x_in, fw)
+        if stored is not None:
+            ev = replace(ev, stored_agrees=_array_bytes(fmt, lc) == stored)
+        found.append(ev)
     order = {kind: j for j, kind in enumerate(mk.KINDS)}
+    rank = {True: 0, None: 1, False: 2}
     found.sort(
         key=lambda e: (
             e.agreement.mismatched,
+            rank[e.stored_agrees],
             e.agreement.max_abs_error,
             order[e.mistake.kind] if e.mistake else 0,
         )
     )
     return Fault(check, _recompute(fmt, chain, consts, k, None, x_in, fw), found)
+
+
+def _array_bytes(fmt: str, lc: LayerConsts) -> dict[str, bytes]:
+    return {role: to_bytes(fmt, role, a) for role, a in lc.arrays().items()}

@@ -326,10 +326,11 @@ def input_fixup(mistake: Mistake | None, fmt: str) -> str | None:
     return "x[i] *= 255.0f;" if mistake.variant == "x255" else "x[i] /= 255.0f;"
 
 
-def _behaviour(layer: AnyLayer) -> tuple[Any, ...]:
+def behaviour(layer: AnyLayer) -> tuple[Any, ...]:
+    """What of a layer's structure a mistake can change (kind, activation, parameters)."""
     if isinstance(layer, Layer):
         return (layer.kind, layer.activation, layer.alpha)
-    return (layer.kind, sorted(layer.params.items()))
+    return (layer.kind, tuple(sorted(layer.params.items())))
 
 
 def changes_layer(
@@ -339,7 +340,7 @@ def changes_layer(
     if mistake.kind == "input-scale":
         return True
     layer, lc = apply(mistake, fmt, chain, consts)
-    if _behaviour(layer) != _behaviour(chain[mistake.layer]):
+    if behaviour(layer) != behaviour(chain[mistake.layer]):
         return True
     old, new = consts[mistake.layer].arrays(), lc.arrays()
     if old.keys() != new.keys():

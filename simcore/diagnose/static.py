@@ -140,6 +140,20 @@ def _num(v: float) -> str:
     return f"{v:.6g}"
 
 
+def stored_arrays(
+    image: ElfImage, layer: int, consts: Sequence[LayerConsts]
+) -> dict[str, bytes] | None:
+    """The bytes of one layer's arrays under the generator's symbols (None: not all found)."""
+    out = {}
+    for role in consts[layer].arrays():
+        sym = image.symbol(f"layer{layer}_{role}")
+        data = None if sym is None else image.initial_bytes(sym.address, sym.size_bytes)
+        if data is None:
+            return None
+        out[role] = data
+    return out
+
+
 def scan(
     image: ElfImage, fmt: str, chain: Sequence[AnyLayer], consts: Sequence[LayerConsts]
 ) -> list[StaticFinding]:

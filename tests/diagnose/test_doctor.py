@@ -326,3 +326,27 @@ def test_model_file_outside_golden(tmp_path: Path) -> None:
     _check_named(d, "no-bias:2:missing")
     clean = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True)
     assert diagnose(clean.elf, mine, "int8", "rp2350").verdict == "agrees"
+
+
+def test_stored_arrays_break_ties_and_equal_hypotheses_are_tested_once(tmp_path: Path) -> None:
+    # A missing bias before a ReLU: a byte-swapped bias gives the same outputs here,
+    # but the ELF's bias array is all zeros, which only the missing bias predicts.
+    fw = build_model_firmware(
+        "iris_anne8", "f32", "rp2350", tmp_path, trace=True, inject="no-bias:2"
+    )
+    d = diagnose(fw.elf, "iris_anne8", "f32", "rp2350")
+    explaining = [h for h in d.hypotheses if h.explains]
+    assert [h.mistake.label for h in explaining if h.mistake] == [
+        "no-bias:2:missing",
+        "byte-order:2:bias",
+    ]
+    assert [h.stored_agrees for h in explaining] == [True, False]
+    assert "(but the ELF's arrays are not)" in d.render()
+    # Two output channels: reversing them is rotating them, tested once.
+    fw = build_model_firmware(
+        "iris_anne8", "int8", "rp2040", tmp_path, trace=True, inject="scales-reversed:0"
+    )
+    d = diagnose(fw.elf, "iris_anne8", "int8", "rp2040")
+    scales = [h for h in d.hypotheses if h.mistake and h.mistake.kind == "scales-reversed"]
+    assert [h.mistake.variant for h in scales if h.mistake] == ["reversed"]
+    _check_named(d, "scales-reversed:0:reversed")
