@@ -122,7 +122,11 @@ def _object_at(image: ElfImage, address: int) -> Symbol | None:
     return None
 
 
-def _difference(fmt: str, role: str, got: bytes, want: bytes) -> str:
+#: Index names of an array's axes in the firmware layout, by number of axes.
+AXES = {2: "out,in", 4: "o,h,w,i"}
+
+
+def _difference(fmt: str, role: str, got: bytes, want: bytes, shape: tuple[int, ...]) -> str:
     if len(got) != len(want):
         return f"{len(got)} bytes in the ELF, the model needs {len(want)}"
     a = from_bytes(fmt, role, got).astype(np.float64)
@@ -130,10 +134,16 @@ def _difference(fmt: str, role: str, got: bytes, want: bytes) -> str:
     with np.errstate(invalid="ignore"):
         differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
     where = np.flatnonzero(differ)
-    shown = ", ".join(f"[{i}] {_num(a[i])} (model {_num(b[i])})" for i in where[:3]) + (
-        ", ..." if len(where) > 3 else ""
-    )
-    return f"{len(where)} of {a.size} values differ from the model: {shown}"
+
+    def at(i: int) -> str:
+        if len(shape) < 2:
+            return f"[{i}]"
+        return "[" + ",".join(str(int(v)) for v in np.unravel_index(i, shape)) + "]"
+
+    shown = ", ".join(f"{at(int(i))} {_num(a[i])} (model {_num(b[i])})" for i in where[:3])
+    axes = f" (index {AXES[len(shape)]})" if len(shape) in AXES else ""
+    more = ", ..." if len(where) > 3 else ""
+    return f"{len(where)} of {a.size} values differ from the model{axes}: {shown}{more}"
 
 
 def _num(v: float) -> str:
@@ -181,7 +191,9 @@ def scan(
             sym = image.symbol(name)
             got = None if sym is None else image.initial_bytes(sym.address, sym.size_bytes)
             if sym is not None and got is not None:
-                findings.append(_judge(fmt, i, role, name, sym.address, got, want, alternatives))
+                findings.append(
+                    _judge(fmt, i, role, name, sym.address, got, want, arr.shape, alternatives)
+                )
                 continue
             findings.append(_locate(image, fmt, i, role, want, alternatives))
     return findings
@@ -195,6 +207,7 @@ def _judge(
     address: int,
     got: bytes,
     want: bytes,
+    shape: tuple[int, ...],
     alternatives: list[tuple[Mistake, bytes]],
 ) -> StaticFinding:
     if got == want:
@@ -203,7 +216,7 @@ def _judge(
         if got == alt:
             return StaticFinding(layer, role, "mistake", name, address, m, m.describe())
     return StaticFinding(
-        layer, role, "differs", name, address, None, _difference(fmt, role, got, want)
+        layer, role, "differs", name, address, None, _difference(fmt, role, got, want, shape)
     )
 
 
