@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="write the findings as JSON to FILE, or alone: print JSON instead of the report",
     )
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="only scan the ELF's weight arrays against the model (no board, nothing run)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -74,7 +79,7 @@ def _manifest_defaults(elf: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``simcore diagnose``; return 0 (agrees) or 1 (diagnosis)."""
-    from simcore.diagnose.doctor import diagnose
+    from simcore.diagnose.doctor import diagnose, static_diagnose
 
     if not args.firmware.is_file():
         raise UsageError(f"firmware {args.firmware} does not exist")
@@ -82,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or defaults.get("model")
     fmt = args.format or defaults.get("format")
     board = args.board or defaults.get("board")
+    if args.static:
+        board = board or "-"
     missing = [
         flag for flag, v in (("--model", model), ("--format", fmt), ("--board", board)) if not v
     ]
@@ -104,15 +111,18 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             sys.stderr.write(f"simcore: {msg}\n")
 
-    result = diagnose(
-        args.firmware,
-        model,
-        fmt,
-        board,
-        samples=args.samples,
-        inputs=inputs,
-        progress=progress,
-    )
+    if args.static:
+        result = static_diagnose(args.firmware, model, fmt)
+    else:
+        result = diagnose(
+            args.firmware,
+            model,
+            fmt,
+            board,
+            samples=args.samples,
+            inputs=inputs,
+            progress=progress,
+        )
     data = json.dumps(result.as_dict(), indent=2) + "\n"
     if to_stdout:
         sys.stdout.write(data)

@@ -170,10 +170,11 @@ class Diagnosis:
     samples: int
     reference: str
     #: agrees | explained | unexplained | stored (outputs agree, stored arrays do not) |
-    #: untraced-agrees | untraced-differs
+    #: untraced-agrees | untraced-differs | static-agrees (static scan only, nothing run)
     verdict: str
     layers: list[LayerCheck]
-    outputs: Agreement
+    #: None when nothing was run (static scan only).
+    outputs: Agreement | None
     divergent: LayerCheck | None = None
     input_source: str = ""
     #: The first diverging layer first, then every later layer that computes wrongly
@@ -185,7 +186,7 @@ class Diagnosis:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict in ("agrees", "untraced-agrees") else 1
+        return 0 if self.verdict in ("agrees", "untraced-agrees", "static-agrees") else 1
 
     @property
     def baseline(self) -> Evidence | None:
@@ -209,6 +210,11 @@ class Diagnosis:
             return (
                 "outputs agree (the firmware traced no layer: build it with --trace to check each)"
             )
+        if self.verdict == "static-agrees":
+            return (
+                "every stored array holds what the model says (static scan only: mistakes in "
+                "code, such as activations or input scaling, need a run)"
+            )
         if self.verdict == "stored":
             f = self.stored_problems[0]
             what = (
@@ -216,11 +222,14 @@ class Diagnosis:
                 if f.mistake is not None
                 else f"differently: {f.detail}"
             )
+            if self.outputs is None:
+                return f"layer {f.layer} stores {f.symbol or f.role} {what} (static scan only)"
             return (
                 f"layer {f.layer} stores {f.symbol or f.role} {what}; the traced outputs still "
                 f"agree on these {self.samples} samples (the mistake hardly shows on them)"
             )
         if self.verdict == "untraced-differs":
+            assert self.outputs is not None
             return (
                 f"outputs differ in {self.outputs.mismatched} of {self.outputs.total} values, and "
                 "the firmware traced no layer: build it with --trace to find the layer"
@@ -263,7 +272,7 @@ class Diagnosis:
             "verdict": self.verdict,
             "summary": self.summary(),
             "exit_code": self.exit_code,
-            "outputs": self.outputs.as_dict(),
+            "outputs": None if self.outputs is None else self.outputs.as_dict(),
             "layers": [c.as_dict() for c in self.layers],
             "divergent_layer": None if self.divergent is None else self.divergent.index,
             "cause": None if self.cause is None else self.cause.as_dict(),
@@ -274,6 +283,19 @@ class Diagnosis:
 
     def render(self) -> str:
         """The report a person reads."""
+        if self.outputs is None:
+            return (
+                "\n".join(
+                    [
+                        f"simcore diagnose --static: {self.firmware}",
+                        f"  model {self.model} ({self.fmt})",
+                        "",
+                        f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
+                        *self._render_static(),
+                    ]
+                )
+                + "\n"
+            )
         unit = UNITS[self.fmt]
         labels = [f"{c.index} {c.name} ({c.kind})" for c in self.layers]
         wide = max([len(s) for s in labels] + [len("layer")])
@@ -596,6 +618,34 @@ def _traced_layer(
         return None, f"traced {sorted(sizes)[0]} bytes, expected {want}"
     arr = np.frombuffer(b"".join(p for p in parts if p is not None), dtype=DTYPES[fmt])
     return arr.reshape((n, *shape)).astype(np.float32 if fmt == "f32" else np.int64), ""
+
+
+def static_diagnose(elf: Path | str, model: str | Path, fmt: str) -> Diagnosis:
+    """The static scan alone: no board, no run (``simcore diagnose --static``)."""
+    from simcore.firmware.build import load_model, resolve_model
+
+    name, path = resolve_model(model, fmt)
+    ir = load_model(name, path, fmt)
+    chain = _chain(ir)
+    diag = Diagnosis(
+        firmware=str(elf),
+        model=name,
+        fmt=fmt,
+        board="",
+        samples=0,
+        reference="the model's arrays",
+        verdict="static-agrees",
+        layers=[
+            LayerCheck(i, la.name, la.kind, la.out_shape, False, None, "not run")
+            for i, la in enumerate(chain)
+        ],
+        outputs=None,
+        input_source="none (static scan)",
+        static=scan(load_elf(elf), fmt, chain, encode(ir, fmt)),
+    )
+    if diag.stored_problems:
+        diag.verdict = "stored"
+    return diag
 
 
 def diagnose(

@@ -182,6 +182,19 @@ def test_json_carries_the_report_findings(
     assert data["layers"][1]["mismatched"] == 0 and data["layers"][2]["mismatched"] > 0
 
 
+def test_static_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fw = build_model_firmware("mnist_cnn", "q16", "rp2040", tmp_path, inject="q-format:5")
+    assert main(["diagnose", str(fw.elf), "--static", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "stored" and data["outputs"] is None
+    assert "q-format:5:q8.8" in data["summary"] and "static scan only" in data["summary"]
+    clean = build_model_firmware("mnist_cnn", "q16", "rp2040", tmp_path)
+    bare = tmp_path / "copy.elf"
+    bare.write_bytes(clean.elf.read_bytes())  # no manifest: no board needed with --static
+    assert main(["diagnose", str(bare), "--static", "-m", "mnist_cnn", "-f", "q16"]) == 0
+    assert "OK: every stored array holds what the model says" in capsys.readouterr().out
+
+
 def test_release_build_is_checked_by_outputs_and_static_scan(tmp_path: Path) -> None:
     fw = build_model_firmware("iris3", "f32", "rp2040", tmp_path, inject="transpose-dense")
     d = diagnose(fw.elf, "iris3", "f32", "rp2040")
