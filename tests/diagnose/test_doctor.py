@@ -13,7 +13,8 @@ from sim_support import needs_toolchain
 
 from simcore.boards import get_board
 from simcore.cli import main
-from simcore.diagnose.doctor import Diagnosis, diagnose
+from simcore.diagnose.doctor import diagnose
+from simcore.diagnose.findings import Diagnosis
 from simcore.diagnose.mistakes import KINDS
 from simcore.firmware.build import build_model_firmware, load_model, resolve_model
 from simcore.firmware.ir import FloatModel, Int8Model

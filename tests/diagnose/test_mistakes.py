@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from simcore.diagnose import mistakes as mk
-from simcore.diagnose.doctor import agreement, forward, reference_for
+from simcore.diagnose.findings import agreement
+from simcore.diagnose.reference import forward, reference_for
 from simcore.errors import UsageError
 from simcore.firmware import q16_ref
 from simcore.firmware.build import load_model, resolve_model, shipped_models
