@@ -52,9 +52,9 @@ def _run(
     enc = np.asarray(x).astype(DTYPES[fmt]).reshape(len(x), -1)
     if enc.shape[1] * enc.dtype.itemsize != in_bytes:
         raise UsageError(
-            f"{image.path.name} takes {in_bytes}-byte inputs, the model "
-            f"{enc.shape[1] * enc.dtype.itemsize}",
-            hint="check --model and --format",
+            f"{image.path.name} takes {in_bytes}-byte inputs, but the model's are "
+            f"{enc.shape[1] * enc.dtype.itemsize} bytes in this format",
+            hint="the firmware belongs to another model or format: check --model and --format",
         )
     outputs = b""
     traces: dict[tuple[int, int], bytes] = {}
