@@ -94,46 +94,13 @@ void nn_f32_conv2d(const float *in, float *out, const float *weights, const floa
     nn_f32_activation(out, n_out, g->out_c, act, alpha);
 }
 
-void nn_f32_maxpool(const float *in, float *out, const nn_geom_t *g)
-{
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                float m = -INFINITY;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const float *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        const float v = row[kx * c_n];
-                        m = v > m ? v : m;
-                    }
-                }
-                out[(oy * g->out_w + ox) * c_n + c] = m;
-            }
-        }
-    }
-}
-
-void nn_f32_avgpool(const float *in, float *out, const nn_geom_t *g)
-{
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                float sum = 0.0f;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const float *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        sum += row[kx * c_n];
-                    }
-                }
-                const int32_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
-                out[(oy * g->out_w + ox) * c_n + c] = sum / (float)count;
-            }
-        }
-    }
-}
+#define NN_POOL_MAXPOOL nn_f32_maxpool
+#define NN_POOL_AVGPOOL nn_f32_avgpool
+#define NN_POOL_T float
+#define NN_POOL_ARGS
+#define NN_POOL_MAX_T float
+#define NN_POOL_MAX_INIT (-INFINITY)
+#define NN_POOL_SUM_T float
+#define NN_POOL_AVG(sum, count) ((sum) / (float)(count))
+#define NN_POOL_OUT(v) (v)
+#include "nn_pool_impl.h"

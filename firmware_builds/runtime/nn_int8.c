@@ -400,52 +400,22 @@ void nn_int8_conv2d(const int8_t *in, int8_t *out, const int8_t *weights, const 
     }
 }
 
-void nn_int8_maxpool(const int8_t *in, int8_t *out, const nn_geom_t *g, int32_t act_min,
-                     int32_t act_max)
+/* Average of a window's sum, rounded half away from zero (TFLM). */
+static inline int32_t avg_s8(int32_t sum, int32_t count)
 {
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                int32_t m = -128;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int8_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        const int32_t v = row[kx * c_n];
-                        m = v > m ? v : m;
-                    }
-                }
-                out[(oy * g->out_w + ox) * c_n + c] = (int8_t)clamp(m, act_min, act_max);
-            }
-        }
-    }
+    return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
 }
 
-void nn_int8_avgpool(const int8_t *in, int8_t *out, const nn_geom_t *g, int32_t act_min,
-                     int32_t act_max)
-{
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                int32_t acc = 0;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int8_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        acc += row[kx * c_n];
-                    }
-                }
-                const int32_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
-                acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-                out[(oy * g->out_w + ox) * c_n + c] = (int8_t)clamp(acc, act_min, act_max);
-            }
-        }
-    }
-}
+#define NN_POOL_MAXPOOL nn_int8_maxpool
+#define NN_POOL_AVGPOOL nn_int8_avgpool
+#define NN_POOL_T int8_t
+#define NN_POOL_ARGS , int32_t act_min, int32_t act_max
+#define NN_POOL_MAX_T int32_t
+#define NN_POOL_MAX_INIT (-128)
+#define NN_POOL_SUM_T int32_t
+#define NN_POOL_AVG(sum, count) avg_s8((sum), (count))
+#define NN_POOL_OUT(v) ((int8_t)clamp((v), act_min, act_max))
+#include "nn_pool_impl.h"
 
 void nn_int8_logistic(const int8_t *in, int8_t *out, uint32_t n,
                       const nn_int8_transcendental_t *p)

@@ -148,48 +148,20 @@ void nn_q16_conv2d(const int32_t *in, int32_t *out, const int32_t *weights, cons
     nn_q16_activation(out, n_out, g->out_c, act, alpha);
 }
 
-void nn_q16_maxpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
+/* Average of a window's sum, rounded half away from zero. */
+static inline int32_t avg_q16(int64_t sum, int64_t count)
 {
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                int32_t m = INT32_MIN;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int32_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        const int32_t v = row[kx * c_n];
-                        m = v > m ? v : m;
-                    }
-                }
-                out[(oy * g->out_w + ox) * c_n + c] = m;
-            }
-        }
-    }
+    const int64_t half = count / 2;
+    return (int32_t)(sum >= 0 ? (sum + half) / count : -((-sum + half) / count));
 }
 
-void nn_q16_avgpool(const int32_t *in, int32_t *out, const nn_geom_t *g)
-{
-    const int32_t c_n = g->in_c;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, g->in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, g->in_w);
-            for (int32_t c = 0; c < c_n; ++c) {
-                int64_t sum = 0;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int32_t *row = in + ((ys.start + ky) * g->in_w + xs.start) * c_n + c;
-                    for (int32_t kx = xs.lo; kx < xs.hi; ++kx) {
-                        sum += row[kx * c_n];
-                    }
-                }
-                const int64_t count = (ys.hi - ys.lo) * (xs.hi - xs.lo);
-                const int64_t half = count / 2;
-                const int64_t q = sum >= 0 ? (sum + half) / count : -((-sum + half) / count);
-                out[(oy * g->out_w + ox) * c_n + c] = (int32_t)q;
-            }
-        }
-    }
-}
+#define NN_POOL_MAXPOOL nn_q16_maxpool
+#define NN_POOL_AVGPOOL nn_q16_avgpool
+#define NN_POOL_T int32_t
+#define NN_POOL_ARGS
+#define NN_POOL_MAX_T int32_t
+#define NN_POOL_MAX_INIT INT32_MIN
+#define NN_POOL_SUM_T int64_t
+#define NN_POOL_AVG(sum, count) avg_q16((sum), (count))
+#define NN_POOL_OUT(v) (v)
+#include "nn_pool_impl.h"
