@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from simcore.errors import UsageError
 from simcore.firmware.consts import LayerConsts, encode
 from simcore.firmware.evaluate import evaluate
 from simcore.firmware.ir import FloatModel, Int8Model, numel
+from simcore.firmware.reference import run_chain
 from simcore.golden.store import Golden
 
 #: Samples run by default (a mistake can hide on a few: a ReLU left out shows only
@@ -49,13 +51,8 @@ def forward(
     inputs: npt.NDArray[Any],
 ) -> list[npt.NDArray[Any]]:
     """Per-layer outputs ``(n, *out_shape)`` of the chain, in the firmware's arithmetic."""
-    per_layer: list[list[npt.NDArray[Any]]] = [[] for _ in chain]
-    for sample in inputs:
-        x = sample
-        for i, (layer, lc) in enumerate(zip(chain, consts, strict=True)):
-            x = evaluate(fmt, layer, lc, x)
-            per_layer[i].append(x)
-    return [np.stack(p) for p in per_layer]
+    steps = [partial(evaluate, fmt, layer, lc) for layer, lc in zip(chain, consts, strict=True)]
+    return run_chain(steps, inputs)
 
 
 def reference_for(

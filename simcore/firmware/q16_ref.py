@@ -9,14 +9,14 @@ model source). All integer work is done in int64 with arithmetic shifts
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from simcore.firmware.ir import FloatModel, Layer
-from simcore.firmware.reference import windows
+from simcore.firmware.reference import run_chain, windows
 
 ONE = 1 << 16
 TABLE_SIZE = 256
@@ -181,14 +181,6 @@ def forward(model: FloatModel, inputs_q16: npt.ArrayLike, *, intermediates: bool
     Returns int64 outputs ``(n, *output_shape)`` or, with ``intermediates``,
     one array per layer.
     """
-    per_layer: list[list[I64]] = [[] for _ in model.layers]
-    outs = []
-    for sample in np.asarray(inputs_q16, dtype=np.int64):
-        x = sample.reshape(model.input_shape)
-        for i, layer in enumerate(model.layers):
-            x = layer_q16(layer, x)
-            per_layer[i].append(x)
-        outs.append(x)
-    if intermediates:
-        return [np.stack(p) for p in per_layer]
-    return np.stack(outs)
+    samples = np.asarray(inputs_q16, dtype=np.int64).reshape((-1, *model.input_shape))
+    per_layer = run_chain([partial(layer_q16, layer) for layer in model.layers], samples)
+    return per_layer if intermediates else per_layer[-1]

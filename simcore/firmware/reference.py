@@ -8,6 +8,8 @@ float64; the f32 firmware must agree with it (and with Keras) within
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -95,14 +97,24 @@ def forward_float(
     Returns the ``(n, *output_shape)`` outputs, or with ``intermediates`` a
     list (one per layer) of ``(n, *layer.out_shape)`` arrays.
     """
-    per_layer: list[list[npt.NDArray[np.float64]]] = [[] for _ in model.layers]
-    outs = []
-    for sample in np.asarray(inputs, dtype=np.float64):
-        x = sample.reshape(model.input_shape)
-        for i, layer in enumerate(model.layers):
-            x = layer_float(layer, x)
-            per_layer[i].append(x)
-        outs.append(x)
-    if intermediates:
-        return [np.stack(p) for p in per_layer]
-    return np.stack(outs)
+    samples = np.asarray(inputs, dtype=np.float64).reshape((-1, *model.input_shape))
+    per_layer = run_chain([partial(layer_float, layer) for layer in model.layers], samples)
+    return per_layer if intermediates else per_layer[-1]
+
+
+def run_chain(
+    steps: Sequence[Callable[[npt.NDArray[Any]], npt.NDArray[Any]]], samples: npt.NDArray[Any]
+) -> list[npt.NDArray[Any]]:
+    """Apply per-sample ``steps`` in order to every sample (rows of ``samples``).
+
+    Returns one ``(n, *step_output_shape)`` array per step; with no steps, the
+    samples themselves as the only entry.
+    """
+    if not steps:
+        return [np.asarray(samples)]
+    per_step: list[list[npt.NDArray[Any]]] = [[] for _ in steps]
+    for x in samples:
+        for i, step in enumerate(steps):
+            x = step(x)
+            per_step[i].append(x)
+    return [np.stack(p) if p else np.zeros((0,)) for p in per_step]
