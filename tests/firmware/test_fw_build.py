@@ -225,40 +225,14 @@ def test_arena_that_does_not_fit_the_board(tmp_path: Path) -> None:
 def test_cli_build_and_errors(
     keras_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(
-            [
-                "build",
-                "--model",
-                str(keras_file),
-                "--format",
-                "q16",
-                "--board",
-                "rp2040",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    def build(board: str) -> int:
+        model = ["--model", str(keras_file), "--format", "q16"]
+        return main(["build", *model, "--board", board, "--out", str(tmp_path)])
+
+    assert build("rp2040") == 0
     assert (tmp_path / "tiny-q16.elf").exists() and (tmp_path / "tiny-q16.json").exists()
     assert "built" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "build",
-                "--model",
-                str(keras_file),
-                "--format",
-                "q16",
-                "--board",
-                "nope",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 2
-    )
+    assert build("nope") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown board 'nope'" in err
 

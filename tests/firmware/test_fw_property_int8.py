@@ -161,18 +161,18 @@ def int8_graphs(draw: Any) -> Any:
     return tm.TfliteModel("0" * 64, 3, "random", tuple(g.tensors), tuple(g.ops), (first,), (x,))
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    graph=int8_graphs(),
-    board=st.sampled_from(BOARDS),
-    portable=st.booleans(),
-    seed=st.integers(0, 1000),
-)
+#: What both property tests draw: a graph, a board, the DSP or portable path, a seed.
+DRAWS = {
+    "graph": int8_graphs(),
+    "board": st.sampled_from(BOARDS),
+    "portable": st.booleans(),
+    "seed": st.integers(0, 1000),
+}
+SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=SUPPRESS)
+@given(**DRAWS)
 def test_random_int8_models(
     tmp_path: Path, graph: Any, board: str, portable: bool, seed: int
 ) -> None:
@@ -191,17 +191,8 @@ def test_random_int8_models(
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    graph=int8_graphs(),
-    board=st.sampled_from(BOARDS),
-    portable=st.booleans(),
-    seed=st.integers(0, 1000),
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=SUPPRESS)
+@given(**DRAWS)
 def test_random_int8_models_many(
     tmp_path: Path, graph: Any, board: str, portable: bool, seed: int
 ) -> None:
