@@ -54,15 +54,7 @@ _MODEL_KEYS = {
     "thumb32_ids",
     "unit_capacity",
 }
-_MODEL_REQUIRED = {
-    "core",
-    "exactness",
-    "summary",
-    "issue",
-    "refill_cycles",
-    "refill_tag",
-    "refill_source",
-}
+_MODEL_REQUIRED = _MODEL_KEYS - {"thumb32_ids", "unit_capacity"}
 _ROW_KEYS = {
     "name",
     "ids",

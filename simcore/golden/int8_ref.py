@@ -526,30 +526,26 @@ def tanh_q(
     )
 
 
-def logistic(model: TfliteModel, op: Operator, x: I64) -> I64:
-    """LOGISTIC int8 (output scale 1/256, zero point -128)."""
+def _transcendental_params(model: TfliteModel, op: Operator) -> dict[str, int]:
+    """LOGISTIC/TANH's prepared parameters, from the op's input quantization."""
     in_scale, in_zp = _q(model.tensors[op.inputs[0]])
     mult, left_shift, radius = _gemmlowp_input(in_scale)
-    return logistic_q(
-        x,
-        input_zero_point=in_zp,
-        input_multiplier=mult,
-        input_left_shift=left_shift,
-        input_range_radius=radius,
-    )
+    return {
+        "input_zero_point": in_zp,
+        "input_multiplier": mult,
+        "input_left_shift": left_shift,
+        "input_range_radius": radius,
+    }
+
+
+def logistic(model: TfliteModel, op: Operator, x: I64) -> I64:
+    """LOGISTIC int8 (output scale 1/256, zero point -128)."""
+    return logistic_q(x, **_transcendental_params(model, op))
 
 
 def tanh(model: TfliteModel, op: Operator, x: I64) -> I64:
     """TANH int8 (output scale 1/128, zero point 0)."""
-    in_scale, in_zp = _q(model.tensors[op.inputs[0]])
-    mult, left_shift, radius = _gemmlowp_input(in_scale)
-    return tanh_q(
-        x,
-        input_zero_point=in_zp,
-        input_multiplier=mult,
-        input_left_shift=left_shift,
-        input_range_radius=radius,
-    )
+    return tanh_q(x, **_transcendental_params(model, op))
 
 
 def softmax_q(x: IntLike, input_multiplier: int, input_left_shift: int, diff_min: int) -> I64:
