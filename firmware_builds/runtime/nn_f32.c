@@ -51,48 +51,15 @@ void nn_f32_activation(float *x, uint32_t n, uint32_t depth, nn_act_t act, float
     }
 }
 
-void nn_f32_dense(const float *in, float *out, const float *weights, const float *bias,
-                  uint32_t n_in, uint32_t n_out, nn_act_t act, float alpha)
-{
-    for (uint32_t o = 0; o < n_out; ++o) {
-        const float *w = weights + o * n_in;
-        float acc = bias[o];
-        for (uint32_t i = 0; i < n_in; ++i) {
-            acc += w[i] * in[i];
-        }
-        out[o] = acc;
-    }
-    nn_f32_activation(out, n_out, n_out, act, alpha);
-}
-
-void nn_f32_conv2d(const float *in, float *out, const float *weights, const float *bias,
-                   const nn_geom_t *g, nn_act_t act, float alpha)
-{
-    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
-    float *o_ptr = out;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, in_w);
-            for (int32_t oc = 0; oc < g->out_c; ++oc) {
-                const float *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
-                float acc = bias[oc];
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int32_t y = ys.start + ky;
-                    const float *w = w_oc + (ky * g->k_w + xs.lo) * in_c;
-                    const float *x = in + (y * in_w + xs.start + xs.lo) * in_c;
-                    const int32_t n = (xs.hi - xs.lo) * in_c;
-                    for (int32_t i = 0; i < n; ++i) {
-                        acc += w[i] * x[i];
-                    }
-                }
-                *o_ptr++ = acc;
-            }
-        }
-    }
-    const uint32_t n_out = (uint32_t)g->out_h * g->out_w * g->out_c;
-    nn_f32_activation(out, n_out, g->out_c, act, alpha);
-}
+#define NN_LINEAR_DENSE nn_f32_dense
+#define NN_LINEAR_CONV2D nn_f32_conv2d
+#define NN_LINEAR_T float
+#define NN_LINEAR_ACC_T float
+#define NN_LINEAR_INIT(b) (b)
+#define NN_LINEAR_TERM(w, x) ((w) * (x))
+#define NN_LINEAR_OUT(acc) (acc)
+#define NN_LINEAR_ACTIVATION nn_f32_activation
+#include "nn_linear_impl.h"
 
 #define NN_POOL_MAXPOOL nn_f32_maxpool
 #define NN_POOL_AVGPOOL nn_f32_avgpool

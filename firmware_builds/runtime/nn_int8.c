@@ -417,8 +417,11 @@ static inline int32_t avg_s8(int32_t sum, int32_t count)
 #define NN_POOL_OUT(v) ((int8_t)clamp((v), act_min, act_max))
 #include "nn_pool_impl.h"
 
-void nn_int8_logistic(const int8_t *in, int8_t *out, uint32_t n,
-                      const nn_int8_transcendental_t *p)
+/* LOGISTIC and TANH differ only in the fixed-point function and the output's
+ * fraction bits and zero point (logistic: Q0.8 from -128, tanh: Q0.7). */
+static inline __attribute__((always_inline)) void transcendental(
+    const int8_t *in, int8_t *out, uint32_t n, const nn_int8_transcendental_t *p,
+    int32_t (*f)(int32_t), int32_t out_bits, int32_t out_zero)
 {
     for (uint32_t i = 0; i < n; ++i) {
         const int32_t x = (int32_t)in[i] - p->input_zero_point;
@@ -428,26 +431,21 @@ void nn_int8_logistic(const int8_t *in, int8_t *out, uint32_t n,
             out[i] = 127;
         } else {
             const int32_t x_q4 = MBQM(x, p->input_multiplier, p->input_left_shift);
-            const int32_t y = rdbpot(fp_logistic(x_q4), 31 - 8) - 128;
+            const int32_t y = rdbpot(f(x_q4), 31 - out_bits) + out_zero;
             out[i] = (int8_t)clamp(y, -128, 127);
         }
     }
 }
 
+void nn_int8_logistic(const int8_t *in, int8_t *out, uint32_t n,
+                      const nn_int8_transcendental_t *p)
+{
+    transcendental(in, out, n, p, fp_logistic, 8, -128);
+}
+
 void nn_int8_tanh(const int8_t *in, int8_t *out, uint32_t n, const nn_int8_transcendental_t *p)
 {
-    for (uint32_t i = 0; i < n; ++i) {
-        const int32_t x = (int32_t)in[i] - p->input_zero_point;
-        if (x <= -p->input_range_radius) {
-            out[i] = -128;
-        } else if (x >= p->input_range_radius) {
-            out[i] = 127;
-        } else {
-            const int32_t x_q4 = MBQM(x, p->input_multiplier, p->input_left_shift);
-            const int32_t y = rdbpot(fp_tanh(x_q4), 31 - 7);
-            out[i] = (int8_t)clamp(y, -128, 127);
-        }
-    }
+    transcendental(in, out, n, p, fp_tanh, 7, 0);
 }
 
 void nn_int8_leaky_relu(const int8_t *in, int8_t *out, uint32_t n, const nn_int8_leaky_t *p)

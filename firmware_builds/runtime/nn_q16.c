@@ -105,48 +105,15 @@ void nn_q16_activation(int32_t *x, uint32_t n, uint32_t depth, nn_act_t act, int
     }
 }
 
-void nn_q16_dense(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
-                  uint32_t n_in, uint32_t n_out, nn_act_t act, int32_t alpha)
-{
-    for (uint32_t o = 0; o < n_out; ++o) {
-        const int32_t *w = weights + o * n_in;
-        int64_t acc = (int64_t)bias[o] << 16;
-        for (uint32_t i = 0; i < n_in; ++i) {
-            acc += (int64_t)w[i] * in[i];
-        }
-        out[o] = round_shift16(acc);
-    }
-    nn_q16_activation(out, n_out, n_out, act, alpha);
-}
-
-void nn_q16_conv2d(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
-                   const nn_geom_t *g, nn_act_t act, int32_t alpha)
-{
-    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
-    int32_t *o_ptr = out;
-    for (int32_t oy = 0; oy < g->out_h; ++oy) {
-        const nn_span_t ys = nn_window_span(oy, g->stride_h, g->pad_top, g->k_h, in_h);
-        for (int32_t ox = 0; ox < g->out_w; ++ox) {
-            const nn_span_t xs = nn_window_span(ox, g->stride_w, g->pad_left, g->k_w, in_w);
-            for (int32_t oc = 0; oc < g->out_c; ++oc) {
-                const int32_t *w_oc = weights + (uint32_t)oc * g->k_h * g->k_w * in_c;
-                int64_t acc = (int64_t)bias[oc] << 16;
-                for (int32_t ky = ys.lo; ky < ys.hi; ++ky) {
-                    const int32_t y = ys.start + ky;
-                    const int32_t *w = w_oc + (ky * g->k_w + xs.lo) * in_c;
-                    const int32_t *x = in + (y * in_w + xs.start + xs.lo) * in_c;
-                    const int32_t n = (xs.hi - xs.lo) * in_c;
-                    for (int32_t i = 0; i < n; ++i) {
-                        acc += (int64_t)w[i] * x[i];
-                    }
-                }
-                *o_ptr++ = round_shift16(acc);
-            }
-        }
-    }
-    const uint32_t n_out = (uint32_t)g->out_h * g->out_w * g->out_c;
-    nn_q16_activation(out, n_out, g->out_c, act, alpha);
-}
+#define NN_LINEAR_DENSE nn_q16_dense
+#define NN_LINEAR_CONV2D nn_q16_conv2d
+#define NN_LINEAR_T int32_t
+#define NN_LINEAR_ACC_T int64_t
+#define NN_LINEAR_INIT(b) ((int64_t)(b) << 16)
+#define NN_LINEAR_TERM(w, x) ((int64_t)(w) * (x))
+#define NN_LINEAR_OUT(acc) round_shift16(acc)
+#define NN_LINEAR_ACTIVATION nn_q16_activation
+#include "nn_linear_impl.h"
 
 /* Average of a window's sum, rounded half away from zero. */
 static inline int32_t avg_q16(int64_t sum, int64_t count)
