@@ -223,27 +223,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from simcore import validate as v
     from simcore.baseline import load_baseline, write_baseline
 
-    if args.all:
-        if args.firmware:
-            raise UsageError(
-                "--firmware validates one ELF: give --model/--format/--board, not --all"
-            )
-        combos = [
-            c
-            for c in v.all_combinations()
-            if (not args.model or c.model == args.model)
-            and (not args.format or c.fmt == args.format)
-            and (not args.board or c.board == get_board(args.board).name)
-        ]
-    else:
-        missing = [n for n in ("model", "format", "board") if not getattr(args, n)]
-        if missing:
-            raise UsageError(
-                f"missing --{', --'.join(missing)}", hint="or use --all for every combination"
-            )
-        combos = [v.Combination(args.model, args.format, get_board(args.board).name)]
-    if not combos:
-        raise UsageError("no combination matches the filters")
+    combos = _validate_combinations(args)
     jobs = args.jobs or v.default_jobs()
     results = v.validate_many(
         combos,
@@ -296,6 +276,55 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _validate_combinations(args: argparse.Namespace) -> list[Any]:
+    """The combinations ``simcore validate``'s flags (or the firmware's manifest) select."""
+    from simcore import validate as v
+
+    formats = [args.format] if args.format else None
+    boards = [get_board(args.board).name] if args.board else None
+    if args.all:
+        if args.firmware:
+            raise UsageError("--firmware validates one ELF; leave out --all")
+        if args.model:
+            combos = v.combinations_for(args.model, formats, boards)
+        else:
+            combos = [
+                c
+                for c in v.all_combinations()
+                if (not formats or c.fmt in formats) and (not boards or c.board in boards)
+            ]
+    elif args.firmware is not None:
+        if not args.firmware.is_file():
+            raise UsageError(f"firmware {args.firmware} does not exist")
+        manifest = v.read_manifest(args.firmware)
+        fmt = args.format or manifest.get("format")
+        board = args.board or manifest.get("board")
+        missing = [f"--{n}" for n, val in (("format", fmt), ("board", board)) if not val]
+        if missing or (not args.model and not manifest):
+            raise UsageError(
+                f"{args.firmware.name} has no simcore build manifest "
+                f"({args.firmware.with_suffix('.json').name}) to read the model, format and "
+                "board from",
+                hint="pass --model, --format and --board",
+            )
+        board = get_board(str(board)).name
+        if args.model:
+            combos = v.combinations_for(args.model, [str(fmt)], [board])
+        else:
+            combo, _ = v.combination_for_firmware(args.firmware)
+            combos = [v.Combination(combo.model, str(fmt), board, combo.golden)]
+    elif args.model:
+        combos = v.combinations_for(args.model, formats, boards)
+    else:
+        raise UsageError(
+            "validate needs --model (a shipped name, golden folder or model file), --firmware, "
+            "or --all"
+        )
+    if not combos:
+        raise UsageError("no combination matches the filters")
+    return combos
+
+
 def _print_validation(results: list[dict[str, Any]]) -> None:
     from simcore.report import summary_table
 
@@ -306,8 +335,11 @@ def _print_validation(results: list[dict[str, Any]]) -> None:
 
 
 def _cmd_golden(args: argparse.Namespace) -> int:
-    from simcore.golden.store import list_models, load_golden
+    from simcore.golden.locate import open_golden
+    from simcore.golden.store import list_models
 
+    if getattr(args, "golden_command", None) == "create":
+        return _cmd_golden_create(args)
     if args.update:
         import importlib.util
 
@@ -319,10 +351,53 @@ def _cmd_golden(args: argparse.Namespace) -> int:
         from simcore.golden import generate
 
         return generate.main([f"--only={name}" for name in args.only])
-    for name in args.only or list_models():
-        golden = load_golden(name)  # raises GoldenError when stale or altered
+    refs = [*args.only, *getattr(args, "refs", [])] or list_models()
+    for ref in refs:
+        golden = open_golden(ref)  # raises GoldenError when stale or altered
         splits = ", ".join(f"{k} {len(v)}" for k, v in golden.splits.items())
-        _out(f"{name:<12} ok  {golden.num_samples:>6} samples ({splits}); {golden.description}")
+        _out(
+            f"{golden.name:<12} ok  {golden.num_samples:>6} samples ({splits}); "
+            f"formats {'/'.join(golden.formats)}; {golden.description}"
+        )
+    return 0
+
+
+def _cmd_golden_create(args: argparse.Namespace) -> int:
+    from simcore.golden.create import create_golden
+    from simcore.golden.store import load_golden_dir
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"simcore: {msg}\n")
+
+    folder = create_golden(
+        args.model,
+        args.data,
+        labels_path=args.labels,
+        out_dir=args.out,
+        name=args.name,
+        calibration_path=args.calibration,
+        progress=progress,
+    )
+    golden = load_golden_dir(folder)
+    _out(f"golden {golden.name}: {folder}")
+    _out(
+        f"  {golden.num_samples} samples, inputs {golden.inputs_float.shape[1:]}, "
+        f"outputs {golden.outputs_float.shape[1:]}, formats {', '.join(golden.formats)}"
+    )
+    if golden.has_labels:
+        from simcore import compare
+
+        ref = compare.predictions(golden.outputs_float)
+        q8 = compare.predictions(golden.outputs_int8_dequant)
+        ref_acc = float(np.mean(ref == golden.labels))
+        _out(
+            f"  accuracy on the labels: {golden.float_reference} {ref_acc:.2%}, "
+            f"int8 (tflite-micro) {np.mean(q8 == golden.labels):.2%}"
+        )
+    else:
+        _out("  no labels: validation reports agreement with the reference, not accuracy")
+    _out(f"next: simcore validate --model {folder}")
     return 0
 
 
@@ -382,11 +457,26 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="compare firmware outputs with the golden predictions; gate cycles and memory",
     )
-    p.add_argument("--model", help="shipped model name (iris_anne8, iris_anne6, iris3, mnist_cnn)")
-    p.add_argument("--format", choices=["f32", "int8", "q16"], help="number format")
-    p.add_argument("--board", "-b", help="board name or board .toml")
-    p.add_argument("--all", action="store_true", help="every shipped model x format x board")
-    p.add_argument("--firmware", type=Path, help="validate this ELF instead of building one")
+    p.add_argument(
+        "--model",
+        "-m",
+        help="shipped model name, golden folder (simcore golden create) or model file "
+        "(.keras/.tflite with a golden); alone: every format it covers on every board",
+    )
+    p.add_argument(
+        "--format", choices=["f32", "int8", "q16"], help="number format (default: every one)"
+    )
+    p.add_argument("--board", "-b", help="board name or board .toml (default: every board)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every shipped model x format x board (with --model: every combination of it)",
+    )
+    p.add_argument(
+        "--firmware",
+        type=Path,
+        help="validate this ELF instead of building one (model, format, board from its manifest)",
+    )
     p.add_argument("--limit", type=int, help="only the first N test samples")
     p.add_argument(
         "--split", default="test", help="golden split: test (default) or all (IRIS: train too)"
@@ -408,14 +498,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("golden", help="check the golden files (or regenerate them with --update)")
+    p = sub.add_parser(
+        "golden",
+        help="check goldens, or create one from your model and data (golden create)",
+        description="Without a subcommand: check the shipped goldens (or regenerate them "
+        "with --update). `golden create MODEL --data DATA` writes a golden for your own model.",
+    )
     p.add_argument(
         "--update",
         action="store_true",
-        help="retrain and regenerate (needs the golden extra; the only writer of golden/)",
+        help="retrain and regenerate the shipped goldens (needs the golden extra; the only "
+        "writer of golden/)",
     )
-    p.add_argument("--only", action="append", default=[], metavar="NAME", help="these models")
+    p.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="these models (or folders)"
+    )
     p.set_defaults(func=_cmd_golden)
+    gsub = p.add_subparsers(dest="golden_command", metavar="{create,check}")
+    g = gsub.add_parser(
+        "create",
+        help="write a golden folder from your .keras or int8 .tflite model and test data",
+        description="Compute golden predictions for your model on your test data: Keras "
+        "float outputs (a .keras), an int8 model by post-training quantization (a .keras) "
+        "or yours (an int8 .tflite), tflite-micro int8 outputs, per-layer outputs of the "
+        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro).",
+    )
+    g.add_argument("model", type=Path, help="a .keras model or a full-integer int8 .tflite")
+    g.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="test inputs: .npy (N, *input_shape), or .npz with 'inputs' (and 'labels')",
+    )
+    g.add_argument("--labels", type=Path, help=".npy of class indices (N,) or one-hot (N, C)")
+    g.add_argument("--out", type=Path, help="golden folder to write (default ./golden/NAME)")
+    g.add_argument("--name", help="model name in reports and baselines (default: file stem)")
+    g.add_argument(
+        "--calibration",
+        type=Path,
+        help="inputs to calibrate the int8 quantization of a .keras (default: --data)",
+    )
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")
+    c.add_argument("refs", nargs="*", metavar="GOLDEN", help="default: every shipped golden")
 
     _register_optional(sub)
     return parser

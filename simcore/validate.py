@@ -37,26 +37,38 @@ from simcore import compare
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
 from simcore.errors import GoldenError, UsageError
-from simcore.golden.store import Golden, list_models, load_golden
+from simcore.golden.store import FORMAT_ROLE, Golden, list_models, load_golden_dir
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("f32", "int8", "q16")
 #: The golden file each format is built from.
-MODEL_ROLE = {"f32": "keras", "q16": "keras", "int8": "tflite_int8"}
+MODEL_ROLE = FORMAT_ROLE
 
 
 @dataclass(frozen=True)
 class Combination:
-    """A model, a number format and a board."""
+    """A model, a number format and a board.
+
+    ``model`` is the model's name (it keys baselines and reports); ``golden``
+    the golden folder when it is not a shipped one (a user's, from ``simcore
+    golden create``).
+    """
 
     model: str
     fmt: str
     board: str
+    golden: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.model}/{self.fmt}/{self.board}"
+
+    def load_golden(self) -> Golden:
+        """The golden this combination is judged against."""
+        from simcore.golden.locate import open_golden
+
+        return open_golden(self.golden if self.golden is not None else self.model)
 
 
 def all_combinations() -> list[Combination]:
@@ -64,6 +76,61 @@ def all_combinations() -> list[Combination]:
     return [
         Combination(m, f, b) for m in list_models() for f in FORMATS for b in sorted(load_boards())
     ]
+
+
+def combinations_for(
+    ref: str | Path, formats: list[str] | None = None, boards: list[str] | None = None
+) -> list[Combination]:
+    """The combinations of the golden ``ref`` names (shipped name, folder or model file).
+
+    Formats default to every format the golden covers, boards to every board.
+    """
+    from simcore.golden.locate import golden_folder
+
+    folder = golden_folder(ref)
+    golden = load_golden_dir(folder)
+    where = None if golden.shipped else str(folder)
+    fmts = [f for f in FORMATS if f in golden.formats and (not formats or f in formats)]
+    if formats:
+        missing = [f for f in formats if f not in golden.formats]
+        if missing:
+            golden.model_path(missing[0])  # raises: says which formats the golden covers
+    names = boards or sorted(load_boards())
+    return [Combination(golden.name, f, b, where) for f in fmts for b in names]
+
+
+def combination_for_firmware(elf: Path) -> tuple[Combination, Golden]:
+    """The combination a firmware's manifest names, and the golden it must be judged against."""
+    from simcore.golden.locate import find_golden_for_model
+
+    manifest = read_manifest(elf)
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else None
+    fmt, board = manifest.get("format"), manifest.get("board")
+    if not model or not isinstance(fmt, str) or not isinstance(board, str):
+        raise UsageError(
+            f"{elf.name} has no simcore build manifest ({elf.with_suffix('.json').name})",
+            hint="pass --model, --format and --board",
+        )
+    path = manifest_model_path(model)
+    folder = find_golden_for_model(path, _manifest_sha(manifest))
+    if folder is None:
+        raise GoldenError(
+            f"{elf.name} was built from {path} (sha256 {str(model.get('sha256'))[:12]}...), and "
+            f"no golden with that model was found next to it, in ./golden/ or shipped",
+            hint=f"create one: simcore golden create {path} --data TEST_INPUTS.npy, "
+            "or pass --model GOLDEN_FOLDER",
+        )
+    golden = load_golden_dir(folder)
+    combo = Combination(golden.name, fmt, board, None if golden.shipped else str(folder))
+    return combo, golden
+
+
+def manifest_model_path(model: dict[str, Any]) -> Path:
+    """The model file a manifest records (relative paths are relative to the checkout)."""
+    from simcore.firmware.build import REPO_DIR
+
+    path = Path(str(model.get("path", "")))
+    return path if path.is_absolute() else REPO_DIR / path
 
 
 @dataclass
@@ -170,20 +237,22 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     board = get_board(combo.board)
     built = False
     manifest: dict[str, Any] = {}
+    model_file = golden.model_path(combo.fmt)  # GoldenError when the golden lacks the format
     want_sha = golden.model_sha256[MODEL_ROLE[combo.fmt]]
     if elf is None:
-        from simcore.firmware.build import build_model_firmware
+        from simcore.firmware.build import build_model_firmware, load_model
         from simcore.toolchain import OUT_DIR
 
-        elf = OUT_DIR / board.name / f"{combo.model}-{combo.fmt}.elf"
-        manifest = _read_manifest(elf)
+        elf = OUT_DIR / board.name / f"{golden.name}-{combo.fmt}.elf"
+        manifest = read_manifest(elf)
         if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
-            build = build_model_firmware(combo.model, combo.fmt, board)
+            model = load_model(golden.name, model_file, combo.fmt)
+            build = build_model_firmware(model, combo.fmt, board)
             elf, manifest, built = build.elf, build.manifest, True
     else:
         if not elf.exists():
             raise UsageError(f"firmware {elf} does not exist")
-        manifest = _read_manifest(elf)
+        manifest = read_manifest(elf)
     got_sha = _manifest_sha(manifest)
     if got_sha is not None and got_sha != want_sha:
         raise GoldenError(
@@ -227,7 +296,8 @@ def _manifest_sha(manifest: dict[str, Any]) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
-def _read_manifest(elf: Path) -> dict[str, Any]:
+def read_manifest(elf: Path) -> dict[str, Any]:
+    """The manifest ``simcore build`` wrote next to ``elf`` ({} when absent or unreadable)."""
     path = elf.with_suffix(".json")
     if not path.exists():
         return {}
@@ -287,8 +357,9 @@ class Validation:
     exactness: str  # "bit-exact", "within tolerance", or what failed
     tolerance: dict[str, Any]  # what "exact" or "within tolerance" was checked against
     failures: list[str]
-    accuracy: float
-    reference_accuracy: float
+    #: None when the golden has no labels (agreement with the reference still is judged).
+    accuracy: float | None
+    reference_accuracy: float | None
     metrics_vs_reference: dict[str, Any]
     metrics_vs_float: dict[str, Any]
     argmax_agreement: float
@@ -388,10 +459,10 @@ def _reference(
         q = golden.output_quant
         return raw, (raw.astype(np.float64) - q.zero_point) * q.scale, {"exact": True}
     if combo.fmt == "q16":
-        from simcore.firmware.build import load_model, resolve_model
+        from simcore.firmware.build import load_model
         from simcore.firmware.ir import FloatModel
 
-        model = load_model(*resolve_model(combo.model, "q16"), "q16")
+        model = load_model(golden.name, golden.model_path("q16"), "q16")
         assert isinstance(model, FloatModel)
         raw = q16_ref.forward(model, q16_ref.to_q16(golden.inputs_float[rows]))
         raw = np.asarray(raw).reshape((len(rows), -1))
@@ -421,7 +492,7 @@ def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: s
             f"unknown format {combo.fmt!r}", hint=f"choose one of {', '.join(FORMATS)}"
         )
     board = get_board(combo.board)
-    golden = load_golden(combo.model)
+    golden = combo.load_golden()
     rows = golden.split(split)
     if limit is not None:
         rows = rows[:limit]
@@ -554,15 +625,21 @@ def _judge(
         off = np.abs(got_float - keras).max(initial=0.0)
         if off > tol["abs"]:
             failures.append(f"q16 outputs differ from Keras by {off:.3g} > {tol['abs']:g}")
-    labels = golden.labels[rows]
     predicted = compare.predictions(got_float)
     reference_pred = compare.predictions(ref_float)
-    classes = compare.class_metrics(predicted, labels, n_classes=len(golden.label_names) or None)
-    ref_acc = float(np.mean(reference_pred == labels)) if n else 0.0
-    if abs(classes.accuracy - ref_acc) > 1e-12:
-        failures.append(
-            f"accuracy {classes.accuracy:.4%} differs from the reference's {ref_acc:.4%}"
+    accuracy: float | None = None
+    ref_acc: float | None = None
+    classes: dict[str, Any] = {"labels": list(golden.label_names)}
+    if golden.has_labels:
+        labels = golden.labels[rows]
+        metrics = compare.class_metrics(
+            predicted, labels, n_classes=len(golden.label_names) or None
         )
+        accuracy = metrics.accuracy
+        ref_acc = float(np.mean(reference_pred == labels)) if n else 0.0
+        classes |= metrics.as_dict()
+        if abs(accuracy - ref_acc) > 1e-12:
+            failures.append(f"accuracy {accuracy:.4%} differs from the reference's {ref_acc:.4%}")
     cycles = [c for b in batches for c in b.sample_cycles]
     profile = _merge_profiles(batches, n)
     manifest = fw.manifest
@@ -585,12 +662,12 @@ def _judge(
         exactness=exactness,
         tolerance=tol,
         failures=failures,
-        accuracy=classes.accuracy,
+        accuracy=accuracy,
         reference_accuracy=ref_acc,
         metrics_vs_reference=compare.error_metrics(got_float, ref_float).as_dict(),
         metrics_vs_float=compare.error_metrics(got_float, keras).as_dict(),
         argmax_agreement=float(np.mean(predicted == reference_pred)) if n else 1.0,
-        classes=classes.as_dict() | {"labels": list(golden.label_names)},
+        classes=classes,
         cycles_mean=cycles_mean,
         cycles_median=float(np.median(cycles)) if cycles else 0.0,
         cycles_min=min(cycles) if cycles else 0,

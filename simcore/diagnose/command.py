@@ -70,11 +70,31 @@ def _manifest_defaults(elf: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or "simcore_firmware_manifest" not in data:
         return {}
+    model = data.get("model")
+    if not isinstance(model, dict):
+        model = {}
     return {
-        "model": data.get("model", {}).get("name"),
+        "model": _manifest_model(model),
         "format": data.get("format"),
         "board": data.get("board"),
     }
+
+
+def _manifest_model(model: dict[str, Any]) -> str | None:
+    """The model a manifest names: its file if it is still there, else its golden, else its name."""
+    from simcore.golden.locate import find_golden_for_model
+    from simcore.validate import manifest_model_path
+
+    if "path" in model:
+        path = manifest_model_path(model)
+        if path.is_file():
+            return str(path)
+        sha = model.get("sha256")
+        folder = find_golden_for_model(path, sha if isinstance(sha, str) else None)
+        if folder is not None:
+            return str(folder)
+    name = model.get("name")
+    return name if isinstance(name, str) else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,8 +63,11 @@ def reference_for(
     inputs: npt.NDArray[Any] | None = None,
 ) -> Reference:
     """Pick reference samples: the golden per-layer samples of a shipped model, else others."""
+    from pathlib import Path
+
     from simcore.firmware.q16_ref import to_q16
-    from simcore.golden.store import list_models, load_golden
+    from simcore.golden.locate import find_golden_for_model
+    from simcore.golden.store import load_golden_dir
     from simcore.validate import MODEL_ROLE
 
     chain, consts = chain_of(model), encode(model, fmt)
@@ -74,8 +77,9 @@ def reference_for(
         return Reference(
             x, forward(fmt, chain, consts, x), "simcore's per-layer reference", "given inputs"
         )
-    if model.name in list_models():
-        golden = load_golden(model.name)
+    folder = find_golden_for_model(Path(model.source), model.sha256)
+    if folder is not None:
+        golden = load_golden_dir(folder)
         if golden.model_sha256.get(MODEL_ROLE[fmt]) == model.sha256:
             return _golden_reference(golden, model, fmt, samples or DEFAULT_SAMPLES)
     n = samples or DEFAULT_SAMPLES

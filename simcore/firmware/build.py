@@ -86,9 +86,14 @@ def shipped_models() -> list[str]:
 def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
     """Return ``(name, path)`` of the model file a format builds from.
 
-    ``model`` is a shipped model name, a golden folder, or a file (``.keras``
-    for f32/q16, ``.tflite`` for int8).
+    ``model`` is a shipped model name, a golden folder (shipped or from
+    ``simcore golden create``), or a model file: ``.keras`` for f32/q16,
+    int8 ``.tflite`` for int8. A ``.keras`` asked for int8 builds from the
+    int8 model of its golden, when it has one (``golden create`` makes it).
     """
+    from simcore.golden.locate import find_golden_for_model
+    from simcore.golden.store import HEADER_FILE, load_golden_dir
+
     want = MODEL_FILES[fmt]
     path = Path(model)
     if isinstance(model, str) and not path.exists() and "/" not in model and "." not in model:
@@ -96,18 +101,39 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
         if not folder.is_dir():
             known = ", ".join(shipped_models()) or "none"
             raise FirmwareError(
-                f"unknown model {model!r}", hint=f"use one of {known} or pass a model file"
+                f"unknown model {model!r}",
+                hint=f"use one of {known}, a golden folder or a model file",
             )
         path = folder
+    suffix = ".tflite" if fmt == "int8" else ".keras"
+    if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite"):
+        found = find_golden_for_model(path)
+        if found is not None and (found / want).is_file():
+            path = found
+        else:
+            hint = f"pass the model's {suffix} file or its golden folder"
+            if fmt == "int8":
+                hint = (
+                    f"create a golden, which quantizes it: simcore golden create {path} --data "
+                    "TEST_INPUTS.npy; then build from that golden folder"
+                )
+            raise FirmwareError(
+                f"format {fmt} builds from a {suffix} file, not {path.name}", hint=hint
+            )
     if path.is_dir():
-        name, path = path.name, path / want
+        name = path.name
+        if (path / HEADER_FILE).is_file():
+            golden = load_golden_dir(path)
+            name = golden.name
+            path = golden.model_path(fmt)
+        else:
+            path = path / want
     else:
         name = path.stem.removesuffix("_int8").removesuffix("_float")
         if name == "model":
             name = path.parent.name
     if not path.is_file():
         raise FirmwareError(f"model file {path} does not exist", hint="check the name or path")
-    suffix = ".tflite" if fmt == "int8" else ".keras"
     if path.suffix != suffix:
         raise FirmwareError(
             f"format {fmt} builds from a {suffix} file, not {path.name}",
@@ -163,8 +189,8 @@ def _variant_stem(name: str, fmt: str, trace: bool, portable: bool) -> str:
 def _rel(p: Path) -> str:
     try:
         return str(p.resolve().relative_to(REPO_DIR))
-    except ValueError:
-        return str(p)
+    except ValueError:  # outside the checkout: absolute, so it means the same from any folder
+        return str(p.resolve())
 
 
 def _tolerance(fmt: str) -> dict[str, Any]:

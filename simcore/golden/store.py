@@ -1,6 +1,8 @@
 """Load and validate golden predictions (NumPy only: the run/validate path uses this).
 
-One folder per model under ``golden/``::
+A golden is a folder. The shipped ones sit under ``golden/`` (one per model);
+a user's, written by ``simcore golden create``, anywhere (format version 2,
+see :mod:`simcore.golden.create`)::
 
     golden/<name>/golden.json        header: format version, sha256 of every file,
                                      data-set sha256, quantization, layers, versions, seeds
@@ -9,6 +11,12 @@ One folder per model under ``golden/``::
     golden/<name>/model_float.tflite float TFLite, batch size 1
     golden/<name>/model_int8.tflite  full-integer TFLite, int8 input and output
     golden/data/*.npz                the data sets the goldens were computed on
+
+Version 2 adds what a user's golden needs: the data set inside the folder
+(``dataset.path_base = "golden"``, ``data.npz``), labels that may be absent
+(``has_labels``), and model roles that may be absent (an int8 ``.tflite``
+alone has no Keras model, so only the int8 format can be validated; its float
+reference is then the dequantized int8 output, ``float_reference``).
 
 A golden whose header, model, arrays or data set does not match its recorded
 sha256 is refused with :class:`~simcore.errors.GoldenError` ("stale,
@@ -37,13 +45,17 @@ from simcore.golden.datasets import (
 )
 
 FORMAT_NAME = "simcore-golden"
-FORMAT_VERSION = 1
+#: The version this simcore writes; it reads every version in READABLE_VERSIONS.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER_FILE = "golden.json"
 ARRAYS_FILE = "golden.npz"
 KERAS_FILE = "model.keras"
 TFLITE_FLOAT_FILE = "model_float.tflite"
 TFLITE_INT8_FILE = "model_int8.tflite"
 MODEL_ROLES = ("keras", "tflite_float", "tflite_int8")
+#: The model role each firmware format is built from and compared with.
+FORMAT_ROLE = {"f32": "keras", "q16": "keras", "int8": "tflite_int8"}
 
 
 # --- shared by the generator and the loader ------------------------------------------------
@@ -133,9 +145,10 @@ class Golden:
     description: str
     task: str
     directory: Path
-    keras_path: Path
-    tflite_float_path: Path
-    tflite_int8_path: Path
+    keras_path: Path | None
+    tflite_float_path: Path | None
+    tflite_int8_path: Path | None
+    #: sha256 per model role present in the golden (a subset of MODEL_ROLES).
     model_sha256: dict[str, str]
     dataset_name: str
     dataset_sha256: str
@@ -154,11 +167,36 @@ class Golden:
     layer_outputs_float: tuple[LayerOutput, ...]
     layer_outputs_int8: tuple[LayerOutput, ...]
     header: dict[str, Any]
+    #: False when the data came without labels: accuracy is then not reported.
+    has_labels: bool = True
+    #: What ``outputs_float`` holds: "keras" or "tflite_int8 dequantized".
+    float_reference: str = "keras"
 
     @property
     def num_samples(self) -> int:
         """Number of rows (samples) in this golden."""
         return len(self.labels)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The firmware formats this golden can validate (its model roles decide)."""
+        return tuple(f for f, role in FORMAT_ROLE.items() if role in self.model_sha256)
+
+    @property
+    def shipped(self) -> bool:
+        """Whether this is one of simcore's shipped goldens."""
+        return self.directory.parent.resolve() == GOLDEN_DIR.resolve()
+
+    def model_path(self, fmt: str) -> Path:
+        """The model file firmware in ``fmt`` is built from; GoldenError if the golden has none."""
+        path = self.keras_path if FORMAT_ROLE[fmt] == "keras" else self.tflite_int8_path
+        if path is None:
+            raise GoldenError(
+                f"golden {self.name} ({self.directory}) has no {FORMAT_ROLE[fmt]} model, so it "
+                f"cannot validate {fmt}; it covers {', '.join(self.formats) or 'no format'}",
+                hint="create the golden from the .keras model to get f32, q16 and int8",
+            )
+        return path
 
     def split(self, name: str) -> npt.NDArray[np.int64]:
         """Return the row indices of split ``name``."""
@@ -182,24 +220,38 @@ def _stale(name: str, what: str) -> GoldenError:
 
 
 def read_header(name: str, root: Path = GOLDEN_DIR) -> dict[str, Any]:
-    """Read and check a golden header: format, version and its own sha256."""
+    """Read and check the header of shipped-style golden ``root/name``."""
     path = root / name / HEADER_FILE
     if not path.is_file():
         known = ", ".join(list_models(root)) or "none"
         raise GoldenError(
-            f"no golden for model {name!r} (no {path}); known: {known}", hint=REGENERATE_HINT
+            f"no golden for model {name!r} (no {path}); known: {known}",
+            hint="pass a golden folder or model file, or create one with `simcore golden create`",
+        )
+    return read_header_at(root / name)
+
+
+def read_header_at(directory: Path) -> dict[str, Any]:
+    """Read and check a golden folder's header: format, version and its own sha256."""
+    path = directory / HEADER_FILE
+    name = directory.name
+    if not path.is_file():
+        raise GoldenError(
+            f"{directory} is not a golden folder (no {HEADER_FILE})",
+            hint="create one with `simcore golden create MODEL --data DATA`",
         )
     try:
-        header = json.loads(path.read_text())
+        header = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _stale(name, f"header {path} is unreadable ({exc})") from exc
     if not isinstance(header, dict):
         raise _stale(name, f"header {path} is not a JSON object")
-    if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
+    if header.get("format") != FORMAT_NAME or header.get("version") not in READABLE_VERSIONS:
         raise _stale(
             name,
             f"header {path} is format {header.get('format')!r} version "
-            f"{header.get('version')!r}, this simcore reads {FORMAT_NAME!r} {FORMAT_VERSION}",
+            f"{header.get('version')!r}, this simcore reads {FORMAT_NAME!r} versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}",
         )
     recorded = header.get("header_sha256")
     actual = hashlib.sha256(_canonical(header)).hexdigest()
@@ -248,42 +300,79 @@ def _layers(
     return floats, ints
 
 
-def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
-    """Load the golden of model ``name``, refusing it unless every sha256 matches."""
-    header = read_header(name, root)
-    directory = root / name
-    files = header["files"]
-    paths = {role: _check_file(name, directory, role, files[role]) for role in files}
-    ds_info = header["dataset"]
+def _dataset(
+    name: str, directory: Path, ds_info: dict[str, Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64] | None]:
+    """The data set's inputs and labels (None when it has none), checked by sha256."""
+    if ds_info.get("path_base") == "golden":  # a user's golden keeps its data inside
+        path = directory / str(ds_info["path"])
+        if not path.is_file():
+            raise _stale(name, f"data file {path} is missing")
+        if sha256_file(path) != ds_info["sha256"]:
+            raise _stale(name, f"data file {path.name} sha256 differs from the header's")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                inputs = npz["inputs"]
+                labels = npz["labels"].astype(np.int64) if "labels" in npz.files else None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise _stale(name, f"data file {path} unreadable ({exc})") from exc
+        return inputs, labels
     try:
         dataset = load_dataset(
-            ds_info["name"], expected_sha256=ds_info["sha256"], data_dir=root / "data"
+            ds_info["name"], expected_sha256=ds_info["sha256"], data_dir=directory.parent / "data"
         )
     except GoldenError as exc:
         raise _stale(name, f"data set: {exc.message}") from exc
+    return dataset.inputs, dataset.labels
+
+
+def _float_inputs(
+    ds_info: dict[str, Any], raw: npt.NDArray[Any], in_q: QuantParams
+) -> npt.NDArray[np.float32]:
+    """The model's float inputs from the stored data (MNIST pixels, int8 data, or as given)."""
+    if ds_info["name"] == "mnist_test":
+        return mnist_to_float(raw)
+    if raw.dtype == np.int8:  # a user's int8 model fed int8 data: the float it stands for
+        return dequantize(raw, in_q.scale, in_q.zero_point)
+    return raw.astype(np.float32)
+
+
+def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
+    """Load the golden ``root/name`` (shipped layout), refusing it unless every sha256 matches."""
+    read_header(name, root)  # the "no golden for model ..." message names the known ones
+    return load_golden_dir(root / name)
+
+
+def load_golden_dir(directory: Path) -> Golden:
+    """Load the golden in ``directory``, refusing it unless every sha256 matches."""
+    header = read_header_at(directory)
+    name = str(header.get("name") or directory.name)
+    files = header["files"]
+    paths = {role: _check_file(name, directory, role, files[role]) for role in files}
+    ds_info = header["dataset"]
+    raw_inputs_all, labels_all = _dataset(name, directory, ds_info)
     try:
         with np.load(paths["arrays"], allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise _stale(name, f"golden arrays unreadable ({exc})") from exc
 
+    has_labels = bool(header.get("has_labels", True))
     try:
         rows = arrays["rows"].astype(np.int64)
-        raw_inputs = dataset.inputs[rows]
-        inputs_float = (
-            mnist_to_float(raw_inputs)
-            if ds_info["name"] == "mnist_test"
-            else raw_inputs.astype(np.float32)
-        )
         in_q = QuantParams(float(header["input"]["scale"]), int(header["input"]["zero_point"]))
         out_q = QuantParams(float(header["output"]["scale"]), int(header["output"]["zero_point"]))
+        inputs_float = _float_inputs(ds_info, raw_inputs_all[rows], in_q)
         inputs_int8 = quantize(inputs_float, in_q.scale, in_q.zero_point)
         if array_sha256(inputs_int8) != header["input"]["int8_sha256"]:
             raise _stale(name, "quantized inputs differ from those the goldens were made from")
         labels = arrays["labels"].astype(np.int64)
-        expected_labels = dataset.labels[rows] - int(ds_info.get("label_offset", 0))
-        if not np.array_equal(labels, expected_labels):
-            raise _stale(name, "labels differ from the data set's")
+        if has_labels:
+            if labels_all is None:
+                raise _stale(name, "the header promises labels the data set does not have")
+            expected_labels = labels_all[rows] - int(ds_info.get("label_offset", 0))
+            if not np.array_equal(labels, expected_labels):
+                raise _stale(name, "labels differ from the data set's")
         raw = arrays["outputs_int8_raw"].astype(np.int8)
         splits = {k[len("split_") :]: v.astype(np.int64) for k, v in arrays.items()
                   if k.startswith("split_")}  # fmt: skip
@@ -291,6 +380,8 @@ def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
         floats, ints = _layers(header, arrays, len(layer_samples))
     except KeyError as exc:
         raise _stale(name, f"golden arrays or header lack {exc}") from exc
+    except IndexError as exc:
+        raise _stale(name, f"golden rows do not fit the data set ({exc})") from exc
     n = len(rows)
     if not (len(labels) == n == len(raw) == len(arrays["outputs_float"])):
         raise _stale(name, "per-sample arrays have different lengths")
@@ -299,10 +390,10 @@ def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
         description=str(header.get("description", "")),
         task=str(header["task"]),
         directory=directory,
-        keras_path=paths["keras"],
-        tflite_float_path=paths["tflite_float"],
-        tflite_int8_path=paths["tflite_int8"],
-        model_sha256={role: files[role]["sha256"] for role in MODEL_ROLES},
+        keras_path=paths.get("keras"),
+        tflite_float_path=paths.get("tflite_float"),
+        tflite_int8_path=paths.get("tflite_int8"),
+        model_sha256={role: files[role]["sha256"] for role in MODEL_ROLES if role in files},
         dataset_name=str(ds_info["name"]),
         dataset_sha256=str(ds_info["sha256"]),
         label_names=tuple(header["label_names"]),
@@ -320,4 +411,6 @@ def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
         layer_outputs_float=floats,
         layer_outputs_int8=ints,
         header=header,
+        has_labels=has_labels,
+        float_reference=str(header.get("float_reference", "keras")),
     )
