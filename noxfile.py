@@ -92,7 +92,9 @@ def tests(session: nox.Session) -> None:
     ensure_toolchain(session)
     # Renders the HTML report in tests/validate; the test skips without it.
     ensure_apt(session, "chromium", ["chromium"], required=False, what="Chromium")
-    install(session, "dev")
+    # The golden extra (TensorFlow, tflite-micro): tests/user runs `simcore golden create`
+    # on a model trained in the test, as a user would.
+    install(session, "dev", "golden")
     run_pytest(session)
 
 

@@ -464,7 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(.keras/.tflite with a golden); alone: every format it covers on every board",
     )
     p.add_argument(
-        "--format", choices=["f32", "int8", "q16"], help="number format (default: every one)"
+        "--format",
+        "-f",
+        choices=["f32", "int8", "q16"],
+        help="number format (default: every one)",
     )
     p.add_argument("--board", "-b", help="board name or board .toml (default: every board)")
     p.add_argument(

@@ -11,6 +11,17 @@ it available. Write tests like::
             "stack_peak_bytes": result.memory.stack_peak.used_bytes,
         })
 
+To validate a model's firmware against its golden in one call (a shipped
+model name, a golden folder from ``simcore golden create``, or a model file;
+or only the ELF, whose manifest names the rest)::
+
+    def test_my_model(simcore_validate, simcore_board):
+        result = simcore_validate("golden/digits_mlp", "int8", simcore_board)
+        assert result.accuracy >= 0.95
+
+It fails the test, naming the samples, when the outputs leave the golden's
+tolerance, and gates cycles and memory through ``simcore_baseline``.
+
 Options: ``--simcore-board NAME`` (repeatable; default every shipped board)
 selects the boards ``simcore_board`` is parametrized over;
 ``--simcore-baseline FILE`` (default ``simcore-baseline.json`` in the rootdir)
@@ -22,13 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from simcore.baseline import Finding, load_baseline, write_baseline
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.results import RunResult
+
+if TYPE_CHECKING:
+    from simcore.validate import Validation
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,5 +128,54 @@ def simcore_run() -> Callable[..., RunResult]:
 
     def run(elf: str | Path, board: BoardSpec | str, **options: Any) -> RunResult:
         return run_firmware(elf, board, **options)
+
+    return run
+
+
+@pytest.fixture
+def simcore_validate(simcore_baseline: BaselineGate) -> Callable[..., Validation]:
+    """``simcore_validate(model, fmt, board, *, firmware=None, limit=None, gate=True)``.
+
+    Validates the firmware of ``model`` in ``fmt`` on ``board`` against the
+    golden (building the firmware unless ``firmware`` is given; with only
+    ``firmware=``, its manifest names model, format and board), fails the
+    test with the failures, and, with ``gate``, checks cycles and memory
+    against the session's baseline. Returns the
+    :class:`~simcore.validate.Validation`.
+    """
+    from simcore import validate as v
+
+    def run(
+        model: str | Path | None = None,
+        fmt: str | None = None,
+        board: BoardSpec | str | None = None,
+        *,
+        firmware: str | Path | None = None,
+        limit: int | None = None,
+        gate: bool = True,
+    ) -> Validation:
+        elf = Path(firmware) if firmware is not None else None
+        board_name = (get_board(board) if isinstance(board, str) else board).name if board else None
+        if model is None:
+            if elf is None:
+                raise TypeError("simcore_validate needs a model or firmware=")
+            found, _ = v.combination_for_firmware(elf)
+            combo = v.Combination(found.model, fmt or found.fmt, board_name or found.board,
+                                  found.golden)  # fmt: skip
+        else:
+            if fmt is None or board_name is None:
+                raise TypeError("simcore_validate(model, fmt, board): give the format and board")
+            combo = v.combinations_for(model, [fmt], [board_name])[0]
+        result = v.validate_many([combo], firmware=elf, limit=limit, jobs=1)[0]
+        if not result.passed:
+            detail = "; ".join(result.failures)
+            samples = ", ".join(str(m["sample"]) for m in result.mismatches)
+            pytest.fail(
+                f"{result.key}: {detail}" + (f" (first samples: {samples})" if samples else ""),
+                pytrace=False,
+            )
+        if gate:
+            simcore_baseline.check(result.key, result.figures())
+        return result
 
     return run

@@ -25,12 +25,16 @@ TensorFlow is needed for a ``.keras`` model, tflite-micro for both (the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
+import sys
+import tempfile
+import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +180,18 @@ def check_labels(
     return labels
 
 
+def _labels(data: UserData, n: int, n_outputs: int, model: str) -> npt.NDArray[np.int64] | None:
+    if data.labels is None:
+        return None
+    return check_labels(data.labels, n, n_outputs, model, "the labels")
+
+
+def _int8_outputs(int8_bytes: bytes) -> int:
+    from simcore.golden.tflite_model import read_tflite_bytes
+
+    return int(np.prod(read_tflite_bytes(int8_bytes).output_tensor.shape[1:]))
+
+
 def _need(module: str, what: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise UsageError(
@@ -188,7 +204,9 @@ def _need(module: str, what: str) -> None:
 
 def _keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    with _native_output_to_log():  # TensorFlow logs banners on fd 2 as it loads
+        import keras
+        import tensorflow  # noqa: F401
 
     return keras
 
@@ -220,12 +238,37 @@ def batch1_clone(model: Any) -> Any:
     return fixed
 
 
+@contextlib.contextmanager
+def _native_output_to_log() -> Iterator[None]:
+    """Send what TensorFlow prints (to fd 1 and 2, from C++ too) to the debug log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            log.debug("converter output:\n%s", sink.read().decode(errors="replace"))
+
+
 def quantize_int8(model: Any, calibration: npt.NDArray[np.float32]) -> bytes:
     """Full-integer post-training quantization (int8 input and output) of a Keras model."""
     from simcore.golden.generate import convert
 
     try:
-        return convert(batch1_clone(model), calibration[:MAX_CALIBRATION])
+        with _native_output_to_log():
+            return convert(batch1_clone(model), calibration[:MAX_CALIBRATION])
     except UsageError:
         raise
     except Exception as exc:  # the converter's errors are many and long
@@ -345,6 +388,8 @@ def create_golden(
         if len(shape) != len(keras_model.input_shape) - 1:
             raise UsageError(f"{model_path} has a dynamic input shape {keras_model.input_shape}")
         x = check_inputs(data.inputs, shape, model_path.name, int8_ok=False, where=str(data_path))
+        n_outputs = int(np.prod([d or 1 for d in keras_model.output_shape[1:]]))
+        labels = _labels(data, len(x), n_outputs, model_path.name)
         calib = x
         if calibration_path is not None:
             c = read_data(calibration_path).inputs
@@ -360,6 +405,8 @@ def create_golden(
         int8_bytes = model_path.read_bytes()
         shape, q_in, q_out = _int8_io(int8_bytes, str(model_path))
         xs = check_inputs(data.inputs, shape, model_path.name, int8_ok=True, where=str(data_path))
+        n_outputs = _int8_outputs(int8_bytes)
+        labels = _labels(data, len(xs), n_outputs, model_path.name)
         inputs_stored = xs
         inputs_float = (
             store.dequantize(xs, q_in.scale, q_in.zero_point) if xs.dtype == np.int8 else xs
@@ -384,82 +431,98 @@ def create_golden(
     if keras_model is None:
         outputs_float = store.dequantize(outputs_q, q_out.scale, q_out.zero_point)
     outputs_float = outputs_float.reshape((n, -1)) if outputs_float.ndim == 1 else outputs_float
-    n_outputs = int(np.prod(outputs_float.shape[1:]))
-
-    labels = (
-        check_labels(data.labels, n, n_outputs, model_path.name, "the labels")
-        if data.labels is not None
-        else None
-    )
     n_classes = 2 if n_outputs == 1 else n_outputs
 
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {"tflite_int8": store.TFLITE_INT8_FILE}
-    if keras_model is not None:
-        shutil.copyfile(model_path, out / store.KERAS_FILE)
-        files["keras"] = store.KERAS_FILE
-    (out / store.TFLITE_INT8_FILE).write_bytes(int8_bytes)
-    rows = np.arange(n, dtype=np.int64)
-    data_arrays: dict[str, npt.NDArray[Any]] = {"inputs": inputs_stored}
-    if labels is not None:
-        data_arrays["labels"] = labels
-    _savez(out / DATA_FILE, **data_arrays)
-    arrays |= {
-        "rows": rows,
-        "labels": labels if labels is not None else np.full(n, -1, dtype=np.int64),
-        "outputs_float": outputs_float.astype(np.float32),
-        "outputs_int8_raw": outputs_q.reshape((n, -1)).astype(np.int8),
-        "layer_samples": layer_rows,
-        "split_test": rows,
-        "split_all": rows,
-    }
-    _savez(out / store.ARRAYS_FILE, **arrays)
-    files["arrays"] = store.ARRAYS_FILE
-    header: dict[str, Any] = {
-        "format": store.FORMAT_NAME,
-        "version": store.FORMAT_VERSION,
-        "name": name,
-        "description": description or f"{model_path.name} on {data.source}",
-        "task": "classification",
-        "generated_by": "simcore golden create",
-        "source_model": {"path": str(model_path.resolve()), "sha256": sha256_file(model_path)},
-        "files": {role: {"path": f, "sha256": sha256_file(out / f)} for role, f in files.items()},
-        "float_reference": "keras" if keras_model is not None else "tflite_int8 dequantized",
-        "int8_from": (
-            f"TensorFlow post-training full-integer quantization, calibrated on "
-            f"{min(len(calib), MAX_CALIBRATION)} samples of "
-            f"{calibration_path or data_path}"
-            if calib is not None
-            else "the given .tflite"
-        ),
-        "dataset": {
-            "name": "user",
-            "path": DATA_FILE,
-            "path_base": "golden",
-            "sha256": sha256_file(out / DATA_FILE),
-            "source": data.source,
-            "input_transform": "as given"
-            + (", int8 (the model's quantized input)" if inputs_stored.dtype == np.int8 else ""),
-        },
-        "has_labels": labels is not None,
-        "label_names": [str(i) for i in range(n_classes)],
-        "input": {
-            "shape": list(shape),
-            "scale": q_in.scale,
-            "zero_point": q_in.zero_point,
-            "int8_sha256": store.array_sha256(x_q),
-        },
-        "output": {
-            "shape": list(outputs_float.shape[1:]),
-            "scale": q_out.scale,
-            "zero_point": q_out.zero_point,
-        },
-        "splits": {"test": n, "all": n},
-        "versions": versions(),
-        "keras_layers": keras_layers,
-        "int8_ops": int8_ops,
-    }
-    store.write_header(out / store.HEADER_FILE, header)
-    # Read it back through the loader every command uses: what we wrote must load.
-    store.load_golden_dir(out)
-    return out
+    # Written next to the target and renamed at the end: an interrupted or failed
+    # create never leaves a half-written golden where a valid one is expected.
+    final = out
+    replaceable = not final.exists() or (final / store.HEADER_FILE).is_file()
+    if not replaceable and (not final.is_dir() or any(final.iterdir())):
+        raise UsageError(
+            f"{final} exists and is not a golden folder; not overwriting it",
+            hint="pass another --out",
+        )
+    out = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        out.mkdir(parents=True)
+        files: dict[str, str] = {"tflite_int8": store.TFLITE_INT8_FILE}
+        if keras_model is not None:
+            shutil.copyfile(model_path, out / store.KERAS_FILE)
+            files["keras"] = store.KERAS_FILE
+        (out / store.TFLITE_INT8_FILE).write_bytes(int8_bytes)
+        rows = np.arange(n, dtype=np.int64)
+        data_arrays: dict[str, npt.NDArray[Any]] = {"inputs": inputs_stored}
+        if labels is not None:
+            data_arrays["labels"] = labels
+        _savez(out / DATA_FILE, **data_arrays)
+        arrays |= {
+            "rows": rows,
+            "labels": labels if labels is not None else np.full(n, -1, dtype=np.int64),
+            "outputs_float": outputs_float.astype(np.float32),
+            "outputs_int8_raw": outputs_q.reshape((n, -1)).astype(np.int8),
+            "layer_samples": layer_rows,
+            "split_test": rows,
+            "split_all": rows,
+        }
+        _savez(out / store.ARRAYS_FILE, **arrays)
+        files["arrays"] = store.ARRAYS_FILE
+        header: dict[str, Any] = {
+            "format": store.FORMAT_NAME,
+            "version": store.FORMAT_VERSION,
+            "name": name,
+            "description": description or f"{model_path.name} on {data.source}",
+            "task": "classification",
+            "generated_by": "simcore golden create",
+            "source_model": {"path": str(model_path.resolve()), "sha256": sha256_file(model_path)},
+            "files": {
+                role: {"path": f, "sha256": sha256_file(out / f)} for role, f in files.items()
+            },
+            "float_reference": "keras" if keras_model is not None else "tflite_int8 dequantized",
+            "int8_from": (
+                f"TensorFlow post-training full-integer quantization, calibrated on "
+                f"{min(len(calib), MAX_CALIBRATION)} samples of "
+                f"{calibration_path or data_path}"
+                if calib is not None
+                else "the given .tflite"
+            ),
+            "dataset": {
+                "name": "user",
+                "path": DATA_FILE,
+                "path_base": "golden",
+                "sha256": sha256_file(out / DATA_FILE),
+                "source": data.source,
+                "input_transform": "as given"
+                + (
+                    ", int8 (the model's quantized input)" if inputs_stored.dtype == np.int8 else ""
+                ),
+            },
+            "has_labels": labels is not None,
+            "label_names": [str(i) for i in range(n_classes)],
+            "input": {
+                "shape": list(shape),
+                "scale": q_in.scale,
+                "zero_point": q_in.zero_point,
+                "int8_sha256": store.array_sha256(x_q),
+            },
+            "output": {
+                "shape": list(outputs_float.shape[1:]),
+                "scale": q_out.scale,
+                "zero_point": q_out.zero_point,
+            },
+            "splits": {"test": n, "all": n},
+            "versions": versions(),
+            "keras_layers": keras_layers,
+            "int8_ops": int8_ops,
+        }
+        store.write_header(out / store.HEADER_FILE, header)
+        # Read it back through the loader every command uses: what we wrote must load.
+        store.load_golden_dir(out)
+        if final.exists():
+            shutil.rmtree(final)
+        out.replace(final)
+    except OSError as exc:
+        raise UsageError(f"cannot write golden folder {final}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final

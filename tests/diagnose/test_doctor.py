@@ -330,16 +330,31 @@ def test_two_mistakes_are_both_named(tmp_path: Path) -> None:
 
 
 def test_model_file_outside_golden(tmp_path: Path) -> None:
-    """A model file simcore has no golden for: seeded random inputs, per-layer reference."""
+    """A model file simcore has no golden for: seeded random inputs, per-layer reference.
+
+    Goldens are found by the model file's sha256, so the copy gets trailing
+    bytes (the flatbuffer reader ignores them): the same model, no golden.
+    """
     _, path = resolve_model("iris3", "int8")
     mine = tmp_path / "my_classifier.tflite"
-    mine.write_bytes(path.read_bytes())
+    mine.write_bytes(path.read_bytes() + bytes(16))
     fw = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True, inject="no-bias:2")
     d = diagnose(fw.elf, mine, "int8", "rp2350")
     assert "random inputs" in d.input_source and "model file" in d.reference
     _check_named(d, "no-bias:2:missing")
     clean = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True)
     assert diagnose(clean.elf, mine, "int8", "rp2350").verdict == "agrees"
+
+
+def test_model_file_copy_finds_its_golden_by_content(tmp_path: Path) -> None:
+    """A renamed copy of a shipped model is diagnosed against that model's golden."""
+    _, path = resolve_model("iris3", "int8")
+    mine = tmp_path / "renamed.tflite"
+    mine.write_bytes(path.read_bytes())
+    fw = build_model_firmware(mine, "int8", "rp2350", tmp_path, trace=True, inject="no-bias:2")
+    d = diagnose(fw.elf, mine, "int8", "rp2350")
+    assert "golden per-layer samples" in d.input_source
+    _check_named(d, "no-bias:2:missing")
 
 
 def test_stored_arrays_break_ties_and_equal_hypotheses_are_tested_once(tmp_path: Path) -> None:
