@@ -1,8 +1,11 @@
-"""Summaries and an HTML report of ``simcore validate`` results.
+"""Summaries and an HTML report of ``simcore validate`` and ``simcore run`` results.
 
 Reads what ``simcore validate --json`` writes (``{"version": 1, "results": [...]}``,
-one ``Validation.as_dict()`` per model/format/board combination) and renders
-either a summary table (terminal or Markdown) or one self-contained HTML page.
+one ``Validation.as_dict()`` per model/format/board combination) and what
+``simcore run --json`` prints for one firmware run (a user's own program, not
+a model: it becomes one row named after the ELF, judged by its exit code),
+several files at once, and renders either a summary table (terminal or
+Markdown) or one self-contained HTML page.
 
 The page's charts are inline SVG drawn here: no plotting library, no
 JavaScript, no fonts or styles fetched from the network, so the file can be
@@ -13,6 +16,7 @@ attached to a CI run and opened anywhere, offline. Hover tooltips use SVG
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import math
@@ -95,8 +99,13 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
         raise UsageError(
             f"results file {path} is not JSON (line {error.lineno}: {error.msg})", hint=hint
         ) from None
+    if _is_run(data):
+        return [run_as_result(data)], {}
     if not isinstance(data, dict) or "version" not in data:
-        raise UsageError(f"{path} is not a simcore validate results file (no version)", hint=hint)
+        raise UsageError(
+            f"{path} is neither simcore validate results nor a simcore run --json result",
+            hint=hint,
+        )
     if data["version"] != RESULTS_VERSION:
         raise UsageError(
             f"results file {path} has version {data['version']!r}; "
@@ -112,6 +121,82 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
             raise UsageError(f"result {i} in {path} lacks {', '.join(missing)}", hint=hint)
     meta = data.get("meta")
     return results, meta if isinstance(meta, dict) else {}
+
+
+def _is_run(data: object) -> bool:
+    return isinstance(data, dict) and "stop_reason" in data and "elf" in data
+
+
+def run_as_result(run: dict[str, Any]) -> Result:
+    """One ``simcore run --json`` document as a report row (the ELF stands for the model).
+
+    Cycles per inference come from the ``simcore_sample_begin/end`` marks when
+    the firmware has them, else the whole run counts as one.
+    """
+    from statistics import median
+
+    elf = Path(str(run.get("elf", "firmware")))
+    manifest: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        manifest = json.loads(elf.with_suffix(".json").read_text())
+    samples = [c for c in run.get("sample_cycles") or [] if _num(c) is not None]
+    total = _num(run.get("cycles"))
+    per = samples or ([total] if total is not None else [])
+    cycles = (
+        {"mean": sum(per) / len(per), "median": median(per), "min": min(per), "max": max(per)}
+        if per
+        else None
+    )
+    total_cycles = sum(
+        _num(e.get("cycles")) or 0.0 for e in run.get("profile") or [] if isinstance(e, dict)
+    )
+    n = max(len(samples), 1)
+    profile = [
+        {
+            "function": e.get("function"),
+            "cycles_per_inference": (_num(e.get("cycles")) or 0.0) / n,
+            "share": e.get("share", (_num(e.get("cycles")) or 0.0) / (total_cycles or 1.0)),
+        }
+        for e in run.get("profile") or []
+        if isinstance(e, dict)
+    ]
+    model = run.get("cycle_model") if isinstance(run.get("cycle_model"), dict) else {}
+    ok = run.get("exit_code") in (0, None) and run.get("stop_reason") != "bkpt"
+    failures = [] if ok else [
+        f"exit code {run.get('exit_code')} ({run.get('stop_reason')} at {run.get('stop_location')})"
+    ]  # fmt: skip
+    return {
+        "model": elf.stem,
+        "format": str(manifest.get("format", "run")) if isinstance(manifest, dict) else "run",
+        "board": str(run.get("board", "?")),
+        "key": f"{elf.name}/{run.get('board', '?')}",
+        "elf": str(elf),
+        "passed": ok,
+        "failures": failures,
+        "n_samples": len(samples) or run.get("n_samples") or None,
+        "exactness": f"exit {run.get('exit_code')}",
+        "cycles": cycles,
+        "clock_hz": run.get("clock_hz"),
+        "cycle_model": model,
+        "profile": profile,
+        "memory": run.get("memory"),
+        "baseline_notes": [str(n) for n in run.get("notes") or []],
+    }
+
+
+def load_reports(paths: Sequence[Path]) -> tuple[list[Result], dict[str, Any]]:
+    """Results from several files (validate results or run documents), in order.
+
+    The ``meta`` of the first validate file is kept; when files disagree on a
+    combination, each row stays (they are listed, not merged).
+    """
+    results: list[Result] = []
+    meta: dict[str, Any] = {}
+    for path in paths:
+        rows, file_meta = _load(path)
+        results += rows
+        meta = meta or file_meta
+    return results, meta
 
 
 def _has(result: object, key: str) -> bool:
@@ -878,11 +963,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``simcore report RESULTS.json [--html OUT.html] [--markdown]``."""
     p = subparsers.add_parser(
         "report",
-        help="summarize validate results; write an HTML report with charts",
-        description="Print the summary table of a 'simcore validate --json' file; "
-        "with --html also write a self-contained HTML report with charts.",
+        help="summarize validate or run results; write an HTML report with charts",
+        description="Print the summary table of 'simcore validate --json' files (and "
+        "'simcore run --json' results of your own firmware); with --html also write a "
+        "self-contained HTML report with charts.",
     )
-    p.add_argument("results", type=Path, help="the JSON written by 'simcore validate --json'")
+    p.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        help="JSON from 'simcore validate --json' or 'simcore run --json' (several: one report)",
+    )
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--title", default=DEFAULT_TITLE, help="the HTML report's title")
@@ -890,7 +981,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    results, meta = _load(args.results)
+    results, meta = load_reports(args.results)
     sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
     if args.html:
         write_html(results, args.html, title=args.title, meta=meta)

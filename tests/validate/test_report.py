@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from simcore.boards import get_board
 from simcore.errors import UsageError
 from simcore.report import load_results, register, render_html, summary_table, write_html
 
@@ -143,7 +144,7 @@ def test_summary_table_markdown(results: list[dict[str, Any]]) -> None:
         (None, "no results file"),
         ("{not json", "is not JSON"),
         ('{"version": 2, "results": []}', "has version 2; this simcore reads version 1"),
-        ('{"results": []}', "not a simcore validate results file"),
+        ('{"results": []}', "neither simcore validate results nor a simcore run --json result"),
         ('{"version": 1}', "no 'results' list"),
         ('{"version": 1, "results": [{"model": "iris3"}]}', "result 0 in"),
     ],
@@ -249,6 +250,34 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     args = parser.parse_args(["report", str(source), "--markdown"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.startswith("| combination |")
+
+
+def test_report_joins_validate_results_and_a_run_of_your_own_firmware(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simcore run --json` of a user's program becomes a row, judged by its exit code."""
+    from simcore import cli
+    from simcore.example import build_example
+
+    elf = build_example(get_board("rp2040"), tmp_path).elf
+    runs = []
+    for name, extra in (("ok.json", []), ("budget.json", ["--max-instructions", "500"])):
+        assert cli.main(["run", str(elf), "-b", "rp2040", "--json", *extra]) in (0, 1)
+        runs.append(tmp_path / name)
+        runs[-1].write_text(capsys.readouterr().out)
+    parser = argparse.ArgumentParser(prog="simcore")
+    register(parser.add_subparsers(dest="command"))
+    html_out = tmp_path / "r.html"
+    args = parser.parse_args(["report", str(SAMPLE), *map(str, runs), "--html", str(html_out)])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    ok_row = next(
+        line for line in printed.splitlines() if line.startswith("example.elf/rp2040  PASS")
+    )
+    assert "5,647" in ok_row  # the example's one inference, as `simcore run` reports it
+    assert re.search(r"example\.elf/rp2040\s+FAIL", printed)
+    assert "mnist_cnn/f32/stm32h743" in printed
+    assert "example" in html_out.read_text()
 
 
 # -- headless Chromium -------------------------------------------------------------
