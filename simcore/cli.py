@@ -222,56 +222,85 @@ def _cmd_example(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simcore import validate as v
     from simcore.baseline import load_baseline, write_baseline
+    from simcore.outputs import check_writable
 
+    for path, what in ((args.json, "results"), (args.html, "HTML report")):
+        if path is not None:
+            check_writable(path, what=what)  # before the run, not after it
+    baseline = load_baseline(args.baseline)
     combos = _validate_combinations(args)
     jobs = args.jobs or v.default_jobs()
-    results = v.validate_many(
-        combos,
-        firmware=args.firmware,
-        limit=args.limit,
-        split=args.split,
-        jobs=jobs,
-        progress=not args.quiet,
-    )
-    baseline = load_baseline(args.baseline)
+    interrupted: v.ValidationInterrupted | None = None
+    try:
+        results = v.validate_many(
+            combos,
+            firmware=args.firmware,
+            limit=args.limit,
+            split=args.split,
+            jobs=min(jobs, max(len(combos), 1) * 64),
+            progress=not args.quiet,
+        )
+    except v.ValidationInterrupted as exc:
+        interrupted, results = exc, exc.results
+    errors = [r for r in results if r.error]
+    if len(errors) == len(results) == 1 and errors[0].error_exit_code == 2 and not interrupted:
+        raise UsageError(errors[0].error or "")  # one bad input: one line, exit 2
     for result in results:
+        if result.error:
+            continue
         figures = result.figures()
+        samples = f"{args.split} {result.n_samples}"
         if args.update_baseline:
             if result.passed:
-                baseline.update(result.key, figures)
+                baseline.update(result.key, figures, samples)
             continue
         if baseline.missing(result.key):
             result.baseline_notes.append(f"no baseline for {result.key} in {args.baseline}")
             continue
-        for finding in baseline.compare(result.key, figures):
+        skipped = baseline.skipped(result.key, samples)
+        if skipped:
+            result.baseline_notes.append(
+                f"{', '.join(sorted(skipped))} not compared: the baseline was measured on "
+                f"{baseline.samples[result.key]} samples, this run on {samples}"
+            )
+        for finding in baseline.compare(result.key, figures, samples):
             if finding.regressed:
                 result.regressions.append(finding.describe())
             elif finding.improved:
                 result.baseline_notes.append(finding.describe() + "; update the baseline")
-    if args.update_baseline:
+    if args.update_baseline and not interrupted:
         write_baseline(args.baseline, baseline)
         _out(f"baseline updated: {args.baseline}")
-    data = {
-        "version": 1,
-        "meta": {
-            "simcore": __version__,
-            "command": "simcore " + " ".join(sys.argv[1:]),
-            "split": args.split,
-            "limit": args.limit,
-        },
-        "results": [r.as_dict() for r in results],
+    meta: dict[str, Any] = {
+        "simcore": __version__,
+        "command": "simcore " + " ".join(sys.argv[1:]),
+        "split": args.split,
+        "limit": args.limit,
+        **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
+    data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=1) + "\n")
+        from simcore.outputs import write_output
+
+        write_output(args.json, json.dumps(data, indent=1) + "\n", what="results")
     _print_validation([r.as_dict() for r in results])
     if args.json:
         _out(f"results: {args.json}")
     if args.html:
         from simcore.report import write_html
 
-        write_html([r.as_dict() for r in results], args.html)
+        write_html([r.as_dict() for r in results], args.html, meta=meta)
         _out(f"report: {args.html}")
+    for r in errors:
+        sys.stderr.write(f"simcore: error: {r.key}: {r.error}\n")
+    if interrupted is not None:
+        sys.stderr.write(
+            f"simcore: interrupted: {len(results)} of {interrupted.total} combinations "
+            "finished; the results written are marked partial\n"
+        )
+        return 130
+    if any(r.error_exit_code == 2 for r in errors):
+        return 2
     failed = [r for r in results if not r.passed or r.regressions]
     return 1 if failed else 0
 

@@ -8,6 +8,15 @@ ran and misbehaved (fault, budget exhausted, mismatch).
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuild(cls: type[SimError], args: tuple[Any, ...], state: dict[str, Any]) -> SimError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class SimError(Exception):
     """Root of every error simcore raises on purpose."""
@@ -19,6 +28,15 @@ class SimError(Exception):
         self.hint = hint
         super().__init__(message if hint is None else f"{message}; {hint}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by attributes, so an error crosses a process boundary intact.
+
+        Exception's own reduce calls ``cls(*args)``, which the subclasses'
+        keyword-only arguments (address, access, pc...) refuse: a worker's
+        fault would come back as a BrokenProcessPool instead of itself.
+        """
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
 
 class UsageError(SimError):
     """A bad argument, an unknown name or a missing file."""
@@ -28,6 +46,10 @@ class UsageError(SimError):
 
 class BoardError(UsageError):
     """A board file that is malformed, or a board name that does not exist."""
+
+
+class OutputError(UsageError):
+    """An output file that cannot be written (a folder, a full disk, no permission)."""
 
 
 class ElfError(UsageError):

@@ -87,18 +87,25 @@ class BaselineGate:
         self.baseline = load_baseline(path)
         self.dirty = False
 
-    def check(self, key: str, figures: dict[str, float]) -> list[Finding]:
-        """Fail the calling test if a figure regressed beyond its band."""
+    def check(
+        self, key: str, figures: dict[str, float], samples: str | None = None
+    ) -> list[Finding]:
+        """Fail the calling test if a figure regressed beyond its band.
+
+        ``samples`` names the sample set the figures were measured on (e.g.
+        ``"test 50"``); figures that depend on it are compared only with a
+        baseline measured on the same set.
+        """
         if self.update_mode or self.baseline.missing(key):
             if not self.update_mode:
                 pytest.fail(
                     f"no baseline for {key} in {self.path}; run with --simcore-update-baseline",
                     pytrace=False,
                 )
-            self.baseline.update(key, figures)
+            self.baseline.update(key, figures, samples)
             self.dirty = True
             return []
-        findings = self.baseline.compare(key, figures)
+        findings = self.baseline.compare(key, figures, samples)
         regressions = [f for f in findings if f.regressed]
         if regressions:
             pytest.fail("\n".join(f.describe() for f in regressions), pytrace=False)
@@ -175,7 +182,7 @@ def simcore_validate(simcore_baseline: BaselineGate) -> Callable[..., Validation
                 pytrace=False,
             )
         if gate:
-            simcore_baseline.check(result.key, result.figures())
+            simcore_baseline.check(result.key, result.figures(), f"test {result.n_samples}")
         return result
 
     return run

@@ -950,10 +950,10 @@ def write_html(
     title: str = DEFAULT_TITLE,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    """Write :func:`render_html` to ``path`` (creating its folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(results, title=title, meta=meta), encoding="utf-8")
+    """Write :func:`render_html` to ``path`` (creating its folder), whole or not at all."""
+    from simcore.outputs import write_output
+
+    write_output(path, render_html(results, title=title, meta=meta), what="HTML report")
 
 
 # -- command line -------------------------------------------------------------

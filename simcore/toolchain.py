@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,10 @@ def build_elf(
     gcc = find_gcc()
     out_elf.parent.mkdir(parents=True, exist_ok=True)
     map_file = out_elf.with_suffix(".map")
+    # The linker writes beside the targets and the results are renamed into place, so
+    # a concurrent reader (another validate) never sees a half-written ELF.
+    tmp_elf = out_elf.with_name(f".{out_elf.stem}.{os.getpid()}.{threading.get_ident()}.elf")
+    tmp_map = tmp_elf.with_suffix(".map")
     all_sources = [*sources, *RUNTIME_SOURCES]
     cmd = [
         gcc,
@@ -148,16 +153,25 @@ def build_elf(
         f"-T{script or linker_script(board)}",
         *COMMON_LDFLAGS,
         *(f"-l{lib}" for lib in libs),
-        f"-Wl,-Map={map_file}",
+        f"-Wl,-Map={tmp_map}",
         "-o",
-        str(out_elf),
+        str(tmp_elf),
     ]
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     log.debug("building %s: %s", out_elf, " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
-        raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            first = next(
+                (ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()
+            )
+            raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+        tmp_map.replace(map_file)
+        tmp_elf.replace(out_elf)
+    finally:
+        tmp_elf.unlink(missing_ok=True)
+        tmp_map.unlink(missing_ok=True)
+    cmd = [a.replace(str(tmp_elf), str(out_elf)).replace(str(tmp_map), str(map_file)) for a in cmd]
     return BuildResult(
         elf=out_elf, map_file=map_file, command=tuple(cmd), compiler_version=compiler_version()
     )

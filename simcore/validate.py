@@ -36,12 +36,18 @@ import numpy.typing as npt
 from simcore import compare
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
-from simcore.errors import GoldenError, UsageError
+from simcore.errors import EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_models, load_golden_dir
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("f32", "int8", "q16")
+#: Wall-clock bound of one batch's emulation unless the caller sets one: a hanging
+#: firmware fails its combination instead of hanging the run.
+DEFAULT_BATCH_TIMEOUT_S = 300.0
+#: Pools in a row that may die without finishing a batch before each remaining batch
+#: runs alone, so the one that kills its worker (out of memory...) is found and failed.
+BATCH_ATTEMPTS = 2
 #: The golden file each format is built from.
 MODEL_ROLE = FORMAT_ROLE
 
@@ -164,19 +170,37 @@ def _image(elf: str) -> ElfImage:
     return _IMAGES[key]
 
 
-def _run_batch(elf: str, board: str, inputs: bytes, n: int, start: int) -> BatchResult:
+@dataclass(frozen=True)
+class BatchLimits:
+    """Bounds of one batch's run: instructions and wall-clock seconds (None: unbounded)."""
+
+    max_instructions: int | None = None
+    timeout_s: float | None = DEFAULT_BATCH_TIMEOUT_S
+
+
+def _run_batch(
+    elf: str, board: str, inputs: bytes, n: int, start: int, limits: BatchLimits = BatchLimits()
+) -> BatchResult:
     """Worker: run one batch (imports the engine lazily so the parent stays light)."""
     from simcore.engine import run_firmware
 
-    result = run_firmware(_image(elf), board, inputs=inputs, n_samples=n, profile_limit=None)
+    result = run_firmware(
+        _image(elf),
+        board,
+        inputs=inputs,
+        n_samples=n,
+        profile_limit=None,
+        max_instructions=limits.max_instructions,
+        timeout_s=limits.timeout_s,
+    )
     if result.exit_code != 0:
-        raise UsageError(
+        raise EmulationError(
             f"{Path(elf).name} on {board} exited with code {result.exit_code} "
             f"({result.stop_reason.value} at {result.stop_location}) on samples "
             f"{start}..{start + n - 1}"
         )
     if len(result.sample_cycles) != n:
-        raise UsageError(
+        raise EmulationError(
             f"{Path(elf).name} reported {len(result.sample_cycles)} simcore_sample_begin/end "
             f"pairs for {n} samples",
             hint="call simcore_sample_begin(i)/simcore_sample_end(i) around each inference",
@@ -381,10 +405,29 @@ class Validation:
     built: bool
     regressions: list[str] = field(default_factory=list)
     baseline_notes: list[str] = field(default_factory=list)
+    #: Why the combination could not be judged (bad input, a fault, a dead worker).
+    error: str | None = None
+    #: The error's exit code: 2 for bad input, 1 for a firmware that misbehaved.
+    error_exit_code: int = 1
 
     @property
     def key(self) -> str:
         return self.combo.key
+
+    @classmethod
+    def failed(cls, combo: Combination, error: SimError | str, elf: str = "") -> Validation:
+        """A combination that could not be judged, carrying the error that stopped it."""
+        message = " ".join(str(error).split())
+        code = error.exit_code if isinstance(error, SimError) else 1
+        return cls(
+            combo=combo, elf=elf, n_samples=0, passed=False, exactness="error",
+            tolerance={}, failures=[message], accuracy=None, reference_accuracy=None,
+            metrics_vs_reference={}, metrics_vs_float={}, argmax_agreement=0.0, classes={},
+            cycles_mean=0.0, cycles_median=0.0, cycles_min=0, cycles_max=0,
+            seconds_per_inference=0.0, clock_hz=0, cycle_model={}, profile=[], memory={},
+            mismatches=[], emulation_seconds=0.0, built=False, error=message,
+            error_exit_code=code,
+        )  # fmt: skip
 
     def figures(self) -> dict[str, float]:
         """The figures a baseline gates (larger is worse); cycles is the median per inference."""
@@ -429,6 +472,7 @@ class Validation:
             "mismatches": self.mismatches,
             "emulation_seconds": round(self.emulation_seconds, 3),
             "built": self.built,
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -505,6 +549,15 @@ def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: s
     return _Plan(combo, board, golden, rows, fw, batches, started)
 
 
+class ValidationInterrupted(Exception):
+    """Ctrl-C during validation; carries the combinations finished before it."""
+
+    def __init__(self, results: list[Validation], total: int) -> None:
+        self.results = results
+        self.total = total
+        super().__init__(f"interrupted after {len(results)} of {total} combinations")
+
+
 def validate_many(
     combos: list[Combination],
     *,
@@ -513,53 +566,187 @@ def validate_many(
     split: str = "test",
     jobs: int = 1,
     progress: bool = False,
+    limits: BatchLimits | None = None,
 ) -> list[Validation]:
     """Validate several combinations, their batches spread over ``jobs`` processes.
 
     Firmware is built (where needed) first, on ``jobs`` threads; then every
     batch of every combination goes to one process pool, and each combination
-    is judged as soon as its batches are back.
+    is judged once its batches are back. One combination's trouble never costs
+    the others their results: a combination that cannot be planned (bad
+    input) or whose firmware faults, hangs past ``limits`` or exits non-zero
+    comes back as :meth:`Validation.failed`; a worker process that dies is
+    replaced and its batches run again (see :data:`BATCH_ATTEMPTS`). On
+    Ctrl-C, :class:`ValidationInterrupted` carries the finished combinations.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    limits = limits or BatchLimits()
+
+    def plan_or_error(combo: Combination) -> _Plan | Validation:
+        try:
+            return _plan(combo, firmware, limit, split)
+        except SimError as exc:
+            return Validation.failed(combo, exc)
+
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as threads:
-        plans = list(threads.map(lambda c: _plan(c, firmware, limit, split), combos))
-    total = sum(len(p.rows) for p in plans)
-    bar = Progress(total, f"validating {len(plans)} combination(s)") if progress else None
-    out: list[Validation] = []
-    pool = make_pool(jobs)
+        plans = list(threads.map(plan_or_error, combos))
+    runnable = [(i, p) for i, p in enumerate(plans) if isinstance(p, _Plan)]
+    total = sum(len(p.rows) for _, p in runnable)
+    bar = Progress(total, f"validating {len(runnable)} combination(s)") if progress else None
+    runner = _BatchRunner(jobs, limits, bar)
     try:
-        pending = [
-            (p, [pool.submit(_run_batch, *args) for args in p.batches] if pool else [])
-            for p in plans
+        runner.run([(i, p.batches) for i, p in runnable])
+    except KeyboardInterrupt:
+        finished = [
+            r
+            for i, r in enumerate(_results(plans, runner))
+            if r is not None and (not isinstance(plans[i], _Plan) or runner.complete(i))
         ]
-        for plan, futures in pending:
-            results = []
-            if pool is None:
-                for args in plan.batches:
-                    results.append(_run_batch(*args))
-                    _tick(bar, None, args[3])
-            else:
-                for fut in futures:
-                    batch = fut.result()
-                    results.append(batch)
-                    _tick(bar, None, len(batch.sample_cycles))
-            results.sort(key=lambda b: b.start)
-            out.append(
-                _judge(
-                    plan.combo,
-                    plan.board,
-                    plan.golden,
-                    plan.rows,
-                    plan.firmware,
-                    results,
-                    sum(b.wall_seconds for b in results),
-                )
-            )
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        raise ValidationInterrupted(finished, len(combos)) from None
+    return [r for r in _results(plans, runner) if r is not None]
+
+
+def _results(plans: list[_Plan | Validation], runner: _BatchRunner) -> list[Validation | None]:
+    """Judge every plan whose batches are all back (or failed); None for the others."""
+    out: list[Validation | None] = []
+    for i, plan in enumerate(plans):
+        if isinstance(plan, Validation):
+            out.append(plan)
+        elif i in runner.errors:
+            out.append(Validation.failed(plan.combo, runner.errors[i], str(plan.firmware.elf)))
+        elif runner.complete(i):
+            results = sorted(runner.done_for(i), key=lambda b: b.start)
+            judged = _judge(
+                plan.combo, plan.board, plan.golden, plan.rows, plan.firmware, results,
+                sum(b.wall_seconds for b in results),
+            )  # fmt: skip
+            out.append(judged)
+        else:
+            out.append(None)
     return out
+
+
+class _BatchRunner:
+    """Runs batches in worker processes (or in this one for ``jobs`` 1), surviving their failures.
+
+    ``done`` holds each finished batch by (plan, batch) index, ``errors`` the
+    first error of each plan whose batch failed (its other batches are skipped).
+    """
+
+    def __init__(
+        self,
+        jobs: int,
+        limits: BatchLimits,
+        bar: Progress | None,
+        call: Callable[[tuple[str, str, bytes, int, int], BatchLimits], BatchResult | SimError]
+        | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.limits = limits
+        self.bar = bar
+        #: What runs one batch (a module-level function: it is sent to the workers).
+        self.call = call or _call
+        self.done: dict[tuple[int, int], BatchResult] = {}
+        self.errors: dict[int, SimError | str] = {}
+        self.sizes: dict[int, int] = {}
+
+    def complete(self, plan: int) -> bool:
+        return plan not in self.errors and all(
+            (plan, b) in self.done for b in range(self.sizes.get(plan, 0))
+        )
+
+    def done_for(self, plan: int) -> list[BatchResult]:
+        return [self.done[(plan, b)] for b in range(self.sizes[plan])]
+
+    def _finish(self, key: tuple[int, int], outcome: BatchResult | SimError) -> None:
+        if isinstance(outcome, SimError):
+            self.errors.setdefault(key[0], outcome)
+        else:
+            self.done[key] = outcome
+            _tick(self.bar, None, len(outcome.sample_cycles))
+
+    def run(self, work: list[tuple[int, list[tuple[str, str, bytes, int, int]]]]) -> None:
+        pending: dict[tuple[int, int], tuple[str, str, bytes, int, int]] = {}
+        for plan, batches in work:
+            self.sizes[plan] = len(batches)
+            pending.update({(plan, b): args for b, args in enumerate(batches)})
+        if self.jobs <= 1:
+            for key, args in pending.items():
+                if key[0] not in self.errors:
+                    self._finish(key, self.call(args, self.limits))
+            return
+        stalls = 0
+        while pending:
+            before = len(pending)
+            pending = self._round(pending, self.jobs)
+            stalls = stalls + 1 if pending and len(pending) == before else 0
+            if stalls >= BATCH_ATTEMPTS:  # pools keep dying with nothing done: find the culprit
+                for key, args in pending.items():
+                    if key[0] not in self.errors and self._round({key: args}, 1):
+                        start, n = args[4], args[3]
+                        self.errors.setdefault(
+                            key[0],
+                            f"a worker process died while running samples {start}..{start + n - 1}"
+                            " on its own (killed, or out of memory)",
+                        )
+                return
+
+    def _round(
+        self, pending: dict[tuple[int, int], tuple[str, str, bytes, int, int]], jobs: int
+    ) -> dict[tuple[int, int], tuple[str, str, bytes, int, int]]:
+        """One pool's life: run what is pending; return what a dead worker left undone."""
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        left = dict(pending)
+        try:
+            futures = {
+                pool.submit(self.call, args, self.limits): key
+                for key, args in pending.items()
+                if key[0] not in self.errors
+            }
+            for fut in as_completed(futures):
+                key = futures[fut]
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    break
+                left.pop(key)
+                self._finish(key, outcome)
+        except BaseException:  # Ctrl-C: stop the workers now, not after their batches
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+        return {k: a for k, a in left.items() if k[0] not in self.errors}
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for running batches: its workers are killed."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public way to reach them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+def _call(args: tuple[str, str, bytes, int, int], limits: BatchLimits) -> BatchResult | SimError:
+    """Run one batch; a SimError comes back as a value (it pickles), never as a broken pool."""
+    elf, board, _inputs, n, start = args
+    try:
+        return _run_batch(*args, limits)
+    except SimError as exc:
+        if isinstance(exc, EmulationError) and "samples" not in exc.message:
+            return EmulationError(
+                f"{Path(elf).name} on {board}, samples {start}..{start + n - 1}: {exc}",
+                pc=exc.pc,
+                location=exc.location,
+            )
+        return exc
 
 
 def validate(
@@ -720,7 +907,39 @@ def make_pool(jobs: int) -> ProcessPoolExecutor | None:
     """A worker pool of ``jobs`` processes (None for 1: run in this process)."""
     if jobs <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=jobs)
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(os.getpid(),))
+
+
+def _worker_init(parent: int) -> None:
+    """Make a worker end with its parent, however the parent ends (even SIGKILL).
+
+    Linux delivers SIGTERM to the worker when the parent dies (PR_SET_PDEATHSIG);
+    elsewhere, and as a fallback, a daemon thread notices the parent is gone.
+    """
+    import signal
+    import threading
+
+    # Ctrl-C reaches the whole process group: the parent handles it (it keeps the
+    # finished results and stops the workers); a worker must not die mid-batch on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="simcore-parent-watch", daemon=True).start()
 
 
 def default_jobs() -> int:

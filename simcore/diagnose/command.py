@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.render())
         if args.json:
-            out = Path(args.json)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(data)
+            from simcore.outputs import write_output
+
+            write_output(Path(args.json), data, what="diagnosis")
     return result.exit_code

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -298,7 +300,9 @@ def build_model_firmware(
     source = out / f"{stem}.c"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        source.write_text(gen.text)
+        tmp_source = source.with_name(f".{source.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp_source.write_text(gen.text)
+        tmp_source.replace(source)
     except OSError as exc:
         raise FirmwareError(
             f"cannot write to output folder {out}: {exc.strerror}", hint="pass a writable --out"
@@ -439,7 +443,11 @@ def _describe(
         ],
     }
     manifest_path = elf.with_suffix(".json")
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    from simcore.outputs import write_output
+
+    write_output(
+        manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", what="manifest"
+    )
     log.info("built %s (%d B flash, %d B arena)", elf, flash, gen.arena_bytes)
     return FirmwareBuild(
         model=name,

@@ -47,7 +47,7 @@ def test_boards_selected_and_baseline_cycle(
     pytester.runpytest("--simcore-board", "rp2350").assert_outcomes(passed=1)
 
     # Shrink the recorded flash size: the current build now exceeds the band.
-    data["entries"]["example/rp2350"]["flash_bytes"]["value"] *= 0.9
+    data["entries"]["example/rp2350"]["figures"]["flash_bytes"]["value"] *= 0.9
     baseline.write_text(json.dumps(data))
     res = pytester.runpytest("--simcore-board", "rp2350")
     res.assert_outcomes(failed=1)

@@ -126,8 +126,9 @@ def test_baseline_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     ]
     assert main([*args, "--update-baseline"]) == 0
     data = json.loads(baseline.read_text())
-    entry = data["entries"]["iris_anne6/q16/stm32h743"]
+    entry = data["entries"]["iris_anne6/q16/stm32h743"]["figures"]
     assert set(entry) == {"cycles", "flash_bytes", "static_ram_bytes", "stack_peak_bytes"}
+    assert data["entries"]["iris_anne6/q16/stm32h743"]["samples"] == "test 5"
     assert main(args) == 0  # unchanged firmware: within the band
     entry["cycles"]["value"] *= 0.9  # pretend the firmware used to be 10% faster
     baseline.write_text(json.dumps(data))
@@ -137,6 +138,14 @@ def test_baseline_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     entry["cycles"]["value"] /= 0.9 * 0.99  # 1% slower than now: within the 2% band
     baseline.write_text(json.dumps(data))
     assert main(args) == 0
+    # The same firmware on 3 samples: cycles not compared (another sample set), memory gated.
+    entry["cycles"]["value"] *= 0.5
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main([*args[:-4], "--limit", "3", *args[-3:]]) == 0
+    assert "cycles not compared: the baseline was measured on test 5 samples" in (
+        capsys.readouterr().out
+    )
 
 
 def test_validate_never_imports_tensorflow(tmp_path: Path) -> None:
