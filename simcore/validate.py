@@ -37,7 +37,7 @@ from simcore import compare
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
 from simcore.errors import EmulationError, GoldenError, SimError, UsageError
-from simcore.golden.store import FORMAT_ROLE, Golden, list_models, load_golden_dir
+from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ class Combination:
 
 
 def all_combinations() -> list[Combination]:
-    """Every shipped model x format x board."""
+    """Every shipped model x format x board (a broken golden folder too: it fails, loudly)."""
     return [
-        Combination(m, f, b) for m in list_models() for f in FORMATS for b in sorted(load_boards())
+        Combination(m, f, b) for m in list_folders() for f in FORMATS for b in sorted(load_boards())
     ]
 
 

@@ -215,6 +215,21 @@ def list_models(root: Path = GOLDEN_DIR) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{HEADER_FILE}"))
 
 
+def list_folders(root: Path = GOLDEN_DIR) -> list[str]:
+    """Every model folder under ``root``, with or without its header (``data/`` excluded).
+
+    ``validate --all`` runs these, so a folder that lost its golden.json is
+    reported as broken instead of being skipped without a word.
+    """
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and p.name != "data" and not p.name.startswith((".", "_"))
+    )
+
+
 def _stale(name: str, what: str) -> GoldenError:
     return GoldenError(f"golden for {name} is stale: {what}", hint=REGENERATE_HINT)
 
