@@ -17,15 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from simcore import __version__
+from simcore import __version__, paths
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.errors import SimError, UsageError
 from simcore.results import RunResult
 
 Handler = Callable[[argparse.Namespace], int]
-
-#: The committed baseline of cycles and memory per combination.
-BASELINE_PATH = Path(__file__).resolve().parent.parent / "firmware_builds" / "baseline.json"
 
 
 def _out(text: str = "") -> None:
@@ -253,6 +250,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         jobs=jobs,
         progress=not args.quiet,
     )
+    args.baseline = args.baseline or paths.baseline_path()
     baseline = load_baseline(args.baseline)
     for result in results:
         figures = result.figures()
@@ -311,6 +309,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     if args.update:
         import importlib.util
 
+        paths.require_checkout("regenerating goldens", hint="run `nox -s golden` in a clone")
         if importlib.util.find_spec("tensorflow") is None:
             raise UsageError(
                 "regenerating goldens needs TensorFlow",
@@ -397,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline",
         type=Path,
-        default=BASELINE_PATH,
-        help=f"baseline file (default {BASELINE_PATH.relative_to(BASELINE_PATH.parent.parent)})",
+        help="baseline file (default firmware_builds/baseline.json in a checkout, "
+        f"./{paths.INSTALLED_BASELINE_NAME} when installed)",
     )
     p.add_argument(
         "--update-baseline",

@@ -173,9 +173,9 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     want_sha = golden.model_sha256[MODEL_ROLE[combo.fmt]]
     if elf is None:
         from simcore.firmware.build import build_model_firmware
-        from simcore.toolchain import OUT_DIR
+        from simcore.paths import out_dir
 
-        elf = OUT_DIR / board.name / f"{combo.model}-{combo.fmt}.elf"
+        elf = out_dir() / board.name / f"{combo.model}-{combo.fmt}.elf"
         manifest = _read_manifest(elf)
         if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
             build = build_model_firmware(combo.model, combo.fmt, board)
@@ -207,7 +207,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
 
 def _stale(elf: Path) -> bool:
     """Whether the generator, runtime, startup or linker scripts changed after ``elf`` was built."""
-    from simcore.toolchain import FIRMWARE_DIR
+    from simcore.paths import FIRMWARE_DIR
 
     package = Path(__file__).resolve().parent
     sources = [
