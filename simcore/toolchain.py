@@ -42,6 +42,7 @@ def __getattr__(name: str) -> Path:
         return paths.out_dir()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 #: Target flags per core (DESIGN.md "Firmware generation").
 CORE_FLAGS: dict[str, tuple[str, ...]] = {
     "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
@@ -175,9 +176,7 @@ def build_elf(
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     env["PWD"] = str(workdir)  # gcc prefers $PWD for the compilation directory when it matches
     log.debug("building %s in %s: %s", out_elf, workdir, " ".join(cmd))
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=workdir, check=False
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, check=False)
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
         raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")

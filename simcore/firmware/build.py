@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from simcore import paths
 from simcore.boards import BoardSpec, get_board
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
-from simcore import paths
 from simcore.toolchain import RUNTIME_DIR, build_elf, linker_script
 
 log = logging.getLogger(__name__)

@@ -122,13 +122,13 @@ def _pep517(python: Path | str, hook: str, source: Path, dist: Path, env: dict[s
 
 
 def _setuptools_ok() -> bool:
-    """Whether this environment's setuptools builds wheels itself (70.1 and later)."""
+    """Whether this environment's setuptools can build simcore (77 or later: pyproject.toml)."""
     try:
         version = metadata.version("setuptools")
     except metadata.PackageNotFoundError:
         return False
-    major, minor = (int(p) for p in (version.split(".") + ["0"])[:2])
-    return (major, minor) >= (70, 1)
+    major, minor = (int(p) for p in [*version.split("."), "0"][:2])
+    return (major, minor) >= (77, 0)
 
 
 def _constraints(path: Path) -> Path:
@@ -156,7 +156,7 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     pip = [venv / "bin" / "python", "-m", "pip", "install", "--progress-bar", "off"]
     builder: Path | str = sys.executable
     if not _setuptools_ok():  # build with the fresh venv's own, recent setuptools
-        _run([*pip, "setuptools>=70.1"], tmp, env)
+        _run([*pip, "setuptools>=77"], tmp, env)
         builder = venv / "bin" / "python"
     timings["venv"] = time.monotonic() - start
 
