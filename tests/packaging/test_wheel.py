@@ -6,8 +6,8 @@ checkout), then a wheel from the unpacked sdist, both through setuptools'
 PEP 517 hooks without build isolation. It is installed with its dependencies
 (the versions this test environment runs, from the package index or pip's
 cache) into a fresh venv, and the CLI runs there from an empty working
-directory. About 25 s, most of it creating the venv and installing numpy,
-unicorn and the rest.
+directory. About 20 s on a 2-core machine, most of it creating the venv and
+installing numpy, unicorn and the rest.
 """
 
 from __future__ import annotations
