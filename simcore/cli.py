@@ -17,15 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from simcore import __version__
+from simcore import __version__, paths
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.errors import SimError, UsageError
 from simcore.results import RunResult
 
 Handler = Callable[[argparse.Namespace], int]
-
-#: The committed baseline of cycles and memory per combination.
-BASELINE_PATH = Path(__file__).resolve().parent.parent / "firmware_builds" / "baseline.json"
 
 
 def _out(text: str = "") -> None:
@@ -227,6 +224,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for path, what in ((args.json, "results"), (args.html, "HTML report")):
         if path is not None:
             check_writable(path, what=what)  # before the run, not after it
+    args.baseline = args.baseline or paths.baseline_path()
     baseline = load_baseline(args.baseline)
     combos = _validate_combinations(args)
     jobs = args.jobs or v.default_jobs()
@@ -372,6 +370,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     if args.update:
         import importlib.util
 
+        paths.require_checkout("regenerating goldens", hint="run `nox -s golden` in a clone")
         if importlib.util.find_spec("tensorflow") is None:
             raise UsageError(
                 "regenerating goldens needs TensorFlow",
@@ -519,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline",
         type=Path,
-        default=BASELINE_PATH,
-        help=f"baseline file (default {BASELINE_PATH.relative_to(BASELINE_PATH.parent.parent)})",
+        help="baseline file (default firmware_builds/baseline.json in a checkout, "
+        f"./{paths.INSTALLED_BASELINE_NAME} when installed)",
     )
     p.add_argument(
         "--update-baseline",

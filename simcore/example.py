@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from simcore import paths
 from simcore.boards import BoardSpec
-from simcore.toolchain import FIRMWARE_DIR, OUT_DIR, BuildResult, build_elf
+from simcore.toolchain import FIRMWARE_DIR, BuildResult, build_elf
 
 SOURCE = FIRMWARE_DIR / "examples" / "dense_demo.c"
 
@@ -26,8 +27,8 @@ N_IN, N_OUT, CAPACITY = 4, 3, 16
 
 
 def build_example(board: BoardSpec, out_dir: Path | None = None) -> BuildResult:
-    """Build the example for ``board`` into ``out_dir`` (default firmware_builds/out/<board>/)."""
-    target = (out_dir or OUT_DIR / board.name) / "example.elf"
+    """Build the example for ``board`` into ``out_dir`` (default ``paths.out_dir()/<board>/``)."""
+    target = (out_dir or paths.out_dir() / board.name) / "example.elf"
     return build_elf([SOURCE], board, target)
 
 

@@ -1,8 +1,11 @@
 """The ARM cross compiler: per-core flags and reproducible firmware builds.
 
 Builds are byte-for-byte reproducible: fixed flags, sources passed in a fixed
-order with paths relative to ``firmware_builds/``, ``-ffile-prefix-map`` so
-absolute paths never reach the debug info, and ``SOURCE_DATE_EPOCH`` unset.
+order, ``-ffile-prefix-map`` so the firmware tree reads ``firmware_builds/``
+and the output folder ``out/`` in the debug info (whether simcore is a
+checkout or an installed package, see :mod:`simcore.paths`), the compiler run
+in the output folder so the debug info's compilation directory is ``out``
+rather than the caller's working directory, and ``SOURCE_DATE_EPOCH`` unset.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from simcore import paths
 from simcore.boards import BoardSpec
 from simcore.errors import ToolchainError
 
@@ -22,12 +26,23 @@ log = logging.getLogger(__name__)
 
 GCC = "arm-none-eabi-gcc"
 
-#: The firmware tree: C runtime, startup, linker scripts, generated sources.
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware_builds"
+#: The firmware tree: C runtime, startup, linker scripts (:data:`simcore.paths.FIRMWARE_DIR`).
+FIRMWARE_DIR = paths.FIRMWARE_DIR
 INCLUDE_DIR = FIRMWARE_DIR / "include"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
 LD_DIR = FIRMWARE_DIR / "ld"
-OUT_DIR = FIRMWARE_DIR / "out"
+
+
+def __getattr__(name: str) -> Path:
+    """Keep ``OUT_DIR`` importable; it is :func:`simcore.paths.out_dir` at the time of access.
+
+    It depends on the working directory and the environment, so it cannot be
+    a constant fixed at import. New code calls ``paths.out_dir()``.
+    """
+    if name == "OUT_DIR":
+        return paths.out_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Target flags per core (DESIGN.md "Firmware generation").
 CORE_FLAGS: dict[str, tuple[str, ...]] = {
@@ -128,10 +143,16 @@ def build_elf(
 
     ``script`` replaces the board's linker script (e.g. for a peer emulator's
     memory map); ``libs`` are linked after the objects (``("m",)`` for libm).
-    Raises ToolchainError carrying the compiler's own message.
+    The compiler runs in the output folder: relative paths in the arguments
+    are made absolute first, but paths inside ``extra_cflags`` must already
+    be. Raises ToolchainError carrying the compiler's own message.
     """
     gcc = find_gcc()
+    # Absolute paths, since the compiler runs in the output folder; resolved
+    # there so the prefix map matches whatever path the compiler sees for it.
+    out_elf = out_elf.absolute()
     out_elf.parent.mkdir(parents=True, exist_ok=True)
+    workdir = out_elf.parent.resolve()
     map_file = out_elf.with_suffix(".map")
     # The linker writes beside the targets and the results are renamed into place, so
     # a concurrent reader (another validate) never sees a half-written ELF.
@@ -145,12 +166,12 @@ def build_elf(
         opt,
         *extra_cflags,
         f"-ffile-prefix-map={FIRMWARE_DIR}=firmware_builds",
-        f"-ffile-prefix-map={out_elf.parent.resolve()}=out",
-        *(f"-I{d}" for d in (INCLUDE_DIR, *include_dirs)),
+        f"-ffile-prefix-map={workdir}=out",
+        *(f"-I{Path(d).absolute()}" for d in (INCLUDE_DIR, *include_dirs)),
         *(f"-D{d}" for d in defines),
-        *(str(s) for s in all_sources),
+        *(str(Path(s).absolute()) for s in all_sources),
         f"-L{LD_DIR}",
-        f"-T{script or linker_script(board)}",
+        f"-T{(script or linker_script(board)).absolute()}",
         *COMMON_LDFLAGS,
         *(f"-l{lib}" for lib in libs),
         f"-Wl,-Map={tmp_map}",
@@ -158,9 +179,12 @@ def build_elf(
         str(tmp_elf),
     ]
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    log.debug("building %s: %s", out_elf, " ".join(cmd))
+    env["PWD"] = str(workdir)  # gcc prefers $PWD for the compilation directory when it matches
+    log.debug("building %s in %s: %s", out_elf, workdir, " ".join(cmd))
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=workdir, check=False
+        )
         if proc.returncode != 0:
             first = next(
                 (ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()

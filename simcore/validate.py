@@ -265,9 +265,9 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     want_sha = golden.model_sha256[MODEL_ROLE[combo.fmt]]
     if elf is None:
         from simcore.firmware.build import build_model_firmware, load_model
-        from simcore.toolchain import OUT_DIR
+        from simcore.paths import out_dir
 
-        elf = OUT_DIR / board.name / f"{golden.name}-{combo.fmt}.elf"
+        elf = out_dir() / board.name / f"{golden.name}-{combo.fmt}.elf"
         manifest = read_manifest(elf)
         if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
             model = load_model(golden.name, model_file, combo.fmt)
@@ -300,7 +300,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
 
 def _stale(elf: Path) -> bool:
     """Whether the generator, runtime, startup or linker scripts changed after ``elf`` was built."""
-    from simcore.toolchain import FIRMWARE_DIR
+    from simcore.paths import FIRMWARE_DIR
 
     package = Path(__file__).resolve().parent
     sources = [

@@ -1,7 +1,7 @@
 """Build a model into firmware: resolve the model file, generate C, compile, write a manifest.
 
 Output for model ``M`` in format ``F`` (``-trace`` / ``-portable`` appended
-for those variants) in ``out_dir`` (default ``firmware_builds/out/<board>/``):
+for those variants) in ``out_dir`` (default ``simcore.paths.out_dir()/<board>/``):
 ``M-F.c`` (generated source), ``M-F.elf``, ``M-F.map`` and ``M-F.json`` (the
 manifest). Everything written is a pure function of the model file, the
 format, the board and the compiler, so a rebuild is byte-identical.
@@ -20,17 +20,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from simcore import paths
 from simcore.boards import BoardSpec, get_board
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
-from simcore.toolchain import FIRMWARE_DIR, OUT_DIR, RUNTIME_DIR, build_elf, linker_script
+from simcore.toolchain import RUNTIME_DIR, build_elf, linker_script
 
 log = logging.getLogger(__name__)
 
-REPO_DIR = FIRMWARE_DIR.parent
+#: Manifest paths under it are relative: the repository, or the installed package's copy.
+REPO_DIR = paths.ROOT_DIR
 MANIFEST_VERSION = 1
 #: Samples the I/O buffers hold when RAM allows (the engine runs larger sets in batches).
 DEFAULT_CAPACITY = 64
@@ -70,7 +72,7 @@ class FirmwareBuild:
 
 def golden_dir() -> Path:
     """The folder of shipped models (``golden/``)."""
-    return REPO_DIR / "golden"
+    return paths.GOLDEN_DIR
 
 
 def shipped_models() -> list[str]:
@@ -240,7 +242,7 @@ def build_model_firmware(
     else:
         name, model_path = resolve_model(model, fmt)
         loaded = load_model(name, model_path, fmt)
-    out = (out_dir or OUT_DIR / spec.name).resolve()
+    out = (out_dir or paths.out_dir() / spec.name).resolve()
     stem = _variant_stem(name, fmt, trace, portable)
     overrides: dict[str, Any] = {}
     injected: list[dict[str, Any]] = []

@@ -42,7 +42,12 @@ def register(subparsers: Any) -> None:
         help="build with a deliberate porting mistake, to test `simcore diagnose` "
         "(repeatable; kinds: " + ", ".join(KINDS) + ")",
     )
-    p.add_argument("--out", type=Path, help="output folder (default firmware_builds/out/<board>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: one per board in $SIMCORE_OUT_DIR if set, else in "
+        "firmware_builds/out in a checkout, else in ./simcore-out)",
+    )
     p.add_argument(
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
     )

@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simcore import paths
 from simcore.errors import GoldenError
 
 log = logging.getLogger(__name__)
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden"
+GOLDEN_DIR = paths.GOLDEN_DIR
 DATA_DIR = GOLDEN_DIR / "data"
 
 IRIS_FILE = "iris.npz"

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simcore import paths
 from simcore.golden import datasets, store
 from simcore.golden.datasets import DATA_DIR, GOLDEN_DIR, sha256_file
 
@@ -616,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--readme-only", action="store_true", help="only rewrite README tables")
     args = parser.parse_args(argv)
+    paths.require_checkout("regenerating goldens", hint="run `nox -s golden` in a clone")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if not args.readme_only:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -637,4 +639,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from simcore.errors import SimError
+
+    try:
+        sys.exit(main())
+    except SimError as exc:
+        sys.stderr.write(f"simcore: error: {exc}\n")
+        sys.exit(exc.exit_code)
