@@ -262,6 +262,6 @@ def test_pytest_gate_for_the_user_model(in_project: Path) -> None:
     )
     assert update.returncode == 0, update.stdout
     entry = json.loads((tests / "base.json").read_text())["entries"]["digits_mlp/int8/rp2040"]
-    assert entry["cycles"]["value"] > 0
+    assert entry["samples"] == f"test {TEST_SAMPLES}" and entry["figures"]["cycles"]["value"] > 0
     gated = subprocess.run(base, capture_output=True, text=True, cwd=tests, env=env)
     assert gated.returncode == 0, gated.stdout
