@@ -34,7 +34,7 @@ class LimitError(UsageError):
     """A timeout, instruction budget or sample count that cannot bound a run."""
 
 
-_TIMEOUT_RULE = "a positive, finite number of seconds (at most 1e9)"
+_TIMEOUT_RULE = "a positive, finite number of seconds up to 1e9"
 _COUNT_RULE = "a whole number from 1 to 10^18"
 
 
@@ -83,7 +83,7 @@ def seconds_arg(text: str) -> float:
     except ValueError:
         value = math.nan
     if not _timeout_ok(value):
-        raise argparse.ArgumentTypeError(f"{text} is not {_TIMEOUT_RULE} (e.g. 60)")
+        raise argparse.ArgumentTypeError(f"{text} is not {_TIMEOUT_RULE}, e.g. 60")
     return value
 
 
@@ -103,7 +103,7 @@ def count_arg(text: str) -> int:
     """argparse type: a positive whole number (an instruction budget, a sample limit)."""
     value = _whole(text)
     if value is None or not 0 < value <= MAX_INSTRUCTIONS:
-        raise argparse.ArgumentTypeError(f"{text} is not {_COUNT_RULE} (e.g. 1000000)")
+        raise argparse.ArgumentTypeError(f"{text} is not {_COUNT_RULE}, e.g. 1000000")
     return value
 
 
