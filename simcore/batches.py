@@ -35,7 +35,7 @@ from simcore.boards import BoardSpec
 from simcore.cycles.model import MemoryModel
 from simcore.elf import ElfImage
 from simcore.errors import BudgetExhausted, SimError
-from simcore.inputs import Batch, FirmwareIO, Inputs, batches
+from simcore.inputs import Batch, FirmwareIO, InputError, Inputs, batches
 from simcore.limits import Limits
 from simcore.memory import MemoryReport, Usage
 from simcore.results import RunResult, TraceRecord
@@ -161,6 +161,11 @@ class BatchRunner:
         """
         if inputs is not None:
             n_samples = inputs.n_samples
+        if n_samples is not None and fw is None:
+            raise InputError(
+                f"{self.image.path.name}: samples given without the firmware's simcore_io",
+                hint="get it with simcore.inputs.require_io",
+            )
         if n_samples is None or fw is None:
             plan: list[Batch | None] = [None]
         else:

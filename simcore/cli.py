@@ -511,13 +511,13 @@ def _register_optional(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PipeSafe.wrap(sys.stdout), _PipeSafe.wrap(sys.stderr)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="simcore: %(levelname)s: %(message)s",
     )
     handler: Handler = args.func
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _PipeSafe.wrap(sys.stdout), _PipeSafe.wrap(sys.stderr)
     try:
         return handler(args)
     except SimError as exc:

@@ -43,7 +43,7 @@ import logging
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,64 +164,59 @@ def firmware_io(image: ElfImage) -> FirmwareIO | None:
             hint="define it with SIMCORE_DEFINE_IO from simcore_abi.h",
         )
     fw = FirmwareIO(name, in_b, out_b, cap)
-    manifest, note = _manifest(image.path, in_b, out_b)
-    if note:
+    try:
+        return _with_manifest(fw, image.path)
+    except _Unused as why:
+        note = f"{image.path.with_suffix('.json').name} next to {name} is not used: {why}"
         log.info("%s", note)
-        return FirmwareIO(name, in_b, out_b, cap, notes=(note,))
-    if manifest is None:
-        return fw
-    io_ = manifest["io"]
-    quant = io_.get("quantization", {}).get("input")
-    return FirmwareIO(
-        name,
-        in_b,
-        out_b,
-        cap,
-        fmt=manifest["format"],
-        input_shape=tuple(io_["input_shape"]),
-        output_shape=tuple(io_["output_shape"]),
-        input_quant=(float(quant["scale"]), int(quant["zero_point"])) if quant else None,
-    )
+        return replace(fw, notes=(note,))
 
 
-def _manifest(elf: Path, in_b: int, out_b: int) -> tuple[dict[str, Any] | None, str | None]:
-    """The manifest next to ``elf`` if it describes it: (manifest, None) or (None, why not).
+class _Unused(Exception):
+    """Why the manifest next to an ELF does not describe it."""
 
-    A ``.json`` that is not a simcore manifest at all is none of our business:
-    (None, None).
+
+def _with_manifest(fw: FirmwareIO, elf: Path) -> FirmwareIO:
+    """``fw`` completed from the manifest next to ``elf``; _Unused when it does not fit.
+
+    No file, or a ``.json`` that is not a simcore manifest at all, leaves ``fw``
+    as it is: that is none of simcore's business.
     """
     path = elf.with_suffix(".json")
     if not path.is_file():
-        return None, None
-    why = f"{path.name} next to {elf.name} is not used"
+        return fw
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{why}: it is not readable JSON ({exc})"
+        raise _Unused(f"it is not readable JSON ({_one_line(exc)})") from None
     if not isinstance(data, dict) or "simcore_firmware_manifest" not in data:
-        return None, None
+        return fw
     try:
-        fmt = data["format"]
+        fmt = str(data["format"])
         io_ = data["io"]
-        in_shape = [int(d) for d in io_["input_shape"]]
-        [int(d) for d in io_["output_shape"]]
+        in_shape = tuple(int(d) for d in io_["input_shape"])
+        out_shape = tuple(int(d) for d in io_["output_shape"])
         elf_sha = data["files"]["elf_sha256"]
-    except (KeyError, TypeError, ValueError):
-        return None, f"{why}: it lacks format, io shapes or files.elf_sha256"
+        quant = io_.get("quantization", {}).get("input")
+        input_quant = (float(quant["scale"]), int(quant["zero_point"])) if quant else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise _Unused("it lacks format, io shapes, quantization or files.elf_sha256") from None
     if fmt not in ELEMENT_BYTES:
-        return None, f"{why}: unknown format {fmt!r}"
+        raise _Unused(f"unknown format {fmt!r}")
     try:
         actual = hashlib.sha256(elf.read_bytes()).hexdigest()
     except OSError:
         actual = ""
     if elf_sha != actual:
-        return None, f"{why}: it describes another build of {elf.name} (elf_sha256 differs)"
-    want = math.prod(in_shape) * ELEMENT_BYTES[fmt]
-    if (io_.get("input_bytes", want), io_.get("output_bytes", out_b)) != (in_b, out_b) or (
-        want != in_b
+        raise _Unused(f"it describes another build of {elf.name} (elf_sha256 differs)")
+    if (math.prod(in_shape) * ELEMENT_BYTES[fmt], math.prod(out_shape) * ELEMENT_BYTES[fmt]) != (
+        fw.input_bytes,
+        fw.output_bytes,
     ):
-        return None, f"{why}: its io sizes disagree with the ELF's simcore_io"
-    return data, None
+        raise _Unused("its input and output shapes disagree with the ELF's simcore_io")
+    return replace(
+        fw, fmt=fmt, input_shape=in_shape, output_shape=out_shape, input_quant=input_quant
+    )
 
 
 def require_io(image: ElfImage, what: str) -> FirmwareIO:
