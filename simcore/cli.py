@@ -8,19 +8,27 @@ fault/mismatch). ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import numpy as np
 
 from simcore import __version__, paths
 from simcore.boards import BoardSpec, get_board, load_boards
-from simcore.errors import SimError, UsageError
-from simcore.results import RunResult
+from simcore.elf import load_elf
+from simcore.errors import EmulationError, MemoryFault, SimError, UsageError
+from simcore.inputs import load_inputs, require_io
+from simcore.limits import add_limit_arguments, limits_from_args, samples_arg
+from simcore.results import RunResult, StopReason
+
+if TYPE_CHECKING:
+    from simcore.batches import BatchRunner
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -75,21 +83,10 @@ def _size(n: int) -> str:
 # -- simcore run --------------------------------------------------------------
 
 
-def _read_inputs(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    if not path.exists():
-        raise UsageError(f"input file {path} does not exist")
-    if path.suffix == ".npy":
-        try:
-            return bytes(np.load(path, allow_pickle=False).tobytes())
-        except ValueError as exc:
-            raise UsageError(f"{path}: not a NumPy array file ({exc})") from None
-    return path.read_bytes()
-
-
-def print_run(result: RunResult, *, console_shown: bool, profile: int = 0) -> None:
-    """Human summary of one run."""
+def print_run(
+    result: RunResult, *, console_shown: bool, profile: int = 0, batches: str | None = None
+) -> None:
+    """Human summary of one run (``batches``: a line on how it was split, if it was)."""
     if not console_shown and result.stdout:
         sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
     _out(f"-- {Path(result.elf).name} on {result.board} ({result.core})")
@@ -134,6 +131,8 @@ def print_run(result: RunResult, *, console_shown: bool, profile: int = 0) -> No
         _out(f"{name + ':':<12} {usage.used_bytes:>9,} bytes{cap}")
     if result.n_samples:
         _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
+    if batches:
+        _out(f"batches: {batches}")
     if profile and report.get("profile"):
         _out(f"{'function':<32} {'cycles':>10} {'instr':>10} {'share':>7}")
         for entry in report["profile"][:profile]:
@@ -146,33 +145,108 @@ def print_run(result: RunResult, *, console_shown: bool, profile: int = 0) -> No
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from simcore.engine import run_firmware
+    """``simcore run``: with ``--json``, a JSON document on stdout whatever happens."""
+    from simcore.batches import BatchRunner
 
-    board = get_board(args.board)
     stream = not args.json and not args.quiet
-
-    def echo(fd: int, text: str) -> None:
-        (sys.stderr if fd == 2 else sys.stdout).write(text)
-
-    result = run_firmware(
-        args.elf,
-        board,
-        inputs=_read_inputs(args.input),
-        n_samples=args.samples,
-        trace=args.trace,
-        max_instructions=args.max_instructions,
-        timeout_s=args.timeout,
-        echo=echo if stream else None,
-        memory_model=args.memory_model,
-        profile_limit=None if args.profile == 0 else max(args.profile, 50),
-    )
-    if args.outputs:
-        args.outputs.write_bytes(result.outputs)
+    runner: BatchRunner | None = None
+    try:
+        board = get_board(args.board)
+        image = load_elf(args.elf)
+        fw = inputs = None
+        if args.input is not None:
+            fw = require_io(image, "--input")
+            inputs = load_inputs(args.input, fw)
+            if args.samples is not None:
+                inputs = inputs.first(args.samples)
+        elif args.samples is not None:
+            fw = require_io(image, "--samples")
+        runner = BatchRunner(
+            image,
+            board,
+            limits=limits_from_args(args),
+            trace=args.trace,
+            memory_model=args.memory_model,
+            profile_limit=None if args.profile == 0 else max(args.profile, 50),
+            echo=_echo if stream else None,
+        )
+        run = runner.run(fw, inputs, args.samples)
+        if args.outputs:
+            _write_outputs(args.outputs, run.result.outputs)
+    except SimError as exc:
+        if args.json:
+            _out(json.dumps(_run_error_document(args, exc, runner), indent=2))
+        raise
     if args.json:
-        _out(json.dumps(result.as_dict(), indent=2))
+        _out(json.dumps({**run.as_dict(), "error": _stop_error(run.result)}, indent=2))
     else:
-        print_run(result, console_shown=stream, profile=args.profile)
-    return 0 if result.ok else 1
+        split = None
+        if run.planned > 1:
+            split = (
+                f"{len(run.batches)} of {run.planned} run, at most {run.capacity} samples each "
+                "(one emulator start per batch)"
+            )
+        print_run(run.result, console_shown=stream, profile=args.profile, batches=split)
+    return 0 if run.result.ok else 1
+
+
+def _stop_error(result: RunResult) -> dict[str, Any] | None:
+    """The ``error`` of a run that ended badly without a fault (exit code, breakpoint)."""
+    if result.ok:
+        return None
+    how = "a breakpoint" if result.stop_reason is StopReason.BKPT else "a non-zero exit code"
+    return {
+        "kind": "FirmwareStop",
+        "message": f"{Path(result.elf).name} stopped with {how} ({result.exit_code}) at "
+        f"{result.stop_location}",
+        "exit_code": 1,
+        "pc": f"0x{result.stop_pc:08x}",
+        "location": result.stop_location,
+    }
+
+
+def _echo(fd: int, text: str) -> None:
+    (sys.stderr if fd == 2 else sys.stdout).write(text)
+
+
+def _write_outputs(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write --outputs {path}: {exc.strerror or exc}", hint="check the path"
+        ) from None
+
+
+def _run_error_document(
+    args: argparse.Namespace, exc: SimError, runner: BatchRunner | None
+) -> dict[str, Any]:
+    """What ``run --json`` prints when the run failed or was refused.
+
+    ``batches.runs`` lists the batches that finished before the failing one;
+    ``stdout``/``stderr`` hold the console output up to the failure.
+    """
+    from simcore.batches import batches_dict
+
+    error: dict[str, Any] = {
+        "kind": type(exc).__name__,
+        "message": " ".join(str(exc).split()),
+        "exit_code": exc.exit_code,
+    }
+    if isinstance(exc, EmulationError):
+        error["pc"] = None if exc.pc is None else f"0x{exc.pc:08x}"
+        error["location"] = exc.location
+    if isinstance(exc, MemoryFault):
+        error["address"] = f"0x{exc.address:08x}"
+        error["access"] = exc.access
+    return {
+        "elf": str(args.elf),
+        "board": args.board,
+        "error": error,
+        "stdout": runner.stdout if runner else "",
+        "stderr": runner.stderr if runner else "",
+        "batches": runner.progress() if runner else batches_dict([], 0, None),
+    }
 
 
 # -- simcore example ----------------------------------------------------------
@@ -433,7 +507,7 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simcore",
         description="Run Cortex-M0+/M33/M7 firmware without a board: results, cycles, memory.",
     )
@@ -448,14 +522,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a firmware ELF on a board")
     p.add_argument("elf", type=Path, help="the linked firmware .elf")
     p.add_argument("--board", "-b", required=True, help="board name or board .toml")
-    p.add_argument("--input", type=Path, help="inputs for simcore_io: raw bytes or .npy")
-    p.add_argument("--samples", type=int, help="number of samples (default: from --input)")
+    p.add_argument(
+        "--input",
+        type=Path,
+        help="inputs for simcore_io: a .npy array checked against the firmware, or raw bytes",
+    )
+    p.add_argument(
+        "--samples",
+        type=samples_arg,
+        help="number of samples (default: all of --input; without it, what the buffer holds)",
+    )
     p.add_argument("--outputs", type=Path, help="write the output buffer to this file")
     p.add_argument("--trace", action="store_true", help="record simcore_trace() calls")
-    p.add_argument("--max-instructions", type=int, help="stop after this many instructions")
-    p.add_argument(
-        "--timeout", type=float, default=300.0, help="wall-clock limit in seconds (default 300)"
-    )
+    add_limit_arguments(p)
     p.add_argument(
         "--profile",
         type=int,
@@ -588,6 +667,8 @@ def _register_optional(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PipeSafe.wrap(sys.stdout), _PipeSafe.wrap(sys.stderr)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="simcore: %(levelname)s: %(message)s",
@@ -604,9 +685,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("simcore: interrupted\n")
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # a pipe written to around _PipeSafe: the command did not finish
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = saved
+
+
+class _PipeSafe:
+    """A console stream that outlives its reader (``simcore run ... | head -c0``).
+
+    Once the reader is gone (or the stream was closed before simcore started)
+    output is dropped and the command goes on, so its exit code is the run's
+    own. The file descriptor is pointed at /dev/null so the interpreter's final
+    flush does not fail either.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+        self.broken = stream is None
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @classmethod
+    def wrap(cls, stream: TextIO | None) -> TextIO:
+        safe = stream if isinstance(stream, _PipeSafe) else cls(stream)
+        return cast(TextIO, safe)
+
+    def write(self, text: str, /) -> int:
+        if not self.broken and self._stream is not None:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken and self._stream is not None:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def isatty(self) -> bool:
+        return not self.broken and self._stream is not None and self._stream.isatty()
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("no console stream")
+        return self._stream.fileno()
+
+    def _drop(self) -> None:
+        self.broken = True
+        try:
+            fd = self.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError):  # capture streams in tests have no descriptor
+            return
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (DESIGN: the CLI prints one line per error), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ SUPPORTED_OPS = (
     "QUANTIZE",
 )
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+#: Operators that compute a tensor's shape at run time. A Keras -> TFLite conversion
+#: adds them (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) when the batch size is left
+#: dynamic: a Flatten or Reshape then builds its target shape from the input's.
+DYNAMIC_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "UNPACK", "GATHER", "SLICE", "REDUCE_PROD")
 
 
 def read_int8_tflite(path: Path, name: str | None = None) -> Int8Model:
@@ -72,9 +76,7 @@ def convert(model: Any, name: str, source: str) -> Int8Model:
     for op in model.operators:
         where = f"{Path(source).name}: operator {op.index} ({op.opcode})"
         if op.opcode not in SUPPORTED_OPS:
-            raise FirmwareError(
-                f"{where} is not supported", hint=f"supported operators: {', '.join(SUPPORTED_OPS)}"
-            )
+            raise FirmwareError(f"{where} is not supported", hint=_unsupported_hint(model, op))
         x = model.op_input(op, 0)
         y = model.op_output(op)
         if x is None or x.index != current:
@@ -102,6 +104,21 @@ def convert(model: Any, name: str, source: str) -> Int8Model:
         output_scale=s_out,
         output_zero_point=zp_out,
         ops=tuple(ops),
+    )
+
+
+def _unsupported_hint(model: Any, op: Any) -> str:
+    """What to do about an unsupported operator; for a dynamic-batch artefact, how to convert."""
+    dynamic = op.opcode in DYNAMIC_SHAPE_OPS or any(o.opcode == "SHAPE" for o in model.operators)
+    if not dynamic:
+        return f"supported operators: {', '.join(SUPPORTED_OPS)}"
+    shape = ", ".join(str(d) for d in (1, *_hwc(model.input_tensor.shape)))
+    return (
+        "the model was converted with a dynamic batch size, so a Flatten/Reshape computes its "
+        "shape at run time (SHAPE, STRIDED_SLICE, PACK); convert from a batch-1 concrete "
+        "function: fn = tf.function(model).get_concrete_function(tf.TensorSpec("
+        f"[{shape}], tf.float32)); tf.lite.TFLiteConverter.from_concrete_functions([fn], model), "
+        "or rebuild the Keras model with batch_size=1"
     )
 
 

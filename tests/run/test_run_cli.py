@@ -1,0 +1,293 @@
+"""`simcore run` at the command line: refused inputs, batched runs, --json, closed pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sim_support import AsmBuilder
+
+from simcore.cli import main
+
+Refusal = Callable[[Path, dict[str, Path], AsmBuilder], list[str]]
+
+
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], code: int = 2) -> str:
+    assert main(argv) == code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("simcore: error: ")
+    return lines[0].removeprefix("simcore: error: ")
+
+
+def _run(elf: Path, *args: str) -> list[str]:
+    return ["run", str(elf), "-b", "rp2040", "-q", *args]
+
+
+def test_issue_example_float64_for_int8(
+    tmp_path: Path, model_elf: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((10, 4)))
+    msg = _one_line_error(
+        _run(model_elf["mnist_cnn-int8"], "--input", str(tmp_path / "x.npy")), capsys
+    )
+    assert msg.startswith(
+        "x.npy holds 10 samples of 4 float64 values; mnist_cnn-int8.elf takes int8 inputs of "
+        "784 bytes (28x28x1); give int8 values"
+    )
+
+
+def _case(tmp: Path, elfs: dict[str, Path], asm: AsmBuilder, name: str) -> tuple[list[str], str]:
+    """(argv, words the one-line message must contain) for each refused input."""
+    f32 = elfs["iris3-f32"]
+    if name == "npy-shape-does-not-divide":
+        np.save(tmp / "x.npy", np.zeros((10, 5), np.float32))
+        return _run(f32, "--input", str(tmp / "x.npy")), "x.npy holds 10 samples of 5 float32"
+    if name == "raw-does-not-divide":
+        (tmp / "x.bin").write_bytes(bytes(29))
+        return _run(f32, "--input", str(tmp / "x.bin")), "29 bytes, not a whole number of samples"
+    if name == "no-simcore-io":
+        np.save(tmp / "x.npy", np.zeros((1, 4), np.float32))
+        elf = asm("rp2040", "movs r0, #0")
+        return _run(elf, "--input", str(tmp / "x.npy")), "has no simcore_io descriptor"
+    if name == "samples-without-simcore-io":
+        return _run(asm("rp2040", "movs r0, #0"), "--samples", "3"), "cannot take --samples"
+    if name == "directory":
+        (tmp / "d.npy").mkdir()
+        return _run(f32, "--input", str(tmp / "d.npy")), "d.npy is a directory"
+    if name == "empty":
+        (tmp / "e.npy").write_bytes(b"")
+        return _run(f32, "--input", str(tmp / "e.npy")), "e.npy is empty"
+    if name == "missing":
+        return _run(f32, "--input", str(tmp / "nope.npy")), "nope.npy does not exist"
+    if name == "garbage":
+        (tmp / "g.npy").write_bytes(os.urandom(64).replace(b"\x93", b"\0"))
+        return _run(f32, "--input", str(tmp / "g.npy")), "g.npy is not a NumPy .npy file"
+    if name == "garbage-after-magic":
+        (tmp / "g.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': oops}")
+        return _run(f32, "--input", str(tmp / "g.npy")), "g.npy is not a readable .npy file"
+    if name == "pickled-objects":
+        np.save(tmp / "o.npy", np.array([[1.0, "a", None, 2]], dtype=object), allow_pickle=True)
+        return _run(f32, "--input", str(tmp / "o.npy")), "holds Python objects"
+    if name == "too-few-for-samples":
+        np.save(tmp / "x.npy", np.zeros((3, 4), np.float32))
+        args = _run(f32, "--input", str(tmp / "x.npy"), "--samples", "5")
+        return args, "--samples 5 asks for more samples than the 3 in x.npy"
+    if name == "q16-nan":
+        np.save(tmp / "x.npy", np.full((2, 4), np.nan))
+        return _run(elfs["iris3-q16"], "--input", str(tmp / "x.npy")), "NaN has no Q16.16"
+    if name == "uint8-for-int8":
+        np.save(tmp / "x.npy", np.zeros((2, 4), np.uint8))
+        return _run(elfs["iris3-int8"], "--input", str(tmp / "x.npy")), "2 samples of 4 uint8"
+    raise AssertionError(name)
+
+
+CASES = [
+    "npy-shape-does-not-divide",
+    "raw-does-not-divide",
+    "no-simcore-io",
+    "samples-without-simcore-io",
+    "directory",
+    "empty",
+    "missing",
+    "garbage",
+    "garbage-after-magic",
+    "pickled-objects",
+    "too-few-for-samples",
+    "q16-nan",
+    "uint8-for-int8",
+]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_is_one_line_exit_2(
+    name: str,
+    tmp_path: Path,
+    model_elf: dict[str, Path],
+    asm_elf: AsmBuilder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv, words = _case(tmp_path, model_elf, asm_elf, name)
+    msg = _one_line_error(argv, capsys)
+    assert words in msg, msg
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("name", ["garbage", "no-simcore-io", "directory"])
+def test_bad_input_with_json_is_a_document(
+    name: str,
+    tmp_path: Path,
+    model_elf: dict[str, Path],
+    asm_elf: AsmBuilder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv, words = _case(tmp_path, model_elf, asm_elf, name)
+    assert main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["error"]["kind"] == "InputError" and doc["error"]["exit_code"] == 2
+    assert words in doc["error"]["message"]
+    assert doc["stdout"] == "" and doc["batches"]["count"] == 0
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_unreadable_input(
+    tmp_path: Path,
+    model_elf: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((1, 4), np.float32))
+    path.chmod(0)
+    if os.geteuid() == 0:  # chmod does not stop root: fail the read as it would fail
+        real = Path.read_bytes
+
+        def denied(self: Path) -> bytes:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", denied)
+    try:
+        msg = _one_line_error(_run(model_elf["iris3-f32"], "--input", str(path)), capsys)
+    finally:
+        path.chmod(0o644)
+    assert msg == f"cannot read input file {path}: permission denied; check its permissions"
+
+
+def test_batched_run_human_and_outputs(
+    tmp_path: Path, batch_elf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = np.arange(10, dtype=np.int32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out.bin"
+    code = main(_run(batch_elf, "--input", str(tmp_path / "x.npy"), "--outputs", str(out)))
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "batches: 3 of 3 run, at most 4 samples each (one emulator start per batch)" in text
+    assert "outputs: 10 sample(s), 40 bytes" in text
+    assert np.frombuffer(out.read_bytes(), np.int32).tolist() == (2 * x).tolist()
+
+
+def test_batched_run_json(
+    tmp_path: Path, batch_elf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.arange(10, dtype=np.int32))
+    assert main(_run(batch_elf, "--input", str(tmp_path / "x.npy"), "--json")) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["error"] is None and doc["n_samples"] == 10
+    assert doc["batches"]["count"] == doc["batches"]["planned"] == 3
+    assert doc["batches"]["capacity_samples"] == 4
+    assert [r["samples"] for r in doc["batches"]["runs"]] == [4, 4, 2]
+    assert doc["cycles"] == sum(r["cycles"] for r in doc["batches"]["runs"])
+    assert doc["inputs"] == {
+        "file": "x.npy",
+        "held": "10 x 4 bytes of int32",
+        "encoding": "little-endian bytes as given",
+        "samples": 10,
+        "bytes_per_sample": 4,
+    }
+    assert len(doc["sample_cycles"]) == 10 and doc["stdout"].count("\n") == 10
+
+
+def test_fault_with_json_keeps_console_and_place(
+    tmp_path: Path, batch_elf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.array([1, 2, 3, 4, 5, -1, 7], np.int32))
+    assert main(_run(batch_elf, "--input", str(tmp_path / "x.npy"), "--json")) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    error = doc["error"]
+    assert error["kind"] == "MemoryFault" and error["exit_code"] == 1
+    assert error["address"] == "0xf0000000" and error["access"] == "read"
+    assert error["pc"].startswith("0x1000") and error["location"].startswith("main+0x")
+    assert error["message"].startswith("batch 2 of 2 (samples 4..6): unmapped read")
+    assert doc["stdout"] == "x1\nx2\nx3\nx4\nx5\nx-1\n"
+    assert doc["batches"]["planned"] == 2 and len(doc["batches"]["runs"]) == 1
+    assert captured.err.strip().splitlines() == [f"simcore: error: {error['message']}"]
+
+
+def test_nonzero_exit_with_json_names_it(
+    tmp_path: Path, batch_elf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.array([1, -2], np.int32))
+    assert main(_run(batch_elf, "--input", str(tmp_path / "x.npy"), "--json")) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 3
+    assert doc["error"]["kind"] == "FirmwareStop" and doc["error"]["exit_code"] == 1
+    assert "non-zero exit code (3)" in doc["error"]["message"]
+
+
+def test_budget_at_the_cli(
+    tmp_path: Path, batch_elf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.array([-3], np.int32))
+    argv = _run(batch_elf, "--input", str(tmp_path / "x.npy"), "--max-instructions", "1e4")
+    msg = _one_line_error(argv, capsys, code=1)
+    assert msg.startswith("instruction budget of 10,000 exhausted at 0x")
+
+
+# -- closed pipes: the run's exit code survives --------------------------------------------
+
+
+def _simcore(*args: str) -> list[str]:
+    return [sys.executable, "-m", "simcore", "run", *args, "-b", "rp2040"]
+
+
+def _with_closed_reader(argv: list[str]) -> tuple[int, str]:
+    """Run with stdout a pipe whose reader is gone before simcore writes (`| head -c0`)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return proc.wait(timeout=60), err
+
+
+@pytest.fixture(scope="module")
+def inputs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pipe")
+    np.save(d / "ok.npy", np.arange(10, dtype=np.int32))
+    np.save(d / "fault.npy", np.array([1, 2, 3, 4, 5, -1], np.int32))
+    np.save(d / "exit.npy", np.array([1, -2], np.int32))
+    np.save(d / "bad.npy", np.zeros(3, np.float64))
+    return d
+
+
+@pytest.mark.parametrize(
+    ("inputs", "extra", "code", "err_lines"),
+    [
+        ("ok.npy", [], 0, 0),
+        ("ok.npy", ["--json"], 0, 0),
+        ("fault.npy", [], 1, 1),
+        ("fault.npy", ["--json"], 1, 1),
+        ("exit.npy", ["--json", "--profile"], 1, 0),  # a firmware's exit code is no simcore error
+        ("bad.npy", ["--json"], 2, 1),
+    ],
+    ids=["ok", "ok-json", "fault", "fault-json", "exit-json", "bad-input-json"],
+)
+def test_closed_pipe_keeps_exit_code(
+    batch_elf: Path, inputs_dir: Path, inputs: str, extra: list[str], code: int, err_lines: int
+) -> None:
+    argv = _simcore(str(batch_elf), "--input", str(inputs_dir / inputs), *extra)
+    rc, err = _with_closed_reader(argv)
+    assert rc == code, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert len(err.strip().splitlines()) == err_lines, err
+
+
+def test_closed_stdout_keeps_exit_code(batch_elf: Path, inputs_dir: Path) -> None:
+    """stdout closed before simcore starts (`>&-`): Python has no sys.stdout at all."""
+    argv = _simcore(str(batch_elf), "--input", str(inputs_dir / "fault.npy"))
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *argv], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("simcore: error: batch 2 of 2") and "Traceback" not in proc.stderr
