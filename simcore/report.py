@@ -124,7 +124,7 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
 
 
 def _is_run(data: object) -> bool:
-    return isinstance(data, dict) and "stop_reason" in data and "elf" in data
+    return isinstance(data, dict) and "elf" in data and ("stop_reason" in data or "error" in data)
 
 
 def run_as_result(run: dict[str, Any]) -> Result:
@@ -161,10 +161,17 @@ def run_as_result(run: dict[str, Any]) -> Result:
         if isinstance(e, dict)
     ]
     model = run.get("cycle_model") if isinstance(run.get("cycle_model"), dict) else {}
-    ok = run.get("exit_code") in (0, None) and run.get("stop_reason") != "bkpt"
-    failures = [] if ok else [
-        f"exit code {run.get('exit_code')} ({run.get('stop_reason')} at {run.get('stop_location')})"
-    ]  # fmt: skip
+    error = run.get("error") if isinstance(run.get("error"), dict) else None
+    ok = error is None and run.get("exit_code") in (0, None) and run.get("stop_reason") != "bkpt"
+    if error is not None:
+        failures = [f"{error.get('kind', 'error')}: {error.get('message', '')}"]
+    elif not ok:
+        failures = [
+            f"exit code {run.get('exit_code')} ({run.get('stop_reason')} at "
+            f"{run.get('stop_location')})"
+        ]
+    else:
+        failures = []
     return {
         "model": elf.stem,
         "format": str(manifest.get("format", "run")) if isinstance(manifest, dict) else "run",
@@ -174,7 +181,7 @@ def run_as_result(run: dict[str, Any]) -> Result:
         "passed": ok,
         "failures": failures,
         "n_samples": len(samples) or run.get("n_samples") or None,
-        "exactness": f"exit {run.get('exit_code')}",
+        "exactness": "error" if error is not None else f"exit {run.get('exit_code')}",
         "cycles": cycles,
         "clock_hz": run.get("clock_hz"),
         "cycle_model": model,

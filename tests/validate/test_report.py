@@ -272,7 +272,7 @@ def test_report_joins_validate_results_and_a_run_of_your_own_firmware(
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     ok_row = next(
-        line for line in printed.splitlines() if line.startswith("example.elf/rp2040  PASS")
+        line for line in printed.splitlines() if re.match(r"example\.elf/rp2040\s+PASS", line)
     )
     assert "5,647" in ok_row  # the example's one inference, as `simcore run` reports it
     assert re.search(r"example\.elf/rp2040\s+FAIL", printed)
