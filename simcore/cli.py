@@ -24,7 +24,7 @@ from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import load_elf
 from simcore.errors import EmulationError, MemoryFault, SimError, UsageError
 from simcore.inputs import load_inputs, require_io
-from simcore.limits import add_limit_arguments, limits_from_args, samples_arg
+from simcore.limits import add_limit_arguments, count_arg, limits_from_args, samples_arg
 from simcore.results import RunResult, StopReason
 
 if TYPE_CHECKING:
@@ -309,8 +309,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             firmware=args.firmware,
             limit=args.limit,
             split=args.split,
-            jobs=min(jobs, max(len(combos), 1) * 64),
+            jobs=jobs,
             progress=not args.quiet,
+            limits=limits_from_args(args),
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
@@ -587,13 +588,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="validate this ELF instead of building one (model, format, board from its manifest)",
     )
-    p.add_argument("--limit", type=int, help="only the first N test samples")
+    p.add_argument("--limit", type=count_arg, help="only the first N test samples")
     p.add_argument(
         "--split", default="test", help="golden split: test (default) or all (IRIS: train too)"
     )
-    p.add_argument("--jobs", "-j", type=int, help="worker processes (default: CPU count)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=count_arg,
+        help="worker processes (default: CPU count; never more than there are batches)",
+    )
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--html", type=Path, help="write an HTML report")
+    add_limit_arguments(p)
     p.add_argument(
         "--baseline",
         type=Path,

@@ -38,13 +38,13 @@ from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
 from simcore.errors import EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
+from simcore.limits import Limits
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("f32", "int8", "q16")
-#: Wall-clock bound of one batch's emulation unless the caller sets one: a hanging
-#: firmware fails its combination instead of hanging the run.
-DEFAULT_BATCH_TIMEOUT_S = 300.0
+#: Worker processes at most, whatever --jobs asks.
+MAX_JOBS = 256
 #: Pools in a row that may die without finishing a batch before each remaining batch
 #: runs alone, so the one that kills its worker (out of memory...) is found and failed.
 BATCH_ATTEMPTS = 2
@@ -170,20 +170,17 @@ def _image(elf: str) -> ElfImage:
     return _IMAGES[key]
 
 
-@dataclass(frozen=True)
-class BatchLimits:
-    """Bounds of one batch's run: instructions and wall-clock seconds (None: unbounded)."""
-
-    max_instructions: int | None = None
-    timeout_s: float | None = DEFAULT_BATCH_TIMEOUT_S
+#: The bounds of one batch's run (see :class:`simcore.limits.Limits`).
+BatchLimits = Limits
 
 
 def _run_batch(
-    elf: str, board: str, inputs: bytes, n: int, start: int, limits: BatchLimits = BatchLimits()
+    elf: str, board: str, inputs: bytes, n: int, start: int, limits: Limits | None = None
 ) -> BatchResult:
     """Worker: run one batch (imports the engine lazily so the parent stays light)."""
     from simcore.engine import run_firmware
 
+    limits = limits or Limits()
     result = run_firmware(
         _image(elf),
         board,
@@ -570,6 +567,9 @@ def validate_many(
 ) -> list[Validation]:
     """Validate several combinations, their batches spread over ``jobs`` processes.
 
+    ``limits`` bound each batch's emulation (default: :class:`Limits`' 300 s,
+    so a hanging firmware fails its combination instead of hanging the run).
+
     Firmware is built (where needed) first, on ``jobs`` threads; then every
     batch of every combination goes to one process pool, and each combination
     is judged once its batches are back. One combination's trouble never costs
@@ -593,6 +593,8 @@ def validate_many(
         plans = list(threads.map(plan_or_error, combos))
     runnable = [(i, p) for i, p in enumerate(plans) if isinstance(p, _Plan)]
     total = sum(len(p.rows) for _, p in runnable)
+    # A worker per batch at most: --jobs 64 for one batch starts one process, not 64.
+    jobs = max(1, min(jobs, sum(len(p.batches) for _, p in runnable), MAX_JOBS))
     bar = Progress(total, f"validating {len(runnable)} combination(s)") if progress else None
     runner = _BatchRunner(jobs, limits, bar)
     try:
@@ -683,7 +685,12 @@ class _BatchRunner:
             stalls = stalls + 1 if pending and len(pending) == before else 0
             if stalls >= BATCH_ATTEMPTS:  # pools keep dying with nothing done: find the culprit
                 for key, args in pending.items():
-                    if key[0] not in self.errors and self._round({key: args}, 1):
+                    alone = {key: args}
+                    for _ in range(BATCH_ATTEMPTS):
+                        if key[0] in self.errors or not alone:
+                            break
+                        alone = self._round(alone, 1)
+                    if alone and key[0] not in self.errors:
                         start, n = args[4], args[3]
                         self.errors.setdefault(
                             key[0],

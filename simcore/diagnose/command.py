@@ -12,6 +12,7 @@ import numpy as np
 
 from simcore.errors import UsageError
 from simcore.firmware.ir import FORMATS
+from simcore.limits import add_limit_arguments, count_arg, limits_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--samples",
         "-n",
-        type=int,
+        type=count_arg,
         help="samples to run (default 16: the golden per-layer samples, then more golden inputs)",
     )
     p.add_argument(
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
         help="only scan the ELF's weight arrays against the model (no board, nothing run)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    add_limit_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -142,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             samples=args.samples,
             inputs=inputs,
             progress=progress,
+            limits=limits_from_args(args),
         )
     data = json.dumps(result.as_dict(), indent=2) + "\n"
     if to_stdout:

@@ -31,10 +31,11 @@ from simcore.diagnose.findings import Diagnosis, Evidence, Fault, LayerCheck, ag
 from simcore.diagnose.reference import chain_of, reference_for
 from simcore.diagnose.static import scan, stored_arrays
 from simcore.elf import ElfImage, load_elf
-from simcore.errors import UsageError
+from simcore.errors import EmulationError, UsageError
 from simcore.firmware.consts import LayerConsts, encode, to_bytes
 from simcore.firmware.evaluate import evaluate
 from simcore.firmware.ir import numel
+from simcore.limits import DEFAULT_TIMEOUT_S, Limits
 
 #: Layers tested for a mistake of their own, the first diverging one included.
 MAX_FAULTS = 8
@@ -42,7 +43,7 @@ DTYPES = {"f32": "<f4", "q16": "<i4", "int8": "i1"}
 
 
 def _run(
-    image: ElfImage, board: BoardSpec, fmt: str, x: npt.NDArray[Any]
+    image: ElfImage, board: BoardSpec, fmt: str, x: npt.NDArray[Any], limits: Limits | None = None
 ) -> tuple[bytes, dict[tuple[int, int], bytes]]:
     """Run the samples in batches of the firmware's capacity; return outputs and traces."""
     from simcore.engine import run_firmware
@@ -61,10 +62,17 @@ def _run(
     for start in range(0, len(enc), max(capacity, 1)):
         batch = enc[start : start + capacity]
         result = run_firmware(
-            image, board, inputs=batch.tobytes(), n_samples=len(batch), trace=True, cycles=False
+            image,
+            board,
+            inputs=batch.tobytes(),
+            n_samples=len(batch),
+            trace=True,
+            cycles=False,
+            max_instructions=limits.max_instructions if limits else None,
+            timeout_s=limits.timeout_s if limits else DEFAULT_TIMEOUT_S,
         )
         if not result.ok:
-            raise UsageError(
+            raise EmulationError(
                 f"{image.path.name} stopped with exit code {result.exit_code} at "
                 f"{result.stop_location}",
                 hint="the firmware must run to completion to be diagnosed",
@@ -128,6 +136,7 @@ def diagnose(
     samples: int | None = None,
     inputs: npt.NDArray[Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
 ) -> Diagnosis:
     """Diagnose ``elf`` against ``model`` (shipped name or model file) in ``fmt`` on ``board``."""
     from simcore.firmware.build import load_model, resolve_model
@@ -141,7 +150,7 @@ def diagnose(
     ref = reference_for(ir, fmt, samples=samples, inputs=inputs)
     n = len(ref.inputs)
     say(f"running {image.path.name} on {spec.name} ({n} samples, traced)")
-    raw_out, traces = _run(image, spec, fmt, ref.inputs)
+    raw_out, traces = _run(image, spec, fmt, ref.inputs, limits)
 
     checks: list[LayerCheck] = []
     traced: dict[int, npt.NDArray[Any]] = {}

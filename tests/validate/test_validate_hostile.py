@@ -218,3 +218,32 @@ def test_unwritable_results_refused_in_one_line(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot write results" in err
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_hanging_firmware_fails_at_its_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fw = build_model_firmware("iris3", "int8", "rp2350", tmp_path, capacity=8)
+    _patch(fw.elf, "nn_int8_fully_connected", b"\xfe\xe7")  # `b .`: spins forever
+    args = ["validate", "--firmware", str(fw.elf), "-m", "iris3", "-f", "int8", "-b", "rp2350",
+            "--limit", "8", "--max-instructions", "200000", "-q"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "budget of 200,000" in err.replace("200000", "200,000")
+    assert main([*args[:-3], "--timeout", "0.5", "-q"]) == 1
+    assert "0.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [["--limit", "0"], ["--limit", "-1"], ["--jobs", "0"], ["--timeout", "inf"],
+     ["--timeout", "-1"], ["--max-instructions", "-5"]],
+    ids=lambda f: " ".join(f),
+)  # fmt: skip
+def test_bad_validate_flags_refused_in_one_line(
+    flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "-m", "iris3", "-f", "int8", "-b", "rp2040", *flag])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
