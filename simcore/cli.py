@@ -210,12 +210,9 @@ def _echo(fd: int, text: str) -> None:
 
 
 def _write_outputs(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write --outputs {path}: {exc.strerror or exc}", hint="check the path"
-        ) from None
+    from simcore.outputs import write_output
+
+    write_output(path, data, what="--outputs")
 
 
 def _run_error_document(
