@@ -98,8 +98,8 @@ def _always_die(args: tuple[str, str, bytes, int, int], limits: v.BatchLimits) -
     os._exit(9)
 
 
-def _batches(n: int) -> list[tuple[str, str, bytes, int, int]]:
-    fw = build_model_firmware("iris3", "int8", "rp2350", capacity=4)
+def _batches(n: int, out: Path) -> list[tuple[str, str, bytes, int, int]]:
+    fw = build_model_firmware("iris3", "int8", "rp2350", out, capacity=4)
     golden = v.Combination("iris3", "int8", "rp2350").load_golden()
     x = golden.inputs_int8[:n].tobytes()
     size = fw.input_bytes
@@ -114,14 +114,14 @@ def test_killed_worker_is_replaced_and_its_batch_rerun(
 ) -> None:
     monkeypatch.setenv("SIMCORE_TEST_MARKER", str(tmp_path))
     runner = v._BatchRunner(2, v.BatchLimits(), None, call=_die_on_first_attempt)
-    runner.run([(0, _batches(12))])
+    runner.run([(0, _batches(12, tmp_path))])
     assert not runner.errors and runner.complete(0)
     assert [b.start for b in runner.done_for(0)] == [0, 4, 8]
 
 
-def test_a_batch_that_always_kills_its_worker_fails_its_plan_only() -> None:
+def test_a_batch_that_always_kills_its_worker_fails_its_plan_only(tmp_path: Path) -> None:
     runner = v._BatchRunner(2, v.BatchLimits(), None, call=_always_die)
-    runner.run([(0, _batches(8))])
+    runner.run([(0, _batches(8, tmp_path))])
     assert "a worker process died while running samples 0..3 on its own" in str(runner.errors[0])
 
 
