@@ -325,7 +325,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 baseline.update(result.key, figures, samples)
             continue
         if baseline.missing(result.key):
-            result.baseline_notes.append(f"no baseline for {result.key} in {args.baseline}")
+            result.baseline_notes.append(
+                f"no baseline in {args.baseline} (record one with --update-baseline)"
+            )
             continue
         skipped = baseline.skipped(result.key, samples)
         if skipped:

@@ -413,9 +413,17 @@ def summary_table(results: Sequence[Result], markdown: bool = False) -> str:
     lines.extend(line(row) for row in rows)
     lines.append("")
     lines.append(_totals(results))
+    # A note shared by several combinations (no baseline yet) is printed once.
+    notes: dict[str, list[str]] = {}
     for result in results:
         for label, text in _issues(result):
-            lines.append(f"{label:<9} {_key(result)}: {text}")
+            if label == "note":
+                notes.setdefault(text, []).append(_key(result))
+            else:
+                lines.append(f"{label:<9} {_key(result)}: {text}")
+    for text, keys in notes.items():
+        who = keys[0] if len(keys) == 1 else f"{keys[0]} and {len(keys) - 1} more"
+        lines.append(f"{'note':<9} {who}: {text}")
     return "\n".join(lines)
 
 
