@@ -58,12 +58,14 @@ class Finding:
     def improved(self) -> bool:
         return self.change < -self.tolerance
 
-    def describe(self) -> str:
+    def describe(self, *, with_key: bool = True) -> str:
+        """One line; ``with_key=False`` where the combination is already named."""
         verdict = "regressed" if self.regressed else "improved" if self.improved else "within band"
-        return (
-            f"{self.key}: {self.figure} {verdict}: {self.current:,.0f} vs baseline "
+        text = (
+            f"{self.figure} {verdict}: {self.current:,.0f} vs baseline "
             f"{self.baseline:,.0f} ({self.change:+.2%}, band ±{self.tolerance:.1%})"
         )
+        return f"{self.key}: {text}" if with_key else text
 
 
 @dataclass

@@ -318,6 +318,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for result in results:
         if result.error:
             continue
+        variant = result.variant()
+        if variant:
+            result.baseline_notes.append(
+                f"not gated: a {variant} build, whose costs differ from the release build's"
+            )
+            continue
         figures = result.figures()
         samples = f"{args.split} {result.n_samples}"
         if args.update_baseline:
@@ -337,9 +343,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             )
         for finding in baseline.compare(result.key, figures, samples):
             if finding.regressed:
-                result.regressions.append(finding.describe())
+                result.regressions.append(finding.describe(with_key=False))
             elif finding.improved:
-                result.baseline_notes.append(finding.describe() + "; update the baseline")
+                result.baseline_notes.append(
+                    finding.describe(with_key=False) + "; update the baseline"
+                )
     if args.update_baseline and not interrupted:
         write_baseline(args.baseline, baseline)
         _out(f"baseline updated: {args.baseline}")

@@ -406,6 +406,8 @@ class Validation:
     error: str | None = None
     #: The error's exit code: 2 for bad input, 1 for a firmware that misbehaved.
     error_exit_code: int = 1
+    #: The manifest's ``variant`` (trace, portable, injected mistakes), when it has one.
+    firmware_variant: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -425,6 +427,14 @@ class Validation:
             mismatches=[], emulation_seconds=0.0, built=False, error=message,
             error_exit_code=code,
         )  # fmt: skip
+
+    def variant(self) -> str | None:
+        """What makes the firmware other than a release build (trace, portable, injected)."""
+        info = self.firmware_variant
+        kinds = [k for k in ("trace", "portable") if info.get(k)]
+        if info.get("injected_mistakes"):
+            kinds.append("mistake-injected")
+        return "/".join(kinds) or None
 
     def figures(self) -> dict[str, float]:
         """The figures a baseline gates (larger is worse); cycles is the median per inference."""
@@ -469,6 +479,7 @@ class Validation:
             "mismatches": self.mismatches,
             "emulation_seconds": round(self.emulation_seconds, 3),
             "built": self.built,
+            "variant": self.variant(),
             **({"error": self.error} if self.error else {}),
         }
 
@@ -874,6 +885,7 @@ def _judge(
         mismatches=[{"sample": int(rows[i]), "got": g, "want": w} for i, g, w in mism],
         emulation_seconds=wall,
         built=fw.built,
+        firmware_variant=dict(fw.manifest.get("variant") or {}),
     )
 
 
