@@ -100,7 +100,10 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
             f"results file {path} is not JSON (line {error.lineno}: {error.msg})", hint=hint
         ) from None
     if _is_run(data):
-        return [run_as_result(data)], {}
+        assert isinstance(data, dict)
+        row = run_as_result(data)
+        _check_shape(row, f"run result {path}")
+        return [row], {}
     if not isinstance(data, dict) or "version" not in data:
         raise UsageError(
             f"{path} is neither simcore validate results nor a simcore run --json result",
@@ -119,8 +122,67 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
         missing = [k for k in ("model", "format", "board", "passed") if not _has(result, k)]
         if missing:
             raise UsageError(f"result {i} in {path} lacks {', '.join(missing)}", hint=hint)
+        _check_shape(result, f"result {i} in {path}")
     meta = data.get("meta")
     return results, meta if isinstance(meta, dict) else {}
+
+
+_NUMBER = (int, float)
+_USAGE = {"used_bytes": _NUMBER, "capacity_bytes": _NUMBER, "percent": _NUMBER}
+#: The JSON shape of what a report reads: a tuple of types, ``[item]`` for a list of
+#: items, a dict for an object's known fields. None is allowed everywhere; unknown
+#: fields are ignored. Checked once at load, so the renderers can trust the shapes.
+_SCHEMA: dict[str, Any] = {
+    "model": (str,), "format": (str,), "board": (str,), "key": (str,), "elf": (str,),
+    "exactness": (str,), "passed": (bool,), "variant": (str,), "error": (str,),
+    "n_samples": _NUMBER, "accuracy": _NUMBER, "reference_accuracy": _NUMBER,
+    "clock_hz": _NUMBER, "seconds_per_inference": _NUMBER, "argmax_agreement": _NUMBER,
+    "failures": [(str,)], "regressions": [(str,)], "baseline_notes": [(str,)],
+    "mismatches": [{"sample": _NUMBER, "got": [_NUMBER], "want": [_NUMBER]}],
+    "profile": [{"function": (str,), "cycles_per_inference": _NUMBER, "share": _NUMBER}],
+    "cycles": {"mean": _NUMBER, "median": _NUMBER, "min": _NUMBER, "max": _NUMBER},
+    "cycle_model": {"core": (str,), "exactness": (str,)},
+    "memory": {"flash": _USAGE, "static_ram": _USAGE, "stack_peak": _USAGE,
+               "heap_peak": _USAGE},
+    "classes": {"labels": [(str, int)], "confusion": [[_NUMBER]], "precision": [_NUMBER],
+                "recall": [_NUMBER], "f1": [_NUMBER], "accuracy": _NUMBER},
+}  # fmt: skip
+
+
+def _kind(spec: Any) -> str:
+    if isinstance(spec, list):
+        return "a list"
+    if isinstance(spec, dict):
+        return "an object"
+    return "a string" if str in spec else "true or false" if bool in spec else "a number"
+
+
+def _check_value(value: object, spec: Any, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(spec, list):
+        ok = isinstance(value, list)
+    elif isinstance(spec, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, spec) and (bool in spec or not isinstance(value, bool))
+        ok = ok and not (isinstance(value, float) and not math.isfinite(value))
+    if not ok:
+        raise UsageError(
+            f"{where} is {json.dumps(value)[:40]}, expected {_kind(spec)}",
+            hint="the file is not what simcore validate --json or run --json writes",
+        )
+    if isinstance(spec, list) and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, spec[0], f"{where}[{i}]")
+    elif isinstance(spec, dict) and isinstance(value, dict):
+        for name, sub in spec.items():
+            _check_value(value.get(name), sub, f"{where}.{name}")
+
+
+def _check_shape(result: dict[str, Any], where: str) -> None:
+    """Refuse a result whose fields have the wrong JSON shape (one line, naming the field)."""
+    _check_value(result, _SCHEMA, where)
 
 
 def _is_run(data: object) -> bool:
@@ -139,7 +201,12 @@ def run_as_result(run: dict[str, Any]) -> Result:
     manifest: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         manifest = json.loads(elf.with_suffix(".json").read_text())
-    samples = [c for c in run.get("sample_cycles") or [] if _num(c) is not None]
+
+    def listed(name: str) -> list[Any]:
+        value = run.get(name)
+        return value if isinstance(value, list) else []
+
+    samples = [c for c in listed("sample_cycles") if _num(c) is not None]
     total = _num(run.get("cycles"))
     per = samples or ([total] if total is not None else [])
     cycles = (
@@ -148,7 +215,7 @@ def run_as_result(run: dict[str, Any]) -> Result:
         else None
     )
     total_cycles = sum(
-        _num(e.get("cycles")) or 0.0 for e in run.get("profile") or [] if isinstance(e, dict)
+        _num(e.get("cycles")) or 0.0 for e in listed("profile") if isinstance(e, dict)
     )
     n = max(len(samples), 1)
     profile = [
@@ -157,7 +224,7 @@ def run_as_result(run: dict[str, Any]) -> Result:
             "cycles_per_inference": (_num(e.get("cycles")) or 0.0) / n,
             "share": e.get("share", (_num(e.get("cycles")) or 0.0) / (total_cycles or 1.0)),
         }
-        for e in run.get("profile") or []
+        for e in listed("profile")
         if isinstance(e, dict)
     ]
     model = run.get("cycle_model") if isinstance(run.get("cycle_model"), dict) else {}
@@ -187,7 +254,7 @@ def run_as_result(run: dict[str, Any]) -> Result:
         "cycle_model": model,
         "profile": profile,
         "memory": run.get("memory"),
-        "baseline_notes": [str(n) for n in run.get("notes") or []],
+        "baseline_notes": [str(n) for n in listed("notes")],
     }
 
 
@@ -627,6 +694,12 @@ def _confusion(result: Result) -> list[list[int]] | None:
     matrix = classes.get("confusion") if isinstance(classes, dict) else None
     if not isinstance(matrix, list) or not matrix:
         return None
+    n = len(matrix)
+    square = all(isinstance(row, list) and len(row) == n for row in matrix)
+    if not square or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for row in matrix for v in row
+    ):
+        return None  # not a confusion matrix: shown as absent, not guessed at
     return [[int(v) for v in row] for row in matrix]
 
 
