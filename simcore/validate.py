@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore import compare
+from simcore.api import public
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
 from simcore.errors import EmulationError, GoldenError, SimError, UsageError
@@ -566,6 +567,7 @@ class ValidationInterrupted(Exception):
         super().__init__(f"interrupted after {len(results)} of {total} combinations")
 
 
+@public
 def validate_many(
     combos: list[Combination],
     *,
@@ -593,6 +595,10 @@ def validate_many(
     from concurrent.futures import ThreadPoolExecutor
 
     limits = limits or BatchLimits()
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit {limit}: validate at least 1 sample (None for all)")
+    if jobs < 1:
+        raise UsageError(f"jobs {jobs}: at least 1 worker process")
 
     def plan_or_error(combo: Combination) -> _Plan | Validation:
         try:
@@ -767,6 +773,7 @@ def _call(args: tuple[str, str, bytes, int, int], limits: BatchLimits) -> BatchR
         return exc
 
 
+@public
 def validate(
     combo: Combination,
     *,
@@ -775,8 +782,15 @@ def validate(
     split: str = "test",
     jobs: int = 1,
 ) -> Validation:
-    """Validate one combination; raises UsageError/GoldenError for unusable inputs."""
-    return validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
+    """Validate one combination; raises UsageError/GoldenError for unusable inputs.
+
+    A firmware that faults or hangs comes back as a failed :class:`Validation`
+    (its ``error`` says what happened); bad input raises.
+    """
+    result = validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
+    if result.error and result.error_exit_code == 2:
+        raise UsageError(result.error)
+    return result
 
 
 def _tick(progress: Progress | None, on_batch: Callable[[int], None] | None, n: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simcore.api import public
 from simcore.boards import BoardSpec, get_board
 from simcore.diagnose import mistakes as mk
 from simcore.diagnose.findings import Diagnosis, Evidence, Fault, LayerCheck, agreement
@@ -99,6 +100,7 @@ def _traced_layer(
     return arr.reshape((n, *shape)).astype(np.float32 if fmt == "f32" else np.int64), ""
 
 
+@public
 def static_diagnose(elf: Path | str, model: str | Path, fmt: str) -> Diagnosis:
     """The static scan alone: no board, no run (``simcore diagnose --static``)."""
     from simcore.firmware.build import load_model, resolve_model
@@ -127,6 +129,7 @@ def static_diagnose(elf: Path | str, model: str | Path, fmt: str) -> Diagnosis:
     return diag
 
 
+@public
 def diagnose(
     elf: Path | str,
     model: str | Path,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from simcore import paths
+from simcore.api import public
 from simcore.boards import BoardSpec, get_board
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
@@ -209,6 +210,7 @@ def _tolerance(fmt: str) -> dict[str, Any]:
     return {"against": "tflite-micro int8 outputs", "exact": True, "abs": 0}
 
 
+@public
 def build_model_firmware(
     model: str | Path | FloatModel | Int8Model,
     fmt: str,

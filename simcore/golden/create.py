@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simcore.api import public
 from simcore.errors import UsageError
 from simcore.golden import store
 from simcore.golden.datasets import sha256_file
@@ -349,6 +350,7 @@ def _int8_io(
     return tuple(int(d) for d in in_t.shape[1:]), q_in, q_out
 
 
+@public
 def create_golden(
     model_path: Path,
     data_path: Path,

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from simcore.api import public
 from simcore.errors import GoldenError
 from simcore.golden.datasets import GOLDEN_DIR, sha256_file
 from simcore.golden.store import HEADER_FILE, Golden, list_models, load_golden_dir
@@ -104,6 +105,7 @@ def golden_folder(ref: str | Path) -> Path:
     )
 
 
+@public
 def open_golden(ref: str | Path) -> Golden:
     """Load the golden ``ref`` names, refusing a stale or altered one."""
     return load_golden_dir(golden_folder(ref))
