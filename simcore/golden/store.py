@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simcore.api import public
 from simcore.errors import GoldenError
 from simcore.golden.datasets import (
     GOLDEN_DIR,
@@ -352,12 +353,14 @@ def _float_inputs(
     return raw.astype(np.float32)
 
 
+@public
 def load_golden(name: str, root: Path = GOLDEN_DIR) -> Golden:
     """Load the golden ``root/name`` (shipped layout), refusing it unless every sha256 matches."""
     read_header(name, root)  # the "no golden for model ..." message names the known ones
     return load_golden_dir(root / name)
 
 
+@public
 def load_golden_dir(directory: Path) -> Golden:
     """Load the golden in ``directory``, refusing it unless every sha256 matches."""
     header = read_header_at(directory)
