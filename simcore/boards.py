@@ -163,13 +163,15 @@ class _Schema:
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def _where(self, key: str | None) -> str:
+        where = self._key(key) if key is not None else self.path
+        return f"{self.file}: {where}" if where else self.file
+
     def fail(self, value: object, expected: str, key: str | None = None) -> NoReturn:
-        where = self._key(key) if key is not None else (self.path or "the file")
-        raise BoardError(f"{self.file}: {where} is {_show(value)}", hint=f"expected {expected}")
+        raise BoardError(f"{self._where(key)} is {_show(value)}", hint=f"expected {expected}")
 
     def error(self, message: str, expected: str, key: str | None = None) -> NoReturn:
-        where = self._key(key) if key is not None else (self.path or "the file")
-        raise BoardError(f"{self.file}: {where}: {message}", hint=f"expected {expected}")
+        raise BoardError(f"{self._where(key)}: {message}", hint=f"expected {expected}")
 
     def keys(self, allowed: Sequence[str], required: Sequence[str]) -> None:
         known = ", ".join(allowed)
