@@ -422,7 +422,9 @@ class Machine:
         return bool(self.reg("xpsr") & _XPSR_THUMB)
 
     def where(self, address: int) -> str:
-        return f"0x{address:08x} in {self.image.describe(address)}"
+        """``0x10000234 in main+0x12 (main.c:41)``, or just the address when nothing is known."""
+        place = self.image.describe(address)
+        return place if place == f"0x{address:08x}" else f"0x{address:08x} in {place}"
 
     def read_io_descriptor(self) -> IoDescriptor | None:
         """The firmware's ``simcore_io`` as it is in RAM now, checked against the board.
@@ -510,6 +512,9 @@ class _Run:
         #: The event register WFE waits on (set by SEV; simcore has no other event source).
         self.event = False
         self.divide_hooks = False
+        #: Stop and start again at the PC (the code hooks of the divides just added
+        #: must apply to the block that enabled them too).
+        self.restart = False
 
     # hooks ------------------------------------------------------------------
 
@@ -636,6 +641,12 @@ class _Run:
             if found:
                 # Code already translated would not call the new hooks.
                 m.uc.ctl_remove_cache(section.address, section.address + len(section.data))
+                self.restart = True
+        if self.restart:
+            # Stopping inside an MMIO write leaves PC at the store, not yet retired: it
+            # runs again on restart (writing CCR again does nothing more). The rest of
+            # its block is then counted twice: a few cycles, once per run.
+            m.uc.emu_stop()
 
     def _divide_check(self, address: int, hw: int, nxt: int) -> Callable[[], None]:
         divisor = _REGISTERS[nxt & 0xF]
@@ -1072,6 +1083,11 @@ class _Run:
                     begin = pc | 1
                     continue
                 self.fault = self._translate(exc)
+                return
+            if self.restart and self.fault is None and self.stop is None and m.mmio_fault is None:
+                self.restart = False
+                begin = m.reg("pc") | 1
+                continue
             return
 
     def execute(self) -> RunResult:

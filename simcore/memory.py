@@ -110,11 +110,7 @@ def stack_layout(image: ElfImage, board: BoardSpec, initial_sp: int) -> StackLay
     floor = region.start if region is not None else initial_sp
     guard = None
     start, end = (image.symbol(n) for n in GUARD_SYMBOLS)
-    if (
-        start is not None
-        and end is not None
-        and floor <= start.address < end.address <= initial_sp
-    ):
+    if start is not None and end is not None and floor <= start.address < end.address <= initial_sp:
         guard = (start.address, end.address)
     limit = next(
         (s.address for n in STACK_LIMIT_SYMBOLS if (s := image.symbol(n)) is not None), None
