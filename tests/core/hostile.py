@@ -89,7 +89,7 @@ def _key(key: str) -> str:
 def board_toml(table: dict[str, Any]) -> str:
     lines = [f"{_key(k)} = {_toml_value(v)}" for k, v in table.items() if k != "memory"]
     memory = table.get("memory")
-    if isinstance(memory, list) and all(isinstance(r, dict) for r in memory):
+    if isinstance(memory, list) and memory and all(isinstance(r, dict) for r in memory):
         for region in memory:
             lines.append("[[memory]]")
             lines.extend(f"{_key(k)} = {_toml_value(v)}" for k, v in region.items())
@@ -750,16 +750,14 @@ def sizes_case(rng: random.Random) -> FirmwareCase:
         values["len"] = length
     if kind == "trace":
         values["layer"] = rng.randrange(1 << 32)
-    if kind == "sys_write":
-        fits = _inside(board, buf, length)
+    if kind in ("sys_write", "trace"):
+        fits = length == 0 or _inside(board, buf, length)
     elif kind == "sys_write0":
         # A string must end inside the region it starts in (unmapped memory ends it badly).
         region = board.region_at(buf)
         fits = region is not None and region.kind.value in ("flash", "ram")
     elif kind == "sys_heapinfo":
         fits = _inside(board, buf, 16, ("ram",))
-    else:
-        fits = _inside(board, buf, length)
     options = {"trace": True} if kind == "trace" else {}
 
     def expect(out: Outcome) -> str | None:
