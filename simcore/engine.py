@@ -33,6 +33,7 @@ effect only once the translated code is dropped (``ctl_remove_cache``).
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import time
 from collections.abc import Callable
@@ -40,11 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import unicorn
 from unicorn import arm_const
 
 from simcore import memory as mem
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
+from simcore.cycles.classify import disassembler
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
@@ -484,10 +487,22 @@ class Machine:
         return _Run(self, options or RunOptions()).execute()
 
 
+def _check_options(options: RunOptions) -> None:
+    """Refuse limits that cannot be honoured (negative, infinite, not a number)."""
+    budget, timeout, n = options.max_instructions, options.timeout_s, options.n_samples
+    if budget is not None and not 0 <= budget < 1 << 63:
+        raise UsageError(f"instruction budget {budget}", hint="give a whole number >= 0")
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= 1e7):
+        raise UsageError(f"timeout {timeout} s", hint="give a number of seconds > 0")
+    if n is not None and not 0 <= n < 1 << 32:
+        raise UsageError(f"{n} samples", hint="give a whole number of samples >= 0")
+
+
 class _Run:
     """The state of one run: hooks, console, traces, stop reason."""
 
     def __init__(self, machine: Machine, options: RunOptions) -> None:
+        _check_options(options)
         self.m = machine
         self.opt = options
         self.semihost = Semihost(
@@ -758,7 +773,8 @@ class _Run:
                 pc=pc,
                 location=m.image.describe(pc),
             )
-        if intno == _INTR_PREFETCH_ABORT and m.board.region_at(pc) is None:
+        region = m.board.region_at(pc)
+        if intno == _INTR_PREFETCH_ABORT and (region is None or region.kind is RegionKind.IO):
             return self._jump_fault(pc)
         return EmulationError(f"HardFault at {m.where(pc)} ('{insn}')", pc=pc)
 
@@ -787,8 +803,25 @@ class _Run:
         return f"LR 0x{lr:08x}" if where == f"0x{lr:08x}" else f"LR 0x{lr:08x} in {where}"
 
     def _jump_fault(self, target: int) -> MemoryFault:
-        """A jump to ``target`` where there is no memory (or to address 0)."""
+        """A jump to ``target`` where there is no memory, only peripherals, or to address 0."""
         m = self.m
+        region = m.board.region_at(target)
+        peripheral = (
+            "the Private Peripheral Bus"
+            if PPB_BASE <= target < PPB_BASE + PPB_SIZE
+            else f"peripheral region {region.name}"
+            if region is not None and region.kind is RegionKind.IO
+            else None
+        )
+        if peripheral is not None:
+            return MemoryFault(
+                f"jump to 0x{target:08x} in {peripheral}, which is execute-never "
+                f"({self._lr_note()})",
+                address=target,
+                access="fetch",
+                pc=target,
+                hint="a return address or function pointer was corrupted",
+            )
         if target & ~1 == 0:
             site = self._caller()
             what = (
@@ -984,6 +1017,8 @@ class _Run:
                 hint="flash is programmed through its controller (or the bootrom's flash "
                 "routines), not by plain stores; keep data the program writes in RAM",
             )
+        if exc.errno == unicorn.UC_ERR_FETCH_PROT:
+            return self._jump_fault(pc)
         if exc.errno == unicorn.UC_ERR_INSN_INVALID:
             waiting = self._waiting_hint(pc)
             if waiting is not None and _udf(m.code_at(pc)) is None:
@@ -1132,7 +1167,47 @@ class _Run:
             self.model.check()  # an executed instruction without a timing entry
         if self.stop is None:
             raise self._no_stop(budget, timeout_us, wall)
+        nocp = self._fpu_used_while_off()
+        if nocp is not None:
+            raise nocp
         return self._result(wall)
+
+    def _fpu_used_while_off(self) -> UsageFault | None:
+        """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
+
+        Unicorn's FPU is always on. Checked after the run from the executed blocks,
+        and only when CPACR never granted CP10 access (an FPU instruction run before
+        the firmware enables it is not caught).
+        """
+        m = self.m
+        if m.board.core.fpu == "none" or m.ppb.fpu_enabled or self.model is None:
+            return None
+        for start, counts, ends in self.model.accounting.count_arrays():
+            live = np.cumsum(counts.astype(np.int64) - ends[: len(counts)].astype(np.int64))
+            covered = np.flatnonzero(live > 0)
+            if not len(covered):
+                continue
+            # Runs of executed halfwords, each starting at an instruction.
+            breaks = np.flatnonzero(np.diff(covered) != 1)
+            for lo, hi in zip(
+                np.concatenate(([covered[0]], covered[breaks + 1])),
+                np.concatenate((covered[breaks], [covered[-1]])),
+                strict=True,
+            ):
+                first, last = start + 2 * int(lo), start + 2 * int(hi) + 2
+                for insn in disassembler().disasm(m.code_at(first, last - first), first):
+                    if insn.mnemonic.startswith("v"):
+                        text = f"{insn.mnemonic} {insn.op_str}".strip()
+                        return UsageFault(
+                            f"NOCP: '{text}' at {m.where(insn.address)} ran with the FPU "
+                            "disabled: the firmware never enabled CP10/CP11 in CPACR",
+                            kind="NOCP",
+                            pc=insn.address,
+                            location=m.image.describe(insn.address),
+                            hint="enable the FPU before its first use (SCB->CPACR |= 0xF << 20), "
+                            "as startup code normally does",
+                        )
+        return None
 
     def _no_stop(self, budget: int, timeout_us: int, wall: float) -> SimError:
         """emu_start returned without a stop or a fault: a budget, a timeout or WFI."""

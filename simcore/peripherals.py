@@ -35,6 +35,7 @@ SYST_CALIB = 0xE01C
 CPUID = 0xED00
 AIRCR = 0xED0C
 CCR = 0xED14
+CPACR = 0xED88
 NVIC_ISER = range(0xE100, 0xE140)
 
 AIRCR_VECTKEY = 0x05FA
@@ -98,6 +99,9 @@ class PrivatePeripheralBus:
     on_ccr: Callable[[int], None] | None = None
     registers: dict[int, int] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
+    #: Whether CPACR ever granted access to CP10 (the FPU): unicorn's FPU is always
+    #: on, so the engine checks afterwards that no FPU instruction ran without it.
+    fpu_enabled: bool = False
     _systick_start: int = 0
     _cyccnt_base: int = 0
 
@@ -165,6 +169,10 @@ class PrivatePeripheralBus:
                 )
             if self.on_ccr is not None:
                 self.on_ccr(ccr)
+            return
+        if word == CPACR:
+            cpacr = _merge(self.registers, offset, size, value)
+            self.fpu_enabled = self.fpu_enabled or (cpacr >> 20) & 3 in (1, 3)
             return
         if word in NVIC_ISER and value:
             self.notes.add("interrupts enabled in the NVIC are never delivered by simcore")

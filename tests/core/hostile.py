@@ -828,8 +828,17 @@ def cause_case(rng: random.Random) -> FirmwareCase:
     cycles = rng.random() < 0.75
     opts = {"options": {"cycles": cycles}}
     kind = rng.choice(
-        ["udf", "wfi", "wfe", "invstate", "null", "ram-code", "ram-fault-line", "yield"]
+        ["udf", "wfi", "wfe", "invstate", "null", "ram-code", "ram-fault-line", "yield", "xn"]
     )
+    if kind == "xn":
+        target = rng.choice([0xE000E000, 0xE0001000, 0xE000ED00]) + 2 * rng.randrange(64)
+        if board != "stm32h743" and rng.random() < 0.5:
+            target = 0xD0000000 + 2 * rng.randrange(64)
+        body = f"{pad}ldr r0, ={target | 1:#x}\n{rng.choice(['bx', 'blx'])} r0"
+        return _message_case(
+            f"jump to 0x{target:08x}", board, body, [f"0x{target:08x}", "execute-never"],
+            _WRONG_CAUSES, ("EmulationError",), **opts,
+        )  # fmt: skip
     if kind == "udf":
         wide = thumb2 and rng.random() < 0.5
         imm = rng.randrange(1 << 16) if wide else rng.randrange(256)
@@ -950,8 +959,31 @@ def departure_case(rng: random.Random) -> FirmwareCase:
     board = rng.choice(BOARDS)
     spec = get_board(board)
     kind = rng.choice(
-        ["flash-store", "flash-store", "svc", "div0", "div0", "reset-arm", "sysreset", "sev-wfe"]
-    )
+        ["flash-store", "flash-store", "svc", "div0", "div0", "reset-arm", "sysreset", "sev-wfe",
+         "nocp"]
+    )  # fmt: skip
+    if kind == "nocp":
+        if board == "rp2040":
+            board = rng.choice(["rp2350", "stm32h743"])
+        enable = rng.random() < 0.5
+        k = rng.randrange(1, 100)
+        body = (
+            "ldr r1, =0xE000ED88\nldr r0, =0x00F00000\nstr r0, [r1]\n" if enable else ""
+        ) + f"movs r0, #{k}\nvmov s0, r0\nvmov r0, s0"
+
+        def expect_fpu(out: Outcome) -> str | None:
+            if enable:
+                return None if out.exit_code == k else f"FPU enabled: {_got(out)}"
+            ok = out.names("EmulationError") and "NOCP" in out.message
+            return None if ok else f"FPU used while off gave {_got(out)}"
+
+        return FirmwareCase(
+            f"fpu {'on' if enable else 'off'}",
+            board,
+            lambda c: c.build(board, body),
+            {},
+            expect_fpu,
+        )
     if kind == "div0" and board == "rp2040":
         board, spec = "rp2350", get_board("rp2350")
     cycles = rng.random() < 0.75

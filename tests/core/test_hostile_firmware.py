@@ -38,6 +38,7 @@ from simcore.errors import (
     NotModeled,
     SleepForever,
     UnsupportedInstruction,
+    UsageError,
     UsageFault,
 )
 from simcore.results import StopReason
@@ -369,3 +370,37 @@ def test_unmodeled_peripheral_reads_back(asm_elf: AsmBuilder, tmp_path: Path) ->
 def test_hostile_departures(corpus: FirmwareCorpus, rng: random.Random) -> None:
     case = departure_case(rng)
     assert check_firmware(case, corpus) is None, case.what
+
+
+@pytest.mark.parametrize("board", ["rp2350", "stm32h743"])
+def test_fpu_used_without_enabling_it_is_nocp(asm_elf: AsmBuilder, board: str) -> None:
+    """Unicorn's FPU is always on; a real M33/M7 takes a NOCP UsageFault."""
+    body = "vmov.f32 s0, #2.0\nvcvt.s32.f32 s0, s0\nvmov r0, s0"
+    with pytest.raises(UsageFault) as info:
+        run_firmware(asm_elf(board, body), board)
+    assert info.value.kind == "NOCP"
+    assert "'vmov.f32 s0, #2" in str(info.value) and "never enabled CP10/CP11" in str(info.value)
+    enable = "ldr r1, =0xE000ED88\nldr r0, =0x00F00000\nstr r0, [r1]\n"
+    assert run_firmware(asm_elf(board, enable + body), board).exit_code == 2
+
+
+@pytest.mark.parametrize("board", ["rp2040", "stm32h743"])
+def test_jump_into_peripherals_is_execute_never(asm_elf: AsmBuilder, board: str) -> None:
+    with pytest.raises(MemoryFault, match=r"^jump to 0xe000e000 in the Private Peripheral Bus"):
+        run_firmware(asm_elf(board, "ldr r0, =0xe000e001\nbx r0"), board)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"timeout_s": float("inf")},
+        {"timeout_s": float("nan")},
+        {"timeout_s": -1.0},
+        {"max_instructions": -5},
+        {"n_samples": -1},
+    ],
+    ids=["inf-timeout", "nan-timeout", "negative-timeout", "negative-budget", "negative-samples"],
+)
+def test_impossible_limits_are_usage_errors(asm_elf: AsmBuilder, options: dict[str, float]) -> None:
+    with pytest.raises(UsageError):
+        run_firmware(asm_elf("rp2040", "movs r0, #0"), "rp2040", **options)  # type: ignore[arg-type]
