@@ -304,6 +304,9 @@ def _maps_in_unicorn(board: BoardSpec) -> str | None:
             uc.mem_map(r.start, r.size_bytes)
     except unicorn.UcError as exc:
         return f"unicorn cannot map it: {exc}"
+    finally:
+        del uc
+        gc.collect()  # each engine reserves a translation buffer until collected
     return None
 
 
