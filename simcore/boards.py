@@ -7,13 +7,15 @@ a TOML file next to the shipped ones (or passing a path); no Python needed.
 from __future__ import annotations
 
 import itertools
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from simcore.errors import BoardError
 
@@ -85,9 +87,24 @@ class BoardSpec:
         return ", ".join(f"{r.name} 0x{r.start:08x}-0x{r.end:08x}" for r in self.memory)
 
 
-_BOARD_KEYS = {"name", "description", "core", "clock_hz", "vector_table", "memory"}
-_REGION_KEYS = {"name", "kind", "start", "size", "xip_cache"}
-_CORE_KEYS = {
+#: Unicorn maps ARM memory in pages of this size (``uc.ctl_get_page_size()``, measured
+#: 1024 on unicorn 2.1.4 for the M0, M33 and M7 models): region starts and sizes must
+#: be multiples of it.
+PAGE_BYTES = 0x400
+ADDRESS_SPACE = 1 << 32
+#: The Private Peripheral Bus (System Control Space, DWT, SysTick): simcore maps it
+#: itself on every board, so no board region may overlap it.
+PPB_START, PPB_END = 0xE0000000, 0xE0100000
+MAX_CLOCK_HZ = 10_000_000_000
+MAX_REGIONS = 64
+#: The unicorn CPU models the engine knows (simcore.engine maps them to unicorn ids).
+UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
+#: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
+VECTOR_TABLE_ALIGN = 128
+
+_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory")
+_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
+_CORE_KEYS = (
     "display_name",
     "architecture",
     "accepted_cpu_arch",
@@ -96,30 +113,170 @@ _CORE_KEYS = {
     "dsp",
     "divide",
     "unaligned_access",
-}
+)
+_BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+_REGION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+_MAX_TEXT = 200
 
 
 def _data_dir() -> Path:
     return Path(str(resources.files("simcore") / "data"))
 
 
-def _check_keys(where: str, table: dict[str, Any], allowed: set[str], required: set[str]) -> None:
-    unknown = set(table) - allowed
-    if unknown:
-        raise BoardError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    missing = required - set(table)
-    if missing:
-        raise BoardError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
+def _printable(text: str, limit: int = 80) -> str:
+    """``text`` on one line: control characters escaped, long text cut."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _show(value: object) -> str:
+    """A TOML value as a user wrote it, with its type where that is the problem."""
+    if isinstance(value, bool):
+        return "true (a boolean)" if value else "false (a boolean)"
+    if isinstance(value, int):
+        return f"{value} (0x{value:x})" if value >= 0 else str(value)
+    if isinstance(value, float):
+        return f"{value!r} (a float)"
+    if isinstance(value, str):
+        return f"the string {_printable(repr(value), 60)}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+class _Schema:
+    """Typed access to one TOML table; every refusal is a one-line BoardError.
+
+    The message names the file and the key path (``memory[1].size``), shows the
+    value found and ends with what is expected.
+    """
+
+    def __init__(self, file: str, table: object, path: str = "") -> None:
+        self.file = _printable(file, 160)
+        self.path = path
+        if not isinstance(table, dict):
+            self.fail(table, "a table of keys")
+        self.table: dict[str, Any] = table
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _where(self, key: str | None) -> str:
+        where = self._key(key) if key is not None else self.path
+        return f"{self.file}: {where}" if where else self.file
+
+    def fail(self, value: object, expected: str, key: str | None = None) -> NoReturn:
+        raise BoardError(f"{self._where(key)} is {_show(value)}", hint=f"expected {expected}")
+
+    def error(self, message: str, expected: str, key: str | None = None) -> NoReturn:
+        raise BoardError(f"{self._where(key)}: {message}", hint=f"expected {expected}")
+
+    def keys(self, allowed: Sequence[str], required: Sequence[str]) -> None:
+        known = ", ".join(allowed)
+        for key in self.table:
+            if key not in allowed:
+                self.error(f"unknown key {_printable(repr(key), 40)}", f"only {known}")
+        for key in required:
+            if key not in self.table:
+                self.error(f"missing key {key!r}", f"all of {', '.join(required)}")
+
+    def get(self, key: str, default: object = None) -> Any:
+        return self.table.get(key, default)
+
+    def text(self, key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+        value = self.table[key]
+        expected = what or f"a string of at most {_MAX_TEXT} printable characters"
+        if not isinstance(value, str):
+            self.fail(value, expected, key)
+        if pattern is not None:
+            if not pattern.fullmatch(value):
+                self.fail(value, expected, key)
+        elif not value or len(value) > _MAX_TEXT or not value.isprintable():
+            self.fail(value, expected, key)
+        return value
+
+    def integer(self, key: str, lo: int, hi: int, what: str, multiple: int = 1) -> int:
+        value = self.table[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(value, what, key)
+        if not lo <= value <= hi or value % multiple:
+            self.fail(value, what, key)
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(value, "true or false", key)
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], noun: str) -> str:
+        value = self.table[key]
+        expected = f"one of {', '.join(choices)}"
+        if not isinstance(value, str):
+            self.fail(value, expected, key)
+        if value not in choices:
+            self.error(f"unknown {noun} {_printable(repr(value), 60)}", expected, key)
+        return value
+
+    def tables(self, key: str, lo: int, hi: int, what: str) -> list[_Schema]:
+        value = self.table[key]
+        if not isinstance(value, list) or not lo <= len(value) <= hi:
+            self.fail(value, what, key)
+        return [_Schema(self.file, item, f"{self._key(key)}[{i}]") for i, item in enumerate(value)]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file as UTF-8 (a UTF-8 byte-order mark is accepted)."""
+    shown = _printable(str(path), 160)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
     except OSError as exc:
-        raise BoardError(f"cannot read {path}: {exc.strerror}") from exc
+        raise BoardError(
+            f"cannot read {shown}: {exc.strerror or type(exc).__name__}",
+            hint="pass a readable board .toml file",
+        ) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BoardError(f"{shown}: UTF-16 text", hint="save the board file as UTF-8")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise BoardError(
+            f"{shown}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})",
+            hint="save the board file as UTF-8 TOML",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise BoardError(f"{path}: invalid TOML: {exc}") from exc
+        raise BoardError(
+            f"{shown}: invalid TOML: {_printable(str(exc), 120)}", hint="fix the TOML syntax"
+        ) from None
+    except RecursionError:
+        raise BoardError(f"{shown}: invalid TOML: nested too deeply", hint="fix the TOML") from None
+
+
+def _parse_core(name: str, table: object, where: str) -> CoreSpec:
+    s = _Schema(where, table, f"[{name}]")
+    s.keys(_CORE_KEYS, _CORE_KEYS)
+    arch = s.get("accepted_cpu_arch")
+    if (
+        not isinstance(arch, list)
+        or not arch
+        or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 64 for a in arch)
+    ):
+        s.fail(arch, "a non-empty array of Tag_CPU_arch numbers (0-63)", "accepted_cpu_arch")
+    return CoreSpec(
+        name=name,
+        display_name=s.text("display_name"),
+        architecture=s.text("architecture"),
+        accepted_cpu_arch=tuple(arch),
+        unicorn_model=s.choice("unicorn_model", UNICORN_MODELS, "unicorn model"),
+        fpu=s.choice("fpu", ("none", "single", "double"), "FPU"),
+        dsp=s.flag("dsp"),
+        divide=s.flag("divide"),
+        unaligned_access=s.flag("unaligned_access"),
+    )
 
 
 @cache
@@ -128,65 +285,124 @@ def load_cores() -> dict[str, CoreSpec]:
     path = _data_dir() / "cores.toml"
     cores = {}
     for name, table in _read_toml(path).items():
-        _check_keys(f"{path} [{name}]", table, _CORE_KEYS, _CORE_KEYS)
-        if table["fpu"] not in ("none", "single", "double"):
-            raise BoardError(f"{path} [{name}]: fpu must be none, single or double")
-        cores[name] = CoreSpec(
-            name=name,
-            display_name=table["display_name"],
-            architecture=table["architecture"],
-            accepted_cpu_arch=tuple(table["accepted_cpu_arch"]),
-            unicorn_model=table["unicorn_model"],
-            fpu=table["fpu"],
-            dsp=bool(table["dsp"]),
-            divide=bool(table["divide"]),
-            unaligned_access=bool(table["unaligned_access"]),
-        )
+        if not _BOARD_NAME.fullmatch(name):
+            raise BoardError(
+                f"{_printable(str(path))}: core name {_printable(repr(name), 40)}",
+                hint="expected letters, digits, '.', '_', '+' or '-'",
+            )
+        cores[name] = _parse_core(name, table, str(path))
+    if not cores:
+        raise BoardError(f"{path}: no cores", hint="expected at least one [core] table")
     return cores
 
 
-def parse_board(table: dict[str, Any], where: str) -> BoardSpec:
-    """Validate one board table and build its :class:`BoardSpec`."""
-    _check_keys(where, table, _BOARD_KEYS, _BOARD_KEYS)
-    cores = load_cores()
-    if table["core"] not in cores:
-        raise BoardError(f"{where}: unknown core {table['core']!r} (known: {', '.join(cores)})")
-    regions = []
-    for i, reg in enumerate(table["memory"]):
-        rwhere = f"{where} memory[{i}]"
-        _check_keys(rwhere, reg, _REGION_KEYS, {"name", "kind", "start", "size"})
-        try:
-            kind = RegionKind(reg["kind"])
-        except ValueError:
-            raise BoardError(f"{rwhere}: kind must be flash, ram or io") from None
-        if reg["size"] <= 0 or reg["start"] < 0 or reg["start"] + reg["size"] > 1 << 32:
-            raise BoardError(f"{rwhere}: region does not fit the 32-bit address space")
-        regions.append(
-            MemoryRegion(
-                name=reg["name"],
-                kind=kind,
-                start=reg["start"],
-                size_bytes=reg["size"],
-                xip_cache=bool(reg.get("xip_cache", False)),
-            )
+_SIZE = (
+    f"a whole number of bytes, a multiple of {PAGE_BYTES} (unicorn maps memory in "
+    f"{PAGE_BYTES // 1024} KB pages), at least {PAGE_BYTES}"
+)
+_START = f"an address, a multiple of {PAGE_BYTES} below 0x100000000"
+
+
+def _parse_region(s: _Schema) -> MemoryRegion:
+    s.keys(_REGION_KEYS, ("name", "kind", "start", "size"))
+    name = s.text("name", _REGION_NAME, "a region name: a letter or '_' then letters, digits, '_'")
+    kind = RegionKind(s.choice("kind", [k.value for k in RegionKind], "region kind"))
+    start = s.integer("start", 0, ADDRESS_SPACE - PAGE_BYTES, _START, PAGE_BYTES)
+    size = s.integer("size", PAGE_BYTES, ADDRESS_SPACE, _SIZE, PAGE_BYTES)
+    if start + size > ADDRESS_SPACE:
+        s.error(
+            f"0x{start:08x} + 0x{size:x} ends past 4 GB (0x{start + size:x})",
+            "a region inside the 32-bit address space",
         )
+    if start < PPB_END and start + size > PPB_START:
+        s.error(
+            f"0x{start:08x}-0x{start + size:08x} overlaps the Private Peripheral Bus "
+            f"0x{PPB_START:08x}-0x{PPB_END:08x} (System Control Space, DWT, SysTick)",
+            "a region outside the PPB: simcore maps the PPB itself",
+        )
+    xip = s.flag("xip_cache")
+    if xip and kind is not RegionKind.FLASH:
+        s.fail(xip, "xip_cache only on a region of kind flash", "xip_cache")
+    return MemoryRegion(name=name, kind=kind, start=start, size_bytes=size, xip_cache=xip)
+
+
+def parse_board(table: object, where: str) -> BoardSpec:
+    """Validate one board table against the board schema and build its :class:`BoardSpec`.
+
+    Every board simcore loads, shipped or a user's, goes through here; a value of
+    the wrong type or out of range is a :class:`BoardError` naming ``where`` (the
+    file), the key and what is expected.
+    """
+    s = _Schema(where, table)
+    s.keys(_BOARD_KEYS, _BOARD_KEYS)
+    name = s.text("name", _BOARD_NAME, "a board name: letters, digits, '.', '_', '+', '-'")
+    description = s.text("description")
+    cores = load_cores()
+    core = s.choice("core", list(cores), "core")
+    clock_hz = s.integer(
+        "clock_hz", 1, MAX_CLOCK_HZ, f"the core clock in Hz, a whole number 1-{MAX_CLOCK_HZ:,}"
+    )
+    vector_table = s.integer(
+        "vector_table",
+        0,
+        ADDRESS_SPACE - VECTOR_TABLE_ALIGN,
+        f"an address, a multiple of {VECTOR_TABLE_ALIGN} (Cortex-M VTOR alignment)",
+        VECTOR_TABLE_ALIGN,
+    )
+    regions = [
+        _parse_region(r)
+        for r in s.tables("memory", 1, MAX_REGIONS, f"1-{MAX_REGIONS} [[memory]] tables")
+    ]
+    names = [r.name for r in regions]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        s.error(f"two regions are named {dup!r}", "a distinct name per region", "memory")
     regions.sort(key=lambda r: r.start)
     for a, b in itertools.pairwise(regions):
         if a.end > b.start:
-            raise BoardError(f"{where}: regions {a.name} and {b.name} overlap")
-    if table["clock_hz"] <= 0:
-        raise BoardError(f"{where}: clock_hz must be positive")
+            s.error(
+                f"regions {a.name} (0x{a.start:08x}-0x{a.end:08x}) and {b.name} "
+                f"(0x{b.start:08x}-0x{b.end:08x}) overlap",
+                "disjoint regions",
+                "memory",
+            )
+    for kind, why in ((RegionKind.FLASH, "the program image"), (RegionKind.RAM, "the stack")):
+        if not any(r.kind is kind for r in regions):
+            s.error(
+                f"no region of kind {kind.value}",
+                f"at least one {kind.value} region for {why}",
+                "memory",
+            )
     board = BoardSpec(
-        name=table["name"],
-        description=table["description"],
-        core=cores[table["core"]],
-        clock_hz=int(table["clock_hz"]),
-        vector_table=int(table["vector_table"]),
+        name=name,
+        description=description,
+        core=cores[core],
+        clock_hz=clock_hz,
+        vector_table=vector_table,
         memory=tuple(regions),
     )
-    if board.region_at(board.vector_table, 8) is None:
-        raise BoardError(f"{where}: vector_table 0x{board.vector_table:08x} is in no region")
+    region = board.region_at(vector_table, 8)
+    if region is None or region.kind is RegionKind.IO:
+        s.error(
+            f"0x{vector_table:08x} is in no flash or RAM region ({board.describe_map()})",
+            "the address of the reset vector table inside a flash or RAM region",
+            "vector_table",
+        )
     return board
+
+
+def _cache_models() -> frozenset[str]:
+    """Names of the boards with a cache model (``data/timing/caches.toml``)."""
+    return frozenset(_read_toml(_data_dir() / "timing" / "caches.toml"))
+
+
+def _check_cache(board: BoardSpec, where: str) -> None:
+    if any(r.xip_cache for r in board.memory) and board.name not in _cache_models():
+        region = next(r for r in board.memory if r.xip_cache)
+        raise BoardError(
+            f"{_printable(where, 160)}: memory region {region.name} has xip_cache = true but "
+            f"board {board.name!r} has no cache model in data/timing/caches.toml",
+            hint="expected xip_cache only on boards with a cache model; remove it",
+        )
 
 
 @cache
@@ -196,20 +412,54 @@ def load_boards() -> dict[str, BoardSpec]:
     for path in sorted((_data_dir() / "boards").glob("*.toml")):
         board = parse_board(_read_toml(path), str(path))
         if board.name != path.stem:
-            raise BoardError(f"{path}: name {board.name!r} differs from the file name")
+            raise BoardError(
+                f"{_printable(str(path), 160)}: name {board.name!r} differs from the file name",
+                hint=f"expected name = {_printable(repr(path.stem), 60)}",
+            )
+        _check_cache(board, str(path))
         boards[board.name] = board
     return boards
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the system, and the like
+        return False
+
+
 def get_board(name_or_path: str) -> BoardSpec:
-    """Return a shipped board by name, or load a user's board TOML by path."""
+    """Return a shipped board by name, or load a user's board TOML by path.
+
+    A user's board goes through the same schema as the shipped ones, and may not
+    take a shipped board's name (results, baselines and cache models are keyed by it).
+    """
     boards = load_boards()
     if name_or_path in boards:
         return boards[name_or_path]
     path = Path(name_or_path)
-    if path.suffix == ".toml" and path.exists():
-        return parse_board(_read_toml(path), str(path))
+    shown = _printable(name_or_path, 160)
+    if path.suffix.lower() == ".toml" or "/" in name_or_path or "\\" in name_or_path:
+        if not _is_file(path):
+            raise BoardError(
+                f"board file {shown} does not exist or is not a file",
+                hint=f"pass a board .toml file or one of {', '.join(boards)}",
+            )
+        try:
+            shipped = path.resolve().parent == (_data_dir() / "boards").resolve()
+        except (OSError, RuntimeError):
+            shipped = False
+        if shipped and path.stem in boards:
+            return boards[path.stem]
+        board = parse_board(_read_toml(path), name_or_path)
+        if board.name in boards:
+            raise BoardError(
+                f"{shown}: name {board.name!r} is the name of a shipped board",
+                hint="expected a name of your own for your board",
+            )
+        _check_cache(board, name_or_path)
+        return board
     raise BoardError(
-        f"unknown board {name_or_path!r}",
+        f"unknown board {_printable(repr(name_or_path), 80)}",
         hint=f"choose one of {', '.join(boards)} or pass a board .toml file",
     )

@@ -41,7 +41,7 @@ def _out(text: str = "") -> None:
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
-    boards = load_boards()
+    boards = {b.name: b for b in map(get_board, args.files)} if args.files else load_boards()
     if args.json:
         data = [
             {
@@ -523,7 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("boards", help="list the boards simcore knows")
+    p = sub.add_parser("boards", help="list the boards simcore knows (or check board files)")
+    p.add_argument(
+        "files", nargs="*", metavar="BOARD", help="board names or .toml files to check and show"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_boards)
 

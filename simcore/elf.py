@@ -114,6 +114,8 @@ class ElfImage:
     _func_starts: list[int] = field(default_factory=list, repr=False)
     _lines: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
     _line_addrs: list[int] = field(default_factory=list, repr=False)
+    #: Sorted, merged [start, end) ranges the DWARF line sequences cover.
+    _line_ranges: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         funcs = sorted(
@@ -156,6 +158,11 @@ class ElfImage:
         """Return (file, line) from DWARF for ``address``, if the ELF has line info."""
         i = bisect.bisect_right(self._line_addrs, address) - 1
         if i < 0:
+            return None
+        # An address outside every line sequence (data, RAM, another program's code)
+        # has no line: the nearest row below it belongs to something else.
+        j = bisect.bisect_right(self._line_ranges, (address, 1 << 64)) - 1
+        if j < 0 or address >= self._line_ranges[j][1]:
             return None
         _, fname, line = self._lines[i]
         func = self.function_at(address)
@@ -223,10 +230,13 @@ def _symbols(elf: ELFFile) -> tuple[dict[str, Symbol], list[tuple[int, str, int]
     return symbols, mapping
 
 
-def _line_table(elf: ELFFile, symbols: dict[str, Symbol]) -> list[tuple[int, str, int]]:
-    """Sorted (address, file, line) rows of the DWARF line programs."""
+def _line_table(
+    elf: ELFFile, symbols: dict[str, Symbol]
+) -> tuple[list[tuple[int, str, int]], list[tuple[int, int]]]:
+    """Sorted (address, file, line) rows of the DWARF line programs, and the merged
+    [start, end) ranges their sequences cover."""
     if not elf.has_dwarf_info():
-        return []
+        return [], []
     function_sizes: dict[int, set[int]] = {}
     for sym in symbols.values():
         if sym.kind == "func":
@@ -259,10 +269,17 @@ def _line_table(elf: ELFFile, symbols: dict[str, Symbol]) -> list[tuple[int, str
                 sequence.append((state.address, fname, state.line))
     except (PyElfError, KeyError, IndexError, ValueError) as exc:
         log.warning("ignoring unreadable DWARF line info: %s", exc)
-        return []
-    rows = [row for seq in _drop_discarded(sequences, function_sizes) for row in seq[0]]
+        return [], []
+    kept = _drop_discarded(sequences, function_sizes)
+    rows = [row for seq in kept for row in seq[0]]
     rows.sort(key=lambda r: r[0])
-    return rows
+    ranges: list[tuple[int, int]] = []
+    for start, end in sorted((seq[0][0][0], seq[1]) for seq in kept):
+        if ranges and start <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+        else:
+            ranges.append((start, end))
+    return rows, ranges
 
 
 def _drop_discarded(
@@ -366,8 +383,9 @@ def _parse(path: Path, raw: bytes) -> ElfImage:
         code_sections=tuple(code_sections),
         attributes=_attributes(elf),
         section_sizes=sections,
-        _lines=(lines := _line_table(elf, symbols)),
-        _line_addrs=[r[0] for r in lines],
+        _lines=(lines := _line_table(elf, symbols))[0],
+        _line_addrs=[r[0] for r in lines[0]],
+        _line_ranges=lines[1],
     )
 
 

@@ -5,20 +5,35 @@ their load addresses, and starts the core from the vector table (SP from
 entry 0, PC from entry 1). Python runs only on rare events, each hooked by
 address: the first instruction of ``main`` (inputs are written then, after the
 startup code has initialised .data and .bss), the harness hooks of
-``simcore_abi.h``, ``_sbrk``, ``done``, breakpoints/semihosting, MMIO
-registers and faults.
+``simcore_abi.h``, ``_sbrk``, ``done``, SEV (and, while CCR.DIV_0_TRP is set,
+SDIV/UDIV), breakpoints/semihosting, MMIO registers, stores to flash and faults.
+
+Nothing the firmware supplies is trusted: the vector table is checked before
+the run (a bad SP or reset vector is an ElfError), and every size or pointer
+read from the firmware at run time (semihosting buffers, ``simcore_trace``,
+``simcore_io``) must lie inside one region of the board's memory map, or the
+run ends with a one-line fault.
 
 Unicorn facts this module depends on (DESIGN.md, measured on 2.1.4): the
 engine is created in Thumb mode and given its CPU model before any other
 call (``UC_MODE_MCLASS`` would silently make every core an M33); the M0 model
-stands in for the M0+; BKPT arrives as interrupt 7 with PC at the BKPT; an
-unaligned access on the M0 arrives as interrupt 4 (data abort); ``emu_start``
-returns silently on timeout, so the stop reason is always checked.
+stands in for the M0+; memory is mapped in 1 KB pages; BKPT arrives as
+interrupt 7 with PC at the BKPT; an unaligned access on the M0 arrives as
+interrupt 4 (data abort); SVC arrives as interrupt 2 with PC after it, and any
+interrupt the hook returns from is consumed (execution continues, or repeats
+the faulting instruction forever), so every one is turned into a stop here;
+UDF and a branch that clears the Thumb bit (EPSR.T = 0: INVSTATE) stop with
+UC_ERR_INSN_INVALID with PC at the instruction; WFE and YIELD stop with
+UC_ERR_INSN_INVALID with PC after them; WFI makes ``emu_start`` return
+silently with PC after it; ``emu_start`` also returns silently on timeout, so
+the stop reason is always checked. A code hook added while running takes
+effect only once the translated code is dropped (``ctl_remove_cache``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import time
 from collections.abc import Callable
@@ -26,26 +41,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import unicorn
 from unicorn import arm_const
 
 from simcore import memory as mem
-from simcore.boards import BoardSpec, RegionKind, get_board
+from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
+from simcore.cycles.classify import disassembler
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
 from simcore.elf import ElfImage, check_fits, load_elf
 from simcore.errors import (
     BudgetExhausted,
+    BusFault,
+    ElfError,
     EmulationError,
     MemoryFault,
+    NotModeled,
+    SimError,
+    SleepForever,
     StackOverflow,
     UnsupportedInstruction,
     UsageError,
+    UsageFault,
 )
-from simcore.peripherals import PPB_BASE, PPB_SIZE, PrivatePeripheralBus, SioBlock
+from simcore.peripherals import (
+    CCR_DIV_0_TRP,
+    PPB_BASE,
+    PPB_SIZE,
+    PrivatePeripheralBus,
+    RegisterFile,
+    SioBlock,
+)
 from simcore.results import RunResult, StopReason, TraceRecord
-from simcore.semihosting import Exit, Semihost
+from simcore.semihosting import Exit, Semihost, operation_name
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +84,78 @@ _CPU_MODELS = {
     "CORTEX_M33": arm_const.UC_CPU_ARM_CORTEX_M33,
     "CORTEX_M7": arm_const.UC_CPU_ARM_CORTEX_M7,
 }
+# QEMU's exception numbers, as unicorn's UC_HOOK_INTR reports them.
 _INTR_UNDEF = 1
+_INTR_SVC = 2
 _INTR_PREFETCH_ABORT = 3
 _INTR_DATA_ABORT = 4
 _INTR_BKPT = 7
+_INTR_EXCEPTION_EXIT = 8
+_USAGE_FAULTS = {
+    17: ("NOCP", "a coprocessor (FPU) instruction with the coprocessor disabled"),
+    18: ("INVSTATE", "execution with the Thumb bit clear"),
+    19: ("STKOF", "the stack pointer went below its limit (MSPLIM/PSPLIM)"),
+    20: ("LAZYFP", "a fault during lazy floating-point state preservation"),
+    22: ("UNALIGNED", "an unaligned access with CCR.UNALIGN_TRP set"),
+    23: ("DIVBYZERO", "a division by zero with CCR.DIV_0_TRP set"),
+}
+_EXCEPTION_NAMES = {5: "IRQ", 6: "FIQ", 11: "HVC", 13: "SMC", 16: "semihosting", 21: "LSERR"}
 _SEMIHOSTING_BKPT = 0xBEAB
+_XPSR_THUMB = 1 << 24
 #: An address no Thumb code executes at; `until` for emu_start.
 _NEVER = 0xFFFFFFFE
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
+_IO_BYTES = struct.calcsize(_IO_FORMAT)
+#: simcore_trace data kept per run; more is a firmware tracing in a loop.
+MAX_TRACE_BYTES = 256 << 20
+# Thumb encodings recognised without a disassembler (ARMv7-M ARM A7.7).
+_HINTS_16 = {0xBF10: "YIELD", 0xBF20: "WFE", 0xBF30: "WFI", 0xBF40: "SEV"}
+_HINTS_32 = {0x8001: "YIELD", 0x8002: "WFE", 0x8003: "WFI", 0x8004: "SEV"}
+_DIVIDE_OPS = {0xFB90: "sdiv", 0xFBB0: "udiv"}
+_REGISTERS = (
+    *(getattr(arm_const, f"UC_ARM_REG_R{i}") for i in range(13)),
+    arm_const.UC_ARM_REG_SP,
+    arm_const.UC_ARM_REG_LR,
+    arm_const.UC_ARM_REG_PC,
+)
+
+
+def _halfwords(code: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(code) // 2}H", code[: len(code) // 2 * 2])
+
+
+def _hint(code: bytes) -> str | None:
+    """YIELD, WFE, WFI or SEV if ``code`` (2 or 4 bytes) is exactly that hint instruction."""
+    hw = _halfwords(code)
+    if len(hw) == 1:
+        return _HINTS_16.get(hw[0])
+    if len(hw) == 2 and hw[0] == 0xF3AF:
+        return _HINTS_32.get(hw[1])
+    return None
+
+
+def _udf(code: bytes) -> int | None:
+    """The immediate of a UDF (T1 or T2) at the start of ``code``, else None."""
+    hw = _halfwords(code[:4])
+    if hw and hw[0] & 0xFF00 == 0xDE00:
+        return hw[0] & 0xFF
+    if len(hw) == 2 and hw[0] & 0xFFF0 == 0xF7F0 and hw[1] & 0xF000 == 0xA000:
+        return ((hw[0] & 0xF) << 12) | (hw[1] & 0xFFF)
+    return None
+
+
+def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> list[int]:
+    """Addresses of the halfwords of ``code`` where ``match(hw, next_hw)`` holds.
+
+    A match that is not an instruction start (data, or the second half of a
+    32-bit instruction) is harmless to hook: no instruction executes there.
+    """
+    hw = _halfwords(code)
+    return [
+        base + 2 * i for i in range(len(hw)) if match(hw[i], hw[i + 1] if i + 1 < len(hw) else 0)
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,12 +187,13 @@ class IoDescriptor:
     output: int
 
 
-class _Stop(Exception):
-    """Raised inside the engine wrapper to carry a fault out of a hook."""
-
-    def __init__(self, error: EmulationError) -> None:
-        super().__init__(str(error))
-        self.error = error
+def _relabel(exc: SimError, message: str, *, pc: int | None = None, location: str = "") -> SimError:
+    """Give ``exc`` a message that says where it happened (in place: it is ours)."""
+    exc.message = message
+    exc.args = (message if exc.hint is None else f"{message}; {exc.hint}",)
+    if isinstance(exc, EmulationError) and pc is not None:
+        exc.pc, exc.location = pc, location
+    return exc
 
 
 class Machine:
@@ -116,23 +209,31 @@ class Machine:
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)
         uc.ctl_set_cpu_model(model)  # must precede every other call
         self.uc = uc
-        vt = board.vector_table
-        vectors = self._initial_bytes(vt, 8)
-        self.initial_sp, reset = struct.unpack("<II", vectors)
+        vectors = self._initial_bytes(board.vector_table, 8)
+        raw_sp, reset = struct.unpack("<II", vectors)
+        # The core ignores bits [1:0] of the initial SP (SP_main reset value).
+        self.initial_sp = raw_sp & ~3
         self.reset_pc = reset
+        self._check_vectors(raw_sp, reset)
         self.stack = mem.stack_layout(image, board, self.initial_sp)
         self._map_memory()
         for seg in image.segments:
             if seg.data:
-                uc.mem_write(seg.load_address, seg.data)
+                uc.mem_write(seg.load_address, seg.data)  # host writes ignore protection
         #: The cycle model of the current run (set by run()).
         self.cycle_model: CycleModel | None = None
-        self.ppb = PrivatePeripheralBus(core=board.core.name, cycles=self._cycles_at_access)
+        #: A SimError raised by an MMIO register, with the PC of the access.
+        self.mmio_fault: tuple[SimError, int] | None = None
+        #: Called with CCR after the firmware writes it (set by the current run).
+        self.on_ccr: Callable[[int], None] | None = None
+        self.ppb = PrivatePeripheralBus(
+            core=board.core.name, cycles=self._cycles_at_access, on_ccr=self._ccr_written
+        )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
-            if region.name == "sio":
-                sio = SioBlock()
-                self._map_mmio(region.start, region.size_bytes, sio.read, sio.write)
+            # The RP2040/RP2350 SIO has a divider; other peripherals read back.
+            regs: SioBlock | RegisterFile = SioBlock() if region.name == "sio" else RegisterFile()
+            self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -142,17 +243,54 @@ class Machine:
             off = address - seg.load_address
             if off >= 0 and off + size <= len(seg.data):
                 return seg.data[off : off + size]
-        raise UsageError(
+        raise ElfError(
             f"{self.image.path.name}: no vector table at 0x{address:08x} "
             f"(the reset vector of {self.board.name})",
             hint="link the vector table at the start of flash",
         )
+
+    def _check_vectors(self, raw_sp: int, reset: int) -> None:
+        """Refuse an image whose vector table a real core could not start from."""
+        name, board = self.image.path.name, self.board
+        at = f"(vector table entry {{}} at 0x{board.vector_table:08x})"
+        if mem.stack_region(board, self.initial_sp) is None:
+            raise ElfError(
+                f"{name}: initial SP 0x{raw_sp:08x} {at.format(0)} is not in RAM "
+                f"({board.name} has {board.describe_map()})",
+                hint="link the stack top (vector table entry 0) at the end of a RAM region",
+            )
+        if not reset & 1:
+            raise ElfError(
+                f"{name}: reset vector 0x{reset:08x} {at.format(1)} has the Thumb bit clear: "
+                "a Cortex-M core takes a HardFault (INVSTATE) at reset",
+                hint="mark the reset handler as Thumb code (.thumb_func in assembly) so its "
+                "address is odd",
+            )
+        target = reset & ~1
+        region = board.region_at(target, 2)
+        loaded = any(
+            s.load_address <= target and target + 2 <= s.load_address + len(s.data)
+            for s in self.image.segments
+        )
+        if region is None or region.kind is RegionKind.IO or not loaded:
+            raise ElfError(
+                f"{name}: reset vector 0x{reset:08x} {at.format(1)} points where no code is "
+                f"loaded at reset ({board.name} has {board.describe_map()})",
+                hint="point vector table entry 1 at the reset handler's address in flash",
+            )
 
     def _map_memory(self) -> None:
         guard = self.stack.guard
         for region in self.board.memory:
             if region.kind is RegionKind.IO:
                 continue  # mapped as MMIO
+            # A plain store does not change flash on the real boards: map it read-only
+            # so such a store faults (UC_ERR_WRITE_PROT) instead of succeeding.
+            prot = (
+                unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
+                if region.kind is RegionKind.FLASH
+                else unicorn.UC_PROT_ALL
+            )
             pieces = [(region.start, region.end)]
             if (
                 guard is not None
@@ -163,7 +301,7 @@ class Machine:
                 pieces = [(region.start, guard[0]), (guard[1], region.end)]
             for start, end in pieces:
                 if end > start:
-                    self.uc.mem_map(start, end - start, unicorn.UC_PROT_ALL)
+                    self.uc.mem_map(start, end - start, prot)
         if guard is not None and not self._guard_unmapped():
             log.info("stack guard 0x%08x-0x%08x is not page aligned; not enforced", *guard)
 
@@ -180,13 +318,35 @@ class Machine:
         read: Callable[[int, int], int],
         write: Callable[[int, int, int], None],
     ) -> None:
-        def on_read(_uc: Any, offset: int, size_: int, _ud: Any) -> int:
-            return read(offset, size_)
+        def on_read(uc: Any, offset: int, size_: int, _ud: Any) -> int:
+            try:
+                return read(offset, size_)
+            except SimError as exc:
+                self._mmio_failed(exc, base + offset, write=False)
+                return 0
 
-        def on_write(_uc: Any, offset: int, size_: int, value: int, _ud: Any) -> None:
-            write(offset, size_, value)
+        def on_write(uc: Any, offset: int, size_: int, value: int, _ud: Any) -> None:
+            try:
+                write(offset, size_, value)
+            except SimError as exc:
+                self._mmio_failed(exc, base + offset, write=True)
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
+
+    def _mmio_failed(self, exc: SimError, address: int, *, write: bool) -> None:
+        if self.mmio_fault is None:
+            model = self.cycle_model
+            pc = (
+                model.accounting.access_pc(self.uc, address, write=write)
+                if model is not None
+                else self.reg("pc")
+            )
+            self.mmio_fault = (exc, pc)
+        self.uc.emu_stop()
+
+    def _ccr_written(self, value: int) -> None:
+        if self.on_ccr is not None:
+            self.on_ccr(value)
 
     def _cycles_at_access(self, address: int, write: bool) -> int | None:
         if self.cycle_model is None:
@@ -195,44 +355,130 @@ class Machine:
 
     # -- memory helpers -------------------------------------------------------
 
+    def _buffer_region(self, address: int, size: int, access: str) -> MemoryRegion:
+        """The flash or RAM region holding ``[address, address + size)``, or a MemoryFault."""
+        region = self.board.region_at(address, max(size, 1))
+        if region is not None and region.kind is not RegionKind.IO:
+            return region
+        first = self.board.region_at(address)
+        if first is not None and first.kind is not RegionKind.IO:
+            problem = f"runs past the end of {first.name} (0x{first.start:08x}-0x{first.end:08x})"
+        else:
+            problem = "is in no flash or RAM region"
+        raise MemoryFault(
+            f"buffer 0x{address:08x}+{size:,} bytes {problem}",
+            address=address,
+            access=access,
+            hint=f"check the pointer and length the firmware passes ({self.board.name} has "
+            f"{self.board.describe_map()})",
+        )
+
     def read(self, address: int, size: int) -> bytes:
-        """Read emulated memory; an unmapped range is an EmulationError."""
+        """Read a buffer the firmware names; it must lie inside one flash or RAM region."""
+        if size == 0:
+            return b""  # wherever it points
+        self._buffer_region(address, size, "read")
         try:
             return bytes(self.uc.mem_read(address, size))
         except unicorn.UcError:
-            raise EmulationError(
-                f"firmware passed an unmapped buffer 0x{address:08x}+{size}"
+            raise MemoryFault(
+                f"buffer 0x{address:08x}+{size:,} bytes touches unmapped memory (the stack guard)",
+                address=address,
+                access="read",
+                hint="check the pointer and length the firmware passes",
             ) from None
 
     def write(self, address: int, data: bytes) -> None:
+        """Write into RAM for the firmware (inputs, semihosting answers)."""
+        region = self._buffer_region(address, len(data), "write")
+        if region.kind is not RegionKind.RAM:
+            raise MemoryFault(
+                f"buffer 0x{address:08x}+{len(data):,} bytes is in {region.name}, "
+                "which the core cannot write",
+                address=address,
+                access="write",
+                hint="pass a buffer in RAM",
+            )
         try:
             self.uc.mem_write(address, data)
         except unicorn.UcError:
-            raise EmulationError(f"cannot write {len(data)} bytes at 0x{address:08x}") from None
+            raise MemoryFault(
+                f"cannot write {len(data):,} bytes at 0x{address:08x} (the stack guard)",
+                address=address,
+                access="write",
+                hint="pass a buffer in RAM",
+            ) from None
+
+    def code_at(self, address: int, size: int = 4) -> bytes:
+        """Up to ``size`` bytes of memory at ``address`` for messages; b"" if unreadable."""
+        region = self.board.region_at(address)
+        if region is None or region.kind is RegionKind.IO:
+            return b""
+        try:
+            return bytes(self.uc.mem_read(address, min(size, region.end - address)))
+        except unicorn.UcError:
+            return b""
 
     def reg(self, name: str) -> int:
         return int(self.uc.reg_read(getattr(arm_const, f"UC_ARM_REG_{name.upper()}")))
 
+    def thumb(self) -> bool:
+        """EPSR.T: clear after a branch to an even address (INVSTATE on the next instruction)."""
+        return bool(self.reg("xpsr") & _XPSR_THUMB)
+
     def where(self, address: int) -> str:
-        return f"0x{address:08x} in {self.image.describe(address)}"
+        """``0x10000234 in main+0x12 (main.c:41)``, or just the address when nothing is known."""
+        place = self.image.describe(address)
+        return place if place == f"0x{address:08x}" else f"0x{address:08x} in {place}"
 
     def read_io_descriptor(self) -> IoDescriptor | None:
+        """The firmware's ``simcore_io`` as it is in RAM now, checked against the board.
+
+        A descriptor whose buffers do not fit the board's RAM is an ElfError when the
+        image holds it so, an EmulationError when the program changed it.
+        """
         sym = self.image.symbol("simcore_io")
         if sym is None:
             return None
-        fields = struct.unpack(_IO_FORMAT, self.read(sym.address, struct.calcsize(_IO_FORMAT)))
-        magic, version, in_b, out_b, cap, n, inp, outp = fields
+        name = self.image.path.name
+        region = self.board.region_at(sym.address, _IO_BYTES)
+        if region is None or region.kind is not RegionKind.RAM:
+            raise ElfError(
+                f"{name}: simcore_io at 0x{sym.address:08x} is not in RAM",
+                hint="define it with SIMCORE_DEFINE_IO from simcore_abi.h (a writable object)",
+            )
+        raw = self.read(sym.address, _IO_BYTES)
+        magic, version, in_b, out_b, cap, n, inp, outp = struct.unpack(_IO_FORMAT, raw)
         if magic != _IO_MAGIC:
             raise UsageError(
-                f"{self.image.path.name}: simcore_io at 0x{sym.address:08x} has magic "
+                f"{name}: simcore_io at 0x{sym.address:08x} has magic "
                 f"0x{magic:08x}, not 0x{_IO_MAGIC:08x}",
                 hint="define it with SIMCORE_DEFINE_IO from simcore_abi.h",
             )
         if version != 1:
-            raise UsageError(
-                f"{self.image.path.name}: harness ABI version {version}; simcore speaks 1"
-            )
-        return IoDescriptor(sym.address, in_b, out_b, cap, n, inp, outp)
+            raise UsageError(f"{name}: harness ABI version {version}; simcore speaks 1")
+        problem = None
+        for what, ptr, per in (("input", inp, in_b), ("output", outp, out_b)):
+            total = per * cap
+            buf = self.board.region_at(ptr, total) if total else None
+            if total and (buf is None or buf.kind is not RegionKind.RAM):
+                problem = (
+                    f"its {what} buffer 0x{ptr:08x} + {cap:,} samples x {per:,} bytes "
+                    f"({total:,} bytes) is not inside one RAM region"
+                )
+                break
+        if problem is None and n > cap:
+            problem = f"n_samples {n:,} exceeds max_samples {cap:,}"
+        if problem is None:
+            return IoDescriptor(sym.address, in_b, out_b, cap, n, inp, outp)
+        message = f"simcore_io at 0x{sym.address:08x}: {problem}"
+        hint = (
+            "fix SIMCORE_DEFINE_IO(input_bytes, output_bytes, capacity) "
+            f"({self.board.name} has {self.board.describe_map()})"
+        )
+        if self.image.initial_bytes(sym.address, _IO_BYTES) == raw:
+            raise ElfError(f"{name}: {message}", hint=hint)
+        raise EmulationError(f"the program changed {message}", hint=hint)
 
     # -- running --------------------------------------------------------------
 
@@ -241,10 +487,22 @@ class Machine:
         return _Run(self, options or RunOptions()).execute()
 
 
+def _check_options(options: RunOptions) -> None:
+    """Refuse limits that cannot be honoured (negative, infinite, not a number)."""
+    budget, timeout, n = options.max_instructions, options.timeout_s, options.n_samples
+    if budget is not None and not 0 <= budget < 1 << 63:
+        raise UsageError(f"instruction budget {budget}", hint="give a whole number >= 0")
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= 1e7):
+        raise UsageError(f"timeout {timeout} s", hint="give a number of seconds > 0")
+    if n is not None and not 0 <= n < 1 << 32:
+        raise UsageError(f"{n} samples", hint="give a whole number of samples >= 0")
+
+
 class _Run:
     """The state of one run: hooks, console, traces, stop reason."""
 
     def __init__(self, machine: Machine, options: RunOptions) -> None:
+        _check_options(options)
         self.m = machine
         self.opt = options
         self.semihost = Semihost(
@@ -254,9 +512,11 @@ class _Run:
             echo=options.echo,
         )
         self.stop: tuple[StopReason, int, int | None] | None = None  # reason, pc, exit code
-        self.fault: EmulationError | None = None
+        self.fault: SimError | None = None
         self.unmapped: tuple[str, int, int] | None = None  # access, address, size
+        self.protected: tuple[int, int] | None = None  # address, size of a store to flash
         self.traces: list[TraceRecord] = []
+        self.trace_bytes = 0
         self.sample_index = 0
         #: (sample index, begin?, cycles, instructions) at each sample hook.
         self.sample_marks: list[tuple[int, bool, int, int]] = []
@@ -266,6 +526,12 @@ class _Run:
         self.heap_peak = 0
         self.started = 0.0
         self.n_samples = 0
+        #: The event register WFE waits on (set by SEV; simcore has no other event source).
+        self.event = False
+        self.divide_hooks = False
+        #: Stop and start again at the PC (the code hooks of the divides just added
+        #: must apply to the block that enabled them too).
+        self.restart = False
 
     # hooks ------------------------------------------------------------------
 
@@ -273,17 +539,24 @@ class _Run:
         def cb(_uc: Any, _addr: int, _size: int, _ud: Any) -> None:
             try:
                 fn()
-            except EmulationError as exc:
+            except SimError as exc:
                 self.fault = exc
                 self.m.uc.emu_stop()
 
         self.m.uc.hook_add(unicorn.UC_HOOK_CODE, cb, begin=address, end=address)
 
+    def _at(self, pc: int) -> tuple[int, str]:
+        return pc, self.m.image.describe(pc)
+
     def _on_main(self) -> None:
         if self.io is not None:
             return  # main re-entered (recursion or a second call): inputs are already there
         m = self.m
-        io = m.read_io_descriptor()
+        try:
+            io = m.read_io_descriptor()
+        except EmulationError as exc:
+            pc = m.reg("pc")
+            raise _relabel(exc, f"{exc.message} (at {m.where(pc)})", pc=pc) from None
         if io is None:
             if self.opt.inputs is not None:
                 raise EmulationError(
@@ -318,9 +591,38 @@ class _Run:
         self.stop = (StopReason.DONE, pc, _signed(self.m.reg("r0")))
         self.m.uc.emu_stop()
 
+    def _caller(self) -> int | None:
+        """The address of the BL/BLX whose return address is in LR, if there is one."""
+        ret = self.m.reg("lr") & ~1
+        hw = _halfwords(self.m.code_at(ret - 2, 2))
+        if hw and hw[0] & 0xFF87 == 0x4780:  # BLX Rm
+            return ret - 2
+        hw = _halfwords(self.m.code_at(ret - 4, 4))
+        if len(hw) == 2 and hw[0] & 0xF800 == 0xF000 and hw[1] & 0xD000 == 0xD000:  # BL
+            return ret - 4
+        return None
+
     def _on_trace(self) -> None:
-        layer, ptr, nbytes = self.m.reg("r0"), self.m.reg("r1"), self.m.reg("r2")
-        self.traces.append(TraceRecord(self.sample_index, layer, self.m.read(ptr, nbytes)))
+        m = self.m
+        layer, ptr, nbytes = m.reg("r0"), m.reg("r1"), m.reg("r2")
+        try:
+            data = m.read(ptr, nbytes)
+            self.trace_bytes += nbytes
+            if self.trace_bytes > MAX_TRACE_BYTES:
+                raise EmulationError(
+                    f"trace data passed {MAX_TRACE_BYTES >> 20} MB",
+                    hint="the firmware is probably tracing in a loop; trace fewer bytes",
+                )
+        except EmulationError as exc:
+            site = self._caller() or m.reg("lr") & ~1
+            raise _relabel(
+                exc,
+                f"simcore_trace({layer}, 0x{ptr:08x}, {nbytes:,}) called at {m.where(site)}: "
+                f"{exc.message}",
+                pc=site,
+                location=m.image.describe(site),
+            ) from None
+        self.traces.append(TraceRecord(self.sample_index, layer, data))
 
     def _on_sample(self, begin: bool) -> None:
         index = self.m.reg("r0")
@@ -335,14 +637,71 @@ class _Run:
         self.heap_now += _signed(self.m.reg("r0"))
         self.heap_peak = max(self.heap_peak, self.heap_now)
 
+    def _on_sev(self) -> None:
+        self.event = True
+
+    def _on_ccr(self, ccr: int) -> None:
+        """CCR.DIV_0_TRP set: hook every SDIV/UDIV (once) so a zero divisor faults."""
+        m = self.m
+        if not ccr & CCR_DIV_0_TRP or self.divide_hooks or not m.board.core.divide:
+            return
+        self.divide_hooks = True
+        for section in m.image.code_sections:
+            found = _scan(
+                section.data,
+                section.address,
+                lambda hw, nxt: hw & 0xFFF0 in _DIVIDE_OPS and nxt & 0xF0F0 == 0xF0F0,
+            )
+            for address in found:
+                hw, nxt = _halfwords(section.data[address - section.address :][:4])
+                self._code_hook(address, self._divide_check(address, hw, nxt))
+            if found:
+                # Code already translated would not call the new hooks.
+                m.uc.ctl_remove_cache(section.address, section.address + len(section.data))
+                self.restart = True
+        if self.restart:
+            # Stopping inside an MMIO write leaves PC at the store, not yet retired: it
+            # runs again on restart (writing CCR again does nothing more). The rest of
+            # its block is then counted twice: a few cycles, once per run.
+            m.uc.emu_stop()
+
+    def _divide_check(self, address: int, hw: int, nxt: int) -> Callable[[], None]:
+        divisor = _REGISTERS[nxt & 0xF]
+        op = _DIVIDE_OPS[hw & 0xFFF0]
+
+        def check() -> None:
+            m = self.m
+            if m.ppb.ccr & CCR_DIV_0_TRP and int(m.uc.reg_read(divisor)) == 0:
+                insn = describe_instruction(m.code_at(address), address)
+                raise UsageFault(
+                    f"DIVBYZERO: '{insn}' at {m.where(address)} divides by zero with "
+                    "CCR.DIV_0_TRP set",
+                    kind="DIVBYZERO",
+                    pc=address,
+                    location=m.image.describe(address),
+                    hint=f"check the divisor before the {op} (with DIV_0_TRP clear the "
+                    "quotient is 0)",
+                )
+
+        return check
+
     def _on_interrupt(self, _uc: Any, intno: int, _ud: Any) -> None:
         m = self.m
         pc = m.reg("pc")
         try:
             if intno == _INTR_BKPT:
-                insn = struct.unpack("<H", m.read(pc, 2))[0]
+                insn = struct.unpack("<H", m.code_at(pc, 2).ljust(2, b"\0"))[0]
                 if insn == _SEMIHOSTING_BKPT:
-                    answer = self.semihost.handle(m.reg("r0"), m.reg("r1"))
+                    op, arg = m.reg("r0"), m.reg("r1")
+                    try:
+                        answer = self.semihost.handle(op, arg)
+                    except EmulationError as exc:
+                        raise _relabel(
+                            exc,
+                            f"semihosting {operation_name(op)} at {m.where(pc)}: {exc.message}",
+                            pc=pc,
+                            location=m.image.describe(pc),
+                        ) from None
                     if isinstance(answer, Exit):
                         self.stop = (StopReason.EXIT, pc, answer.code)
                         m.uc.emu_stop()
@@ -355,14 +714,51 @@ class _Run:
                 return
             if intno in (_INTR_DATA_ABORT, _INTR_PREFETCH_ABORT, _INTR_UNDEF):
                 raise self._abort(intno, pc)
-            # SVC and other exceptions are taken through the vector table as on hardware.
-        except EmulationError as exc:
+            # Unicorn does not enter exception handlers: returning from this hook would
+            # skip the instruction (SVC) or repeat it forever (a UsageFault).
+            raise self._exception(intno, pc)
+        except SimError as exc:
             self.fault = exc
             m.uc.emu_stop()
 
+    def _exception(self, intno: int, pc: int) -> SimError:
+        m = self.m
+        if intno == _INTR_SVC:
+            at = pc - 2  # reported with PC after the SVC
+            code = m.code_at(at, 2)
+            imm = f" #{code[0]}" if len(code) == 2 and code[1] == 0xDF else ""
+            return NotModeled(
+                f"SVC{imm} at {m.where(at)}: simcore does not model exception entry, so the "
+                "SVCall handler would not run",
+                pc=at,
+                location=m.image.describe(at),
+                hint="run code that makes no supervisor calls (an RTOS start, a syscall layer)",
+            )
+        if intno == 18:
+            return self._invstate(pc)
+        if intno in _USAGE_FAULTS:
+            kind, what = _USAGE_FAULTS[intno]
+            return UsageFault(
+                f"{kind}: {what} at {m.where(pc)}",
+                kind=kind,
+                pc=pc,
+                location=m.image.describe(pc),
+                hint="on hardware this is a UsageFault; fix the code at that place",
+            )
+        if intno == _INTR_EXCEPTION_EXIT:
+            what = "an exception return (EXC_RETURN)"
+        else:
+            what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
+        return NotModeled(
+            f"{what} at {m.where(pc)}: simcore does not model exception entry and return",
+            pc=pc,
+            location=m.image.describe(pc),
+            hint="run code that needs no exception handlers",
+        )
+
     def _abort(self, intno: int, pc: int) -> EmulationError:
         m = self.m
-        code = m.read(pc, 4) if intno != _INTR_PREFETCH_ABORT else b""
+        code = m.code_at(pc) if intno != _INTR_PREFETCH_ABORT else b""
         insn = describe_instruction(code, pc) if code else "?"
         if intno == _INTR_DATA_ABORT:
             detail = (
@@ -377,15 +773,9 @@ class _Run:
                 pc=pc,
                 location=m.image.describe(pc),
             )
-        if intno == _INTR_PREFETCH_ABORT and m.board.region_at(pc) is None:
-            lr = m.reg("lr") & ~1
-            return MemoryFault(
-                f"jump to unmapped address 0x{pc:08x} (LR 0x{lr:08x} in {m.image.describe(lr)})",
-                address=pc,
-                access="fetch",
-                pc=pc,
-                hint=f"{m.board.name} has {m.board.describe_map()}",
-            )
+        region = m.board.region_at(pc)
+        if intno == _INTR_PREFETCH_ABORT and (region is None or region.kind is RegionKind.IO):
+            return self._jump_fault(pc)
         return EmulationError(f"HardFault at {m.where(pc)} ('{insn}')", pc=pc)
 
     def _on_unmapped(
@@ -399,50 +789,240 @@ class _Run:
         self.unmapped = (kind, address, size)
         return False
 
+    def _on_write_protected(
+        self, _uc: Any, _access: int, address: int, size: int, _value: int, _ud: Any
+    ) -> bool:
+        self.protected = (address, size)
+        return False
+
     # errors -----------------------------------------------------------------
 
-    def _unsupported(self, pc: int) -> UnsupportedInstruction:
+    def _lr_note(self) -> str:
+        lr = self.m.reg("lr") & ~1
+        where = self.m.image.describe(lr)
+        return f"LR 0x{lr:08x}" if where == f"0x{lr:08x}" else f"LR 0x{lr:08x} in {where}"
+
+    def _jump_fault(self, target: int) -> MemoryFault:
+        """A jump to ``target`` where there is no memory, only peripherals, or to address 0."""
         m = self.m
-        code = m.read(pc, 4) if m.board.region_at(pc, 4) else b""
-        insn = describe_instruction(code, pc) if code else "?"
-        name = mnemonic(code, pc) if code else "instruction"
-        if insn.startswith(".inst"):
-            msg = f"undefined instruction {insn[6:]} at {m.where(pc)}"
-        else:
-            msg = f"{name} at {m.where(pc)} is not available on {m.board.core.display_name}"
-        return UnsupportedInstruction(
-            msg,
-            pc=pc,
-            location=m.image.describe(pc),
-            hint=f"rebuild for {m.board.core.display_name} ({_cpu_flag(m.board)})",
+        region = m.board.region_at(target)
+        peripheral = (
+            "the Private Peripheral Bus"
+            if PPB_BASE <= target < PPB_BASE + PPB_SIZE
+            else f"peripheral region {region.name}"
+            if region is not None and region.kind is RegionKind.IO
+            else None
+        )
+        if peripheral is not None:
+            return MemoryFault(
+                f"jump to 0x{target:08x} in {peripheral}, which is execute-never "
+                f"({self._lr_note()})",
+                address=target,
+                access="fetch",
+                pc=target,
+                hint="a return address or function pointer was corrupted",
+            )
+        if target & ~1 == 0:
+            site = self._caller()
+            what = (
+                f"call through a NULL pointer at {m.where(site)}"
+                if site is not None
+                else f"jump through a NULL pointer to address 0x00000000 ({self._lr_note()})"
+            )
+            return MemoryFault(
+                what,
+                address=0,
+                access="fetch",
+                pc=target,
+                location=m.image.describe(site) if site is not None else None,
+                hint="check the function pointer before calling it (a callback never set, "
+                "a weak function never defined)",
+            )
+        return MemoryFault(
+            f"jump to unmapped address 0x{target:08x} ({self._lr_note()})",
+            address=target,
+            access="fetch",
+            pc=target,
+            hint=f"{m.board.name} has {m.board.describe_map()}",
         )
 
-    def _refused_block(self) -> EmulationError | None:
+    def _invstate(self, target: int) -> SimError:
+        """EPSR.T is clear: the program branched to an address with bit 0 clear."""
+        if target & ~1 == 0:
+            return self._jump_fault(target)
+        m = self.m
+        return UsageFault(
+            f"INVSTATE: branch to {m.where(target)}, an address without the Thumb bit "
+            f"(bit 0 clear; {self._lr_note()})",
+            kind="INVSTATE",
+            pc=target,
+            location=m.image.describe(target),
+            hint="branch through addresses with bit 0 set (a Thumb function's address; "
+            "in assembly, .thumb_func or +1)",
+        )
+
+    def _outside_code(self, start: int) -> EmulationError:
+        """The cycle hook saw a block in no executable section of the ELF."""
+        m = self.m
+        region = m.board.region_at(start)
+        where = f" in {region.name}" if region is not None else ""
+        if region is not None and region.kind is RegionKind.RAM:
+            hint = (
+                "simcore times only code linked into the ELF's executable sections: link "
+                "code that runs from RAM into one; otherwise a return address or function "
+                "pointer was corrupted"
+            )
+        else:
+            hint = "a return address or function pointer was corrupted, or code jumped into data"
+        return EmulationError(
+            f"execution reached 0x{start:08x}{where}, outside the ELF's executable sections "
+            f"({self._lr_note()})",
+            pc=start,
+            hint=hint,
+        )
+
+    def _not_an_instruction(self, start: int) -> EmulationError:
+        m = self.m
+        return EmulationError(
+            f"execution reached {m.where(start)}, which is not the start of an instruction "
+            f"(data, or the middle of an instruction; {self._lr_note()})",
+            pc=start,
+            location=m.image.describe(start),
+            hint="a return address or function pointer was corrupted, or code jumped into data",
+        )
+
+    def _udf(self, pc: int, imm: int) -> UsageFault:
+        m = self.m
+        return UsageFault(
+            f"UDF #{imm} (permanently undefined) executed at {m.where(pc)}",
+            kind="UNDEFINSTR",
+            pc=pc,
+            location=m.image.describe(pc),
+            hint="the program reached a trap (__builtin_trap, an unreachable path, a failed "
+            "check): find why it got there",
+        )
+
+    def _sleep(self, hint: str, at: int) -> SleepForever:
+        m = self.m
+        if hint == "WFI":
+            what = "WFI with no interrupt source"
+        else:
+            what = "WFE with no event pending (no SEV before it, and no interrupt source)"
+        return SleepForever(
+            f"{what} at {m.where(at)}: the core would sleep forever",
+            pc=at,
+            location=m.image.describe(at),
+            hint="simcore delivers no interrupts or events: end the program instead of "
+            "waiting (return from main, bkpt or SYS_EXIT)",
+        )
+
+    def _unsupported(self, pc: int) -> SimError:
+        m = self.m
+        code = m.code_at(pc)
+        imm = _udf(code)
+        if imm is not None:
+            return self._udf(pc, imm)
+        insn = describe_instruction(code, pc) if code else "?"
+        name = mnemonic(code, pc) if code else "instruction"
+        elsewhere = [model for model in _CPU_MODELS if code and _model_executes(model, code)]
+        if not insn.startswith(".inst") and elsewhere:
+            return UnsupportedInstruction(
+                f"{name} at {m.where(pc)} is not available on {m.board.core.display_name}",
+                pc=pc,
+                location=m.image.describe(pc),
+                hint=f"rebuild for {m.board.core.display_name} ({_cpu_flag(m.board)})",
+            )
+        shown = insn[6:] if insn.startswith(".inst") else f"'{insn}'"
+        return UnsupportedInstruction(
+            f"undefined instruction {shown} at {m.where(pc)}: no Cortex-M core executes it "
+            f"({self._lr_note()})",
+            pc=pc,
+            location=m.image.describe(pc),
+            hint="execution ran into data or corrupted code: check the jump that led there",
+        )
+
+    def _waiting_hint(self, pc: int) -> tuple[str, int] | None:
+        """(YIELD/WFE/WFI, its address) if the instruction just before ``pc`` is one.
+
+        With accounting, the last block must end at ``pc`` (unicorn ends a block after
+        these hints); without, the bytes before ``pc`` decide.
+        """
+        m = self.m
+        if self.model is not None:
+            snap = self.model.accounting.snapshot()
+            if snap["block_end"] != pc:
+                return None
+        for size in (2, 4):
+            hint = _hint(m.code_at(pc - size, size))
+            if hint is not None and hint != "SEV":
+                return hint, pc - size
+        return None
+
+    def _refused_block(self) -> SimError | None:
         """The cycle hook stopped before a block it has no timing for: say why.
 
-        An instruction the core does not implement is an UnsupportedInstruction
-        (as if the core had executed it); one the core has but the timing table
-        lacks is left to the cycle model's own error.
+        A Thumb bit cleared by a branch is INVSTATE; a block outside the ELF's code
+        or not starting at an instruction is a wild jump; an instruction the core does
+        not implement is an UnsupportedInstruction (as if the core had executed it);
+        one the core has but the timing table lacks is left to the cycle model's own
+        error.
         """
         assert self.model is not None
         acc = self.model.accounting
-        if acc.stop_reason is not CycleStop.UNKNOWN_INSTRUCTION:
+        if acc.stop_reason not in (CycleStop.UNKNOWN_INSTRUCTION, CycleStop.OUTSIDE_CODE):
             return None
         snap = acc.snapshot()
         start, end = snap["fault_start"], snap["fault_end"]
+        if not self.m.thumb():
+            return self._invstate(start)
         rng = self.model.classification.range_at(start)
-        if rng is None:
-            return None
+        if acc.stop_reason is CycleStop.OUTSIDE_CODE or rng is None or end > rng.end:
+            return self._outside_code(start)
         for address in range(start, end, 2):
-            if address in rng.unknown and not _core_executes(self.m.board, self.m.read(address, 4)):
+            reason = rng.unknown.get(address)
+            if reason is None:
+                continue
+            if reason.startswith("data"):
+                return self._not_an_instruction(address)
+            code = self.m.code_at(address)
+            imm = _udf(code)
+            if imm is not None:
+                return self._udf(address, imm)
+            if not _core_executes(self.m.board, code):
                 return self._unsupported(address)
+            return None  # a real instruction without a timing row
+        if rng.row_index[(start - rng.start) >> 1] < 0:
+            return self._not_an_instruction(start)
         return None
 
-    def _translate(self, exc: unicorn.UcError) -> EmulationError:
+    def _translate(self, exc: unicorn.UcError) -> SimError:
         m = self.m
         pc = m.reg("pc")
         where = m.where(pc)
+        if not m.thumb():
+            return self._invstate(pc)
+        if exc.errno == unicorn.UC_ERR_WRITE_PROT and self.protected is not None:
+            address, size = self.protected
+            region = m.board.region_at(address)
+            name = region.name if region is not None else "read-only memory"
+            extent = f" 0x{region.start:08x}-0x{region.end:08x}" if region is not None else ""
+            insn = describe_instruction(m.code_at(pc), pc)
+            return BusFault(
+                f"BusFault: store of {size} byte(s) to 0x{address:08x} in {name} by '{insn}' "
+                f"at {where}: {name}{extent} is read-only to the core",
+                address=address,
+                access="write",
+                pc=pc,
+                location=m.image.describe(pc),
+                hint="flash is programmed through its controller (or the bootrom's flash "
+                "routines), not by plain stores; keep data the program writes in RAM",
+            )
+        if exc.errno == unicorn.UC_ERR_FETCH_PROT:
+            return self._jump_fault(pc)
         if exc.errno == unicorn.UC_ERR_INSN_INVALID:
+            waiting = self._waiting_hint(pc)
+            if waiting is not None and _udf(m.code_at(pc)) is None:
+                return self._sleep(*waiting)
             return self._unsupported(pc)
         if self.unmapped is not None:
             kind, address, size = self.unmapped
@@ -461,16 +1041,8 @@ class _Run:
                     hint="reduce stack use (large locals, recursion) or raise STACK_SIZE",
                 )
             if kind == "fetch":
-                lr = m.reg("lr") & ~1
-                return MemoryFault(
-                    f"jump to unmapped address 0x{address:08x} (LR 0x{lr:08x} in "
-                    f"{m.image.describe(lr)})",
-                    address=address,
-                    access=kind,
-                    pc=pc,
-                    hint=f"{m.board.name} has {m.board.describe_map()}",
-                )
-            code = m.read(pc, 4)
+                return self._jump_fault(address)
+            code = m.code_at(pc)
             return MemoryFault(
                 f"unmapped {kind} of {size} byte(s) at 0x{address:08x} by "
                 f"'{describe_instruction(code, pc)}' at {where}",
@@ -489,6 +1061,7 @@ class _Run:
         uc = m.uc
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        uc.hook_add(unicorn.UC_HOOK_MEM_WRITE_PROT, self._on_write_protected)
         for name, fn in (
             ("main", self._on_main),
             ("done", self._on_done),
@@ -502,12 +1075,57 @@ class _Run:
         trace = img.symbol("simcore_trace")
         if self.opt.trace and trace is not None:
             self._code_hook(trace.address, self._on_trace)
+        for section in img.code_sections:
+            for address in _scan(
+                section.data,
+                section.address,
+                lambda hw, nxt: hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004),
+            ):
+                self._code_hook(address, self._on_sev)
+        m.on_ccr = self._on_ccr
 
     def _paint_stack(self) -> None:
         layout = self.m.stack
         size = layout.top - layout.limit
         if size > 0:
             self.m.write(layout.limit, bytes([mem.STACK_PAINT]) * size)
+
+    def _emulate(self, timeout_us: int, count: int) -> None:
+        """Run from reset until a stop or fault; YIELD, and WFE after SEV, continue."""
+        m, uc = self.m, self.m.uc
+        begin = m.reset_pc | 1
+        while True:
+            remaining = 0
+            if timeout_us:
+                remaining = timeout_us - int((time.perf_counter() - self.started) * 1e6)
+                if remaining <= 0:
+                    return
+            try:
+                uc.emu_start(begin, _NEVER, timeout=remaining, count=count)
+            except unicorn.UcError as exc:
+                if self.fault is not None or m.mmio_fault is not None:
+                    return
+                pc = m.reg("pc")
+                waiting = (
+                    self._waiting_hint(pc)
+                    if exc.errno == unicorn.UC_ERR_INSN_INVALID and m.thumb()
+                    else None
+                )
+                if waiting is not None and (
+                    waiting[0] == "YIELD" or (waiting[0] == "WFE" and self.event)
+                ):
+                    # A YIELD is a NOP on a single core; a WFE with the event
+                    # register set clears it and goes on.
+                    self.event = self.event and waiting[0] != "WFE"
+                    begin = pc | 1
+                    continue
+                self.fault = self._translate(exc)
+                return
+            if self.restart and self.fault is None and self.stop is None and m.mmio_fault is None:
+                self.restart = False
+                begin = m.reg("pc") | 1
+                continue
+            return
 
     def execute(self) -> RunResult:
         m = self.m
@@ -530,12 +1148,16 @@ class _Run:
             count = budget
         self.started = time.perf_counter()
         try:
-            uc.emu_start(m.reset_pc | 1, _NEVER, timeout=timeout_us, count=count)
-        except unicorn.UcError as exc:
-            if self.fault is None:
-                self.fault = self._translate(exc)
-        wall = time.perf_counter() - self.started
-        m.cycle_model = None
+            self._emulate(timeout_us, count)
+        finally:
+            wall = time.perf_counter() - self.started
+            m.cycle_model = None
+            m.on_ccr = None
+        if self.fault is None and m.mmio_fault is not None:
+            exc, pc = m.mmio_fault
+            self.fault = _relabel(
+                exc, f"{exc.message} (at {m.where(pc)})", pc=pc, location=m.image.describe(pc)
+            )
         if self.fault is not None:
             raise self.fault
         if self.model is not None and not self.model.budget_exhausted:
@@ -544,21 +1166,77 @@ class _Run:
                 raise refused
             self.model.check()  # an executed instruction without a timing entry
         if self.stop is None:
-            pc = m.reg("pc")
-            if self.model is not None and self.model.budget_exhausted:
-                what = f"instruction budget of {budget:,}"
-            elif timeout_us and wall >= self.opt.timeout_s * 0.99:  # type: ignore[operator]
-                what = f"timeout of {self.opt.timeout_s:g} s"
-            else:
-                what = f"instruction budget of {budget:,}"
-            raise BudgetExhausted(
-                f"{what} exhausted at {m.where(pc)}",
-                pc=pc,
-                location=m.image.describe(pc),
-                hint="the firmware may be spinning there; raise --max-instructions/--timeout "
-                "if it is just long",
-            )
+            raise self._no_stop(budget, timeout_us, wall)
+        nocp = self._fpu_used_while_off()
+        if nocp is not None:
+            raise nocp
         return self._result(wall)
+
+    def _fpu_used_while_off(self) -> UsageFault | None:
+        """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
+
+        Unicorn's FPU is always on. Checked after the run from the executed blocks,
+        and only when CPACR never granted CP10 access (an FPU instruction run before
+        the firmware enables it is not caught).
+        """
+        m = self.m
+        if m.board.core.fpu == "none" or m.ppb.fpu_enabled or self.model is None:
+            return None
+        for start, counts, ends in self.model.accounting.count_arrays():
+            live = np.cumsum(counts.astype(np.int64) - ends[: len(counts)].astype(np.int64))
+            covered = np.flatnonzero(live > 0)
+            if not len(covered):
+                continue
+            # Runs of executed halfwords, each starting at an instruction.
+            breaks = np.flatnonzero(np.diff(covered) != 1)
+            for lo, hi in zip(
+                np.concatenate(([covered[0]], covered[breaks + 1])),
+                np.concatenate((covered[breaks], [covered[-1]])),
+                strict=True,
+            ):
+                first, last = start + 2 * int(lo), start + 2 * int(hi) + 2
+                for insn in disassembler().disasm(m.code_at(first, last - first), first):
+                    if insn.mnemonic.startswith("v"):
+                        text = f"{insn.mnemonic} {insn.op_str}".strip()
+                        return UsageFault(
+                            f"NOCP: '{text}' at {m.where(insn.address)} ran with the FPU "
+                            "disabled: the firmware never enabled CP10/CP11 in CPACR",
+                            kind="NOCP",
+                            pc=insn.address,
+                            location=m.image.describe(insn.address),
+                            hint="enable the FPU before its first use (SCB->CPACR |= 0xF << 20), "
+                            "as startup code normally does",
+                        )
+        return None
+
+    def _no_stop(self, budget: int, timeout_us: int, wall: float) -> SimError:
+        """emu_start returned without a stop or a fault: a budget, a timeout or WFI."""
+        m = self.m
+        pc = m.reg("pc")
+        if self.model is not None and self.model.budget_exhausted:
+            what = f"instruction budget of {budget:,}"
+        elif timeout_us and wall * 1e6 >= timeout_us * 0.99:
+            what = f"timeout of {timeout_us / 1e6:g} s"
+        else:
+            waiting = self._waiting_hint(pc)
+            if waiting is not None and waiting[0] == "WFI":
+                return self._sleep(*waiting)
+            if not budget:
+                return EmulationError(
+                    f"the emulator stopped at {m.where(pc)} without reaching done, an exit, "
+                    "a breakpoint or a fault",
+                    pc=pc,
+                    location=m.image.describe(pc),
+                    hint="report this to the simcore developers with the firmware",
+                )
+            what = f"instruction budget of {budget:,}"
+        return BudgetExhausted(
+            f"{what} exhausted at {m.where(pc)}",
+            pc=pc,
+            location=m.image.describe(pc),
+            hint="the firmware may be spinning there; raise --max-instructions/--timeout "
+            "if it is just long",
+        )
 
     def _result(self, wall: float) -> RunResult:
         m = self.m
@@ -644,8 +1322,16 @@ def _per_sample(marks: list[tuple[int, bool, int, int]]) -> tuple[list[int], lis
 
 def _core_executes(board: BoardSpec, code: bytes) -> bool:
     """Whether unicorn's model of the board's core decodes the first instruction of ``code``."""
+    return _model_executes(board.core.unicorn_model, code)
+
+
+def _model_executes(model: str, code: bytes) -> bool:
+    """Whether unicorn's ``model`` (CORTEX_M0, ...) decodes the first instruction of ``code``.
+
+    Only for messages: a scratch engine runs the one instruction.
+    """
     uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)
-    uc.ctl_set_cpu_model(_CPU_MODELS[board.core.unicorn_model])
+    uc.ctl_set_cpu_model(_CPU_MODELS[model])
     uc.mem_map(0, 0x1000)
     uc.mem_write(0x100, code)
     uc.reg_write(arm_const.UC_ARM_REG_SP, 0x800)

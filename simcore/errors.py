@@ -110,6 +110,38 @@ class UnsupportedInstruction(EmulationError):
     """An instruction that the board's core does not implement."""
 
 
+class UsageFault(EmulationError):
+    """A fault the core raises on executing an instruction (UDF, INVSTATE, DIVBYZERO, ...).
+
+    ``kind`` is the fault status bit a real core would set (``UNDEFINSTR``,
+    ``INVSTATE``, ``DIVBYZERO``, ``NOCP``, ``STKOF``, ``UNALIGNED``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        pc: int | None = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.kind = kind
+        super().__init__(message, pc=pc, location=location, hint=hint)
+
+
+class BusFault(MemoryFault):
+    """A store the bus refuses: a plain write to flash (XIP) does not change it."""
+
+
+class SleepForever(EmulationError):
+    """WFI or WFE with nothing that could wake the core (simcore delivers no interrupts)."""
+
+
+class NotModeled(EmulationError):
+    """The firmware needs hardware behaviour simcore does not model (exception entry, reset)."""
+
+
 class BudgetExhausted(EmulationError):
     """The instruction budget or the wall-clock timeout ran out."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcore.boards import BoardSpec, RegionKind
+from simcore.boards import BoardSpec, MemoryRegion, RegionKind
 from simcore.elf import ElfImage
 
 STACK_PAINT = 0xC5
@@ -88,24 +88,41 @@ def static_ram_bytes(image: ElfImage, board: BoardSpec) -> int:
     return total
 
 
+#: The most simcore paints below the initial SP (a board may have gigabytes of RAM;
+#: microcontroller stacks are kilobytes). A larger stack reads as exhausted paint.
+MAX_STACK_PAINT_BYTES = 16 << 20
+
+
+def stack_region(board: BoardSpec, initial_sp: int) -> MemoryRegion | None:
+    """The RAM region the stack grows down in: the one holding the word below ``initial_sp``."""
+    region = board.region_at(initial_sp - 4, 4) if initial_sp >= 4 else None
+    return region if region is not None and region.kind is RegionKind.RAM else None
+
+
 def stack_layout(image: ElfImage, board: BoardSpec, initial_sp: int) -> StackLayout:
-    """Find the stack's extent from linker symbols, or from the end of static data."""
+    """Find the stack's extent from linker symbols, or from the end of static data.
+
+    Everything stays inside the RAM region of the initial SP (the caller checks there
+    is one), and at most :data:`MAX_STACK_PAINT_BYTES` are painted: linker symbols
+    and the SP come from the firmware and are not trusted further.
+    """
+    region = stack_region(board, initial_sp)
+    floor = region.start if region is not None else initial_sp
     guard = None
     start, end = (image.symbol(n) for n in GUARD_SYMBOLS)
-    if start is not None and end is not None and end.address > start.address:
+    if start is not None and end is not None and floor <= start.address < end.address <= initial_sp:
         guard = (start.address, end.address)
     limit = next(
         (s.address for n in STACK_LIMIT_SYMBOLS if (s := image.symbol(n)) is not None), None
     )
-    region = board.region_at(initial_sp - 4, 4)
-    if limit is None or limit >= initial_sp:
-        # No symbol: everything between the end of static data and the initial SP.
-        floor = region.start if region is not None else initial_sp
+    if limit is None or not floor <= limit < initial_sp:
+        # No usable symbol: everything between the end of static data and the initial SP.
         for _name, (addr, size, alloc, _) in image.section_sizes.items():
             if alloc and size and addr < initial_sp and addr + size > floor:
                 floor = max(floor, addr + size)
         limit = min(floor, initial_sp)
-    return StackLayout(top=initial_sp, limit=(limit + 3) & ~3, guard=guard)
+    limit = max(limit, initial_sp - MAX_STACK_PAINT_BYTES)
+    return StackLayout(top=initial_sp, limit=min((limit + 3) & ~3, initial_sp), guard=guard)
 
 
 def stack_peak_bytes(layout: StackLayout, painted: bytes) -> tuple[int, bool]:

@@ -8,12 +8,20 @@ run only when firmware accesses these addresses (rare next to compute).
   read the cycle model's count at that instant. SysTick interrupts are not
   delivered (the engine notes it when firmware enables them).
 - RP2040/RP2350 SIO hardware divider, which pico-sdk uses for every ``/``.
+- Any other board region of kind ``io``: registers that read back what was written.
+
+Writes the emulation cannot honour are never dropped silently: a reset request
+(AIRCR) raises :class:`~simcore.errors.NotModeled`, CCR.DIV_0_TRP is passed to the
+engine (which then traps divides by zero), and enabling interrupts or unaligned
+trapping leaves a note in the run's result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from simcore.errors import NotModeled
 
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x100000
@@ -25,6 +33,18 @@ SYST_RVR = 0xE014
 SYST_CVR = 0xE018
 SYST_CALIB = 0xE01C
 CPUID = 0xED00
+AIRCR = 0xED0C
+CCR = 0xED14
+CPACR = 0xED88
+NVIC_ISER = range(0xE100, 0xE140)
+
+AIRCR_VECTKEY = 0x05FA
+AIRCR_RESET_BITS = 0x5  # SYSRESETREQ (bit 2) and, on Armv7-M, VECTRESET (bit 0)
+CCR_UNALIGN_TRP = 1 << 3
+CCR_DIV_0_TRP = 1 << 4
+
+#: CCR at reset (Armv6-M: UNALIGN_TRP and STKALIGN read as one; Armv8-M: bit 0 RES1).
+CCR_RESET_BY_CORE = {"cortex-m0plus": 0x208, "cortex-m33": 0x201, "cortex-m7": 0x200}
 
 #: CPUID values from each core's TRM (implementer, variant, part, revision).
 CPUID_BY_CORE = {
@@ -38,16 +58,59 @@ CPUID_BY_CORE = {
 CycleSource = Callable[[int, bool], int | None]
 
 
+def _merge(registers: dict[int, int], offset: int, size: int, value: int) -> int:
+    """Store a ``size``-byte write into the word holding ``offset``; return the new word."""
+    word = offset & ~3
+    shift = 8 * (offset & 3)
+    mask = (((1 << (8 * size)) - 1) << shift) & 0xFFFFFFFF
+    new = (registers.get(word, 0) & ~mask) | ((value << shift) & mask)
+    registers[word] = new
+    return new
+
+
+def _extract(registers: dict[int, int], offset: int, size: int) -> int:
+    value = registers.get(offset & ~3, 0)
+    return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+
+
+@dataclass
+class RegisterFile:
+    """A peripheral simcore does not model: its registers read back what was written."""
+
+    registers: dict[int, int] = field(default_factory=dict)
+
+    def read(self, offset: int, size: int) -> int:
+        return _extract(self.registers, offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        _merge(self.registers, offset, size, value)
+
+
 @dataclass
 class PrivatePeripheralBus:
-    """CPUID, CPACR, DWT and SysTick; every other register reads back what was written."""
+    """CPUID, CPACR, CCR, AIRCR, DWT and SysTick; other registers read back what was written.
+
+    ``on_ccr`` is called with the new CCR value after every write to it (the engine
+    traps divides by zero while DIV_0_TRP is set).
+    """
 
     core: str
     cycles: CycleSource
+    on_ccr: Callable[[int], None] | None = None
     registers: dict[int, int] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
+    #: Whether CPACR ever granted access to CP10 (the FPU): unicorn's FPU is always
+    #: on, so the engine checks afterwards that no FPU instruction ran without it.
+    fpu_enabled: bool = False
     _systick_start: int = 0
     _cyccnt_base: int = 0
+
+    def __post_init__(self) -> None:
+        self.registers.setdefault(CCR, CCR_RESET_BY_CORE.get(self.core, 0))
+
+    @property
+    def ccr(self) -> int:
+        return self.registers.get(CCR, 0)
 
     def _now(self, offset: int, write: bool = False) -> int:
         value = self.cycles(PPB_BASE + offset, write)
@@ -69,8 +132,7 @@ class PrivatePeripheralBus:
             return reload - (elapsed % (reload + 1))
         if offset == SYST_CALIB:
             return 0x80000000  # NOREF: no reference clock, TENMS unknown
-        value = self.registers.get(offset & ~3, 0)
-        return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+        return _extract(self.registers, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == DWT_CYCCNT:
@@ -83,14 +145,38 @@ class PrivatePeripheralBus:
                 self.notes.add("SysTick interrupts (TICKINT) are not delivered by simcore")
         if offset == SYST_CVR:
             self._systick_start = self._now(offset, True)  # any write clears the counter
-        if size == 4:
-            self.registers[offset] = value
-        else:
-            word = offset & ~3
-            shift = 8 * (offset & 3)
-            mask = ((1 << (8 * size)) - 1) << shift
-            old = self.registers.get(word, 0)
-            self.registers[word] = (old & ~mask) | ((value << shift) & mask)
+        word = offset & ~3
+        if (
+            word == AIRCR
+            and size == 4
+            and value >> 16 == AIRCR_VECTKEY
+            and value & AIRCR_RESET_BITS
+        ):
+            raise NotModeled(
+                f"the firmware requested a reset (AIRCR = 0x{value:08x}); "
+                "simcore does not model a reset",
+                hint="stop the program by returning from main, bkpt or semihosting "
+                "SYS_EXIT instead",
+            )
+        if word == CCR:
+            if self.core == "cortex-m0plus":
+                return  # Armv6-M: CCR is read-only
+            ccr = _merge(self.registers, offset, size, value)
+            if ccr & CCR_UNALIGN_TRP:
+                self.notes.add(
+                    "CCR.UNALIGN_TRP was set: simcore does not trap unaligned accesses "
+                    "on this core (they complete as with the bit clear)"
+                )
+            if self.on_ccr is not None:
+                self.on_ccr(ccr)
+            return
+        if word == CPACR:
+            cpacr = _merge(self.registers, offset, size, value)
+            self.fpu_enabled = self.fpu_enabled or (cpacr >> 20) & 3 in (1, 3)
+            return
+        if word in NVIC_ISER and value:
+            self.notes.add("interrupts enabled in the NVIC are never delivered by simcore")
+        _merge(self.registers, offset, size, value)
 
 
 SIO_DIV_UDIVIDEND = 0x060

@@ -42,6 +42,13 @@ WriteMem = Callable[[int, bytes], None]
 
 _STRING_CHUNK = 64
 _MAX_STRING = 1 << 20
+#: Console output kept per run: more is a firmware printing in a loop, not a result.
+MAX_CONSOLE_BYTES = 64 << 20
+
+
+def operation_name(op: int) -> str:
+    """``SYS_WRITE`` for 0x05, and so on (for messages)."""
+    return _NAMES.get(op, f"operation 0x{op:02x}")
 
 
 @dataclass
@@ -62,6 +69,7 @@ class Semihost:
     stderr: list[str] = field(default_factory=list)
     echo: Callable[[int, str], None] | None = None
     _handles: dict[int, int] = field(default_factory=dict)  # handle -> console fd
+    _console_bytes: int = 0
 
     def _word(self, address: int) -> int:
         return int(struct.unpack("<I", self.read_mem(address, 4))[0])
@@ -86,6 +94,12 @@ class Semihost:
         raise EmulationError(f"semihosting string at 0x{address:08x} has no terminating NUL")
 
     def _emit(self, fd: int, data: bytes) -> None:
+        self._console_bytes += len(data)
+        if self._console_bytes > MAX_CONSOLE_BYTES:
+            raise EmulationError(
+                f"console output passed {MAX_CONSOLE_BYTES >> 20} MB",
+                hint="the firmware is probably printing in a loop; print less",
+            )
         text = data.decode("utf-8", errors="replace")
         (self.stderr if fd == 2 else self.stdout).append(text)
         if self.echo is not None:
@@ -141,8 +155,7 @@ class Semihost:
             reason, subcode = self._words(arg, 2)
             code = subcode if reason == ADP_STOPPED_APPLICATION_EXIT else 1
             return Exit(code - (1 << 32) if code & 0x80000000 else code)
-        name = _NAMES.get(op, f"0x{op:02x}")
         raise EmulationError(
-            f"semihosting operation {name} is not supported",
+            f"semihosting {operation_name(op)} is not supported",
             hint="simcore serves console output, exit and clock requests only",
         )

@@ -95,6 +95,7 @@ def test_user_board_file(tmp_path: Path) -> None:
         'name = "mine"\ndescription = "d"\ncore = "cortex-m33"\nclock_hz = 100\n'
         "vector_table = 0\n"
         '[[memory]]\nname = "flash"\nkind = "flash"\nstart = 0\nsize = 4096\n'
+        '[[memory]]\nname = "ram"\nkind = "ram"\nstart = 0x20000000\nsize = 4096\n'
     )
     assert get_board(str(path)).core.name == "cortex-m33"
 

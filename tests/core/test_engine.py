@@ -14,7 +14,11 @@ from simcore.errors import UnsupportedInstruction
 from simcore.example import checksum, example_inputs, host_reference
 from simcore.results import StopReason
 
+# The FPU is off at reset on real cores: enable CP10/CP11 in CPACR first.
 ADD_DOUBLE = """
+    ldr r1, =0xE000ED88
+    ldr r0, =0x00F00000
+    str r0, [r1]
     vmov.f64 d1, #1.5
     vadd.f64 d0, d1, d1
     vcvt.s32.f64 s0, d0
