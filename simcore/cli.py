@@ -385,23 +385,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _board_ref(ref: str) -> str:
+    """A shipped board's name, or the path of a user's board file (checked either way)."""
+    board = get_board(ref)
+    return board.name if board.name in load_boards() else ref
+
+
 def _validate_combinations(args: argparse.Namespace) -> list[Any]:
     """The combinations ``simcore validate``'s flags (or the firmware's manifest) select."""
     from simcore import validate as v
 
     formats = [args.format] if args.format else None
-    boards = [get_board(args.board).name] if args.board else None
+    # A board by name, or a user's board file (kept as its path: only shipped boards
+    # can be found again by name).
+    boards = [_board_ref(args.board)] if args.board else None
     if args.all:
         if args.firmware:
             raise UsageError("--firmware validates one ELF; leave out --all")
         if args.model:
             combos = v.combinations_for(args.model, formats, boards)
         else:
-            combos = [
-                c
-                for c in v.all_combinations()
-                if (not formats or c.fmt in formats) and (not boards or c.board in boards)
-            ]
+            combos = [c for c in v.all_combinations() if (not formats or c.fmt in formats)]
+            if boards:
+                combos = [v.Combination(c.model, c.fmt, boards[0], c.golden) for c in combos
+                          if c.board == sorted(load_boards())[0]]  # fmt: skip
     elif args.firmware is not None:
         if not args.firmware.is_file():
             raise UsageError(f"firmware {args.firmware} does not exist")
@@ -416,7 +423,7 @@ def _validate_combinations(args: argparse.Namespace) -> list[Any]:
                 "board from",
                 hint="pass --model, --format and --board",
             )
-        board = get_board(str(board)).name
+        board = _board_ref(str(board))
         if args.model:
             combos = v.combinations_for(args.model, [str(fmt)], [board])
         else:

@@ -68,8 +68,13 @@ class Combination:
     golden: str | None = None
 
     @property
+    def board_name(self) -> str:
+        """The board's name (``board`` may be the path of a user's board file)."""
+        return get_board(self.board).name
+
+    @property
     def key(self) -> str:
-        return f"{self.model}/{self.fmt}/{self.board}"
+        return f"{self.model}/{self.fmt}/{self.board_name}"
 
     def load_golden(self) -> Golden:
         """The golden this combination is judged against."""
@@ -450,7 +455,7 @@ class Validation:
         return {
             "model": self.combo.model,
             "format": self.combo.fmt,
-            "board": self.combo.board,
+            "board": self.combo.board_name,
             "key": self.key,
             "elf": self.elf,
             "n_samples": self.n_samples,
@@ -554,7 +559,7 @@ def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: s
     batches = []
     for start, count in _batches(inputs, fw.input_bytes, len(rows), fw.capacity):
         chunk = inputs[start * fw.input_bytes : (start + count) * fw.input_bytes]
-        batches.append((str(fw.elf), board.name, chunk, count, start))
+        batches.append((str(fw.elf), combo.board, chunk, count, start))
     return _Plan(combo, board, golden, rows, fw, batches, started)
 
 

@@ -11,6 +11,7 @@ from sim_support import needs_toolchain
 
 from simcore.cli import main
 from simcore.elf import load_elf
+from simcore.firmware.build import build_model_firmware
 from simcore.validate import Combination, all_combinations, validate
 
 pytestmark = needs_toolchain
@@ -165,3 +166,19 @@ def test_validate_never_imports_tensorflow(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_validate_on_a_board_file_of_your_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's board .toml: a firmware built for its core validated on it, keyed by its name."""
+    shipped = Path(load_elf.__code__.co_filename).parent / "data" / "boards" / "rp2040.toml"
+    mine = tmp_path / "mypico.toml"
+    mine.write_text(shipped.read_text().replace('name = "rp2040"', 'name = "mypico"'))
+    fw = build_model_firmware("iris3", "int8", "rp2040", tmp_path)
+    out = tmp_path / "r.json"
+    args = ["validate", "--firmware", str(fw.elf), "--board", str(mine), "--json", str(out), "-q"]
+    assert main(args) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["key"] == "iris3/int8/mypico" and result["board"] == "mypico"
+    assert result["passed"] and result["n_samples"] == 30
