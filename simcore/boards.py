@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from simcore.api import public
 from simcore.errors import BoardError
 
 
@@ -428,13 +429,15 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def get_board(name_or_path: str) -> BoardSpec:
+@public
+def get_board(name_or_path: str | Path) -> BoardSpec:
     """Return a shipped board by name, or load a user's board TOML by path.
 
     A user's board goes through the same schema as the shipped ones, and may not
     take a shipped board's name (results, baselines and cache models are keyed by it).
     """
     boards = load_boards()
+    name_or_path = str(name_or_path)
     if name_or_path in boards:
         return boards[name_or_path]
     path = Path(name_or_path)

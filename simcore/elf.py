@@ -19,6 +19,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection, SymbolTableSection
 
+from simcore.api import public
 from simcore.boards import BoardSpec, RegionKind
 from simcore.errors import ElfError
 
@@ -305,6 +306,7 @@ def _drop_discarded(
     return kept
 
 
+@public
 def load_elf(path: Path | str) -> ElfImage:
     """Read and check an ELF file; raise ElfError for anything simcore cannot run."""
     path = Path(path)

@@ -46,6 +46,7 @@ import unicorn
 from unicorn import arm_const
 
 from simcore import memory as mem
+from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
 from simcore.cycles.classify import disassembler
 from simcore.cycles.model import CycleModel, MemoryModel
@@ -1347,9 +1348,10 @@ def _cpu_flag(board: BoardSpec) -> str:
     return f"-mcpu={board.core.name}"
 
 
+@public
 def run_firmware(
     elf: Path | str | ElfImage,
-    board: BoardSpec | str,
+    board: BoardSpec | str | Path,
     *,
     inputs: bytes | None = None,
     n_samples: int | None = None,
@@ -1367,7 +1369,7 @@ def run_firmware(
     buffer when it reaches ``main``. Faults raise EmulationError subclasses;
     input problems raise UsageError subclasses.
     """
-    spec = get_board(board) if isinstance(board, str) else board
+    spec = board if isinstance(board, BoardSpec) else get_board(board)
     image = elf if isinstance(elf, ElfImage) else load_elf(elf)
     machine = Machine(image, spec)
     return machine.run(

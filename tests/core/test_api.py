@@ -67,3 +67,20 @@ def test_validate_with_arbitrary_arguments_raises_only_simerrors(
 ) -> None:
     with pytest.raises(SimError):
         validate(combo, limit=limit, jobs=jobs)  # type: ignore[arg-type]
+
+
+def test_run_firmware_get_board_and_load_elf_check_their_arguments() -> None:
+    from simcore.boards import get_board
+    from simcore.elf import load_elf
+    from simcore.engine import run_firmware
+
+    for call, message in (
+        (lambda: run_firmware(123, "rp2040"), "argument 'elf' is int"),  # type: ignore[arg-type]
+        (lambda: run_firmware("a.elf", 5), "argument 'board' is int"),  # type: ignore[arg-type]
+        (lambda: run_firmware("a.elf", "rp2040", inputs="ab"), "argument 'inputs' is str"),  # type: ignore[arg-type]
+        (lambda: load_elf(None), "argument 'path' is NoneType"),  # type: ignore[arg-type]
+        (lambda: get_board(3), "argument 'name_or_path' is int"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UsageError, match=message):
+            call()
+    assert get_board(Path("rp2040")).name == "rp2040"
