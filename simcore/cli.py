@@ -8,6 +8,7 @@ fault/mismatch). ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ import numpy as np
 from simcore import __version__, paths
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import load_elf
-from simcore.errors import EmulationError, MemoryFault, SimError, UsageError
+from simcore.errors import EmulationError, MemoryFault, OutputError, SimError, UsageError
 from simcore.inputs import load_inputs, require_io
 from simcore.limits import add_limit_arguments, count_arg, limits_from_args, samples_arg
 from simcore.results import RunResult, StopReason
@@ -288,6 +289,20 @@ def _cmd_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        return _validate(args)
+    except SimError as exc:
+        # --json asked for a document: it comes out, with the error in it, if it can.
+        if args.json is not None and not isinstance(exc, OutputError):
+            from simcore.outputs import error_document, write_output
+
+            doc = error_document(exc, version=1, meta={"simcore": __version__}, results=[])
+            with contextlib.suppress(SimError):
+                write_output(args.json, json.dumps(doc, indent=1) + "\n", what="results")
+        raise
+
+
+def _validate(args: argparse.Namespace) -> int:
     from simcore import validate as v
     from simcore.baseline import load_baseline, write_baseline
     from simcore.outputs import check_writable

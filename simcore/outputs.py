@@ -94,3 +94,18 @@ def _write_in_place(target: Path, raw: bytes, what: str) -> None:
             f.flush()
     except OSError as exc:
         raise OutputError(f"cannot write {what} {target}: {_reason(exc)}") from None
+
+
+def error_document(error: BaseException, **extra: object) -> dict[str, object]:
+    """The JSON a command writes instead of its results when it failed before having any."""
+    from simcore.errors import SimError
+
+    code = error.exit_code if isinstance(error, SimError) else 1
+    return {
+        "error": {
+            "kind": type(error).__name__,
+            "message": " ".join(str(error).split()),
+            "exit_code": code,
+        },
+        **extra,
+    }

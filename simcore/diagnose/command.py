@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from simcore.errors import UsageError
+from simcore.errors import OutputError, SimError, UsageError
 from simcore.firmware.ir import FORMATS
 from simcore.limits import add_limit_arguments, count_arg, limits_from_args
 
@@ -100,7 +101,27 @@ def _manifest_model(model: dict[str, Any]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handle ``simcore diagnose``; return 0 (agrees) or 1 (diagnosis)."""
+    """Handle ``simcore diagnose``; return 0 (agrees) or 1 (diagnosis).
+
+    With ``--json``, a failure before any finding still gives a JSON document,
+    carrying the error (on stdout for ``--json`` alone, else in the file).
+    """
+    try:
+        return _run(args)
+    except SimError as exc:
+        if args.json is not None and not isinstance(exc, OutputError):
+            from simcore.outputs import error_document, write_output
+
+            doc = json.dumps(error_document(exc, firmware=str(args.firmware)), indent=2) + "\n"
+            if args.json == "-":
+                sys.stdout.write(doc)
+            else:
+                with contextlib.suppress(SimError):
+                    write_output(Path(args.json), doc, what="diagnosis")
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from simcore.diagnose.doctor import diagnose, static_diagnose
 
     if not args.firmware.is_file():

@@ -247,3 +247,36 @@ def test_bad_validate_flags_refused_in_one_line(
         main(["validate", "-m", "iris3", "-f", "int8", "-b", "rp2040", *flag])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_json_comes_out_with_the_error_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    assert main(["validate", "-m", "no_such_model", "--json", str(out)]) == 2
+    doc = json.loads(out.read_text())
+    assert doc["results"] == [] and doc["error"]["exit_code"] == 2
+    assert "unknown model 'no_such_model'" in doc["error"]["message"]
+    assert main(["diagnose", str(tmp_path / "missing.elf"), "--json"]) == 2
+    printed = json.loads(capsys.readouterr().out)
+    assert (
+        printed["error"]["kind"] == "UsageError" and "does not exist" in printed["error"]["message"]
+    )
+
+
+def test_concurrent_validates_into_an_empty_build_folder(tmp_path: Path) -> None:
+    """Each build lands whole (renamed into place): no reader sees a half-written ELF."""
+    env = {**os.environ, "SIMCORE_OUT_DIR": str(tmp_path / "out"), "CI": "true"}
+    cmd = [sys.executable, "-m", "simcore", "validate", "-m", "iris3", "-f", "int8",
+           "-b", "rp2350", "-q"]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "1 passed" in out
+    assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporaries left
