@@ -374,18 +374,27 @@ def _validate(args: argparse.Namespace) -> int:
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
     data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    # The table first: if a file cannot be written (a full disk), the results are not lost.
+    _print_validation([r.as_dict() for r in results])
+    unwritten: list[OutputError] = []
     if args.json:
         from simcore.outputs import write_output
 
-        write_output(args.json, json.dumps(data, indent=1) + "\n", what="results")
-    _print_validation([r.as_dict() for r in results])
-    if args.json:
-        _out(f"results: {args.json}")
+        try:
+            write_output(args.json, json.dumps(data, indent=1) + "\n", what="results")
+            _out(f"results: {args.json}")
+        except OutputError as exc:
+            unwritten.append(exc)
     if args.html:
         from simcore.report import write_html
 
-        write_html([r.as_dict() for r in results], args.html, meta=meta)
-        _out(f"report: {args.html}")
+        try:
+            write_html([r.as_dict() for r in results], args.html, meta=meta)
+            _out(f"report: {args.html}")
+        except OutputError as exc:
+            unwritten.append(exc)
+    if unwritten:
+        raise unwritten[0]
     for r in errors:
         sys.stderr.write(f"simcore: error: {r.key}: {r.error}\n")
     if interrupted is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -64,3 +65,46 @@ def test_whatever_is_written_reads_back(
     target = tmp_path_factory.mktemp("w") / "out.bin"
     write_output(target, data)
     assert target.read_bytes() == (data.encode() if isinstance(data, str) else data)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 64 KB tmpfs (needs root and mount rights; skipped where the kernel refuses)."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount rights)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_disk_keeps_the_old_file_whole(small_disk: Path) -> None:
+    target = small_disk / "results.json"
+    write_output(target, "previous results\n")
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_output(target, "x" * 200_000, what="results")
+    assert target.read_text() == "previous results\n"
+    assert [p.name for p in small_disk.iterdir()] == ["results.json"]
+
+
+def test_validate_on_a_full_disk_prints_its_results_and_one_error(
+    small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simcore.cli import main
+
+    (small_disk / "filler").write_bytes(b"\0" * (60 * 1024))
+    out = small_disk / "r.json"
+    code = main(["validate", "-m", "iris3", "-f", "int8", "-b", "rp2040", "--limit", "4",
+                 "--json", str(out), "-q"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.count("\n") == 1
+    assert "cannot write results" in captured.err and "No space left" in captured.err
+    assert "iris3/int8/rp2040  PASS" in captured.out  # the results still reach the log
+    assert not out.exists() and sorted(p.name for p in small_disk.iterdir()) == ["filler"]
