@@ -10,7 +10,7 @@ import itertools
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cache
 from importlib import resources
@@ -48,6 +48,30 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """A cache in front of one slow memory region, as the board file declares it.
+
+    Instruction fetch from ``region`` always goes through it; data reads only
+    with ``data_reads`` (see the board files for why that differs per core).
+    A hit costs what the core's timing table says; a miss adds ``miss_cycles``.
+    """
+
+    region: str
+    size_bytes: int
+    ways: int
+    line_bytes: int
+    miss_cycles: int
+    tag: str
+    source: str
+    data_reads: bool
+    data_reads_note: str
+    #: A single-cycle IO region whose loads/stores cost ``fast_io_saving`` cycles less
+    #: than the core table's figure (RP2040 SIO), if any.
+    fast_io_region: str | None = None
+    fast_io_saving: int = 0
+
+
+@dataclass(frozen=True)
 class CoreSpec:
     """What a CPU core can execute and how unicorn emulates it."""
 
@@ -72,6 +96,8 @@ class BoardSpec:
     clock_hz: int
     vector_table: int
     memory: tuple[MemoryRegion, ...]
+    #: The cache in front of slow memory (the board file's ``[cache]`` table), if any.
+    cache: CacheSpec | None = None
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -103,8 +129,25 @@ UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
-_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory")
+_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory", "cache")
+_BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
 _REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
+_CACHE_KEYS = (
+    "region",
+    "size_bytes",
+    "ways",
+    "line_bytes",
+    "miss_cycles",
+    "tag",
+    "source",
+    "data_reads",
+    "data_reads_note",
+    "fast_io_region",
+    "fast_io_saving",
+)
+_CACHE_REQUIRED = ("region", "size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source")
+#: How far a cache figure can be trusted (the timing tables' tags).
+CACHE_TAGS = ("exact", "proxy", "model", "measured", "approximate")
 _CORE_KEYS = (
     "display_name",
     "architecture",
@@ -118,6 +161,8 @@ _CORE_KEYS = (
 _BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _REGION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _MAX_TEXT = 200
+#: Sources and notes (one line each) may say more.
+_MAX_NOTE = 1000
 
 
 def _data_dir() -> Path:
@@ -186,15 +231,21 @@ class _Schema:
     def get(self, key: str, default: object = None) -> Any:
         return self.table.get(key, default)
 
-    def text(self, key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    def text(
+        self,
+        key: str,
+        pattern: re.Pattern[str] | None = None,
+        what: str = "",
+        max_len: int = _MAX_TEXT,
+    ) -> str:
         value = self.table[key]
-        expected = what or f"a string of at most {_MAX_TEXT} printable characters"
+        expected = what or f"a string of at most {max_len} printable characters"
         if not isinstance(value, str):
             self.fail(value, expected, key)
         if pattern is not None:
             if not pattern.fullmatch(value):
                 self.fail(value, expected, key)
-        elif not value or len(value) > _MAX_TEXT or not value.isprintable():
+        elif not value or len(value) > max_len or not value.isprintable():
             self.fail(value, expected, key)
         return value
 
@@ -335,7 +386,7 @@ def parse_board(table: object, where: str) -> BoardSpec:
     file), the key and what is expected.
     """
     s = _Schema(where, table)
-    s.keys(_BOARD_KEYS, _BOARD_KEYS)
+    s.keys(_BOARD_KEYS, _BOARD_REQUIRED)
     name = s.text("name", _BOARD_NAME, "a board name: letters, digits, '.', '_', '+', '-'")
     description = s.text("description")
     cores = load_cores()
@@ -381,6 +432,17 @@ def parse_board(table: object, where: str) -> BoardSpec:
         vector_table=vector_table,
         memory=tuple(regions),
     )
+    if "cache" in s.table:
+        cache_spec = _parse_cache(_Schema(where, s.get("cache"), "cache"), regions)
+        board = replace(board, cache=cache_spec)
+    for r in regions:
+        if r.xip_cache and (board.cache is None or board.cache.region != r.name):
+            s.error(
+                f"region {r.name} has xip_cache = true but no [cache] table covers it",
+                "a [cache] table with region = " + repr(r.name) + " (size_bytes, ways, "
+                "line_bytes, miss_cycles, tag, source), or no xip_cache",
+                "memory",
+            )
     region = board.region_at(vector_table, 8)
     if region is None or region.kind is RegionKind.IO:
         s.error(
@@ -391,19 +453,52 @@ def parse_board(table: object, where: str) -> BoardSpec:
     return board
 
 
-def _cache_models() -> frozenset[str]:
-    """Names of the boards with a cache model (``data/timing/caches.toml``)."""
-    return frozenset(_read_toml(_data_dir() / "timing" / "caches.toml"))
-
-
-def _check_cache(board: BoardSpec, where: str) -> None:
-    if any(r.xip_cache for r in board.memory) and board.name not in _cache_models():
-        region = next(r for r in board.memory if r.xip_cache)
-        raise BoardError(
-            f"{_printable(where, 160)}: memory region {region.name} has xip_cache = true but "
-            f"board {board.name!r} has no cache model in data/timing/caches.toml",
-            hint="expected xip_cache only on boards with a cache model; remove it",
+def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
+    """The ``[cache]`` table: geometry the native model can build, regions that exist."""
+    s.keys(_CACHE_KEYS, _CACHE_REQUIRED)
+    names = {r.name: r for r in regions}
+    region = s.text("region", _REGION_NAME, "the name of a flash region of this board")
+    if region not in names or names[region].kind is not RegionKind.FLASH:
+        s.error(
+            f"no flash region named {_printable(repr(region), 40)}",
+            f"one of {', '.join(r.name for r in regions if r.kind is RegionKind.FLASH)}",
+            "region",
         )
+    line = s.integer("line_bytes", 4, 4096, "a power of two from 4 to 4096 bytes")
+    if line & (line - 1):
+        s.fail(line, "a power of two from 4 to 4096 bytes", "line_bytes")
+    ways = s.integer("ways", 1, 64, "1-64 ways")
+    size = s.integer("size_bytes", line * ways, 1 << 24, "the cache size in bytes, at most 16 MB")
+    sets = size // (ways * line)
+    if size % (ways * line) or sets & (sets - 1):
+        s.error(
+            f"{size} bytes in {ways} ways of {line}-byte lines make {size / (ways * line):g} sets",
+            "size_bytes = ways x line_bytes x a power of two",
+            "size_bytes",
+        )
+    fast_io = s.get("fast_io_region")
+    if fast_io is not None:
+        fast_io = s.text("fast_io_region", _REGION_NAME, "the name of an io region")
+        if fast_io not in names or names[fast_io].kind is not RegionKind.IO:
+            s.error(f"no io region named {fast_io!r}", "the name of an io region", "fast_io_region")
+    data_reads = s.flag("data_reads")
+    return CacheSpec(
+        region=region,
+        size_bytes=size,
+        ways=ways,
+        line_bytes=line,
+        miss_cycles=s.integer("miss_cycles", 0, 100_000, "the cycles a miss adds, 0-100000"),
+        tag=s.choice("tag", CACHE_TAGS, "tag"),
+        source=s.text("source", max_len=_MAX_NOTE),
+        data_reads=data_reads,
+        data_reads_note=s.text("data_reads_note", max_len=_MAX_NOTE)
+        if "data_reads_note" in s.table
+        else "",
+        fast_io_region=fast_io,
+        fast_io_saving=s.integer("fast_io_saving", 0, 16, "cycles saved, 0-16")
+        if "fast_io_saving" in s.table
+        else 0,
+    )
 
 
 @cache
@@ -417,7 +512,6 @@ def load_boards() -> dict[str, BoardSpec]:
                 f"{_printable(str(path), 160)}: name {board.name!r} differs from the file name",
                 hint=f"expected name = {_printable(repr(path.stem), 60)}",
             )
-        _check_cache(board, str(path))
         boards[board.name] = board
     return boards
 
@@ -460,7 +554,6 @@ def get_board(name_or_path: str | Path) -> BoardSpec:
                 f"{shown}: name {board.name!r} is the name of a shipped board",
                 hint="expected a name of your own for your board",
             )
-        _check_cache(board, name_or_path)
         return board
     raise BoardError(
         f"unknown board {_printable(repr(name_or_path), 80)}",

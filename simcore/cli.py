@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -59,6 +60,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                     }
                     for r in b.memory
                 ],
+                "cache": dataclasses.asdict(b.cache) if b.cache else None,
             }
             for b in boards.values()
         ]
@@ -70,6 +72,13 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         )
         for r in b.memory:
             _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
+        if b.cache:
+            c = b.cache
+            _out(
+                f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
+                f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
+                + ("; data reads too" if c.data_reads else "")
+            )
     return 0
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object
 
 
 class MemoryModel(Enum):
-    """``modeled``: cache misses cost what caches.toml says; ``ideal``: nothing (counts kept)."""
+    """``modeled``: misses cost what the board's [cache] says; ``ideal``: nothing (counts kept)."""
 
     MODELED = "modeled"
     IDEAL = "ideal"

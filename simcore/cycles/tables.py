@@ -350,58 +350,32 @@ class CacheConfig:
     fast_io_saving: int = 0
 
 
-_CACHE_KEYS = {
-    "region",
-    "size_bytes",
-    "ways",
-    "line_bytes",
-    "miss_cycles",
-    "tag",
-    "source",
-    "data_reads",
-    "data_reads_note",
-    "fast_io_region",
-    "fast_io_saving",
-}
-
-
 def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
-    """Return the cache model in front of ``board``'s slow memory (``data/timing/caches.toml``).
+    """Return the cache model in front of ``board``'s slow memory (its board file's ``[cache]``).
 
     ``None`` if the board has none. ``ideal`` keeps the cache (hit/miss counts) but
-    charges no miss cycles, for ``--memory-model ideal``.
+    charges no miss cycles, for ``--memory-model ideal``. The board schema has
+    checked the table (simcore.boards), so this only resolves region names.
     """
-    path = _timing_dir() / "caches.toml"
-    with path.open("rb") as f:
-        raw = tomllib.load(f)
-    where = f"{path} [{board.name}]"
-    if board.name not in raw:
-        if any(r.xip_cache for r in board.memory):
-            raise _err(where, f"board {board.name!r} has an xip_cache region but no cache entry")
+    spec = board.cache
+    if spec is None:
         return None
-    entry = raw[board.name]
-    _check_keys(where, entry, _CACHE_KEYS, _CACHE_KEYS - {"fast_io_region", "fast_io_saving"})
+    region = next(r for r in board.memory if r.name == spec.region)
     fast_io = None
-    if "fast_io_region" in entry:
-        io = [r for r in board.memory if r.name == entry["fast_io_region"]]
-        if not io:
-            raise _err(where, f"board {board.name!r} has no region {entry['fast_io_region']!r}")
-        fast_io = (io[0].start, io[0].end)
-    regions = [r for r in board.memory if r.name == entry["region"]]
-    if not regions:
-        raise _err(where, f"board {board.name!r} has no region {entry['region']!r}")
-    region = regions[0]
+    if spec.fast_io_region is not None:
+        io = next(r for r in board.memory if r.name == spec.fast_io_region)
+        fast_io = (io.start, io.end)
     return CacheConfig(
         start=region.start,
         end=region.end,
-        size_bytes=_int(f"{where}.size_bytes", entry["size_bytes"], 1),
-        ways=_int(f"{where}.ways", entry["ways"], 1),
-        line_bytes=_int(f"{where}.line_bytes", entry["line_bytes"], 1),
-        miss_cycles=0 if ideal else _int(f"{where}.miss_cycles", entry["miss_cycles"]),
-        tag=_tag(f"{where}.tag", entry["tag"]),
-        source=str(entry["source"]),
-        data_reads=_bool(f"{where}.data_reads", entry["data_reads"]),
-        data_reads_note=str(entry["data_reads_note"]),
+        size_bytes=spec.size_bytes,
+        ways=spec.ways,
+        line_bytes=spec.line_bytes,
+        miss_cycles=0 if ideal else spec.miss_cycles,
+        tag=Tag(spec.tag),
+        source=spec.source,
+        data_reads=spec.data_reads,
+        data_reads_note=spec.data_reads_note,
         fast_io=fast_io,
-        fast_io_saving=_int(f"{where}.fast_io_saving", entry.get("fast_io_saving", 0)),
+        fast_io_saving=spec.fast_io_saving,
     )

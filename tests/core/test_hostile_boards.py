@@ -8,6 +8,7 @@ encodings or random bytes. Never a TypeError, OverflowError or a unicorn error.
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,9 @@ def test_shipped_file_by_path_is_the_shipped_board() -> None:
     assert get_board(str(path)) is shipped
 
 
-def test_xip_cache_needs_a_cache_model(tmp_path: Path) -> None:
+def test_xip_cache_needs_a_cache_table(tmp_path: Path) -> None:
     path = _write(tmp_path, _region(0, xip_cache=True))
-    with pytest.raises(BoardError, match="xip_cache = true but board 'mine' has no cache model"):
+    with pytest.raises(BoardError, match=r"xip_cache = true but no \[cache\] table covers it"):
         get_board(str(path))
     with pytest.raises(
         BoardError, match=r"memory\[1\].xip_cache .* only on a region of kind flash"
@@ -248,3 +249,30 @@ def test_boards_command_checks_a_file(tmp_path: Path, capsys: pytest.CaptureFixt
         f"simcore: error: {bad}: clock_hz is 150000000.0 (a float); expected the core clock "
         "in Hz, a whole number 1-10,000,000,000"
     ]
+
+
+SHIPPED_RP2040 = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards" / "rp2040.toml"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("size_bytes = 16384", "size_bytes = 12288"), "make 768 sets"),
+        (("line_bytes = 8", "line_bytes = 6"), "cache.line_bytes is 6"),
+        (('region = "flash"', 'region = "sram"'), "no flash region named 'sram'"),
+        (('tag = "approximate"', 'tag = "guess"'), "unknown tag 'guess'"),
+        (("miss_cycles = 50", "miss_cycles = -5"), "cache.miss_cycles is -5"),
+        (('fast_io_region = "sio"', 'fast_io_region = "flash"'), "no io region named 'flash'"),
+    ],
+    ids=["sets", "line", "region", "tag", "miss", "fast-io"],
+)
+def test_bad_cache_tables_are_one_line_errors(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    text = SHIPPED_RP2040.read_text().replace('name = "rp2040"', 'name = "mine"')
+    assert edit[0] in text
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(edit[0], edit[1]))
+    with pytest.raises(BoardError, match=re.escape(message)) as info:
+        get_board(str(path))
+    assert one_line(str(info.value))

@@ -369,3 +369,28 @@ def test_unicorn_read_hook_breaks_loads_in_it_blocks(
     assert run(prog, core, cache=cache, data_reads=False).registers[5] == 120
     with pytest.raises(UcError, match="INSN_INVALID"):
         run(prog, core, cache=cache, data_reads=True)
+
+
+def test_a_board_file_of_your_own_brings_its_own_cache(tmp_path: Path) -> None:
+    """A copy of rp2040.toml under another name, its cache 100 cycles a miss instead of 50:
+    the same firmware runs with the same hits and misses, and each miss costs 50 more."""
+    from simcore.boards import get_board
+    from simcore.engine import run_firmware
+    from simcore.example import build_example
+
+    shipped = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards" / "rp2040.toml"
+    text = shipped.read_text().replace('name = "rp2040"', 'name = "my_rp2040_board"')
+    assert "miss_cycles = 50" in text
+    mine = tmp_path / "my_rp2040_board.toml"
+    mine.write_text(text.replace("miss_cycles = 50", "miss_cycles = 100"))
+    board = get_board(str(mine))
+    assert board.cache is not None and board.cache.miss_cycles == 100
+    elf = build_example(get_board("rp2040"), tmp_path).elf
+    base = run_firmware(elf, "rp2040")
+    theirs = run_firmware(elf, board)
+    cache = base.cycle_report["cache"]
+    assert theirs.cycle_report["cache"]["fetch_misses"] == cache["fetch_misses"]
+    misses = cache["fetch_misses"] + cache["data_misses"]
+    assert misses > 0 and theirs.instructions == base.instructions
+    assert theirs.cycles is not None and base.cycles is not None
+    assert theirs.cycles - base.cycles == 50 * misses
