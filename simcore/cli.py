@@ -447,7 +447,7 @@ def _validate_combinations(args: argparse.Namespace) -> list[Any]:
             raise UsageError(f"firmware {args.firmware} does not exist")
         manifest = v.read_manifest(args.firmware)
         fmt = args.format or manifest.get("format")
-        board = args.board or manifest.get("board")
+        board = args.board or manifest.get("board_file") or manifest.get("board")
         missing = [f"--{n}" for n, val in (("format", fmt), ("board", board)) if not val]
         if missing or (not args.model and not manifest):
             raise UsageError(

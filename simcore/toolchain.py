@@ -121,8 +121,9 @@ def linker_script(board: BoardSpec) -> Path:
     if not script.exists():
         raise ToolchainError(
             f"no linker script for board {board.name} ({script})",
-            hint="add firmware_builds/ld/<board>.ld defining FLASH, CODE, RAM, HEAP_SIZE, "
-            "STACK_SIZE and including common.ld",
+            hint="pass your own with build --ld my.ld: it defines the FLASH, CODE and RAM "
+            "regions, HEAP_SIZE and STACK_SIZE and INCLUDEs common.ld, like "
+            "firmware_builds/ld/rp2040.ld",
         )
     return script
 

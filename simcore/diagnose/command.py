@@ -79,7 +79,7 @@ def _manifest_defaults(elf: Path) -> dict[str, Any]:
     return {
         "model": _manifest_model(model),
         "format": data.get("format"),
-        "board": data.get("board"),
+        "board": data.get("board_file") or data.get("board"),
     }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from simcore import paths
 from simcore.api import public
-from simcore.boards import BoardSpec, get_board
+from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
@@ -165,9 +165,16 @@ def _size(text: str) -> int:
     return int(m.group(1), 0) * {"": 1, "K": 1024, "M": 1 << 20}[m.group(2)]
 
 
-def ram_budget(board: BoardSpec) -> tuple[int, int]:
-    """Return (RAM for arena + I/O buffers, code-region size) in bytes, from the linker script."""
-    text = linker_script(board).read_text()
+def ram_budget(board: BoardSpec, script: Path | None = None) -> tuple[int, int]:
+    """Return (RAM for arena + I/O buffers, code-region size) in bytes, from the linker script.
+
+    ``script`` is a user's linker script (``build --ld``) instead of the board's.
+    """
+    path = script if script is not None else linker_script(board)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FirmwareError(f"cannot read linker script {path}: {exc}") from None
     regions = {
         m.group(1): _size(m.group(2))
         for m in re.finditer(
@@ -221,6 +228,8 @@ def build_model_firmware(
     portable: bool = False,
     capacity: int | None = None,
     inject: str | Sequence[str] | None = None,
+    script: Path | None = None,
+    cflags: Sequence[str] = (),
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
 
@@ -231,7 +240,10 @@ def build_model_firmware(
     (``KIND[:LAYER[:VARIANT]]``, see :mod:`simcore.diagnose.mistakes`) builds
     the firmware with a deliberate porting mistake (several: a sequence), for
     testing the layout doctor; its files get an ``-inject-...`` stem so they
-    never replace a correct build.
+    never replace a correct build. ``script`` links with a linker script of your
+    own instead of the board's (``build --ld``; the RAM it leaves for the arena
+    and I/O buffers is read from it), ``cflags`` are added to the compiler's
+    flags (``build --cflags``; paths in them must be absolute).
     """
     if fmt not in FORMATS:
         raise FirmwareError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
@@ -276,7 +288,9 @@ def build_model_firmware(
             "input_fixup": fixups[0] if fixups else None,
         }
 
-    free_ram, code_region = ram_budget(spec)
+    if script is not None and not script.is_file():
+        raise FirmwareError(f"linker script {script} does not exist", hint="check the --ld path")
+    free_ram, code_region = ram_budget(spec, script)
     probe = generate(loaded, fmt, capacity=1, **overrides)
     per_sample = probe.input_bytes + probe.output_bytes
     room = free_ram - probe.arena_bytes - per_sample
@@ -323,6 +337,8 @@ def build_model_firmware(
             out / f"{stem}.elf",
             defines=defines,
             libs=("m",) if fmt == "f32" else (),
+            script=script.resolve() if script is not None else None,
+            extra_cflags=tuple(cflags),
         )
     except ToolchainError as exc:
         if "overflow" in exc.message or "will not fit" in exc.message:
@@ -347,7 +363,15 @@ def build_model_firmware(
         portable,
         cap,
         injected,
+        board_file=_board_file(board),
     )
+
+
+def _board_file(board: str | BoardSpec) -> str | None:
+    """The absolute path of a user's board file, so the manifest can name it later."""
+    if isinstance(board, BoardSpec) or board in load_boards():
+        return None
+    return str(Path(board).resolve())
 
 
 def _describe(
@@ -366,6 +390,7 @@ def _describe(
     portable: bool,
     capacity: int,
     injected: list[dict[str, Any]],
+    board_file: str | None = None,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
     from simcore.memory import flash_bytes, static_ram_bytes
@@ -399,6 +424,7 @@ def _describe(
         "model": {"name": name, "path": _rel(model_path), "sha256": model.sha256},
         "format": fmt,
         "board": spec.name,
+        **({"board_file": board_file} if board_file else {}),
         "core": spec.core.name,
         "variant": {
             "trace": trace,

@@ -49,9 +49,32 @@ def register(subparsers: Any) -> None:
         "firmware_builds/out in a checkout, else in ./simcore-out)",
     )
     p.add_argument(
+        "--ld",
+        type=Path,
+        metavar="SCRIPT.ld",
+        help="link with this linker script instead of the board's (for a board of your own; "
+        "see firmware_builds/ld/rp2040.ld for the regions and sizes it must define)",
+    )
+    p.add_argument(
+        "--cflags",
+        default="",
+        metavar="FLAGS",
+        help='extra compiler flags in one string: --cflags="-O3 -DOPT" (absolute paths)',
+    )
+    p.add_argument(
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
     )
     p.set_defaults(func=run)
+
+
+def _cflags(text: str) -> list[str]:
+    """``--cflags`` split as a shell would; an unbalanced quote is a usage error."""
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--cflags {text!r}: {exc}") from None
 
 
 def _line(b: FirmwareBuild) -> str:
@@ -74,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             args.trace,
             portable=args.portable,
             inject=args.inject,
+            script=args.ld,
+            cflags=_cflags(args.cflags),
         )
         sys.stdout.write(f"built {_line(b)}\n")
         for injected in b.manifest["variant"].get("injected_mistakes", []):
@@ -96,7 +121,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             out = args.out / b if args.out else None
             return f"{m} {f} {b}", build_model_firmware(
-                m, f, b, out, args.trace, portable=args.portable
+                m,
+                f,
+                b,
+                out,
+                args.trace,
+                portable=args.portable,
+                script=args.ld,
+                cflags=_cflags(args.cflags),
             )
         except SimError as exc:
             return f"{m} {f} {b}", exc
