@@ -179,16 +179,20 @@ def _returns(image: ElfImage, address: int) -> list[int]:
     if func.size_bytes:
         end = min(end, func.address + func.size_bytes)
     else:
-        later = [f.address for f in image.symbols.values() if f.kind == "func" and f.address > address]
+        later = [
+            f.address for f in image.symbols.values() if f.kind == "func" and f.address > address
+        ]
         end = min([end, *later])
     code = section.data[func.address - section.address : end - section.address]
     return _scan(
         code,
         func.address,
-        lambda hw, nxt: hw == 0x4770
-        or hw & 0xFF00 == 0xBD00
-        or (hw == 0xE8BD and nxt & 0x8000 != 0)
-        or (hw == 0xF85D and nxt == 0xFB04),
+        lambda hw, nxt: (
+            hw == 0x4770
+            or hw & 0xFF00 == 0xBD00
+            or (hw == 0xE8BD and nxt & 0x8000 != 0)
+            or (hw == 0xF85D and nxt == 0xFB04)
+        ),
     )
 
 

@@ -281,9 +281,7 @@ def harness_buffers(image: ElfImage, board: BoardSpec) -> tuple[HarnessBuffer, .
 
 def _overlap(start: int, size: int, buffers: tuple[HarnessBuffer, ...]) -> int:
     end = start + size
-    return sum(
-        max(0, min(end, b.address + b.size_bytes) - max(start, b.address)) for b in buffers
-    )
+    return sum(max(0, min(end, b.address + b.size_bytes) - max(start, b.address)) for b in buffers)
 
 
 def region_usages(
@@ -332,12 +330,15 @@ def region_usages(
                 kind=region.kind,
                 start=region.start,
                 capacity_bytes=region.size_bytes,
-                program_bytes=flash.get(region.name, 0) if is_flash else program.get(region.name, 0),
+                program_bytes=flash.get(region.name, 0)
+                if is_flash
+                else program.get(region.name, 0),
                 harness_bytes=0 if is_flash else in_harness.get(region.name, 0),
                 reserved_bytes=0 if is_flash else reserved.get(region.name, 0),
                 stack_peak_bytes=stack_peak if region.name == stack_region_name else None,
                 heap_peak_bytes=(
-                    heap_peak if heap_region is not None and region.name == heap_region.name
+                    heap_peak
+                    if heap_region is not None and region.name == heap_region.name
                     else None
                 ),
             )

@@ -128,15 +128,30 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
 
 
 _NUMBER = (int, float)
-_USAGE = {"used_bytes": _NUMBER, "capacity_bytes": _NUMBER, "percent": _NUMBER,
-          "region": (str,), "region_used_bytes": _NUMBER}
-_REGION = {"name": (str,), "kind": (str,), "start": (str,), "capacity_bytes": _NUMBER,
-           "used_bytes": _NUMBER, "percent": _NUMBER, "program_bytes": _NUMBER,
-           "harness_bytes": _NUMBER, "reserved_bytes": _NUMBER,
-           "stack_peak_bytes": _NUMBER, "heap_peak_bytes": _NUMBER}
-_HARNESS = {"used_bytes": _NUMBER,
-            "buffers": [{"name": (str,), "address": (str,), "size_bytes": _NUMBER,
-                         "region": (str,)}]}
+_USAGE = {
+    "used_bytes": _NUMBER,
+    "capacity_bytes": _NUMBER,
+    "percent": _NUMBER,
+    "region": (str,),
+    "region_used_bytes": _NUMBER,
+}
+_REGION = {
+    "name": (str,),
+    "kind": (str,),
+    "start": (str,),
+    "capacity_bytes": _NUMBER,
+    "used_bytes": _NUMBER,
+    "percent": _NUMBER,
+    "program_bytes": _NUMBER,
+    "harness_bytes": _NUMBER,
+    "reserved_bytes": _NUMBER,
+    "stack_peak_bytes": _NUMBER,
+    "heap_peak_bytes": _NUMBER,
+}
+_HARNESS = {
+    "used_bytes": _NUMBER,
+    "buffers": [{"name": (str,), "address": (str,), "size_bytes": _NUMBER, "region": (str,)}],
+}
 #: The JSON shape of what a report reads: a tuple of types, ``[item]`` for a list of
 #: items, a dict for an object's known fields. None is allowed everywhere; unknown
 #: fields are ignored. Checked once at load, so the renderers can trust the shapes.

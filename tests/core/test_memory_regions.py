@@ -15,8 +15,9 @@ from simcore.errors import StackOverflow
 from simcore.report import render_html
 from simcore.toolchain import build_elf
 
-#: 96 KB of bss (and 4 KB of harness buffers) in the stm32h743's 128 KB DTCM, which also holds the 16 KB heap,
-#: the 1 KB guard and the 8 KB stack: about 98% full, 10% of the board's RAM.
+#: 96 KB of bss (and 4 KB of harness buffers) in the stm32h743's 128 KB DTCM, which
+#: also holds the 16 KB heap, the 1 KB guard and the 8 KB stack: about 98% full, but
+#: only 12% of the board's RAM.
 FILL_DTCM = r"""
 #include <stdint.h>
 #include "simcore_abi.h"
