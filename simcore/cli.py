@@ -98,8 +98,8 @@ def _print_memory(result: RunResult) -> None:
             cap = f" of {usage.capacity_bytes:,} ({usage.percent:.2f}%)"
             if usage.region is not None and usage.region_used_bytes is not None:
                 cap = (
-                    f"; {usage.region} {usage.region_used_bytes:,} of "
-                    f"{usage.capacity_bytes:,} used ({usage.percent:.2f}%)"
+                    f"; with heap and stack {usage.region_used_bytes:,} of {usage.region}'s "
+                    f"{usage.capacity_bytes:,} ({usage.percent:.2f}%)"
                 )
             elif usage.region is not None:
                 cap += f" in {usage.region}"

@@ -45,10 +45,10 @@ class StackLayout:
 class Usage:
     """One resource against its capacity.
 
-    With ``region`` set, ``capacity_bytes`` is that region's size and ``percent``
-    how full the region is: ``region_used_bytes`` (everything linked into it) over
-    its capacity, which is more than ``used_bytes`` when the region holds other
-    things too (heap and stack reservations, harness buffers).
+    With ``region_used_bytes`` set, ``capacity_bytes`` is the size of the region
+    named by ``region`` and ``percent`` how full the program makes it:
+    ``region_used_bytes`` over its capacity, which is more than ``used_bytes`` when
+    the region holds other things too (heap and stack reservations).
     """
 
     used_bytes: int
@@ -114,6 +114,16 @@ class RegionUsage:
     def percent(self) -> float:
         return 100.0 * self.used_bytes / self.capacity_bytes if self.capacity_bytes else 0.0
 
+    @property
+    def program_used_bytes(self) -> int:
+        """What the program needs here: everything but simcore's harness buffers."""
+        return self.program_bytes + self.reserved_bytes
+
+    @property
+    def program_percent(self) -> float:
+        cap = self.capacity_bytes
+        return 100.0 * self.program_used_bytes / cap if cap else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -122,6 +132,7 @@ class RegionUsage:
             "capacity_bytes": self.capacity_bytes,
             "used_bytes": self.used_bytes,
             "percent": round(self.percent, 2),
+            "program_percent": round(self.program_percent, 2),
             "program_bytes": self.program_bytes,
             "harness_bytes": self.harness_bytes,
             "reserved_bytes": self.reserved_bytes,
@@ -134,8 +145,10 @@ class RegionUsage:
 class MemoryReport:
     """Memory use of one run against the board's capacity.
 
-    ``static_ram`` is the program's own static RAM (harness buffers excluded);
-    its ``region`` is the fullest RAM region holding it, which decides its percent.
+    ``static_ram`` is the program's own static RAM (harness buffers excluded); its
+    ``region`` is the fullest RAM region holding it, and its percent how much of that
+    region the program takes (its static data, heap and stack reservations): simcore's
+    batch I/O buffers are not the program's, and a one-sample build would not have them.
     """
 
     flash: Usage
@@ -347,7 +360,7 @@ def region_usages(
 
 
 def _fullest(regions: list[RegionUsage]) -> RegionUsage | None:
-    return max(regions, key=lambda r: r.percent, default=None)
+    return max(regions, key=lambda r: r.program_percent, default=None)
 
 
 def memory_report(
@@ -366,7 +379,7 @@ def memory_report(
     flash_home = _fullest([r for r in flash_regions if r.program_bytes]) or _fullest(flash_regions)
     flash_used = sum(r.program_bytes for r in flash_regions)
     static_home = _fullest([r for r in ram if r.program_bytes]) or _fullest(
-        [r for r in ram if r.used_bytes]
+        [r for r in ram if r.program_used_bytes]
     )
     static_used = sum(r.program_bytes for r in ram)
     stack_home = next((r.name for r in ram if r.stack_peak_bytes is not None), None)
@@ -378,7 +391,12 @@ def memory_report(
             else Usage(flash_used, 0)
         ),
         static_ram=(
-            Usage(static_used, static_home.capacity_bytes, static_home.name, static_home.used_bytes)
+            Usage(
+                static_used,
+                static_home.capacity_bytes,
+                static_home.name,
+                static_home.program_used_bytes,
+            )
             if static_home is not None
             else Usage(static_used, sum(r.capacity_bytes for r in ram))
         ),

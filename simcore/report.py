@@ -142,6 +142,7 @@ _REGION = {
     "capacity_bytes": _NUMBER,
     "used_bytes": _NUMBER,
     "percent": _NUMBER,
+    "program_percent": _NUMBER,
     "program_bytes": _NUMBER,
     "harness_bytes": _NUMBER,
     "reserved_bytes": _NUMBER,
@@ -381,15 +382,15 @@ def _memory_tip(result: Result, kind: str) -> str:
     region_used = _num(entry.get("region_used_bytes"))
     if entry.get("region") is not None and region_used is not None and capacity:
         tip = (
-            f"{used:,.0f} bytes; {entry['region']} holds {region_used:,.0f} of "
-            f"{capacity:,.0f} bytes ({percent:.2f}%)"
+            f"{used:,.0f} bytes; with heap and stack the program takes {region_used:,.0f} "
+            f"of {entry['region']}'s {capacity:,.0f} bytes ({percent:.2f}%)"
         )
     else:
         tip = f"{used:,.0f} of {capacity or 0:,.0f} bytes ({percent:.2f}%)"
     harness = memory.get("harness_io") if isinstance(memory, dict) else None
     harness_bytes = _num(harness.get("used_bytes")) if isinstance(harness, dict) else None
     if kind == "static_ram" and harness_bytes:
-        tip += f"; harness I/O buffers {harness_bytes:,.0f} bytes, not counted"
+        tip += f"; simcore's harness I/O buffers ({harness_bytes:,.0f} bytes) not counted"
     return tip
 
 
