@@ -96,10 +96,10 @@ def _print_memory(result: RunResult) -> None:
         cap = ""
         if usage.capacity_bytes:
             cap = f" of {usage.capacity_bytes:,} ({usage.percent:.2f}%)"
-            if usage.region is not None and usage.region_used_bytes is not None:
+            if usage.region_used_bytes not in (None, usage.used_bytes):
                 cap = (
-                    f"; with heap and stack {usage.region_used_bytes:,} of {usage.region}'s "
-                    f"{usage.capacity_bytes:,} ({usage.percent:.2f}%)"
+                    f"; {usage.region} {usage.percent:.2f}% full with heap and stack "
+                    f"({usage.region_used_bytes:,} of {usage.capacity_bytes:,})"
                 )
             elif usage.region is not None:
                 cap += f" in {usage.region}"

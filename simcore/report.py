@@ -866,24 +866,49 @@ def _memory_cell(result: Result, kind: str) -> str:
     if used is None or percent is None:
         return f'<td class="num">{text}</td>'
     # The bar shows how full the region holding it is: a full DTCM is red even
-    # when the board has megabytes of other RAM.
+    # when the board has megabytes of other RAM. Its colour counts everything in
+    # the region; simcore's harness buffers are drawn apart, after the program's share.
     fraction = min(percent / 100, 1.0)
-    fill = "#59a14f" if fraction < 0.5 else "#edc948" if fraction < 0.85 else "#e15759"
     tip = _memory_tip(result, kind)
     memory = result.get("memory")
     entry = memory.get(kind) if isinstance(memory, dict) else None
     region = entry.get("region") if isinstance(entry, dict) else None
+    total = _region_percent(result, region)
+    harness = max(0.0, min((total or 0.0) / 100, 1.0) - fraction)
+    fullest = fraction + harness
+    fill = "#59a14f" if fullest < 0.5 else "#edc948" if fullest < 0.85 else "#e15759"
     label = f"{region} {percent:.1f}%" if region is not None else f"{percent:.1f}%"
+    if harness > 0.0005:
+        label += f" (+{100 * harness:.1f}% harness I/O)"
+        tip += f"; {region} is {total:.2f}% full with them"
     bar_w = 100
     filled = max(fraction * bar_w, 1.0)
+    harness_bar = (
+        f'<rect x="{filled:.1f}" y="0" width="{harness * bar_w:.1f}" height="7" '
+        f'fill="{fill}" fill-opacity="0.35"/>'
+        if harness > 0.0005
+        else ""
+    )
     return (
         f'<td class="num mem" title="{_e(tip)}">{text} <span class="pct">'
         f"{_e(label)}</span><br/>"
         f'<svg class="membar" xmlns="http://www.w3.org/2000/svg" width="{bar_w}" height="7" '
         f'viewBox="0 0 {bar_w} 7"><title>{_e(tip)}</title>'
         f'<rect x="0" y="0" width="{bar_w}" height="7" fill="#eee"/>'
-        f'<rect x="0" y="0" width="{filled:.1f}" height="7" fill="{fill}"/></svg></td>'
+        f'<rect x="0" y="0" width="{filled:.1f}" height="7" fill="{fill}"/>{harness_bar}</svg></td>'
     )
+
+
+def _region_percent(result: Result, region: object) -> float | None:
+    """How full a named region is with everything in it (harness buffers too)."""
+    memory = result.get("memory")
+    regions = memory.get("regions") if isinstance(memory, dict) else None
+    if region is None or not isinstance(regions, list):
+        return None
+    for entry in regions:
+        if isinstance(entry, dict) and entry.get("name") == region:
+            return _num(entry.get("percent"))
+    return None
 
 
 def _summary_html(results: Sequence[Result]) -> str:

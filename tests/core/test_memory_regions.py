@@ -77,6 +77,7 @@ def test_full_dtcm_shows_full(tmp_path: Path) -> None:
     cells = [c.split("</td>")[0] for c in html.split('<td class="num mem"')[1:]]
     flash_cell, static_cell = cells
     assert "dtcm 9" in static_cell and "harness I/O buffers" in static_cell
+    assert "% harness I/O)" in static_cell  # drawn apart, after the program's share
     assert 'fill="#e15759"' in static_cell  # red: the region is nearly full
     assert 'fill="#59a14f"' in flash_cell  # green: 2 MB of flash, barely used
 
