@@ -914,7 +914,7 @@ def _memory(batches: list[BatchResult], board: BoardSpec) -> dict[str, Any]:
     is how full that region is), as in ``simcore run --json``.
     """
     first = batches[0].memory
-    if not first:  # a batch from an older worker: totals only
+    if not first:  # a BatchResult made without the run's memory dict: totals only
         return {
             "flash": _usage(batches[0].flash_bytes, _capacity(board, "flash")),
             "static_ram": _usage(batches[0].static_ram_bytes, _capacity(board, "ram")),
@@ -923,8 +923,14 @@ def _memory(batches: list[BatchResult], board: BoardSpec) -> dict[str, Any]:
     memory = {k: (dict(v) if isinstance(v, dict) else v) for k, v in first.items()}
     deepest = max(batches, key=lambda b: b.stack_peak_bytes)
     memory["stack_peak"] = dict(deepest.memory.get("stack_peak", {}))
-    memory["stack_peak"]["used_bytes"] = deepest.stack_peak_bytes
     memory["regions"] = deepest.memory.get("regions", first.get("regions", []))
+    heaps = [int(b.memory.get("heap_peak", {}).get("used_bytes", 0)) for b in batches]
+    for key, used in (("stack_peak", deepest.stack_peak_bytes), ("heap_peak", max(heaps))):
+        entry = memory.get(key)
+        if isinstance(entry, dict):
+            entry["used_bytes"] = used
+            if entry.get("capacity_bytes"):
+                entry["percent"] = round(100.0 * used / entry["capacity_bytes"], 2)
     return memory
 
 
