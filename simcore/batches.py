@@ -335,14 +335,28 @@ def _merge_memory(reports: list[MemoryReport]) -> MemoryReport:
 
     def peak(name: str) -> Usage:
         usages: list[Usage] = [getattr(m, name) for m in reports]
-        return Usage(max(u.used_bytes for u in usages), usages[0].capacity_bytes)
+        return replace(usages[0], used_bytes=max(u.used_bytes for u in usages))
 
+    def deepest(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    regions = tuple(
+        replace(
+            region,
+            stack_peak_bytes=deepest([m.regions[i].stack_peak_bytes for m in reports]),
+            heap_peak_bytes=deepest([m.regions[i].heap_peak_bytes for m in reports]),
+        )
+        for i, region in enumerate(first.regions)
+    )
     return MemoryReport(
         flash=first.flash,
         static_ram=first.static_ram,
         stack_peak=peak("stack_peak"),
         heap_peak=peak("heap_peak"),
         stack_overflowed_paint=any(m.stack_overflowed_paint for m in reports),
+        regions=regions,
+        harness=first.harness,
     )
 
 

@@ -93,6 +93,43 @@ def _size(n: int) -> str:
 # -- simcore run --------------------------------------------------------------
 
 
+def _print_memory(result: RunResult) -> None:
+    """Totals (each against the region it lives in), harness buffers, then each region."""
+    mem = result.memory
+    for name, usage in (
+        ("flash", mem.flash),
+        ("static RAM", mem.static_ram),
+        ("stack peak", mem.stack_peak),
+        ("heap peak", mem.heap_peak),
+    ):
+        cap = ""
+        if usage.capacity_bytes:
+            cap = f" of {usage.capacity_bytes:,} ({usage.percent:.2f}%)"
+            if usage.region_used_bytes not in (None, usage.used_bytes):
+                cap = (
+                    f"; {usage.region} {usage.percent:.2f}% full with heap and stack "
+                    f"({usage.region_used_bytes:,} of {usage.capacity_bytes:,})"
+                )
+            elif usage.region is not None:
+                cap += f" in {usage.region}"
+        _out(f"{name + ':':<12} {usage.used_bytes:>9,} bytes{cap}")
+    if mem.harness:
+        names = ", ".join(f"{b.name} {b.size_bytes:,}" for b in mem.harness)
+        _out(f"{'harness I/O:':<12} {mem.harness_bytes:>9,} bytes, not counted above ({names})")
+    for r in mem.regions:
+        if not r.used_bytes:
+            continue
+        parts = [f"program {r.program_bytes:,}"]
+        if r.harness_bytes:
+            parts.append(f"harness I/O {r.harness_bytes:,}")
+        if r.reserved_bytes:
+            parts.append(f"heap/stack reserved {r.reserved_bytes:,}")
+        _out(
+            f"  {r.name:<10} {r.used_bytes:>9,} of {r.capacity_bytes:>9,} bytes "
+            f"({r.percent:6.2f}%): {', '.join(parts)}"
+        )
+
+
 def print_run(
     result: RunResult, *, console_shown: bool, profile: int = 0, batches: str | None = None
 ) -> None:
@@ -130,15 +167,7 @@ def print_run(
                 f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
                 f"misses{data}, {cache['miss_cycles']:,} miss cycles"
             )
-    mem = result.memory
-    for name, usage in (
-        ("flash", mem.flash),
-        ("static RAM", mem.static_ram),
-        ("stack peak", mem.stack_peak),
-        ("heap peak", mem.heap_peak),
-    ):
-        cap = f" of {usage.capacity_bytes:,} ({usage.percent:.2f}%)" if usage.capacity_bytes else ""
-        _out(f"{name + ':':<12} {usage.used_bytes:>9,} bytes{cap}")
+    _print_memory(result)
     if result.n_samples:
         _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
     if batches:

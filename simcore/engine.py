@@ -159,6 +159,43 @@ def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> list[int
     ]
 
 
+#: How far below SP an access still counts as the stack's (a PUSH of every register).
+_STACK_SLACK = 256
+
+
+def _returns(image: ElfImage, address: int) -> list[int]:
+    """Addresses of the return instructions of the function at ``address``.
+
+    BX LR, POP {..., PC} (16 and 32 bit) and LDR PC, [SP], #4: at any of them R0
+    holds the return value.
+    """
+    func = image.function_at(address)
+    section = next(
+        (s for s in image.code_sections if s.address <= address < s.address + len(s.data)), None
+    )
+    if func is None or section is None:
+        return []
+    end = section.address + len(section.data)
+    if func.size_bytes:
+        end = min(end, func.address + func.size_bytes)
+    else:
+        later = [
+            f.address for f in image.symbols.values() if f.kind == "func" and f.address > address
+        ]
+        end = min([end, *later])
+    code = section.data[func.address - section.address : end - section.address]
+    return _scan(
+        code,
+        func.address,
+        lambda hw, nxt: (
+            hw == 0x4770
+            or hw & 0xFF00 == 0xBD00
+            or (hw == 0xE8BD and nxt & 0x8000 != 0)
+            or (hw == 0xF85D and nxt == 0xFB04)
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: inputs, limits, tracing."""
@@ -525,6 +562,10 @@ class _Run:
         self.io: IoDescriptor | None = None
         self.heap_now = 0
         self.heap_peak = 0
+        #: Return instructions of ``_sbrk`` (hooked to see its result) and the request
+        #: between its entry and return.
+        self.sbrk_returns: list[int] = []
+        self.sbrk_pending: int | None = None
         self.started = 0.0
         self.n_samples = 0
         #: The event register WFE waits on (set by SEV; simcore has no other event source).
@@ -635,7 +676,19 @@ class _Run:
             self.sample_marks.append((index, begin, cycles, insns))
 
     def _on_sbrk(self) -> None:
-        self.heap_now += _signed(self.m.reg("r0"))
+        increment = _signed(self.m.reg("r0"))
+        if self.sbrk_returns:
+            self.sbrk_pending = increment  # counted at its return, if it succeeds
+            return
+        self.heap_now += increment  # no return found to watch: count the request
+        self.heap_peak = max(self.heap_peak, self.heap_now)
+
+    def _on_sbrk_return(self) -> None:
+        """At a return of ``_sbrk``: count the request unless it failed (returned -1)."""
+        increment, self.sbrk_pending = self.sbrk_pending, None
+        if increment is None or self.m.reg("r0") == 0xFFFFFFFF:
+            return
+        self.heap_now += increment
         self.heap_peak = max(self.heap_peak, self.heap_now)
 
     def _on_sev(self) -> None:
@@ -1028,13 +1081,27 @@ class _Run:
         if self.unmapped is not None:
             kind, address, size = self.unmapped
             guard = m.stack.guard
-            if kind == "write" and guard is not None and guard[0] <= address < guard[1] + 4:
+            sp = m.reg("sp")
+            if (kind == "write" and guard is not None and guard[0] <= address < guard[1] + 4) or (
+                # A frame larger than the guard skipped it: SP is below the stack and
+                # the access is near SP (a push, or the frame's own locals).
+                kind in ("write", "read")
+                and sp < m.stack.limit
+                and sp - _STACK_SLACK <= address < m.stack.limit
+            ):
                 func = m.image.function_at(pc)
+                depth = m.stack.top - min(sp, address)
+                below = (
+                    "in the guard below the stack"
+                    if guard is not None and guard[0] <= address < guard[1] + 4
+                    else f"{m.stack.limit - address:,} bytes below the stack"
+                )
                 return StackOverflow(
-                    f"stack overflow in {func.name if func else f'0x{pc:08x}'}: write to "
-                    f"0x{address:08x}, in the guard below the stack "
+                    f"stack overflow in {func.name if func else f'0x{pc:08x}'}: {kind} "
+                    f"{'to' if kind == 'write' else 'of'} 0x{address:08x}, {below} "
                     f"(0x{m.stack.limit:08x}-0x{m.stack.top:08x}, "
-                    f"{m.stack.top - m.stack.limit} bytes), at {where}",
+                    f"{m.stack.top - m.stack.limit} bytes) at a stack depth of {depth:,} "
+                    f"bytes, at {where}",
                     address=address,
                     access=kind,
                     pc=pc,
@@ -1073,6 +1140,11 @@ class _Run:
             sym = img.symbol(name)
             if sym is not None and sym.kind == "func":
                 self._code_hook(sym.address, fn)
+        sbrk = img.symbol("_sbrk")
+        if sbrk is not None and sbrk.kind == "func":
+            self.sbrk_returns = _returns(img, sbrk.address)
+            for address in self.sbrk_returns:
+                self._code_hook(address, self._on_sbrk_return)
         trace = img.symbol("simcore_trace")
         if self.opt.trace and trace is not None:
             self._code_hook(trace.address, self._on_trace)
@@ -1250,20 +1322,8 @@ class _Run:
         painted = (
             m.read(layout.limit, layout.top - layout.limit) if layout.top > layout.limit else b""
         )
-        stack_peak, exhausted = mem.stack_peak_bytes(layout, painted)
-        report = mem.MemoryReport(
-            flash=mem.Usage(
-                mem.flash_bytes(m.image, m.board),
-                sum(r.size_bytes for r in m.board.regions(RegionKind.FLASH)),
-            ),
-            static_ram=mem.Usage(
-                mem.static_ram_bytes(m.image, m.board),
-                sum(r.size_bytes for r in m.board.regions(RegionKind.RAM)),
-            ),
-            stack_peak=mem.Usage(stack_peak, len(painted)),
-            heap_peak=mem.Usage(self.heap_peak, mem.heap_capacity(m.image)),
-            stack_overflowed_paint=exhausted,
-        )
+        report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
+        exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")

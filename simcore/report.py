@@ -128,7 +128,31 @@ def _load(path: Path) -> tuple[list[Result], dict[str, Any]]:
 
 
 _NUMBER = (int, float)
-_USAGE = {"used_bytes": _NUMBER, "capacity_bytes": _NUMBER, "percent": _NUMBER}
+_USAGE = {
+    "used_bytes": _NUMBER,
+    "capacity_bytes": _NUMBER,
+    "percent": _NUMBER,
+    "region": (str,),
+    "region_used_bytes": _NUMBER,
+}
+_REGION = {
+    "name": (str,),
+    "kind": (str,),
+    "start": (str,),
+    "capacity_bytes": _NUMBER,
+    "used_bytes": _NUMBER,
+    "percent": _NUMBER,
+    "program_percent": _NUMBER,
+    "program_bytes": _NUMBER,
+    "harness_bytes": _NUMBER,
+    "reserved_bytes": _NUMBER,
+    "stack_peak_bytes": _NUMBER,
+    "heap_peak_bytes": _NUMBER,
+}
+_HARNESS = {
+    "used_bytes": _NUMBER,
+    "buffers": [{"name": (str,), "address": (str,), "size_bytes": _NUMBER, "region": (str,)}],
+}
 #: The JSON shape of what a report reads: a tuple of types, ``[item]`` for a list of
 #: items, a dict for an object's known fields. None is allowed everywhere; unknown
 #: fields are ignored. Checked once at load, so the renderers can trust the shapes.
@@ -143,7 +167,7 @@ _SCHEMA: dict[str, Any] = {
     "cycles": {"mean": _NUMBER, "median": _NUMBER, "min": _NUMBER, "max": _NUMBER},
     "cycle_model": {"core": (str,), "exactness": (str,)},
     "memory": {"flash": _USAGE, "static_ram": _USAGE, "stack_peak": _USAGE,
-               "heap_peak": _USAGE},
+               "heap_peak": _USAGE, "harness_io": _HARNESS, "regions": [_REGION]},
     "classes": {"labels": [(str, int)], "confusion": [[_NUMBER]], "precision": [_NUMBER],
                 "recall": [_NUMBER], "f1": [_NUMBER], "accuracy": _NUMBER},
 }  # fmt: skip
@@ -332,6 +356,44 @@ def _memory(result: Result, kind: str) -> tuple[float | None, float | None]:
     return _num(entry.get("used_bytes")), _num(entry.get("capacity_bytes"))
 
 
+def _memory_percent(result: Result, kind: str) -> float | None:
+    """How full the memory of one kind is: its region's fullness when the result names it.
+
+    Results with a ``region`` carry the percent of that region (everything linked
+    into it over its capacity); older results only used over capacity.
+    """
+    memory = result.get("memory")
+    entry = memory.get(kind) if isinstance(memory, dict) else None
+    if isinstance(entry, dict) and entry.get("region") is not None:
+        percent = _num(entry.get("percent"))
+        if percent is not None:
+            return percent
+    used, capacity = _memory(result, kind)
+    return 100 * used / capacity if used is not None and capacity else None
+
+
+def _memory_tip(result: Result, kind: str) -> str:
+    used, capacity = _memory(result, kind)
+    percent = _memory_percent(result, kind)
+    memory = result.get("memory")
+    entry = memory.get(kind) if isinstance(memory, dict) else None
+    if not isinstance(entry, dict) or used is None or percent is None:
+        return ""
+    region_used = _num(entry.get("region_used_bytes"))
+    if entry.get("region") is not None and region_used is not None and capacity:
+        tip = (
+            f"{used:,.0f} bytes; with heap and stack the program takes {region_used:,.0f} "
+            f"of {entry['region']}'s {capacity:,.0f} bytes ({percent:.2f}%)"
+        )
+    else:
+        tip = f"{used:,.0f} of {capacity or 0:,.0f} bytes ({percent:.2f}%)"
+    harness = memory.get("harness_io") if isinstance(memory, dict) else None
+    harness_bytes = _num(harness.get("used_bytes")) if isinstance(harness, dict) else None
+    if kind == "static_ram" and harness_bytes:
+        tip += f"; simcore's harness I/O buffers ({harness_bytes:,.0f} bytes) not counted"
+    return tip
+
+
 def _fmt_count(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -359,10 +421,11 @@ def _fmt_bytes(value: float | None) -> str:
 
 
 def _fmt_memory(result: Result, kind: str, *, percent: bool = True) -> str:
-    used, capacity = _memory(result, kind)
+    used, _capacity = _memory(result, kind)
     text = _fmt_bytes(used)
-    if percent and used is not None and capacity:
-        text += f" ({100 * used / capacity:.1f}%)"
+    share = _memory_percent(result, kind)
+    if percent and used is not None and share is not None:
+        text += f" ({share:.1f}%)"
     return text
 
 
@@ -797,23 +860,55 @@ def _confusion_section(model: str, fmt: str, rows: Sequence[Result]) -> str:
 
 
 def _memory_cell(result: Result, kind: str) -> str:
-    used, capacity = _memory(result, kind)
+    used, _capacity = _memory(result, kind)
     text = _e(_fmt_bytes(used))
-    if used is None or not capacity:
+    percent = _memory_percent(result, kind)
+    if used is None or percent is None:
         return f'<td class="num">{text}</td>'
-    fraction = min(used / capacity, 1.0)
-    fill = "#59a14f" if fraction < 0.5 else "#edc948" if fraction < 0.85 else "#e15759"
-    tip = f"{used:,.0f} of {capacity:,.0f} bytes ({100 * used / capacity:.2f}%)"
+    # The bar shows how full the region holding it is: a full DTCM is red even
+    # when the board has megabytes of other RAM. Its colour counts everything in
+    # the region; simcore's harness buffers are drawn apart, after the program's share.
+    fraction = min(percent / 100, 1.0)
+    tip = _memory_tip(result, kind)
+    memory = result.get("memory")
+    entry = memory.get(kind) if isinstance(memory, dict) else None
+    region = entry.get("region") if isinstance(entry, dict) else None
+    total = _region_percent(result, region)
+    harness = max(0.0, min((total or 0.0) / 100, 1.0) - fraction)
+    fullest = fraction + harness
+    fill = "#59a14f" if fullest < 0.5 else "#edc948" if fullest < 0.85 else "#e15759"
+    label = f"{region} {percent:.1f}%" if region is not None else f"{percent:.1f}%"
+    if harness > 0.0005:
+        label += f" (+{100 * harness:.1f}% harness I/O)"
+        tip += f"; {region} is {total:.2f}% full with them"
     bar_w = 100
     filled = max(fraction * bar_w, 1.0)
+    harness_bar = (
+        f'<rect x="{filled:.1f}" y="0" width="{harness * bar_w:.1f}" height="7" '
+        f'fill="{fill}" fill-opacity="0.35"/>'
+        if harness > 0.0005
+        else ""
+    )
     return (
         f'<td class="num mem" title="{_e(tip)}">{text} <span class="pct">'
-        f"{100 * used / capacity:.1f}%</span><br/>"
+        f"{_e(label)}</span><br/>"
         f'<svg class="membar" xmlns="http://www.w3.org/2000/svg" width="{bar_w}" height="7" '
         f'viewBox="0 0 {bar_w} 7"><title>{_e(tip)}</title>'
         f'<rect x="0" y="0" width="{bar_w}" height="7" fill="#eee"/>'
-        f'<rect x="0" y="0" width="{filled:.1f}" height="7" fill="{fill}"/></svg></td>'
+        f'<rect x="0" y="0" width="{filled:.1f}" height="7" fill="{fill}"/>{harness_bar}</svg></td>'
     )
+
+
+def _region_percent(result: Result, region: object) -> float | None:
+    """How full a named region is with everything in it (harness buffers too)."""
+    memory = result.get("memory")
+    regions = memory.get("regions") if isinstance(memory, dict) else None
+    if region is None or not isinstance(regions, list):
+        return None
+    for entry in regions:
+        if isinstance(entry, dict) and entry.get("name") == region:
+            return _num(entry.get("percent"))
+    return None
 
 
 def _summary_html(results: Sequence[Result]) -> str:
@@ -986,8 +1081,9 @@ def render_html(
         '<p class="caption">One row per model, number format and board. PASS means the '
         "firmware's outputs match the reference (int8 and q16 bit-exact, f32 within the "
         "stated tolerance), its accuracy equals the reference's and no cost gate regressed. "
-        "Milliseconds are at the board's clock; the bars under flash and static RAM are the "
-        "share of the board's capacity.</p>"
+        "Milliseconds are at the board's clock; the bars under flash and static RAM show "
+        "how full the memory region holding them is (static RAM counts the program's own "
+        "data; simcore's harness I/O buffers are left out of it but fill the region too).</p>"
     )
     parts.append(_summary_html(results))
     parts.append("<h3>Failures, regressions and notes</h3>")

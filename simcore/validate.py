@@ -159,6 +159,8 @@ class BatchResult:
     static_ram_bytes: int
     stack_peak_bytes: int
     wall_seconds: float
+    #: The run's MemoryReport.as_dict(): per-region figures and harness buffers.
+    memory: dict[str, Any] = field(default_factory=dict)
 
 
 #: ELF images parsed in this (worker) process, by path, modification time and size:
@@ -219,6 +221,7 @@ def _run_batch(
         static_ram_bytes=result.memory.static_ram.used_bytes,
         stack_peak_bytes=result.memory.stack_peak.used_bytes,
         wall_seconds=result.wall_seconds,
+        memory=result.memory.as_dict(),
     )
 
 
@@ -867,13 +870,9 @@ def _judge(
     cycles = [c for b in batches for c in b.sample_cycles]
     profile = _merge_profiles(batches, n)
     manifest = fw.manifest
-    memory = {
-        "flash": _usage(batches[0].flash_bytes, _capacity(board, "flash")),
-        "static_ram": _usage(batches[0].static_ram_bytes, _capacity(board, "ram")),
-        "stack_peak": _usage(max(b.stack_peak_bytes for b in batches), None),
-        "arena_bytes": manifest.get("sizes", {}).get("arena_bytes"),
-        "weights_bytes": manifest.get("sizes", {}).get("weights_bytes"),
-    }
+    memory = _memory(batches, board)
+    memory["arena_bytes"] = manifest.get("sizes", {}).get("arena_bytes")
+    memory["weights_bytes"] = manifest.get("sizes", {}).get("weights_bytes")
     cycles_mean = float(np.mean(cycles)) if cycles else 0.0
     from simcore.cycles.tables import load_table
 
@@ -906,6 +905,33 @@ def _judge(
         built=fw.built,
         firmware_variant=dict(fw.manifest.get("variant") or {}),
     )
+
+
+def _memory(batches: list[BatchResult], board: BoardSpec) -> dict[str, Any]:
+    """The first batch's memory figures (the same ELF each time), with the deepest stack.
+
+    Flash and static RAM are each against the region they live in (its percent
+    is how full that region is), as in ``simcore run --json``.
+    """
+    first = batches[0].memory
+    if not first:  # a BatchResult made without the run's memory dict: totals only
+        return {
+            "flash": _usage(batches[0].flash_bytes, _capacity(board, "flash")),
+            "static_ram": _usage(batches[0].static_ram_bytes, _capacity(board, "ram")),
+            "stack_peak": _usage(max(b.stack_peak_bytes for b in batches), None),
+        }
+    memory = {k: (dict(v) if isinstance(v, dict) else v) for k, v in first.items()}
+    deepest = max(batches, key=lambda b: b.stack_peak_bytes)
+    memory["stack_peak"] = dict(deepest.memory.get("stack_peak", {}))
+    memory["regions"] = deepest.memory.get("regions", first.get("regions", []))
+    heaps = [int(b.memory.get("heap_peak", {}).get("used_bytes", 0)) for b in batches]
+    for key, used in (("stack_peak", deepest.stack_peak_bytes), ("heap_peak", max(heaps))):
+        entry = memory.get(key)
+        if isinstance(entry, dict):
+            entry["used_bytes"] = used
+            if entry.get("capacity_bytes"):
+                entry["percent"] = round(100.0 * used / entry["capacity_bytes"], 2)
+    return memory
 
 
 def _capacity(board: BoardSpec, kind: str) -> int:
