@@ -393,7 +393,7 @@ def _describe(
     board_file: str | None = None,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
-    from simcore.memory import flash_bytes, static_ram_bytes
+    from simcore.memory import flash_bytes, harness_buffers, static_ram_bytes
 
     image = load_elf(elf)
     code_bytes = sum(s.size_bytes for s in image.symbols.values() if s.kind == "func")
@@ -403,7 +403,10 @@ def _describe(
         if s.kind == "func" and (s.name.startswith("nn_") or s.name in ("infer", "main"))
     )
     flash = flash_bytes(image, spec)
-    ram = static_ram_bytes(image, spec)
+    # The program's static RAM, as run/validate report it: simcore's batch I/O
+    # buffers (sized by the capacity, not by the model) are counted apart.
+    harness_io = sum(b.size_bytes for b in harness_buffers(image, spec))
+    ram = static_ram_bytes(image, spec) - harness_io
     repo = str(REPO_DIR)
     out_dir = str(elf.parent.resolve())
     flags = [
@@ -456,6 +459,7 @@ def _describe(
             "arena_bytes": gen.arena_bytes,
             "flash_bytes": flash,
             "static_ram_bytes": ram,
+            "harness_io_bytes": harness_io,
         },
         "tolerance": _tolerance(fmt),
         "layers": [

@@ -79,7 +79,8 @@ def _cflags(text: str) -> list[str]:
 
 def _line(b: FirmwareBuild) -> str:
     return (
-        f"{b.elf}  flash {b.flash_bytes} B  ram {b.static_ram_bytes} B  "
+        f"{b.elf}  flash {b.flash_bytes} B  ram {b.static_ram_bytes} B (+ harness I/O "
+        f"{b.manifest['sizes']['harness_io_bytes']} B)  "
         f"weights {b.weights_bytes} B  arena {b.arena_bytes} B"
     )
 
