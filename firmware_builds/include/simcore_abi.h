@@ -32,6 +32,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SIMCORE_ABI_VERSION 1u
 #define SIMCORE_IO_MAGIC 0x434D4953u /* "SIMC" little-endian */
 
@@ -66,5 +70,9 @@ void done(int code) __attribute__((noreturn));
 
 /* Semihosting console: write `len` bytes to stdout (fd 1) or stderr (fd 2). */
 int simcore_write(int fd, const void *buf, uint32_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* SIMCORE_ABI_H */
