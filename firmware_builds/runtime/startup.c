@@ -28,6 +28,11 @@ void Default_Handler(void);
  * calls lives in .text.reset, and GCC must not turn the loops into calls to
  * memcpy/memset (which live in .text). */
 #define RESET_CODE __attribute__((section(".text.reset"), optimize("no-tree-loop-distribute-patterns")))
+/* Code run once at reset is built for size (-Os): its bytes count in every
+ * firmware's flash, and -O2 turns the .bss loop into 30 bytes of trip-count
+ * set-up. */
+#define RESET_CODE_SMALL                                                           \
+    __attribute__((section(".text.reset"), optimize("Os", "no-tree-loop-distribute-patterns")))
 
 RESET_CODE __attribute__((noinline)) static void copy_words(uint32_t *dst, const uint32_t *src,
                                                             const uint32_t *end)
@@ -41,14 +46,14 @@ RESET_CODE __attribute__((noinline)) static void copy_words(uint32_t *dst, const
  * crti.o, which -nostartfiles leaves out), in a third of its size: a C program
  * without constructors pays about 30 bytes of flash. A function of its own, so
  * its frame is gone before main runs (the stack peak stays main's). */
-RESET_CODE __attribute__((noinline, optimize("Os"))) static void run_constructors(void)
+RESET_CODE_SMALL __attribute__((noinline)) static void run_constructors(void)
 {
     for (const init_fn *f = __preinit_array_start; f < __init_array_end; ++f) {
         (*f)();
     }
 }
 
-RESET_CODE __attribute__((noreturn, used)) void Reset_Handler(void)
+RESET_CODE_SMALL __attribute__((noreturn, used)) void Reset_Handler(void)
 {
 #if defined(__ARM_FP)
     /* Grant full access to CP10/CP11 before any floating-point instruction;
