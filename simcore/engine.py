@@ -32,6 +32,7 @@ effect only once the translated code is dropped (``ctl_remove_cache``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import struct
@@ -1159,7 +1160,7 @@ class _Run:
                 self._code_hook(address, self._on_sev)
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
-                self._code_hook(address, lambda a=address: self._on_parked(a))
+                self._code_hook(address, functools.partial(self._on_parked, address))
         m.on_ccr = self._on_ccr
 
     def _paint_stack(self) -> None:

@@ -64,9 +64,7 @@ def test_exceptions_and_rtti(out_dir: Path, board: str) -> None:
 
 def test_c_only_build_is_one_gcc_command(out_dir: Path) -> None:
     """A C program is built exactly as before C++ support: no compile steps, no libstdc++."""
-    result = build_elf(
-        [HERE.parent / "run" / "batch_fw.c"], get_board("rp2040"), out_dir / "c.elf"
-    )
+    result = build_elf([HERE.parent / "run" / "batch_fw.c"], get_board("rp2040"), out_dir / "c.elf")
     assert result.compile_commands == ()
     assert Path(result.command[0]).name == "arm-none-eabi-gcc"
     assert not any("stdc++" in arg for arg in result.command)

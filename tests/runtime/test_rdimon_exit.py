@@ -74,9 +74,7 @@ def test_return_from_main_through_exit(tmp_path: Path, code: int) -> None:
 
 
 @pytest.mark.parametrize("code", [0, 1])
-def test_cli_exit_code(
-    tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_exit_code(tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]) -> None:
     elf = build_rdimon(tmp_path, "rp2040", code)
     assert main(["run", str(elf), "-b", "rp2040"]) == code
     assert f"exit code {code}" in capsys.readouterr().out

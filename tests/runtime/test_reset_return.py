@@ -35,19 +35,25 @@ STARTUPS = {
 }
 
 
-def build(tmp_path: Path, board_name: str, reset: str, code: int, *, with_main: bool = True) -> Path:
+def build(
+    tmp_path: Path, board_name: str, reset: str, code: int, *, with_main: bool = True
+) -> Path:
     if not HAVE_TOOLCHAIN:
         pytest.skip("arm-none-eabi-gcc missing")
     board = get_board(board_name)
     ram = next(r for r in board.memory if r.kind.value == "ram" and r.start >= 0x20000000)
-    main_fn = f"""
+    main_fn = (
+        f"""
     .global main
     .type main, %function
     .thumb_func
 main:
     movs r0, #{code}
     bx lr
-""" if with_main else ""
+"""
+        if with_main
+        else ""
+    )
     src = tmp_path / "reset.s"
     src.write_text(
         f"""
@@ -100,7 +106,7 @@ def test_cli_exit_code_follows_main(
 
 def test_reset_handler_returning_before_main_is_a_fault(tmp_path: Path) -> None:
     elf = build(tmp_path, "rp2040", "bx lr", 0, with_main=False)
-    with pytest.raises(MemoryFault, match="reset handler returned .* before any call of main"):
+    with pytest.raises(MemoryFault, match=r"reset handler returned .* before any call of main"):
         run_firmware(elf, "rp2040")
 
 
