@@ -21,10 +21,23 @@ from simcore.toolchain import build_elf
 HERE = Path(__file__).resolve().parent
 
 
+def _have_libstdcxx() -> bool:
+    """Debian ships libstdc++ apart from the compiler (libstdc++-arm-none-eabi-newlib)."""
+    found = subprocess.run(
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-print-file-name=libstdc++.a"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return "/" in found  # gcc echoes the bare name when it has no such file
+
+
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAVE_TOOLCHAIN:
         pytest.skip("arm-none-eabi-gcc missing")
+    if not _have_libstdcxx():
+        pytest.skip("libstdc++ for arm-none-eabi missing (libstdc++-arm-none-eabi-newlib)")
     return tmp_path_factory.mktemp("cxx")
 
 
