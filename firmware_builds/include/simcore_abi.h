@@ -14,8 +14,9 @@
  *  - Per-sample timing: call simcore_sample_begin(i) / simcore_sample_end(i)
  *    around each inference; simcore records the cycle count at each call.
  *  - Completion: return from main (startup code calls done(code)), call
- *    done(code), execute `bkpt`, or semihosting SYS_EXIT. The exit code is
- *    reported.
+ *    done(code), execute `bkpt`, or semihosting SYS_EXIT/SYS_EXIT_EXTENDED.
+ *    The exit code is reported. Static constructors (C++ globals,
+ *    __attribute__((constructor))) run before main.
  *  - Console: semihosting SYS_WRITE0 / SYS_WRITEC / SYS_WRITE (stdout = 1,
  *    stderr = 2); simcore_write() below is a ready-made wrapper.
  *  - Per-layer trace (debug builds): simcore_trace(layer_id, ptr, nbytes)
