@@ -19,7 +19,12 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
-TOOLCHAIN_PACKAGES = ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi"]
+# libstdc++ for C++ firmware (tests/runtime skips its C++ tests without it).
+TOOLCHAIN_PACKAGES = [
+    "gcc-arm-none-eabi",
+    "libnewlib-arm-none-eabi",
+    "libstdc++-arm-none-eabi-newlib",
+]
 
 
 def ensure_apt(

@@ -32,6 +32,7 @@ effect only once the translated code is dropped (``ctl_remove_cache``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import struct
@@ -52,7 +53,7 @@ from simcore.cycles.classify import disassembler
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
-from simcore.elf import ElfImage, check_fits, load_elf
+from simcore.elf import CodeSection, ElfImage, check_fits, load_elf
 from simcore.errors import (
     BudgetExhausted,
     BusFault,
@@ -105,6 +106,13 @@ _SEMIHOSTING_BKPT = 0xBEAB
 _XPSR_THUMB = 1 << 24
 #: An address no Thumb code executes at; `until` for emu_start.
 _NEVER = 0xFFFFFFFE
+#: LR at reset, as Cortex-M cores set it (the M3/M4/M7 TRMs give 0xFFFFFFFF; the
+#: architecture says UNKNOWN). A return through it lands on _NEVER, where the run
+#: stops: see _Run.returned_from_reset.
+_RESET_LR = 0xFFFFFFFF
+#: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
+_SELF_BRANCH_16 = 0xE7FE
+_SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
@@ -574,6 +582,10 @@ class _Run:
         #: Stop and start again at the PC (the code hooks of the divides just added
         #: must apply to the block that enabled them too).
         self.restart = False
+        #: Where the first call of main returns to (LR at its entry), and why the
+        #: run ended there, if it did (a note for the result).
+        self.main_return: int | None = None
+        self.end_note: str | None = None
 
     # hooks ------------------------------------------------------------------
 
@@ -591,6 +603,8 @@ class _Run:
         return pc, self.m.image.describe(pc)
 
     def _on_main(self) -> None:
+        if self.main_return is None:
+            self.main_return = self.m.reg("lr") & ~1
         if self.io is not None:
             return  # main re-entered (recursion or a second call): inputs are already there
         m = self.m
@@ -632,6 +646,59 @@ class _Run:
         pc = self.m.reg("pc")
         self.stop = (StopReason.DONE, pc, _signed(self.m.reg("r0")))
         self.m.uc.emu_stop()
+
+    def _on_parked(self, address: int) -> None:
+        """A `b .` right after a call: if main returned to it, the program has ended.
+
+        Vendor startup code ends `bl main` (or `blx r0`) with `b .`: on hardware
+        the core spins there for ever with main's result in r0. Any other such
+        loop is left to run into the budget, as before.
+        """
+        if address != self.main_return:
+            return
+        m = self.m
+        self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
+        self.end_note = (
+            f"main returned to an endless loop at {m.where(address)} (the startup "
+            "code's `b .`); r0 is reported as the exit code"
+        )
+        m.uc.emu_stop()
+
+    def returned_from_reset(self) -> bool:
+        """The program returned from its reset handler: the PC is the reset LR's target.
+
+        LR holds 0xFFFFFFFF at reset, so a reset handler that returns (a C
+        Reset_Handler whose `pop {..., pc}` restores it, or one that tail-calls
+        main with `b main`) branches to 0xFFFFFFFE. On hardware the fetch there
+        faults, but the program's work ended when main returned, and r0 holds its
+        result: simcore reports that as the exit code, with a note. Only once
+        main has run: a reset handler returning before it is a fault (an exit
+        code 0 from a program that ran nothing would be a false pass).
+        """
+        m = self.m
+        if self.stop is not None or self.fault is not None or m.reg("pc") != _NEVER:
+            return False
+        self._end_at_reset_lr()
+        return True
+
+    def _end_at_reset_lr(self) -> None:
+        """Stop with r0 as the exit code, or raise when main never ran."""
+        m = self.m
+        if self.main_return is None:
+            raise MemoryFault(
+                "the reset handler returned (to 0xfffffffe, from LR's reset value "
+                "0xffffffff) before any call of main",
+                address=_NEVER,
+                access="fetch",
+                pc=_NEVER,
+                hint="call main from the reset handler (a program without main must end "
+                "with done, bkpt or a semihosting exit)",
+            )
+        self.stop = (StopReason.DONE, _NEVER, _signed(m.reg("r0")))
+        self.end_note = (
+            "the program returned from its reset handler (to 0xfffffffe, from LR's "
+            "reset value 0xffffffff); r0 is reported as the exit code"
+        )
 
     def _caller(self) -> int | None:
         """The address of the BL/BLX whose return address is in LR, if there is one."""
@@ -764,6 +831,14 @@ class _Run:
                         m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 2) | 1)
                     return
                 self.stop = (StopReason.BKPT, pc, insn & 0xFF)
+                m.uc.emu_stop()
+                return
+            if pc == _NEVER and intno in (_INTR_EXCEPTION_EXIT, _INTR_PREFETCH_ABORT):
+                # A `pop {pc}` of the reset LR: the M33 model takes it as an exception
+                # return, the M7 model faults the fetch at 0xfffffffe (the M0 model
+                # branches there, and emu_start stops). simcore runs no handlers, so
+                # this is Thread mode: the reset handler returned.
+                self._end_at_reset_lr()
                 m.uc.emu_stop()
                 return
             if intno in (_INTR_DATA_ABORT, _INTR_PREFETCH_ABORT, _INTR_UNDEF):
@@ -1155,6 +1230,9 @@ class _Run:
                 lambda hw, nxt: hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004),
             ):
                 self._code_hook(address, self._on_sev)
+        if img.symbol("main") is not None:
+            for address in _parks_after_calls(img.code_sections):
+                self._code_hook(address, functools.partial(self._on_parked, address))
         m.on_ccr = self._on_ccr
 
     def _paint_stack(self) -> None:
@@ -1192,6 +1270,12 @@ class _Run:
                     self.event = self.event and waiting[0] != "WFE"
                     begin = pc | 1
                     continue
+                if pc == _NEVER:
+                    try:
+                        self._end_at_reset_lr()
+                    except SimError as fault:
+                        self.fault = fault
+                    return
                 self.fault = self._translate(exc)
                 return
             if self.restart and self.fault is None and self.stop is None and m.mmio_fault is None:
@@ -1206,6 +1290,7 @@ class _Run:
         self._paint_stack()
         uc = m.uc
         uc.reg_write(arm_const.UC_ARM_REG_SP, m.initial_sp)
+        uc.reg_write(arm_const.UC_ARM_REG_LR, _RESET_LR)
         timeout_us = int(self.opt.timeout_s * 1e6) if self.opt.timeout_s else 0
         budget = self.opt.max_instructions or 0
         count = 0
@@ -1238,12 +1323,15 @@ class _Run:
             if refused is not None:
                 raise refused
             self.model.check()  # an executed instruction without a timing entry
-        if self.stop is None:
+        if self.stop is None and not self.returned_from_reset():
             raise self._no_stop(budget, timeout_us, wall)
         nocp = self._fpu_used_while_off()
         if nocp is not None:
             raise nocp
-        return self._result(wall)
+        result = self._result(wall)
+        if self.end_note is not None:
+            result.notes.append(self.end_note)
+        return result
 
     def _fpu_used_while_off(self) -> UsageFault | None:
         """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
@@ -1360,6 +1448,24 @@ class _Run:
             cycle_report=cycle_report,
             notes=notes,
         )
+
+
+def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
+    """Addresses of `b .` / `b.w .` right after a BL or BLX Rm: where startup code parks."""
+    found = []
+    for section in sections:
+        data, base = section.data, section.address
+        for address in _scan(
+            data,
+            base,
+            lambda hw, nxt: hw == _SELF_BRANCH_16 or (hw, nxt) == _SELF_BRANCH_32,
+        ):
+            before = _halfwords(data[max(0, address - base - 4) : address - base])
+            blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780
+            bl = len(before) == 2 and before[0] & 0xF800 == 0xF000 and before[1] & 0xD000 == 0xD000
+            if bl or blx:
+                found.append(address)
+    return found
 
 
 def _signed(value: int) -> int:

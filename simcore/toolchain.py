@@ -25,6 +25,9 @@ from simcore.errors import ToolchainError
 log = logging.getLogger(__name__)
 
 GCC = "arm-none-eabi-gcc"
+GXX = "arm-none-eabi-g++"
+#: Source suffixes compiled as C++ (with GXX; libstdc++ is then linked).
+CXX_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".c++", ".C"})
 
 #: The firmware tree: C runtime, startup, linker scripts (:data:`simcore.paths.FIRMWARE_DIR`).
 FIRMWARE_DIR = paths.FIRMWARE_DIR
@@ -64,6 +67,16 @@ COMMON_CFLAGS: tuple[str, ...] = (
     "-ffp-contract=off",
     "-fno-common",
 )
+#: Flags of C++ sources, instead of ``-std=c11``: the usual embedded dialect
+#: (TFLM's and the pico-sdk's defaults). ``extra_cflags`` come after them, so
+#: ``-fexceptions -frtti`` turn exceptions and RTTI back on (both link and run).
+COMMON_CXXFLAGS: tuple[str, ...] = (
+    *(f for f in COMMON_CFLAGS if f != "-std=c11"),
+    "-std=gnu++17",
+    "-fno-exceptions",
+    "-fno-rtti",
+    "-fno-threadsafe-statics",
+)
 COMMON_LDFLAGS: tuple[str, ...] = (
     "--specs=nano.specs",
     "-nostartfiles",
@@ -78,6 +91,17 @@ RUNTIME_SOURCES: tuple[Path, ...] = (
 )
 
 
+def _libstdcxx(extra_cflags: tuple[str, ...]) -> str:
+    """The C++ library to link: its nano build, or the full one when exceptions are on.
+
+    The nano libstdc++ is built without unwind tables, so a throw cannot pass
+    through __cxa_throw and ends in std::terminate (measured: abort, exit code
+    1). ``-l:libstdc++.a`` escapes nano.specs' ``-lstdc++`` -> ``-lstdc++_nano``.
+    """
+    switches = [f for f in extra_cflags if f in ("-fexceptions", "-fno-exceptions")]
+    return "-l:libstdc++.a" if switches and switches[-1] == "-fexceptions" else "-lstdc++"
+
+
 @dataclass(frozen=True)
 class BuildResult:
     """A linked ELF with its map file and the exact command that made it."""
@@ -86,6 +110,8 @@ class BuildResult:
     map_file: Path
     command: tuple[str, ...]
     compiler_version: str
+    #: Commands run before ``command``: one per C++ source (C sources compile in it).
+    compile_commands: tuple[tuple[str, ...], ...] = ()
 
 
 HAVE_GCC = shutil.which(GCC) is not None
@@ -99,6 +125,18 @@ def find_gcc() -> str:
             f"{GCC} not found on PATH",
             hint="install it with 'apt-get install --no-install-recommends gcc-arm-none-eabi "
             "libnewlib-arm-none-eabi' (nox sessions do this automatically on Debian)",
+        )
+    return path
+
+
+def find_gxx() -> str:
+    """Return the path of arm-none-eabi-g++ or raise a ToolchainError saying how to get it."""
+    path = shutil.which(GXX)
+    if path is None:
+        raise ToolchainError(
+            f"{GXX} not found on PATH, and the firmware has C++ sources",
+            hint="install it with 'apt-get install --no-install-recommends gcc-arm-none-eabi "
+            "libstdc++-arm-none-eabi-newlib'",
         )
     return path
 
@@ -142,6 +180,9 @@ def build_elf(
 ) -> BuildResult:
     """Compile and link ``sources`` plus the runtime into ``out_elf`` for ``board``.
 
+    Sources ending in .cpp/.cc/.cxx are C++: each is compiled by
+    arm-none-eabi-g++ (:data:`COMMON_CXXFLAGS`), and libstdc++ is linked.
+
     ``script`` replaces the board's linker script (e.g. for a peer emulator's
     memory map); ``libs`` are linked after the objects (``("m",)`` for libm).
     The compiler runs in the output folder: relative paths in the arguments
@@ -159,44 +200,76 @@ def build_elf(
     # a concurrent reader (another validate) never sees a half-written ELF.
     tmp_elf = out_elf.with_name(f".{out_elf.stem}.{os.getpid()}.{threading.get_ident()}.elf")
     tmp_map = tmp_elf.with_suffix(".map")
-    all_sources = [*sources, *RUNTIME_SOURCES]
-    cmd = [
-        gcc,
-        *target_flags(board),
-        *COMMON_CFLAGS,
+    all_sources = [Path(s).absolute() for s in (*sources, *RUNTIME_SOURCES)]
+    cxx_sources = [s for s in all_sources if s.suffix in CXX_SUFFIXES]
+    c_sources = [s for s in all_sources if s.suffix not in CXX_SUFFIXES]
+    shared = [
         opt,
         *extra_cflags,
         f"-ffile-prefix-map={FIRMWARE_DIR}=firmware_builds",
         f"-ffile-prefix-map={workdir}=out",
         *(f"-I{Path(d).absolute()}" for d in (INCLUDE_DIR, *include_dirs)),
         *(f"-D{d}" for d in defines),
-        *(str(Path(s).absolute()) for s in all_sources),
+    ]
+    # C++ sources are compiled on their own (no -std=c11) and linked by the gcc
+    # command with libstdc++ and libm, as g++ would (nano.specs swaps in their
+    # nano builds). The g++ driver cannot do the gcc command's part: it compiles
+    # every .c file after the first one of a "-x c" list as C++. A program
+    # without C++ is built by the one gcc command it always was.
+    gxx = find_gxx() if cxx_sources else None
+    objects = [
+        tmp_elf.with_name(f"{tmp_elf.stem}.{i}.{s.stem}.o") for i, s in enumerate(cxx_sources)
+    ]
+    compile_cmds = [
+        [gxx or gcc, *target_flags(board), *COMMON_CXXFLAGS, *shared, "-c", str(s), "-o", str(o)]
+        for s, o in zip(cxx_sources, objects, strict=True)
+    ]
+    cmd = [
+        gcc,
+        *target_flags(board),
+        *COMMON_CFLAGS,
+        *shared,
+        *(str(s) for s in c_sources),
+        *(str(o) for o in objects),
         f"-L{LD_DIR}",
         f"-T{(script or linker_script(board)).absolute()}",
         *COMMON_LDFLAGS,
         *(f"-l{lib}" for lib in libs),
+        *((_libstdcxx(extra_cflags), "-lm") if gxx else ()),
         f"-Wl,-Map={tmp_map}",
         "-o",
         str(tmp_elf),
     ]
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     env["PWD"] = str(workdir)  # gcc prefers $PWD for the compilation directory when it matches
-    log.debug("building %s in %s: %s", out_elf, workdir, " ".join(cmd))
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, cwd=workdir, check=False
-        )
-        if proc.returncode != 0:
-            first = next(
-                (ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()
+        for step in (*compile_cmds, cmd):
+            log.debug("building %s in %s: %s", out_elf, workdir, " ".join(step))
+            proc = subprocess.run(
+                step, capture_output=True, text=True, env=env, cwd=workdir, check=False
             )
-            raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+            if proc.returncode != 0:
+                first = next(
+                    (
+                        ln
+                        for ln in proc.stderr.splitlines()
+                        if "error" in ln or "undefined reference" in ln
+                    ),
+                    proc.stderr.strip(),
+                )
+                raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
         tmp_map.replace(map_file)
         tmp_elf.replace(out_elf)
     finally:
         tmp_elf.unlink(missing_ok=True)
         tmp_map.unlink(missing_ok=True)
+        for obj in objects:
+            obj.unlink(missing_ok=True)
     cmd = [a.replace(str(tmp_elf), str(out_elf)).replace(str(tmp_map), str(map_file)) for a in cmd]
     return BuildResult(
-        elf=out_elf, map_file=map_file, command=tuple(cmd), compiler_version=compiler_version()
+        elf=out_elf,
+        map_file=map_file,
+        command=tuple(cmd),
+        compiler_version=compiler_version(),
+        compile_commands=tuple(tuple(c) for c in compile_cmds),
     )

@@ -14,8 +14,9 @@
  *  - Per-sample timing: call simcore_sample_begin(i) / simcore_sample_end(i)
  *    around each inference; simcore records the cycle count at each call.
  *  - Completion: return from main (startup code calls done(code)), call
- *    done(code), execute `bkpt`, or semihosting SYS_EXIT. The exit code is
- *    reported.
+ *    done(code), execute `bkpt`, or semihosting SYS_EXIT/SYS_EXIT_EXTENDED.
+ *    The exit code is reported. Static constructors (C++ globals,
+ *    __attribute__((constructor))) run before main.
  *  - Console: semihosting SYS_WRITE0 / SYS_WRITEC / SYS_WRITE (stdout = 1,
  *    stderr = 2); simcore_write() below is a ready-made wrapper.
  *  - Per-layer trace (debug builds): simcore_trace(layer_id, ptr, nbytes)
@@ -31,6 +32,10 @@
 #define SIMCORE_ABI_H
 
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define SIMCORE_ABI_VERSION 1u
 #define SIMCORE_IO_MAGIC 0x434D4953u /* "SIMC" little-endian */
@@ -66,5 +71,9 @@ void done(int code) __attribute__((noreturn));
 
 /* Semihosting console: write `len` bytes to stdout (fd 1) or stderr (fd 2). */
 int simcore_write(int fd, const void *buf, uint32_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* SIMCORE_ABI_H */
