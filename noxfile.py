@@ -28,14 +28,20 @@ TOOLCHAIN_PACKAGES = [
 
 
 def ensure_apt(
-    session: nox.Session, command: str, packages: list[str], *, required: bool, what: str
+    session: nox.Session,
+    command: str,
+    packages: list[str],
+    *,
+    required: bool,
+    what: str,
+    installed: bool | None = None,
 ) -> None:
-    """Install Debian ``packages`` when ``command`` is missing.
+    """Install Debian ``packages`` when ``command`` is missing (or ``installed`` is False).
 
     Without apt-get, or without root and sudo, a ``required`` install stops the
     session saying what to do; an optional one only warns (its tests skip).
     """
-    if shutil.which(command):
+    if installed if installed is not None else shutil.which(command):
         return
     prefix: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
     if not shutil.which("apt-get") or (prefix and not shutil.which("sudo")):
@@ -63,14 +69,26 @@ def ensure_apt(
     )
 
 
+def _toolchain_complete() -> bool:
+    """The ARM compiler is on PATH and finds libstdc++ (a toolchain without it is topped up)."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        return False
+    found = subprocess.run(
+        [gcc, "-print-file-name=libstdc++.a"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return os.path.isabs(found)
+
+
 def ensure_toolchain(session: nox.Session) -> None:
-    """Install Debian's ARM cross toolchain (about 880 MB) when it is missing."""
+    """Install Debian's ARM cross toolchain (about 880 MB) when it or its libstdc++ is missing."""
     ensure_apt(
         session,
         "arm-none-eabi-gcc",
         TOOLCHAIN_PACKAGES,
         required=True,
-        what="the ARM cross toolchain with newlib",
+        what="the ARM cross toolchain with newlib and libstdc++",
+        installed=_toolchain_complete(),
     )
 
 
