@@ -421,11 +421,19 @@ def _fmt_bytes(value: float | None) -> str:
 
 
 def _fmt_memory(result: Result, kind: str, *, percent: bool = True) -> str:
+    """Bytes used, then how full their region is: ``152 B (sram 9.5%)``.
+
+    The percent is the region's fill (all the program linked there: data, heap and
+    stack reservations), which is what runs out; the bytes are this figure alone.
+    """
     used, _capacity = _memory(result, kind)
     text = _fmt_bytes(used)
     share = _memory_percent(result, kind)
     if percent and used is not None and share is not None:
-        text += f" ({share:.1f}%)"
+        memory = result.get("memory")
+        entry = memory.get(kind) if isinstance(memory, dict) else None
+        region = entry.get("region") if isinstance(entry, dict) else None
+        text += f" ({region} {share:.1f}%)" if isinstance(region, str) else f" ({share:.1f}%)"
     return text
 
 
