@@ -200,11 +200,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 inputs = inputs.first(args.samples)
         elif args.samples is not None:
             fw = require_io(image, "--samples")
+        if args.dump is not None:
+            from simcore.outputs import check_writable
+
+            check_writable(args.dump, what="trace dump")
         runner = BatchRunner(
             image,
             board,
             limits=limits_from_args(args),
-            trace=args.trace,
+            trace=args.trace or args.dump is not None,
             memory_model=args.memory_model,
             profile_limit=None if args.profile == 0 else max(args.profile, 50),
             echo=_echo if stream else None,
@@ -212,6 +216,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run = runner.run(fw, inputs, args.samples)
         if args.outputs:
             _write_outputs(args.outputs, run.result.outputs)
+        if args.dump is not None:
+            from simcore.traces import dump_traces
+
+            dumped = dump_traces(args.dump, Path(args.elf), run.result.traces)
+            if not args.json:
+                _out(f"traces: {len(dumped['layers'])} layer(s) written to {args.dump}")
     except SimError as exc:
         if args.json:
             _out(json.dumps(_run_error_document(args, exc, runner), indent=2))
@@ -614,6 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--outputs", type=Path, help="write the output buffer to this file")
     p.add_argument("--trace", action="store_true", help="record simcore_trace() calls")
+    p.add_argument(
+        "--dump",
+        type=Path,
+        metavar="TRACES.npz",
+        help="write every traced layer per sample (shaped and typed from the build "
+        "manifest) to this .npz; implies --trace",
+    )
     add_limit_arguments(p)
     p.add_argument(
         "--profile",
