@@ -472,6 +472,10 @@ class Machine:
         """EPSR.T: clear after a branch to an even address (INVSTATE on the next instruction)."""
         return bool(self.reg("xpsr") & _XPSR_THUMB)
 
+    def at(self, address: int) -> dict[str, Any]:
+        """The ``pc`` and ``location`` keywords of an EmulationError raised at ``address``."""
+        return {"pc": address, "location": self.image.describe(address)}
+
     def where(self, address: int) -> str:
         """``0x10000234 in main+0x12 (main.c:41)``, or just the address when nothing is known."""
         place = self.image.describe(address)
@@ -728,8 +732,7 @@ class _Run:
                 exc,
                 f"simcore_trace({layer}, 0x{ptr:08x}, {nbytes:,}) called at {m.where(site)}: "
                 f"{exc.message}",
-                pc=site,
-                location=m.image.describe(site),
+                **m.at(site),
             ) from None
         self.traces.append(TraceRecord(self.sample_index, layer, data))
 
@@ -798,8 +801,7 @@ class _Run:
                     f"DIVBYZERO: '{insn}' at {m.where(address)} divides by zero with "
                     "CCR.DIV_0_TRP set",
                     kind="DIVBYZERO",
-                    pc=address,
-                    location=m.image.describe(address),
+                    **m.at(address),
                     hint=f"check the divisor before the {op} (with DIV_0_TRP clear the "
                     "quotient is 0)",
                 )
@@ -820,8 +822,7 @@ class _Run:
                         raise _relabel(
                             exc,
                             f"semihosting {operation_name(op)} at {m.where(pc)}: {exc.message}",
-                            pc=pc,
-                            location=m.image.describe(pc),
+                            **m.at(pc),
                         ) from None
                     if isinstance(answer, Exit):
                         self.stop = (StopReason.EXIT, pc, answer.code)
@@ -859,8 +860,7 @@ class _Run:
             return NotModeled(
                 f"SVC{imm} at {m.where(at)}: simcore does not model exception entry, so the "
                 "SVCall handler would not run",
-                pc=at,
-                location=m.image.describe(at),
+                **m.at(at),
                 hint="run code that makes no supervisor calls (an RTOS start, a syscall layer)",
             )
         if intno == 18:
@@ -870,8 +870,7 @@ class _Run:
             return UsageFault(
                 f"{kind}: {what} at {m.where(pc)}",
                 kind=kind,
-                pc=pc,
-                location=m.image.describe(pc),
+                **m.at(pc),
                 hint="on hardware this is a UsageFault; fix the code at that place",
             )
         if intno == _INTR_EXCEPTION_EXIT:
@@ -880,8 +879,7 @@ class _Run:
             what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
         return NotModeled(
             f"{what} at {m.where(pc)}: simcore does not model exception entry and return",
-            pc=pc,
-            location=m.image.describe(pc),
+            **m.at(pc),
             hint="run code that needs no exception handlers",
         )
 
@@ -899,8 +897,7 @@ class _Run:
                 f"HardFault: invalid or unaligned access by '{insn}' at {m.where(pc)}{detail}",
                 address=pc,
                 access="data",
-                pc=pc,
-                location=m.image.describe(pc),
+                **m.at(pc),
             )
         region = m.board.region_at(pc)
         if intno == _INTR_PREFETCH_ABORT and (region is None or region.kind is RegionKind.IO):
@@ -984,8 +981,7 @@ class _Run:
             f"INVSTATE: branch to {m.where(target)}, an address without the Thumb bit "
             f"(bit 0 clear; {self._lr_note()})",
             kind="INVSTATE",
-            pc=target,
-            location=m.image.describe(target),
+            **m.at(target),
             hint="branch through addresses with bit 0 set (a Thumb function's address; "
             "in assembly, .thumb_func or +1)",
         )
@@ -1015,8 +1011,7 @@ class _Run:
         return EmulationError(
             f"execution reached {m.where(start)}, which is not the start of an instruction "
             f"(data, or the middle of an instruction; {self._lr_note()})",
-            pc=start,
-            location=m.image.describe(start),
+            **m.at(start),
             hint="a return address or function pointer was corrupted, or code jumped into data",
         )
 
@@ -1025,8 +1020,7 @@ class _Run:
         return UsageFault(
             f"UDF #{imm} (permanently undefined) executed at {m.where(pc)}",
             kind="UNDEFINSTR",
-            pc=pc,
-            location=m.image.describe(pc),
+            **m.at(pc),
             hint="the program reached a trap (__builtin_trap, an unreachable path, a failed "
             "check): find why it got there",
         )
@@ -1039,8 +1033,7 @@ class _Run:
             what = "WFE with no event pending (no SEV before it, and no interrupt source)"
         return SleepForever(
             f"{what} at {m.where(at)}: the core would sleep forever",
-            pc=at,
-            location=m.image.describe(at),
+            **m.at(at),
             hint="simcore delivers no interrupts or events: end the program instead of "
             "waiting (return from main, bkpt or SYS_EXIT)",
         )
@@ -1057,16 +1050,14 @@ class _Run:
         if not insn.startswith(".inst") and elsewhere:
             return UnsupportedInstruction(
                 f"{name} at {m.where(pc)} is not available on {m.board.core.display_name}",
-                pc=pc,
-                location=m.image.describe(pc),
+                **m.at(pc),
                 hint=f"rebuild for {m.board.core.display_name} ({_cpu_flag(m.board)})",
             )
         shown = insn[6:] if insn.startswith(".inst") else f"'{insn}'"
         return UnsupportedInstruction(
             f"undefined instruction {shown} at {m.where(pc)}: no Cortex-M core executes it "
             f"({self._lr_note()})",
-            pc=pc,
-            location=m.image.describe(pc),
+            **m.at(pc),
             hint="execution ran into data or corrupted code: check the jump that led there",
         )
 
@@ -1141,8 +1132,7 @@ class _Run:
                 f"at {where}: {name}{extent} is read-only to the core",
                 address=address,
                 access="write",
-                pc=pc,
-                location=m.image.describe(pc),
+                **m.at(pc),
                 hint="flash is programmed through its controller (or the bootrom's flash "
                 "routines), not by plain stores; keep data the program writes in RAM",
             )
@@ -1179,8 +1169,7 @@ class _Run:
                     f"bytes, at {where}",
                     address=address,
                     access=kind,
-                    pc=pc,
-                    location=m.image.describe(pc),
+                    **m.at(pc),
                     hint="reduce stack use (large locals, recursion) or raise STACK_SIZE",
                 )
             if kind == "fetch":
@@ -1191,8 +1180,7 @@ class _Run:
                 f"'{describe_instruction(code, pc)}' at {where}",
                 address=address,
                 access=kind,
-                pc=pc,
-                location=m.image.describe(pc),
+                **m.at(pc),
                 hint=f"{m.board.name} has {m.board.describe_map()}",
             )
         return EmulationError(f"emulation failed at {where}: {exc}", pc=pc)
@@ -1363,8 +1351,7 @@ class _Run:
                             f"NOCP: '{text}' at {m.where(insn.address)} ran with the FPU "
                             "disabled: the firmware never enabled CP10/CP11 in CPACR",
                             kind="NOCP",
-                            pc=insn.address,
-                            location=m.image.describe(insn.address),
+                            **m.at(insn.address),
                             hint="enable the FPU before its first use (SCB->CPACR |= 0xF << 20), "
                             "as startup code normally does",
                         )
@@ -1386,15 +1373,13 @@ class _Run:
                 return EmulationError(
                     f"the emulator stopped at {m.where(pc)} without reaching done, an exit, "
                     "a breakpoint or a fault",
-                    pc=pc,
-                    location=m.image.describe(pc),
+                    **m.at(pc),
                     hint="report this to the simcore developers with the firmware",
                 )
             what = f"instruction budget of {budget:,}"
         return BudgetExhausted(
             f"{what} exhausted at {m.where(pc)}",
-            pc=pc,
-            location=m.image.describe(pc),
+            **m.at(pc),
             hint="the firmware may be spinning there; raise --max-instructions/--timeout "
             "if it is just long",
         )

@@ -674,6 +674,17 @@ class FirmwareCase:
     expect: Callable[[Outcome], str | None]
 
 
+def _exits_with(what: str, board: str, body: str, code: int, cycles: bool) -> FirmwareCase:
+    """A firmware that must run to ``done`` with exit code ``code`` (no fault, no stop)."""
+
+    def expect(out: Outcome) -> str | None:
+        if out.stop == "done" and out.exit_code == code:
+            return None
+        return f"{what}: {out.error or out.stop}: {out.message[:200]}"
+
+    return FirmwareCase(what, board, lambda c: c.build(board, body), {"cycles": cycles}, expect)
+
+
 def _inside(
     board: BoardSpec, address: int, size: int, kinds: tuple[str, ...] = ("flash", "ram")
 ) -> bool:
@@ -904,21 +915,7 @@ def cause_case(rng: random.Random) -> FirmwareCase:
             f" adds r1, #1\n blx r1"
         )
         if not cycles:
-
-            def expect(out: Outcome, k: int = k) -> str | None:
-                return (
-                    None
-                    if out.stop == "done" and out.exit_code == k
-                    else f"{out.error}: {out.message[:200]}"
-                )
-
-            return FirmwareCase(
-                "ram code, cycles off",
-                board,
-                lambda c: c.build(board, body),
-                {"cycles": False},
-                expect,
-            )
+            return _exits_with("ram code, cycles off", board, body, k, cycles=False)
         return _message_case(
             f"ram code at {at:#x}",
             board,
@@ -941,17 +938,7 @@ def cause_case(rng: random.Random) -> FirmwareCase:
     # YIELD is a hint: a NOP on a single core.
     k = rng.randrange(256)
     body = f"{pad}{'yield.w' if thumb2 and rng.random() < 0.5 else 'yield'}\nmovs r0, #{k}"
-
-    def expect_yield(out: Outcome) -> str | None:
-        return (
-            None
-            if out.stop == "done" and out.exit_code == k
-            else f"yield: {out.error or out.stop}: {out.message[:200]}"
-        )
-
-    return FirmwareCase(
-        "yield", board, lambda c: c.build(board, body), {"cycles": cycles}, expect_yield
-    )
+    return _exits_with("yield", board, body, k, cycles)
 
 
 # -- class 7: silent departures from hardware ------------------------------------------
@@ -1073,17 +1060,7 @@ def departure_case(rng: random.Random) -> FirmwareCase:
     # SEV sets the event register: the WFE after it does not sleep.
     nops = "nop\n" * rng.randrange(3)
     body = f"sev\n{nops}wfe\nmovs r0, #{(k := rng.randrange(256))}"
-
-    def expect_sev(out: Outcome) -> str | None:
-        return (
-            None
-            if out.stop == "done" and out.exit_code == k
-            else f"sev; wfe: {out.error or out.stop}: {out.message[:150]}"
-        )
-
-    return FirmwareCase(
-        "sev; wfe", board, lambda c: c.build(board, body), {"cycles": cycles}, expect_sev
-    )
+    return _exits_with("sev; wfe", board, body, k, cycles)
 
 
 def check_firmware(case: FirmwareCase, corpus: FirmwareCorpus) -> str | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from simcore.firmware.build import build_model_firmware
 from simcore.toolchain import build_elf
 
 HERE = Path(__file__).resolve().parent
+Denial = contextlib.AbstractContextManager[None]
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,30 @@ def model_elf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("models")
     combos = [("iris3", "f32"), ("iris3", "q16"), ("iris3", "int8"), ("mnist_cnn", "int8")]
     return {f"{m}-{f}": build_model_firmware(m, f, "rp2040", out).elf for m, f in combos}
+
+
+@pytest.fixture
+def unreadable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[Path], contextlib.AbstractContextManager[None]]:
+    """``with unreadable(path):`` the file cannot be read (chmod 000; as root, whose reads
+    go through chmod, ``Path.read_bytes`` of it fails as a denied read would)."""
+
+    @contextlib.contextmanager
+    def deny(path: Path) -> Iterator[None]:
+        path.chmod(0)
+        if os.geteuid() == 0:
+            real = Path.read_bytes
+
+            def denied(self: Path) -> bytes:
+                if self == path:
+                    raise PermissionError(13, "Permission denied", str(self))
+                return real(self)
+
+            monkeypatch.setattr(Path, "read_bytes", denied)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+
+    return deny

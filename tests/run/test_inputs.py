@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,22 +194,10 @@ def test_file_problems(tmp_path: Path) -> None:
     assert "is empty" in _refused(tmp_path / "empty.bin")
 
 
-def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file(tmp_path: Path, unreadable: Any) -> None:
     path = _save(tmp_path, np.zeros(4, np.float32))
-    path.chmod(0)
-    if os.geteuid() == 0:  # root reads through chmod 000: make the read fail as it would
-        real = Path.read_bytes
-
-        def denied(self: Path) -> bytes:
-            if self == path:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
-
-        monkeypatch.setattr(Path, "read_bytes", denied)
-    try:
+    with unreadable(path):
         assert "permission denied; check its permissions" in _refused(path)
-    finally:
-        path.chmod(0o644)
 
 
 def test_garbage_and_pickles(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,15 +107,19 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def bad_case(
+    tmp_path: Path, model_elf: dict[str, Path], asm_elf: AsmBuilder
+) -> Callable[[str], tuple[list[str], str]]:
+    """``bad_case(name)``: the argv of refused input ``name`` and words its error must hold."""
+    return lambda name: _case(tmp_path, model_elf, asm_elf, name)
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_bad_input_is_one_line_exit_2(
-    name: str,
-    tmp_path: Path,
-    model_elf: dict[str, Path],
-    asm_elf: AsmBuilder,
-    capsys: pytest.CaptureFixture[str],
+    name: str, bad_case: Callable[[str], tuple[list[str], str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv, words = _case(tmp_path, model_elf, asm_elf, name)
+    argv, words = bad_case(name)
     msg = _one_line_error(argv, capsys)
     assert words in msg, msg
     assert capsys.readouterr().out == ""
@@ -122,13 +127,9 @@ def test_bad_input_is_one_line_exit_2(
 
 @pytest.mark.parametrize("name", ["garbage", "no-simcore-io", "directory"])
 def test_bad_input_with_json_is_a_document(
-    name: str,
-    tmp_path: Path,
-    model_elf: dict[str, Path],
-    asm_elf: AsmBuilder,
-    capsys: pytest.CaptureFixture[str],
+    name: str, bad_case: Callable[[str], tuple[list[str], str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv, words = _case(tmp_path, model_elf, asm_elf, name)
+    argv, words = bad_case(name)
     assert main([*argv, "--json"]) == 2
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
@@ -141,25 +142,13 @@ def test_bad_input_with_json_is_a_document(
 def test_unreadable_input(
     tmp_path: Path,
     model_elf: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
+    unreadable: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "x.npy"
     np.save(path, np.zeros((1, 4), np.float32))
-    path.chmod(0)
-    if os.geteuid() == 0:  # chmod does not stop root: fail the read as it would fail
-        real = Path.read_bytes
-
-        def denied(self: Path) -> bytes:
-            if self == path:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
-
-        monkeypatch.setattr(Path, "read_bytes", denied)
-    try:
+    with unreadable(path):
         msg = _one_line_error(_run(model_elf["iris3-f32"], "--input", str(path)), capsys)
-    finally:
-        path.chmod(0o644)
     assert msg == f"cannot read input file {path}: permission denied; check its permissions"
 
 

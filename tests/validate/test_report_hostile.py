@@ -28,6 +28,20 @@ FIELDS = ["model", "format", "board", "passed", "key", "failures", "regressions"
           "seconds_per_inference"]  # fmt: skip
 
 
+def _renders_or_is_refused(factory: pytest.TempPathFactory, doc: object) -> None:
+    """Write ``doc`` as a results file: it loads and renders, or is refused in one line."""
+    path = factory.mktemp("r") / "r.json"
+    path.write_text(json.dumps(doc))
+    try:
+        loaded, meta = load_reports([path])
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+        return
+    summary_table(loaded)
+    summary_table(loaded, markdown=True)
+    render_html(loaded, meta=meta)
+
+
 @st.composite
 def hostile_result(draw: st.DrawFn) -> dict[str, Any]:
     """A real result with some fields replaced by arbitrary JSON."""
@@ -42,16 +56,7 @@ def hostile_result(draw: st.DrawFn) -> dict[str, Any]:
 def test_reports_of_any_shape_render_or_refuse(
     tmp_path_factory: pytest.TempPathFactory, results: list[dict[str, Any]]
 ) -> None:
-    path = tmp_path_factory.mktemp("r") / "r.json"
-    path.write_text(json.dumps({"version": 1, "results": results}))
-    try:
-        loaded, meta = load_reports([path])
-    except UsageError as exc:
-        assert "\n" not in str(exc)
-        return
-    summary_table(loaded)
-    summary_table(loaded, markdown=True)
-    render_html(loaded, meta=meta)
+    _renders_or_is_refused(tmp_path_factory, {"version": 1, "results": results})
 
 
 @settings(max_examples=100, deadline=None)
@@ -59,15 +64,7 @@ def test_reports_of_any_shape_render_or_refuse(
 def test_any_json_document_renders_or_is_refused(
     tmp_path_factory: pytest.TempPathFactory, doc: object
 ) -> None:
-    path = tmp_path_factory.mktemp("r") / "r.json"
-    path.write_text(json.dumps(doc))
-    try:
-        loaded, meta = load_reports([path])
-    except UsageError as exc:
-        assert "\n" not in str(exc)
-        return
-    summary_table(loaded)
-    render_html(loaded, meta=meta)
+    _renders_or_is_refused(tmp_path_factory, doc)
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe{\x00}\x00", b"\x00\x01\x02", b""])
@@ -117,15 +114,7 @@ def test_nested_values_of_any_type_render_or_refuse(
                 isinstance(node, list) and isinstance(last, int) and last < len(node)
             ):
                 node[last] = value
-    file = tmp_path_factory.mktemp("r") / "r.json"
-    file.write_text(json.dumps({"version": 1, "results": [result]}))
-    try:
-        loaded, meta = load_reports([file])
-    except UsageError:
-        return
-    summary_table(loaded)
-    summary_table(loaded, markdown=True)
-    render_html(loaded, meta=meta)
+    _renders_or_is_refused(tmp_path_factory, {"version": 1, "results": [result]})
 
 
 @settings(max_examples=150, deadline=None)
@@ -140,13 +129,4 @@ def test_nested_values_of_any_type_render_or_refuse(
 def test_run_documents_of_any_shape_render_or_refuse(
     tmp_path_factory: pytest.TempPathFactory, fields: dict[str, object]
 ) -> None:
-    doc = {"elf": "app.elf", "stop_reason": "done", **fields}
-    path = tmp_path_factory.mktemp("r") / "run.json"
-    path.write_text(json.dumps(doc))
-    try:
-        loaded, meta = load_reports([path])
-    except UsageError as exc:
-        assert "\n" not in str(exc)
-        return
-    summary_table(loaded)
-    render_html(loaded, meta=meta)
+    _renders_or_is_refused(tmp_path_factory, {"elf": "app.elf", "stop_reason": "done", **fields})
