@@ -117,28 +117,31 @@ class BuildResult:
 HAVE_GCC = shutil.which(GCC) is not None
 
 
-def find_gcc() -> str:
-    """Return the path of arm-none-eabi-gcc or raise a ToolchainError saying how to get it."""
-    path = shutil.which(GCC)
+def _find(tool: str, message: str, packages: str) -> str:
+    path = shutil.which(tool)
     if path is None:
         raise ToolchainError(
-            f"{GCC} not found on PATH",
-            hint="install it with 'apt-get install --no-install-recommends gcc-arm-none-eabi "
-            "libnewlib-arm-none-eabi' (nox sessions do this automatically on Debian)",
+            message, hint=f"install it with 'apt-get install --no-install-recommends {packages}'"
         )
     return path
+
+
+def find_gcc() -> str:
+    """Return the path of arm-none-eabi-gcc or raise a ToolchainError saying how to get it."""
+    return _find(
+        GCC,
+        f"{GCC} not found on PATH (nox sessions install it on Debian)",
+        "gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    )
 
 
 def find_gxx() -> str:
     """Return the path of arm-none-eabi-g++ or raise a ToolchainError saying how to get it."""
-    path = shutil.which(GXX)
-    if path is None:
-        raise ToolchainError(
-            f"{GXX} not found on PATH, and the firmware has C++ sources",
-            hint="install it with 'apt-get install --no-install-recommends gcc-arm-none-eabi "
-            "libstdc++-arm-none-eabi-newlib'",
-        )
-    return path
+    return _find(
+        GXX,
+        f"{GXX} not found on PATH, and the firmware has C++ sources",
+        "gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib",
+    )
 
 
 def compiler_version() -> str:

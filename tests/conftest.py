@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder
+from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder, build_asm
 
-from simcore.boards import BoardSpec, get_board
+from simcore.boards import get_board
 from simcore.example import build_example
-
-_ASM_CPU = {
-    "cortex-m0plus": ("-mcpu=cortex-m0plus",),
-    "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16"),
-}
-
-
-def _ram_base(board: BoardSpec) -> tuple[int, int]:
-    ram = next(r for r in board.memory if r.kind.value == "ram" and r.start >= 0x20000000)
-    return ram.start, ram.end
 
 
 @pytest.fixture
@@ -37,55 +25,7 @@ def asm_elf(tmp_path: Path) -> AsmBuilder:
         pytest.skip("arm-none-eabi-gcc missing")
 
     def build(board_name: str, body: str, *, as_cpu: str | None = None, data: str = "") -> Path:
-        board = get_board(board_name)
-        flash = board.vector_table
-        ram_start, ram_end = _ram_base(board)
-        cpu = _ASM_CPU[as_cpu or board.core.name]
-        src = tmp_path / f"{board_name}.s"
-        src.write_text(
-            f"""
-    .syntax unified
-    .thumb
-    .section .vectors, "a"
-    .word {ram_end:#x}
-    .word _start + 1
-    .text
-    .global _start
-    .thumb_func
-_start:
-{body}
-    b done
-    .global done
-    .thumb_func
-done:
-    b done
-    .data
-{data}
-"""
-        )
-        obj = tmp_path / f"{board_name}.o"
-        elf = tmp_path / f"{board_name}.elf"
-        lds = tmp_path / f"{board_name}.ld"
-        lds.write_text(
-            f"""
-SECTIONS {{
-  . = {flash:#x};
-  .vectors : {{ KEEP(*(.vectors)) }}
-  .text : {{ *(.text*) }}
-  . = {ram_start:#x};
-  .data : {{ *(.data*) }}
-}}
-"""
-        )
-        subprocess.run(
-            ["arm-none-eabi-as", "-mthumb", *cpu, "-g", str(src), "-o", str(obj)], check=True
-        )
-        subprocess.run(["arm-none-eabi-ld", "-T", str(lds), str(obj), "-o", str(elf)], check=True)
-        if as_cpu is not None:
-            subprocess.run(
-                ["arm-none-eabi-objcopy", "--remove-section=.ARM.attributes", str(elf)], check=True
-            )
-        return elf
+        return build_asm(tmp_path, board_name, body, as_cpu=as_cpu, data=data, tag=board_name)
 
     return build
 

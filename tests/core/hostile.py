@@ -22,7 +22,6 @@ import math
 import random
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, when run alone
+from sim_support import build_asm, ram_of
+
 from simcore import boards as boards_module
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.errors import BoardError, SimError
 
 BOARDS = ("rp2040", "rp2350", "stm32h743")
-_CPU = {
-    "cortex-m0plus": ("-mcpu=cortex-m0plus",),
-    "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16"),
-}
 PAGE = 0x400
 PPB = (0xE0000000, 0xE0100000)
 
@@ -409,81 +406,9 @@ def check_cores(case: BoardCase, directory: Path) -> str | None:
 # -- firmware: tiny assembly programs -------------------------------------------------
 
 
-def ram_of(board: BoardSpec) -> tuple[int, int]:
-    ram = next(r for r in board.memory if r.kind.value == "ram" and r.start >= 0x20000000)
-    return ram.start, ram.end
-
-
 def flash_of(board: BoardSpec) -> tuple[int, int]:
     flash = next(r for r in board.memory if r.kind.value == "flash")
     return flash.start, flash.end
-
-
-def build_asm(
-    directory: Path,
-    board_name: str,
-    body: str,
-    *,
-    data: str = "",
-    extra: str = "",
-    sp: str | None = None,
-    reset: str = "_start + 1",
-    as_cpu: str | None = None,
-    tag: str = "fw",
-) -> Path:
-    """Assemble ``body`` (run from reset, ending at ``done``) into an ELF for a board.
-
-    ``extra`` is more code after ``done`` (functions, literal data); ``data`` goes
-    to .data in RAM, loaded by simcore. ``sp``/``reset`` are the vector table's words.
-    """
-    board = get_board(board_name)
-    ram_start, ram_end = ram_of(board)
-    src = directory / f"{tag}.s"
-    src.write_text(
-        f"""
-    .syntax unified
-    .thumb
-    .section .vectors, "a"
-    .word {sp if sp is not None else hex(ram_end)}
-    .word {reset}
-    .text
-    .global _start
-    .thumb_func
-_start:
-_start_arm:
-{body}
-    b done
-    .global done
-    .thumb_func
-done:
-    b done
-{extra}
-    .data
-    .align 2
-{data}
-"""
-    )
-    obj, elf, lds = (directory / f"{tag}{ext}" for ext in (".o", ".elf", ".ld"))
-    lds.write_text(
-        f"SECTIONS {{ . = {board.vector_table:#x}; .vectors : {{ KEEP(*(.vectors)) }} "
-        f".text : {{ *(.text*) }} . = {ram_start:#x}; .data : {{ *(.data*) }} }}"
-    )
-    cpu = _CPU[as_cpu or board.core.name]
-    subprocess.run(
-        ["arm-none-eabi-as", "-mthumb", *cpu, "-g", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["arm-none-eabi-ld", "-T", str(lds), str(obj), "-o", str(elf)],
-        check=True,
-        capture_output=True,
-    )
-    if as_cpu is not None:
-        subprocess.run(
-            ["arm-none-eabi-objcopy", "--remove-section=.ARM.attributes", str(elf)], check=True
-        )
-    return elf
 
 
 class Template:

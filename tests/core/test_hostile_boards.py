@@ -30,6 +30,12 @@ from simcore.boards import get_board, load_boards
 from simcore.cli import main
 from simcore.errors import BoardError
 
+
+def _examples(n: int) -> settings:
+    """The shared settings with ``n`` examples."""
+    return settings(_SETTINGS, max_examples=n)
+
+
 _SETTINGS = settings(
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
@@ -183,11 +189,7 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list
     return code, err
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_examples(40)
 @given(rng=st.randoms(use_true_random=False))
 def test_hostile_boards_through_the_cli(
     tmp_path: Path, asm_elf: AsmBuilder, capsys: pytest.CaptureFixture[str], rng: random.Random
@@ -214,11 +216,7 @@ def test_hostile_boards_through_the_cli(
             assert "Traceback" not in err[0]
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_examples(25)
 @given(rng=st.randoms(use_true_random=False))
 def test_hostile_board_dropped_next_to_the_shipped_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], rng: random.Random
