@@ -358,9 +358,23 @@ def _validate(args: argparse.Namespace) -> int:
     for path, what in ((args.json, "results"), (args.html, "HTML report")):
         if path is not None:
             check_writable(path, what=what)  # before the run, not after it
+    if args.shard is not None and args.update_baseline:
+        raise UsageError(
+            "--update-baseline records every combination's figures: run it without --shard"
+        )
     args.baseline = args.baseline or paths.baseline_path()
     baseline = load_baseline(args.baseline)
     combos = _validate_combinations(args)
+    shard_meta: dict[str, Any] = {}
+    if args.shard is not None:
+        from simcore.shard import select
+
+        positions, shard_meta = select([c.key for c in combos], args.shard, baseline, args.limit)
+        combos = [combos[i] for i in positions]
+        _out(
+            f"shard {args.shard}: {len(combos)} of {shard_meta['total']} combinations "
+            f"({shard_meta['expected_cost_share']:.0%} of the expected cost)"
+        )
     jobs = args.jobs or v.default_jobs()
     interrupted: v.ValidationInterrupted | None = None
     try:
@@ -419,6 +433,7 @@ def _validate(args: argparse.Namespace) -> int:
         "command": "simcore " + " ".join(sys.argv[1:]),
         "split": args.split,
         "limit": args.limit,
+        **({"shard": shard_meta} if shard_meta else {}),
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
     data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
@@ -455,6 +470,16 @@ def _validate(args: argparse.Namespace) -> int:
         return 2
     failed = [r for r in results if not r.passed or r.regressions]
     return 1 if failed else 0
+
+
+def _shard_arg(text: str) -> Any:
+    """``--shard I/N`` (argparse type)."""
+    from simcore.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _board_ref(ref: str) -> str:
@@ -707,6 +732,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-baseline",
         action="store_true",
         help="record the passing combinations' figures as the new baseline",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard_arg,
+        metavar="I/N",
+        help="run only the I-th of N parts of the selected combinations, balanced by the "
+        "baseline's expected cost (CI sharding); join the JSON files with "
+        "'simcore report --merge'",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_validate)

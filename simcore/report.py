@@ -1169,13 +1169,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--title", default=DEFAULT_TITLE, help="the HTML report's title")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="the files are the shards of one 'simcore validate --shard I/N' run: check that "
+        "every shard is there, join them in the unsharded run's order, and exit with the "
+        "run's gate verdict (0 all pass, 1 a failure or regression or a missing result)",
+    )
+    p.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="with --merge: write the merged results"
+    )
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.json is not None and not args.merge:
+        raise UsageError("--json writes merged results: use it with --merge")
+    if args.merge:
+        return _merge_report(args)
     results, meta = load_reports(args.results)
     sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
     if args.html:
         write_html(results, args.html, title=args.title, meta=meta)
         sys.stdout.write(f"report: {args.html}\n")
     return 0
+
+
+def _merge_report(args: argparse.Namespace) -> int:
+    """``report --merge``: one document, table, report and verdict from a run's shards."""
+    from simcore.outputs import check_writable, write_output
+    from simcore.shard import merge
+
+    for path, what in ((args.json, "merged results"), (args.html, "HTML report")):
+        if path is not None:
+            check_writable(path, what=what)
+    documents = []
+    for path in args.results:
+        rows, meta = _load(path)
+        documents.append((path, {"version": RESULTS_VERSION, "meta": meta, "results": rows}))
+    merged = merge(documents)
+    results, meta = merged["results"], merged["meta"]
+    sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
+    if args.json:
+        write_output(args.json, json.dumps(merged, indent=1) + "\n", what="merged results")
+        sys.stdout.write(f"results: {args.json}\n")
+    if args.html:
+        write_html(results, args.html, title=args.title, meta=meta)
+        sys.stdout.write(f"report: {args.html}\n")
+    if meta.get("partial"):
+        sys.stderr.write(f"simcore: incomplete: {meta['interrupted']}\n")
+        return 1
+    return 0 if all(status(r) == "PASS" for r in results) else 1
