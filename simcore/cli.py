@@ -362,6 +362,12 @@ def _validate(args: argparse.Namespace) -> int:
         raise UsageError(
             "--update-baseline records every combination's figures: run it without --shard"
         )
+    args.scheduler = args.scheduler or os.environ.get("SIMCORE_SCHEDULER") or None
+    if args.scheduler is not None:  # before any firmware is built
+        from simcore.distributed import check_address, require_distributed
+
+        require_distributed()
+        check_address(args.scheduler)
     args.baseline = args.baseline or paths.baseline_path()
     baseline = load_baseline(args.baseline)
     combos = _validate_combinations(args)
@@ -386,6 +392,7 @@ def _validate(args: argparse.Namespace) -> int:
             jobs=jobs,
             progress=not args.quiet,
             limits=limits_from_args(args),
+            scheduler=args.scheduler,
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
@@ -732,6 +739,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-baseline",
         action="store_true",
         help="record the passing combinations' figures as the new baseline",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the batches on a Dask cluster: tcp://HOST:8786 (from 'dask scheduler'), or "
+        "local[:N] for N worker processes here (default: $SIMCORE_SCHEDULER, else the local "
+        "process pool; needs simcore[distributed])",
     )
     p.add_argument(
         "--shard",

@@ -585,8 +585,13 @@ def validate_many(
     jobs: int = 1,
     progress: bool = False,
     limits: BatchLimits | None = None,
+    scheduler: str | None = None,
 ) -> list[Validation]:
     """Validate several combinations, their batches spread over ``jobs`` processes.
+
+    ``scheduler`` sends the batches to a Dask cluster instead (a scheduler's
+    address, or ``local[:N]``; see :mod:`simcore.distributed`); the results are
+    the same as a local run's.
 
     ``limits`` bound each batch's emulation (default: :class:`Limits`' 300 s,
     so a hanging firmware fails its combination instead of hanging the run).
@@ -621,7 +626,13 @@ def validate_many(
     # A worker per batch at most: --jobs 64 for one batch starts one process, not 64.
     jobs = max(1, min(jobs, sum(len(p.batches) for _, p in runnable), MAX_JOBS))
     bar = Progress(total, f"validating {len(runnable)} combination(s)") if progress else None
-    runner = _BatchRunner(jobs, limits, bar)
+    runner: _BatchRunner
+    if scheduler is not None:
+        from simcore.distributed import DaskBatchRunner
+
+        runner = DaskBatchRunner(scheduler, jobs, limits, bar)
+    else:
+        runner = _BatchRunner(jobs, limits, bar)
     try:
         runner.run([(i, p.batches) for i, p in runnable])
     except KeyboardInterrupt:
