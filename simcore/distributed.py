@@ -153,6 +153,38 @@ def _remote_batch(
     return call((elf_path, board_ref, inputs, n, start), limits)
 
 
+def installation() -> tuple[str, str]:
+    """This process's simcore version and a hash of its board, core and timing data.
+
+    Two installations that agree on both compute the same cycles for the same
+    ELF; a worker that disagrees with the client would silently change figures.
+    """
+    from simcore import __version__
+
+    data = Path(__file__).parent / "data"
+    digest = hashlib.sha256()
+    for path in sorted(data.rglob("*.toml")):
+        digest.update(path.relative_to(data).as_posix().encode() + b"\0" + path.read_bytes())
+    return __version__, digest.hexdigest()[:16]
+
+
+def check_workers(client: Client) -> None:
+    """Refuse a cluster whose workers run another simcore (version or timing data)."""
+    mine = installation()
+    theirs = client.run(installation)
+    wrong = {w: v for w, v in theirs.items() if tuple(v) != mine}
+    if wrong:
+        worker, (version, tables) = next(iter(sorted(wrong.items())))
+        raise UsageError(
+            f"{len(wrong)} of {len(theirs)} Dask workers run another simcore than this one "
+            f"(e.g. {worker}: simcore {version}, data {tables}; here: simcore {mine[0]}, "
+            f"data {mine[1]}): their cycle figures could differ",
+            hint="install the same simcore on every worker machine",
+        )
+    if not theirs:
+        raise UsageError("the Dask cluster has no workers", hint="start some with 'dask worker'")
+
+
 def _identity(content: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
     return content
 
@@ -187,6 +219,7 @@ class DaskBatchRunner(_BatchRunner):
         if not pending:
             return
         with connect(self.address, self.jobs) as client:
+            check_workers(client)
             shipped: dict[str, Any] = {}
 
             def ship(path: str) -> Any:

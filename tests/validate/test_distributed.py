@@ -15,7 +15,7 @@ from simcore.validate import BatchLimits, BatchResult, Combination, _BatchRunner
 
 pytest.importorskip("distributed")
 
-from simcore.distributed import DaskBatchRunner, check_address
+from simcore.distributed import DaskBatchRunner, check_address, check_workers, installation
 
 #: Set in the test process before the cluster starts, so its workers inherit it.
 DIE_MARKER = "SIMCORE_TEST_DIE_MARKER"
@@ -68,6 +68,17 @@ def test_a_worker_killed_mid_batch_is_retried(
         assert [(b.outputs, b.sample_cycles, b.memory) for b in got] == [
             (b.outputs, b.sample_cycles, b.memory) for b in want
         ]
+
+
+def test_workers_with_another_simcore_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Cluster:  # stands in for a Client: two workers, one with other timing data
+        def run(self, fn: object) -> dict[str, tuple[str, str]]:
+            return {"tcp://a:1": installation(), "tcp://b:1": (installation()[0], "0" * 16)}
+
+    with pytest.raises(UsageError, match="1 of 2 Dask workers run another simcore"):
+        check_workers(Cluster())  # type: ignore[arg-type]
+    version, tables = installation()
+    assert len(tables) == 16 and version
 
 
 def test_scheduler_addresses_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
