@@ -22,13 +22,14 @@ from typing import Any
 
 from simcore import paths
 from simcore.api import public
-from simcore.boards import BoardSpec, get_board, load_boards
+from simcore.boards import STACK_GUARD_BYTES, BoardSpec, get_board, load_boards
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
-from simcore.toolchain import RUNTIME_DIR, build_elf, linker_script
+from simcore.linker import LinkOptions, resolve
+from simcore.toolchain import RUNTIME_DIR, build_elf
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ MANIFEST_VERSION = 1
 DEFAULT_CAPACITY = 64
 #: RAM the runtime itself needs besides the arena and the I/O buffers (descriptor, libc data).
 RUNTIME_RAM_RESERVE = 1024
-STACK_GUARD_BYTES = 1024
 MODEL_FILES = {"f32": "model.keras", "q16": "model.keras", "int8": "model_int8.tflite"}
 
 
@@ -165,12 +165,19 @@ def _size(text: str) -> int:
     return int(m.group(1), 0) * {"": 1, "K": 1024, "M": 1 << 20}[m.group(2)]
 
 
-def ram_budget(board: BoardSpec, script: Path | None = None) -> tuple[int, int]:
-    """Return (RAM for arena + I/O buffers, code-region size) in bytes, from the linker script.
+def ram_budget(
+    board: BoardSpec, script: Path | None = None, link: LinkOptions | None = None
+) -> tuple[int, int]:
+    """Return (RAM for arena + I/O buffers, code-region size) in bytes.
 
-    ``script`` is a user's linker script (``build --ld``) instead of the board's.
+    They come from the placement of the generated script (the board's ``[link]``
+    with ``link``'s overrides), or are read from ``script``, a user's own linker
+    script (``build --ld``).
     """
-    path = script if script is not None else linker_script(board)
+    if script is None:
+        layout = resolve(board, link)
+        return layout.data_room_bytes() - RUNTIME_RAM_RESERVE, layout.code.size_bytes
+    path = script
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -230,6 +237,7 @@ def build_model_firmware(
     inject: str | Sequence[str] | None = None,
     script: Path | None = None,
     cflags: Sequence[str] = (),
+    link: LinkOptions | None = None,
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
 
@@ -240,9 +248,12 @@ def build_model_firmware(
     (``KIND[:LAYER[:VARIANT]]``, see :mod:`simcore.diagnose.mistakes`) builds
     the firmware with a deliberate porting mistake (several: a sequence), for
     testing the layout doctor; its files get an ``-inject-...`` stem so they
-    never replace a correct build. ``script`` links with a linker script of your
-    own instead of the board's (``build --ld``; the RAM it leaves for the arena
-    and I/O buffers is read from it), ``cflags`` are added to the compiler's
+    never replace a correct build. The linker script is generated from the
+    board's ``[link]`` defaults and ``link``'s overrides (stack and heap sizes,
+    the regions of code, data and stack; :mod:`simcore.linker`) and written as
+    ``<stem>.ld`` beside the ELF. ``script`` links with a linker script of your
+    own instead (``build --ld``; the RAM it leaves for the arena and I/O buffers
+    is read from it; not with ``link``), ``cflags`` are added to the compiler's
     flags (``build --cflags``; paths in them must be absolute).
     """
     if fmt not in FORMATS:
@@ -290,7 +301,13 @@ def build_model_firmware(
 
     if script is not None and not script.is_file():
         raise FirmwareError(f"linker script {script} does not exist", hint="check the --ld path")
-    free_ram, code_region = ram_budget(spec, script)
+    if script is not None and link is not None and link.given():
+        raise FirmwareError(
+            "--ld and the link options (--stack-size, --heap-size, --code-in, --data-in, "
+            "--stack-in) cannot be combined",
+            hint="set the sizes and regions in your linker script, or drop --ld",
+        )
+    free_ram, code_region = ram_budget(spec, script, link)
     probe = generate(loaded, fmt, capacity=1, **overrides)
     per_sample = probe.input_bytes + probe.output_bytes
     room = free_ram - probe.arena_bytes - per_sample
@@ -339,14 +356,20 @@ def build_model_firmware(
             libs=("m",) if fmt == "f32" else (),
             script=script.resolve() if script is not None else None,
             extra_cflags=tuple(cflags),
+            link=link,
         )
     except ToolchainError as exc:
         if "overflow" in exc.message or "will not fit" in exc.message:
             raise FirmwareError(
                 f"model {name} ({fmt}) does not fit board {spec.name}: {exc.message}",
-                hint="use a smaller model or the int8 format",
+                hint=exc.hint or "use a smaller model or the int8 format",
             ) from None
         raise
+    link_record: dict[str, Any] = {
+        "script": result.script.name if result.layout is not None else str(result.script),
+        "generated": result.layout is not None,
+        **(result.layout.options() if result.layout is not None else {}),
+    }
     return _describe(
         loaded,
         name,
@@ -364,6 +387,7 @@ def build_model_firmware(
         cap,
         injected,
         board_file=_board_file(board),
+        link=link_record,
     )
 
 
@@ -391,6 +415,7 @@ def _describe(
     capacity: int,
     injected: list[dict[str, Any]],
     board_file: str | None = None,
+    link: dict[str, Any] | None = None,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
     from simcore.memory import flash_bytes, harness_buffers, static_ram_bytes
@@ -442,6 +467,7 @@ def _describe(
             "source": source.name,
         },
         "compiler": {"version": compiler_version, "flags": flags},
+        **({"link": link} if link else {}),
         "io": {
             "symbol": "simcore_io",
             "input_shape": list(model.input_shape),

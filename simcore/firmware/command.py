@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simcore.boards import load_boards
+from simcore.boards import load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
 from simcore.errors import SimError, UsageError
 from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
+from simcore.linker import LinkOptions
 
 
 def register(subparsers: Any) -> None:
@@ -52,9 +53,25 @@ def register(subparsers: Any) -> None:
         "--ld",
         type=Path,
         metavar="SCRIPT.ld",
-        help="link with this linker script instead of the board's (for a board of your own; "
-        "see firmware_builds/ld/rp2040.ld for the regions and sizes it must define)",
+        help="link with this linker script instead of the one simcore generates from the "
+        "board file (it defines FLASH, RAM, CODE, HEAP_SIZE, STACK_SIZE and INCLUDEs "
+        "common.ld; see firmware_builds/ld/common.ld)",
     )
+    link = p.add_argument_group(
+        "placement (generated linker script; defaults from the board file's [link] table)"
+    )
+    link.add_argument(
+        "--stack-size", metavar="BYTES", help="stack size: 8192, 0x2000, 8K, 1M (multiple of 8)"
+    )
+    link.add_argument("--heap-size", metavar="BYTES", help="heap size (0 for none), like --stack-size")
+    link.add_argument(
+        "--code-in",
+        metavar="REGION",
+        help="memory region code and constants run from: the flash region (in place) or a "
+        "RAM region they are copied to at reset (e.g. itcm)",
+    )
+    link.add_argument("--data-in", metavar="REGION", help="RAM region of .data and .bss")
+    link.add_argument("--stack-in", metavar="REGION", help="RAM region of the heap and stack")
     p.add_argument(
         "--cflags",
         default="",
@@ -77,6 +94,35 @@ def _cflags(text: str) -> list[str]:
         raise UsageError(f"--cflags {text!r}: {exc}") from None
 
 
+def _size_option(switch: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise UsageError(
+            f"{switch} {text!r} is not a size", hint="expected bytes: 8192, 0x2000, 8K or 1M"
+        ) from None
+
+
+def link_options(args: argparse.Namespace) -> LinkOptions:
+    """The placement switches of ``build`` as :class:`~simcore.linker.LinkOptions`."""
+    options = LinkOptions(
+        code_in=args.code_in,
+        data_in=args.data_in,
+        stack_in=args.stack_in,
+        stack_bytes=_size_option("--stack-size", args.stack_size),
+        heap_bytes=_size_option("--heap-size", args.heap_size),
+    )
+    if args.ld is not None and options.given():
+        raise UsageError(
+            "--ld and the placement switches (--stack-size, --heap-size, --code-in, --data-in, "
+            "--stack-in) cannot be combined",
+            hint="set sizes and regions in your linker script, or drop --ld",
+        )
+    return options
+
+
 def _line(b: FirmwareBuild) -> str:
     return (
         f"{b.elf}  flash {b.flash_bytes} B  ram {b.static_ram_bytes} B (+ harness I/O "
@@ -87,6 +133,7 @@ def _line(b: FirmwareBuild) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``simcore build``; return the exit code."""
+    link = link_options(args)
     if not args.all:
         if args.format is None or args.board is None:
             raise UsageError("build --model needs --format and --board")
@@ -100,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             inject=args.inject,
             script=args.ld,
             cflags=_cflags(args.cflags),
+            link=link,
         )
         sys.stdout.write(f"built {_line(b)}\n")
         for injected in b.manifest["variant"].get("injected_mistakes", []):
@@ -130,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 portable=args.portable,
                 script=args.ld,
                 cflags=_cflags(args.cflags),
+                link=link,
             )
         except SimError as exc:
             return f"{m} {f} {b}", exc
