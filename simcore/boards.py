@@ -111,7 +111,7 @@ STACK_GUARD_BYTES = 1024
 
 
 def parse_size(text: str | int) -> int:
-    """Read a size in bytes: ``4096``, ``0x1000``, ``4K``/``4k`` or ``1M``; ValueError if not one."""
+    """Read a size in bytes: ``4096``, ``0x1000``, ``4K`` (or ``4k``), ``1M``; else ValueError."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a size")
     if isinstance(text, int):
@@ -125,13 +125,20 @@ def parse_size(text: str | int) -> int:
 
 
 def default_link(memory: Sequence[MemoryRegion], vector_table: int) -> LinkSpec:
-    """The placement of a board without ``[link]``: code in place in the flash region of the
-    vector table, everything else in the largest RAM region (the lowest on a tie)."""
+    """The placement of a board without ``[link]``.
+
+    Code runs in place from the region of the vector table; data, heap and
+    stack go to the largest RAM region (the lowest on a tie), with an 8 KB stack
+    and a 16 KB heap, or a quarter and an eighth of that region if it is smaller
+    than 64 KB (a 16 KB nRF51 gets 4 KB and 2 KB).
+    """
     load = next(r for r in memory if r.contains(vector_table))
     ram = max(
         (r for r in memory if r.kind is RegionKind.RAM), key=lambda r: (r.size_bytes, -r.start)
     )
-    return LinkSpec(load.name, ram.name, ram.name, DEFAULT_STACK_BYTES, DEFAULT_HEAP_BYTES)
+    stack = min(DEFAULT_STACK_BYTES, ram.size_bytes // 4 // 8 * 8)
+    heap = min(DEFAULT_HEAP_BYTES, ram.size_bytes // 8 // 8 * 8)
+    return LinkSpec(load.name, ram.name, ram.name, stack, heap)
 
 
 @dataclass(frozen=True)
@@ -529,7 +536,7 @@ def _parse_link(s: _Schema, regions: list[MemoryRegion], default: LinkSpec) -> L
             return fallback
         value = s.text(key, _REGION_NAME, f"the name of {what}")
         if value not in allowed:
-            s.error(f"no {what} named {value!r}", f"one of {', '.join(allowed)}", key)
+            s.error(f"{value!r} is not {what} of this board", f"one of {', '.join(allowed)}", key)
         return value
 
     def size(key: str, lo: int, fallback: int) -> int:

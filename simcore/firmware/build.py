@@ -365,11 +365,10 @@ def build_model_firmware(
                 hint=exc.hint or "use a smaller model or the int8 format",
             ) from None
         raise
-    link_record: dict[str, Any] = {
-        "script": result.script.name if result.layout is not None else str(result.script),
-        "generated": result.layout is not None,
-        **(result.layout.options() if result.layout is not None else {}),
-    }
+    # The generated script sits beside the ELF; a user's own is named by its path.
+    link_record: dict[str, Any] = {"script": str(result.script), "generated": False}
+    if result.layout is not None:
+        link_record = {"script": f"{stem}.ld", "generated": True, **result.layout.options()}
     return _describe(
         loaded,
         name,

@@ -63,7 +63,9 @@ def register(subparsers: Any) -> None:
     link.add_argument(
         "--stack-size", metavar="BYTES", help="stack size: 8192, 0x2000, 8K, 1M (multiple of 8)"
     )
-    link.add_argument("--heap-size", metavar="BYTES", help="heap size (0 for none), like --stack-size")
+    link.add_argument(
+        "--heap-size", metavar="BYTES", help="heap size (0 for none), like --stack-size"
+    )
     link.add_argument(
         "--code-in",
         metavar="REGION",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 from sim_support import needs_toolchain
 
-from simcore.boards import get_board
+from simcore.boards import get_board, parse_board
 from simcore.cli import main
 from simcore.elf import load_elf
 from simcore.engine import run_firmware
@@ -207,7 +208,7 @@ def test_user_board_gets_a_generated_script(tmp_path: Path, keep_link: bool) -> 
     src = _source(tmp_path, "recurse.c", RECURSION_C)
     built = build_elf([src], board, tmp_path / "user.elf", link=LinkOptions(stack_bytes=12288))
     assert built.script == tmp_path / "user.ld" and built.script.is_file()
-    assert "REGION_ALIAS(\"DATA\", sram);" in built.script.read_text()
+    assert 'REGION_ALIAS("DATA", sram);' in built.script.read_text()
     result = run_firmware(built.elf, board)
     assert (result.stop_reason, result.exit_code) == (StopReason.DONE, 0)
     assert result.memory.stack_peak.region == "sram"
@@ -215,10 +216,6 @@ def test_user_board_gets_a_generated_script(tmp_path: Path, keep_link: bool) -> 
 
 def test_board_without_link_table_defaults_to_flash_and_the_largest_ram() -> None:
     text = (SHIPPED_BOARDS / "stm32h743.toml").read_text()
-    from simcore.boards import parse_board
-
-    import tomllib
-
     table = tomllib.loads(text[: text.index("[link]")].replace('"stm32h743"', '"myh7"'))
     layout = resolve(parse_board(table, "myh7.toml"))
     assert layout.options() == {

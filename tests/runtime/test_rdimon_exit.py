@@ -17,8 +17,8 @@ from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN
 from simcore.boards import get_board
 from simcore.cli import main
 from simcore.engine import run_firmware
-from simcore.results import StopReason
 from simcore.linker import resolve, write_script
+from simcore.results import StopReason
 from simcore.toolchain import INCLUDE_DIR, RUNTIME_DIR, target_flags
 
 HERE = Path(__file__).resolve().parent
