@@ -273,3 +273,16 @@ def test_build_cli_switches_reach_the_manifest(
     assert "--stack-size '12Q' is not a size" in capsys.readouterr().err
     assert main([*argv, "--ld", str(tmp_path / "x.ld"), "--heap-size", "1K"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_validate_rebuilds_a_firmware_placed_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A build with other placement writes the default file name; validate does not trust it."""
+    monkeypatch.setenv("SIMCORE_OUT_DIR", str(tmp_path))
+    manifest = tmp_path / "rp2040" / "iris3-int8.json"
+    assert main(["build", "-m", "iris3", "-f", "int8", "-b", "rp2040", "--stack-size", "16K"]) == 0
+    assert json.loads(manifest.read_text())["link"]["stack_bytes"] == 16384
+    argv = ["validate", "-m", "iris3", "-f", "int8", "-b", "rp2040", "--limit", "3", "-q"]
+    assert main([*argv, "--baseline", str(tmp_path / "baseline.json")]) == 0
+    assert json.loads(manifest.read_text())["link"]["stack_bytes"] == 8192
