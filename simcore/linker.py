@@ -9,6 +9,9 @@ gives the defaults (:class:`simcore.boards.LinkSpec`); :class:`LinkOptions`
 overrides any of them for one build (``simcore build --code-in ... --stack-size
 16K``). Because the choices are whole output sections, an unmodified program
 (no section attributes) can be placed: all of its data in AXI SRAM, say.
+``place`` moves single zero-initialized variables by name (a TFLM
+``tensor_arena``, the generated firmware's ``nn_arena``) to another RAM region
+while the rest of ``.bss`` stays where it is; they are not zeroed at reset.
 
 The section layout itself (vectors, init arrays, exception tables, the 1 KB
 unmapped stack guard, the symbols newlib and the startup code use) is the one
@@ -48,7 +51,9 @@ SWITCHES = {
     "stack_in": "--stack-in",
     "stack_bytes": "--stack-size",
     "heap_bytes": "--heap-size",
+    "place": "--place",
 }
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _MIN_STACK_BYTES = 256
 
 
@@ -57,7 +62,8 @@ class LinkOptions:
     """Overrides of a board's ``[link]`` defaults for one build; ``None`` keeps the board's.
 
     Region options take a region name of the board (``"flash"``, ``"axi_sram"``);
-    sizes are bytes, multiples of 8.
+    sizes are bytes, multiples of 8. ``place`` pairs a variable's name with a RAM
+    region: ``(("tensor_arena", "axi_sram"),)``.
     """
 
     code_in: str | None = None
@@ -65,10 +71,11 @@ class LinkOptions:
     stack_in: str | None = None
     stack_bytes: int | None = None
     heap_bytes: int | None = None
+    place: tuple[tuple[str, str], ...] = ()
 
     def given(self) -> dict[str, Any]:
         """The options set, by field name."""
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: v for k, v in self.__dict__.items() if v is not None and v != ()}
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class LinkLayout:
     stack: MemoryRegion
     stack_bytes: int
     heap_bytes: int
+    #: Zero-initialized variables moved out of ``.bss``: (name, region).
+    place: tuple[tuple[str, MemoryRegion], ...] = ()
 
     def options(self) -> dict[str, Any]:
         """The placement as the manifest records it (region names and sizes in bytes)."""
@@ -92,6 +101,7 @@ class LinkLayout:
             "stack_in": self.stack.name,
             "stack_bytes": self.stack_bytes,
             "heap_bytes": self.heap_bytes,
+            **({"place": {n: r.name for n, r in self.place}} if self.place else {}),
         }
 
     def data_room_bytes(self) -> int:
@@ -111,7 +121,7 @@ class LinkLayout:
                 ("stack_in", self.stack),
             )
             if r == region
-        ]
+        ] + (["place"] if any(r == region for _, r in self.place) else [])
 
 
 def _bad(option: str, value: object, expected: str) -> UsageError:
@@ -133,10 +143,16 @@ def resolve(board: BoardSpec, options: LinkOptions | None = None) -> LinkLayout:
         raise UsageError(f"board {board.name}: its vector table is in no memory region")
     ram = [r.name for r in board.memory if r.kind is RegionKind.RAM]
 
-    def region(option: str, value: str, allowed: list[str], what: str) -> MemoryRegion:
+    def region(
+        option: str, value: str, allowed: list[str], what: str, shown: str = ""
+    ) -> MemoryRegion:
         if value not in allowed:
-            raise _bad(option, value, f"board {board.name} has no {what} of that name; "
-                       f"choose one of {', '.join(allowed)}")  # fmt: skip
+            raise _bad(
+                option,
+                shown or value,
+                f"board {board.name} has no {what} named {value}; "
+                f"choose one of {', '.join(allowed)}",
+            )
         return by_name[value]
 
     runnable = [load.name, *(r for r in ram if r != load.name)]
@@ -160,7 +176,65 @@ def resolve(board: BoardSpec, options: LinkOptions | None = None) -> LinkLayout:
             f"({stack.size_bytes} bytes) of board {board.name}",
             hint="use a smaller --stack-size or --heap-size, or another --stack-in region",
         )
-    return LinkLayout(board, load, code, data, stack, stack_bytes, heap_bytes)
+    place: list[tuple[str, MemoryRegion]] = []
+    for name, where in opts.place:
+        if not _C_NAME.fullmatch(name):
+            raise _bad("place", f"{name}={where}", "expected NAME=REGION with a C variable name")
+        if name in (n for n, _ in place):
+            raise _bad("place", f"{name}={where}", f"{name} is placed twice")
+        place.append((name, region("place", where, ram, "RAM region", f"{name}={where}")))
+    return LinkLayout(board, load, code, data, stack, stack_bytes, heap_bytes, tuple(place))
+
+
+def _placed_sections(layout: LinkLayout) -> list[str]:
+    """A SECTIONS block for ``place``, before the template's so its patterns match first.
+
+    A variable ``NAME`` compiled with -fdata-sections is in ``.bss.NAME`` (C), or in
+    a section named by its C++ mangled name (``.bss._ZN...12tensor_arenaE`` in a
+    namespace, ``.bss._ZZ4mainE5arena`` as a static local).
+    """
+    if not layout.place:
+        return []
+    lines = [
+        "/* --place: variables moved out of .bss to another region. NOLOAD and outside",
+        " * __bss_start..__bss_end: not zeroed at reset (like .noinit). */",
+        "SECTIONS",
+        "{",
+    ]
+    for region in dict.fromkeys(r for _, r in layout.place):
+        patterns = " ".join(
+            f".bss.{n} .bss.{n}.* .bss._ZN*[0-9]{n}E .bss._ZZ*E[0-9]{n} .bss._ZZ*E[0-9]{n}_*"
+            for n, r in layout.place
+            if r == region
+        )
+        lines += [
+            f"    .place.{region.name} (NOLOAD) : ALIGN(8)",
+            "    {",
+            f"        *({patterns})",
+            f"    }} > {_memory_name(region)}",
+        ]
+    return [*lines, "}", ""]
+
+
+def check_placed(layout: LinkLayout, symbols: dict[str, tuple[int, str]]) -> None:
+    """Raise a UsageError for a ``place`` name that matched no variable in the linked ELF.
+
+    ``symbols`` maps symbol names to (address, kind). Only zero-initialized
+    variables (``.bss``) can be placed; an initialized one stays in ``.data``.
+    """
+    for name, region in layout.place:
+        mangled = f"{len(name)}{name}"
+        found = [
+            address
+            for sym, (address, kind) in symbols.items()
+            if kind == "object" and (sym == name or (sym.startswith("_Z") and mangled in sym))
+        ]
+        if not any(region.contains(a) for a in found):
+            raise UsageError(
+                f"--place {name}={region.name}: no zero-initialized variable {name} was placed",
+                hint="name a global or static variable without an initializer "
+                "(initialized variables stay in .data; functions cannot be placed)",
+            )
 
 
 def _memory_name(region: MemoryRegion) -> str:
@@ -174,7 +248,8 @@ def script_text(layout: LinkLayout) -> str:
     lines = [
         f"/* Generated by simcore (simcore/linker.py) for board {board.name}; do not edit,",
         " * rebuild with other options instead. Placement:",
-        *(f" *   {SWITCHES[k]} {v}" for k, v in layout.options().items()),
+        *(f" *   {SWITCHES[k]} {v}" for k, v in layout.options().items() if k != "place"),
+        *(f" *   --place {n}={r.name}" for n, r in layout.place),
         " */",
         "MEMORY",
         "{",
@@ -196,6 +271,7 @@ def script_text(layout: LinkLayout) -> str:
         f"HEAP_SIZE = {layout.heap_bytes};",
         f"STACK_SIZE = {layout.stack_bytes};",
         "",
+        *_placed_sections(layout),
     ]
     try:
         sections = SECTIONS_TEMPLATE.read_text()
@@ -243,6 +319,8 @@ def _fix(layout: LinkLayout, region: MemoryRegion) -> str:
         fixes.append(f"--stack-in {bigger[0]}")
     if "stack_in" in roles:
         fixes.append("a smaller --stack-size or --heap-size")
+    if "place" in roles and bigger:
+        fixes.append(f"--place NAME={bigger[0]}")
     if fixes:
         return "build with " + ", or ".join(fixes)
     return f"the program is larger than board {board.name}'s {region.name}: make it smaller"
@@ -268,7 +346,7 @@ def explain_overflow(stderr: str, layout: LinkLayout | None) -> ToolchainError |
     if region is None:
         return ToolchainError(f"region {name} overflowed by {excess} bytes")
     held = {"code_in": "code and constants", "data_in": ".data and .bss",
-            "stack_in": "heap and stack"}  # fmt: skip
+            "stack_in": "heap and stack", "place": "placed variables"}  # fmt: skip
     what = ", ".join(held[r] for r in layout.roles(region)) or "the load image"
     if region == layout.load and "load image" not in what:
         what += ", the load image"

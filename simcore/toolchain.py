@@ -21,7 +21,14 @@ from pathlib import Path
 from simcore import paths
 from simcore.boards import BoardSpec
 from simcore.errors import ToolchainError, UsageError
-from simcore.linker import LinkLayout, LinkOptions, explain_overflow, resolve, write_script
+from simcore.linker import (
+    LinkLayout,
+    LinkOptions,
+    check_placed,
+    explain_overflow,
+    resolve,
+    write_script,
+)
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +282,11 @@ def build_elf(
                     proc.stderr.strip(),
                 )
                 raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+        if layout is not None and layout.place:
+            from simcore.elf import load_elf
+
+            image = load_elf(tmp_elf)
+            check_placed(layout, {n: (sym.address, sym.kind) for n, sym in image.symbols.items()})
         tmp_map.replace(map_file)
         tmp_elf.replace(out_elf)
     finally:

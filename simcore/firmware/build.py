@@ -40,6 +40,8 @@ MANIFEST_VERSION = 1
 DEFAULT_CAPACITY = 64
 #: RAM the runtime itself needs besides the arena and the I/O buffers (descriptor, libc data).
 RUNTIME_RAM_RESERVE = 1024
+#: The generated firmware's activation arena (``--place nn_arena=REGION`` moves it).
+ARENA_SYMBOL = "nn_arena"
 MODEL_FILES = {"f32": "model.keras", "q16": "model.keras", "int8": "model_int8.tflite"}
 
 
@@ -201,6 +203,28 @@ def ram_budget(
     return free - STACK_GUARD_BYTES - RUNTIME_RAM_RESERVE, code
 
 
+def _arena_placed_apart(
+    board: BoardSpec, script: Path | None, link: LinkOptions | None, arena_bytes: int
+) -> int:
+    """The arena bytes that ``--place nn_arena=REGION`` takes out of the data region.
+
+    Raises FirmwareError when the arena alone is larger than its region.
+    """
+    if script is not None or link is None:
+        return 0
+    layout = resolve(board, link)
+    home = dict(layout.place).get(ARENA_SYMBOL)
+    if home is None or home == layout.data:
+        return 0
+    if arena_bytes > home.size_bytes:
+        raise FirmwareError(
+            f"the {arena_bytes}-byte activation arena does not fit region {home.name} "
+            f"({home.size_bytes} bytes) of board {board.name}",
+            hint="--place it in a larger RAM region",
+        )
+    return arena_bytes
+
+
 def _variant_stem(name: str, fmt: str, trace: bool, portable: bool) -> str:
     return f"{name}-{fmt}" + ("-trace" if trace else "") + ("-portable" if portable else "")
 
@@ -310,7 +334,8 @@ def build_model_firmware(
     free_ram, code_region = ram_budget(spec, script, link)
     probe = generate(loaded, fmt, capacity=1, **overrides)
     per_sample = probe.input_bytes + probe.output_bytes
-    room = free_ram - probe.arena_bytes - per_sample
+    arena_in_data = probe.arena_bytes - _arena_placed_apart(spec, script, link, probe.arena_bytes)
+    room = free_ram - arena_in_data - per_sample
     if room < 0:
         raise FirmwareError(
             f"model {name} ({fmt}) needs a {probe.arena_bytes}-byte activation arena plus "
@@ -325,7 +350,7 @@ def build_model_firmware(
             hint="use the int8 format or a board with more flash",
         )
     cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)
-    if cap < 1 or cap * per_sample > free_ram - probe.arena_bytes:
+    if cap < 1 or cap * per_sample > free_ram - arena_in_data:
         raise FirmwareError(
             f"capacity {cap} samples does not fit board {spec.name}'s RAM",
             hint=f"use at most {1 + room // per_sample}",

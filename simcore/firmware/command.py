@@ -74,6 +74,14 @@ def register(subparsers: Any) -> None:
     )
     link.add_argument("--data-in", metavar="REGION", help="RAM region of .data and .bss")
     link.add_argument("--stack-in", metavar="REGION", help="RAM region of the heap and stack")
+    link.add_argument(
+        "--place",
+        action="append",
+        default=[],
+        metavar="NAME=REGION",
+        help="move one zero-initialized variable to a RAM region, not zeroed at reset "
+        "(repeatable; the generated firmware's activation arena is nn_arena)",
+    )
     p.add_argument(
         "--cflags",
         default="",
@@ -107,6 +115,13 @@ def _size_option(switch: str, text: str | None) -> int | None:
         ) from None
 
 
+def _place_option(text: str) -> tuple[str, str]:
+    name, sep, region = text.partition("=")
+    if not sep or not name.strip() or not region.strip():
+        raise UsageError(f"--place {text!r}", hint="expected NAME=REGION, e.g. nn_arena=axi_sram")
+    return name.strip(), region.strip()
+
+
 def link_options(args: argparse.Namespace) -> LinkOptions:
     """The placement switches of ``build`` as :class:`~simcore.linker.LinkOptions`."""
     options = LinkOptions(
@@ -115,11 +130,12 @@ def link_options(args: argparse.Namespace) -> LinkOptions:
         stack_in=args.stack_in,
         stack_bytes=_size_option("--stack-size", args.stack_size),
         heap_bytes=_size_option("--heap-size", args.heap_size),
+        place=tuple(_place_option(text) for text in args.place),
     )
     if args.ld is not None and options.given():
         raise UsageError(
             "--ld and the placement switches (--stack-size, --heap-size, --code-in, --data-in, "
-            "--stack-in) cannot be combined",
+            "--stack-in, --place) cannot be combined",
             hint="set sizes and regions in your linker script, or drop --ld",
         )
     return options

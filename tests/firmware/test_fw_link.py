@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -232,8 +233,14 @@ def test_board_without_link_table_defaults_to_flash_and_the_largest_ram() -> Non
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (LinkOptions(code_in="sram4x"), "--code-in sram4x: board stm32h743 has no load or RAM"),
-        (LinkOptions(data_in="flash"), "--data-in flash: board stm32h743 has no RAM region"),
+        (
+            LinkOptions(code_in="sram4x"),
+            "--code-in sram4x: board stm32h743 has no load or RAM region named sram4x",
+        ),
+        (
+            LinkOptions(data_in="flash"),
+            "--data-in flash: board stm32h743 has no RAM region named flash",
+        ),
         (LinkOptions(stack_bytes=1000 * 1000), "do not fit region dtcm"),
         (LinkOptions(heap_bytes=12), "--heap-size 12: a size in bytes, a multiple of 8"),
     ],
@@ -286,3 +293,82 @@ def test_validate_rebuilds_a_firmware_placed_otherwise(
     argv = ["validate", "-m", "iris3", "-f", "int8", "-b", "rp2040", "--limit", "3", "-q"]
     assert main([*argv, "--baseline", str(tmp_path / "baseline.json")]) == 0
     assert json.loads(manifest.read_text())["link"]["stack_bytes"] == 8192
+
+
+ARENA_C = f"""
+#include <stdint.h>
+uint8_t tensor_arena[{BIG_BUFFER_BYTES}];   /* too big for the DTCM */
+uint32_t counter;                         /* stays in .bss in the DTCM */
+uint32_t initialized[4] = {{1, 2, 3, 4}};   /* .data: cannot be placed */
+int main(void)
+{{
+    for (uint32_t i = 0; i < sizeof tensor_arena; ++i) tensor_arena[i] = (uint8_t)i;
+    for (uint32_t i = 0; i < sizeof tensor_arena; i += 4096) counter += tensor_arena[i + 1];
+    return counter == {BIG_BUFFER_BYTES // 4096} && initialized[3] == 4 ? 0 : 1;
+}}
+"""
+ARENA_CXX = ARENA_C.replace(
+    f"uint8_t tensor_arena[{BIG_BUFFER_BYTES}];",
+    f"namespace {{ alignas(16) uint8_t tensor_arena[{BIG_BUFFER_BYTES}]; }}",
+)
+
+
+@pytest.mark.parametrize("language", ["c", "cpp"])
+def test_place_one_buffer_in_axi_sram(tmp_path: Path, language: str) -> None:
+    """The arena goes to AXI SRAM by name; the rest of .data/.bss stays in the DTCM."""
+    if language == "cpp" and shutil.which("arm-none-eabi-g++") is None:
+        pytest.skip("arm-none-eabi-g++ missing")
+    src = _source(tmp_path, f"arena.{language}", ARENA_C if language == "c" else ARENA_CXX)
+    board = get_board("stm32h743")
+    built = build_elf(
+        [src],
+        board,
+        tmp_path / "arena.elf",
+        link=LinkOptions(place=(("tensor_arena", "axi_sram"),)),
+    )
+    image = load_elf(built.elf)
+    arena = next(
+        s for n, s in image.symbols.items() if n.endswith("tensor_arena") or "12tensor_arena" in n
+    )
+    assert _region_of("stm32h743", arena.address) == "axi_sram"
+    assert _region_of("stm32h743", _symbol(built.elf, "counter")) == "dtcm"
+    assert _region_of("stm32h743", _symbol(built.elf, "initialized")) == "dtcm"
+    result = run_firmware(built.elf, board)
+    assert (result.stop_reason, result.exit_code) == (StopReason.DONE, 0)
+    assert _usage(result, "axi_sram")["program"] == BIG_BUFFER_BYTES
+
+
+def test_place_refuses_what_it_cannot_move(tmp_path: Path) -> None:
+    src = _source(tmp_path, "arena.c", ARENA_C)
+    board = get_board("stm32h743")
+    with pytest.raises(UsageError, match="--place initialized=axi_sram: no zero-initialized"):
+        build_elf(
+            [src],
+            board,
+            tmp_path / "bad.elf",
+            link=LinkOptions(place=(("tensor_arena", "axi_sram"), ("initialized", "axi_sram"))),
+        )
+    assert not (tmp_path / "bad.elf").exists()
+    with pytest.raises(
+        UsageError,
+        match="--place tensor_arena=flash: board stm32h743 has no RAM region named flash",
+    ):
+        resolve(board, LinkOptions(place=(("tensor_arena", "flash"),)))
+    with pytest.raises(UsageError, match="C variable name"):
+        resolve(board, LinkOptions(place=(("a b", "dtcm"),)))
+    # Left in .bss, the arena overflows the DTCM, and the message offers the fix.
+    with pytest.raises(ToolchainError, match="dtcm overflowed"):
+        build_elf([src], board, tmp_path / "dtcm.elf")
+
+
+def test_place_the_generated_arena(tmp_path: Path) -> None:
+    out = tmp_path / "fw"
+    argv = ["build", "-m", "iris3", "-f", "f32", "-b", "stm32h743", "--out", str(out)]
+    assert main([*argv, "--place", "nn_arena=axi_sram"]) == 0
+    manifest = json.loads((out / "iris3-f32.json").read_text())
+    assert manifest["link"]["place"] == {"nn_arena": "axi_sram"}
+    elf = out / "iris3-f32.elf"
+    assert _region_of("stm32h743", _symbol(elf, "nn_arena")) == "axi_sram"
+    assert _region_of("stm32h743", _symbol(elf, "simcore_io")) == "dtcm"
+    assert main(["validate", "--firmware", str(elf), "-q"]) == 0
+    assert main([*argv, "--place", "nn_arena"]) == 2
