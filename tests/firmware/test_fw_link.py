@@ -372,3 +372,21 @@ def test_place_the_generated_arena(tmp_path: Path) -> None:
     assert _region_of("stm32h743", _symbol(elf, "simcore_io")) == "dtcm"
     assert main(["validate", "--firmware", str(elf), "-q"]) == 0
     assert main([*argv, "--place", "nn_arena"]) == 2
+
+
+@pytest.mark.parametrize("heap_bytes", [0, 4096], ids=["stack-at-region-start", "after-heap"])
+def test_stack_overflow_is_caught_where_the_stack_was_placed(
+    tmp_path: Path, heap_bytes: int
+) -> None:
+    """The guard and the overflow check follow a stack moved to AXI SRAM on the H7."""
+    src = _source(tmp_path, "recurse.c", RECURSION_C)
+    board = get_board("stm32h743")
+    options = LinkOptions(stack_in="axi_sram", heap_bytes=heap_bytes)
+    elf = build_elf([src], board, tmp_path / "small.elf", link=options).elf
+    limit = _symbol(elf, "__stack_limit")
+    assert _region_of("stm32h743", limit) == "axi_sram"
+    with pytest.raises(StackOverflow, match=rf"stack overflow in deep.*0x{limit:08x}"):
+        run_firmware(elf, board)
+    bigger = LinkOptions(stack_in="axi_sram", heap_bytes=heap_bytes, stack_bytes=16384)
+    result = run_firmware(build_elf([src], board, tmp_path / "big.elf", link=bigger).elf, board)
+    assert (result.exit_code, result.memory.stack_peak.region) == (0, "axi_sram")
