@@ -1,4 +1,4 @@
-"""``simcore build``: generate and compile model firmware from the command line."""
+"""``simcore build`` (model firmware from the command line) and ``simcore linker-script``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simcore.boards import load_boards, parse_size
+from simcore.boards import get_board, load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
 from simcore.errors import SimError, UsageError
 from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
-from simcore.linker import LinkOptions
+from simcore.linker import LinkOptions, resolve, script_text, write_script
 
 
 def register(subparsers: Any) -> None:
@@ -57,6 +57,33 @@ def register(subparsers: Any) -> None:
         "board file (it defines FLASH, RAM, CODE, HEAP_SIZE, STACK_SIZE and INCLUDEs "
         "common.ld; see firmware_builds/ld/common.ld)",
     )
+    _add_placement(p)
+    p.add_argument(
+        "--cflags",
+        default="",
+        metavar="FLAGS",
+        help='extra compiler flags in one string: --cflags="-O3 -DOPT" (absolute paths)',
+    )
+    p.add_argument(
+        "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
+    )
+    p.set_defaults(func=run)
+
+    ls = subparsers.add_parser(
+        "linker-script",
+        help="write the linker script simcore generates for a board (for your own build)",
+        description="Write the linker script `simcore build` would use for a board and "
+        "placement, to link a program with your own build system (with simcore's runtime: "
+        "-T SCRIPT -L <firmware_builds>/ld).",
+    )
+    ls.add_argument("--board", "-b", required=True, help="board name or board .toml")
+    ls.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    _add_placement(ls)
+    ls.set_defaults(func=run_linker_script, ld=None)
+
+
+def _add_placement(p: argparse.ArgumentParser) -> None:
+    """The switches of :class:`~simcore.linker.LinkOptions`."""
     link = p.add_argument_group(
         "placement (generated linker script; defaults from the board file's [link] table)"
     )
@@ -82,16 +109,6 @@ def register(subparsers: Any) -> None:
         help="move one zero-initialized variable to a RAM region, not zeroed at reset "
         "(repeatable; the generated firmware's activation arena is nn_arena)",
     )
-    p.add_argument(
-        "--cflags",
-        default="",
-        metavar="FLAGS",
-        help='extra compiler flags in one string: --cflags="-O3 -DOPT" (absolute paths)',
-    )
-    p.add_argument(
-        "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
-    )
-    p.set_defaults(func=run)
 
 
 def _cflags(text: str) -> list[str]:
@@ -147,6 +164,17 @@ def _line(b: FirmwareBuild) -> str:
         f"{b.manifest['sizes']['harness_io_bytes']} B)  "
         f"weights {b.weights_bytes} B  arena {b.arena_bytes} B"
     )
+
+
+def run_linker_script(args: argparse.Namespace) -> int:
+    """Handle ``simcore linker-script``; return the exit code."""
+    layout = resolve(get_board(args.board), link_options(args))
+    if args.output is None:
+        sys.stdout.write(script_text(layout))
+    else:
+        write_script(layout, args.output)
+        sys.stdout.write(f"wrote {args.output}\n")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from simcore.engine import run_firmware
 from simcore.errors import StackOverflow, ToolchainError, UsageError
 from simcore.linker import LinkOptions, resolve, script_text
 from simcore.results import RunResult, StopReason
-from simcore.toolchain import build_elf
+from simcore.toolchain import INCLUDE_DIR, LD_DIR, RUNTIME_DIR, build_elf, target_flags
 
 pytestmark = needs_toolchain
 
@@ -390,3 +391,43 @@ def test_stack_overflow_is_caught_where_the_stack_was_placed(
     bigger = LinkOptions(stack_in="axi_sram", heap_bytes=heap_bytes, stack_bytes=16384)
     result = run_firmware(build_elf([src], board, tmp_path / "big.elf", link=bigger).elf, board)
     assert (result.exit_code, result.memory.stack_peak.region) == (0, "axi_sram")
+
+
+def test_linker_script_command_for_your_own_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A program built by its own gcc command links with the script the CLI writes."""
+    script = tmp_path / "h7.ld"
+    argv = ["linker-script", "-b", "stm32h743", "--code-in", "flash", "-o", str(script)]
+    assert main([*argv, "--stack-size", "16K"]) == 0
+    assert "STACK_SIZE = 16384;" in script.read_text()
+    board = get_board("stm32h743")
+    elf = tmp_path / "own.elf"
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            *target_flags(board),
+            "-mthumb",
+            "-O2",
+            f"-I{INCLUDE_DIR}",
+            str(_source(tmp_path, "recurse.c", RECURSION_C)),
+            *(str(RUNTIME_DIR / f) for f in ("startup.c", "syscalls.c", "simcore_abi.c")),
+            f"-L{LD_DIR}",
+            f"-T{script}",
+            "--specs=nano.specs",
+            "-nostartfiles",
+            "-Wl,--gc-sections",
+            "-o",
+            str(elf),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert _region_of("stm32h743", _symbol(elf, "main")) == "flash"
+    result = run_firmware(elf, board)
+    assert (result.stop_reason, result.exit_code) == (StopReason.DONE, 0)
+    capsys.readouterr()
+    assert main(["linker-script", "-b", "rp2040", "--heap-size", "0"]) == 0
+    assert "HEAP_SIZE = 0;" in capsys.readouterr().out
+    assert main(["linker-script", "-b", "rp2040", "--data-in", "itcm"]) == 2
+    assert "--data-in itcm: board rp2040 has no RAM region named itcm" in capsys.readouterr().err
