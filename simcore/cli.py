@@ -61,6 +61,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                     for r in b.memory
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
+                "link": dataclasses.asdict(b.link) if b.link else None,
             }
             for b in boards.values()
         ]
@@ -78,6 +79,12 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
                 + ("; data reads too" if c.data_reads else "")
+            )
+        if b.link:
+            k = b.link
+            _out(
+                f"{'':<10} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
+                f"stack {_size(k.stack_bytes)} + heap {_size(k.heap_bytes)} in {k.stack_in}"
             )
     return 0
 

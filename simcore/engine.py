@@ -1170,7 +1170,8 @@ class _Run:
                     address=address,
                     access=kind,
                     **m.at(pc),
-                    hint="reduce stack use (large locals, recursion) or raise STACK_SIZE",
+                    hint="reduce stack use (large locals, recursion) or build with a larger "
+                    "--stack-size",
                 )
             if kind == "fetch":
                 return self._jump_fault(address)

@@ -275,7 +275,12 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
 
         elf = out_dir() / board.name / f"{golden.name}-{combo.fmt}.elf"
         manifest = read_manifest(elf)
-        if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
+        if (
+            not elf.exists()
+            or _manifest_sha(manifest) != want_sha
+            or _stale(elf)
+            or _placed_otherwise(manifest, board)
+        ):
             model = load_model(golden.name, model_file, combo.fmt)
             build = build_model_firmware(model, combo.fmt, board)
             elf, manifest, built = build.elf, build.manifest, True
@@ -318,6 +323,22 @@ def _stale(elf: Path) -> bool:
     ]
     built = elf.stat().st_mtime
     return any(src.stat().st_mtime > built for src in sources if src.exists())
+
+
+def _placed_otherwise(manifest: dict[str, Any], board: BoardSpec) -> bool:
+    """Whether the firmware was linked with another placement than the board's defaults.
+
+    ``simcore build --stack-size 16K`` (or ``--ld``) writes to the same file a
+    default build does; validate rebuilds rather than compare that one with the
+    baseline. A manifest from before placements were recorded used the defaults.
+    """
+    from simcore.linker import resolve
+
+    link = manifest.get("link")
+    if not isinstance(link, dict):
+        return False
+    placement = {k: v for k, v in link.items() if k not in ("script", "generated")}
+    return link.get("generated") is not True or placement != resolve(board).options()
 
 
 def _manifest_sha(manifest: dict[str, Any]) -> str | None:
