@@ -38,7 +38,7 @@ from simcore.errors import BudgetExhausted, SimError
 from simcore.inputs import Batch, FirmwareIO, InputError, Inputs, batches
 from simcore.limits import Limits
 from simcore.memory import MemoryReport, Usage
-from simcore.results import RunResult, TraceRecord
+from simcore.results import LayerSpan, RunResult, TraceRecord
 
 Echo = Callable[[int, str], None]
 #: A count of cycles in a note ("... (390605 cycles) ...").
@@ -281,9 +281,11 @@ def merge_results(results: list[RunResult], profile_limit: int | None = 50) -> R
     """One RunResult for batches run one after the other (see the module docstring)."""
     last = results[-1]
     traces: list[TraceRecord] = []
+    spans: list[LayerSpan] = []
     offset = 0
     for r in results:
         traces.extend(replace(t, sample_index=t.sample_index + offset) for t in r.traces)
+        spans.extend(replace(s, sample_index=s.sample_index + offset) for s in r.layer_spans)
         offset += r.n_samples
     counted = all(r.cycles is not None for r in results)
     return replace(
@@ -299,6 +301,7 @@ def merge_results(results: list[RunResult], profile_limit: int | None = 50) -> R
         cycles=sum(r.cycles or 0 for r in results) if counted else None,
         sample_cycles=[c for r in results for c in r.sample_cycles],
         sample_instructions=[n for r in results for n in r.sample_instructions],
+        layer_spans=spans,
         cycle_report=_merge_reports([r.cycle_report for r in results], profile_limit)
         if counted
         else {},

@@ -172,6 +172,14 @@ def print_run(
         _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
     if batches:
         _out(f"batches: {batches}")
+    layers = result.layers()
+    if layers:
+        from simcore.cycles.layers import format_layer_table
+
+        _out(f"per layer (per inference, {len({s.sample_index for s in result.layer_spans})} "
+             "sample(s); marks included):")
+        for line in format_layer_table(layers):
+            _out(f"  {line}")
     if profile and report.get("profile"):
         _out(f"{'function':<32} {'cycles':>10} {'instr':>10} {'share':>7}")
         for entry in report["profile"][:profile]:

@@ -50,6 +50,7 @@ from simcore import memory as mem
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
 from simcore.cycles.classify import disassembler
+from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
@@ -76,8 +77,9 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
-from simcore.results import RunResult, StopReason, TraceRecord
+from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
+from simcore.traces import elf_manifest
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +572,9 @@ class _Run:
         self.sample_index = 0
         #: (sample index, begin?, cycles, instructions) at each sample hook.
         self.sample_marks: list[tuple[int, bool, int, int]] = []
+        #: Every sample hook and layer mark in run order: (kind, index or layer id,
+        #: cycles, instructions), kind "begin", "end" or "layer".
+        self.marks: list[tuple[str, int, int, int]] = []
         self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
@@ -715,9 +720,24 @@ class _Run:
             return ret - 4
         return None
 
+    def _mark(self, kind: str, index: int) -> None:
+        """Record the cycles and instructions before the hooked call's first instruction."""
+        if self.model is not None:
+            pc = self.m.reg("pc")
+            self.marks.append(
+                (kind, index, self.model.cycles_at(pc), self.model.accounting.instructions_at(pc))
+            )
+
+    def _on_layer(self) -> None:
+        """``simcore_layer(id)``: a per-layer mark without data."""
+        self._mark("layer", self.m.reg("r0"))
+
     def _on_trace(self) -> None:
         m = self.m
         layer, ptr, nbytes = m.reg("r0"), m.reg("r1"), m.reg("r2")
+        self._mark("layer", layer)
+        if not self.opt.trace:
+            return
         try:
             data = m.read(ptr, nbytes)
             self.trace_bytes += nbytes
@@ -744,6 +764,7 @@ class _Run:
             pc = self.m.reg("pc")
             cycles, insns = self.model.cycles_at(pc), self.model.accounting.instructions_at(pc)
             self.sample_marks.append((index, begin, cycles, insns))
+            self.marks.append(("begin" if begin else "end", index, cycles, insns))
 
     def _on_sbrk(self) -> None:
         increment = _signed(self.m.reg("r0"))
@@ -1208,9 +1229,15 @@ class _Run:
             self.sbrk_returns = _returns(img, sbrk.address)
             for address in self.sbrk_returns:
                 self._code_hook(address, self._on_sbrk_return)
+        # Both are layer marks (cycles per layer) whenever cycles are counted; only
+        # --trace copies simcore_trace's bytes. A Python hook per call costs nothing
+        # next to a layer.
         trace = img.symbol("simcore_trace")
-        if self.opt.trace and trace is not None:
+        if trace is not None and (self.opt.trace or self.opt.cycles):
             self._code_hook(trace.address, self._on_trace)
+        layer = img.symbol("simcore_layer")
+        if layer is not None and layer.kind == "func" and self.opt.cycles:
+            self._code_hook(layer.address, self._on_layer)
         for section in img.code_sections:
             for address in _scan(
                 section.data,
@@ -1404,6 +1431,7 @@ class _Run:
         cycle_report: dict[str, Any] = {}
         sample_cycles: list[int] = []
         sample_instructions: list[int] = []
+        layer_spans: list[LayerSpan] = []
         if self.model is not None:
             cycle_report = self.model.report(final_pc=pc, profile_limit=self.opt.profile_limit)
             cycles = int(cycle_report["cycles"])
@@ -1411,6 +1439,8 @@ class _Run:
             cycle_report["instructions"] = instructions
             notes.extend(cycle_report.pop("notes", []))
             sample_cycles, sample_instructions = _per_sample(self.sample_marks)
+            layer_spans = per_layer(self.marks)
+        layers = layer_info(elf_manifest(m.image.path)) if layer_spans else {}
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,
@@ -1430,6 +1460,8 @@ class _Run:
             cycles=cycles,
             sample_cycles=sample_cycles,
             sample_instructions=sample_instructions,
+            layer_spans=layer_spans,
+            layer_info=layers,
             cycle_report=cycle_report,
             notes=notes,
         )
