@@ -54,7 +54,8 @@ def per_layer(marks: Iterable[tuple[str, int, int, int]]) -> list[LayerSpan]:
         entry[1] += insns - last[1]
         last = (cycles, insns)
         if kind == "end":
-            spans.extend(LayerSpan(sample, lid, c, n) for lid, (c, n) in acc.items())
+            if len(acc) > 1:  # a sample without layer marks has no layers
+                spans.extend(LayerSpan(sample, lid, c, n) for lid, (c, n) in acc.items())
             sample = None
     return spans
 
