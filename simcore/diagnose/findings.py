@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore.diagnose import mistakes as mk
+from simcore.diagnose.maps import ErrorMap
 from simcore.diagnose.static import StaticFinding
 from simcore.firmware.reference import F32_TOLERANCE
 
@@ -116,6 +117,17 @@ class Fault:
         best = self.hypotheses[0] if self.hypotheses else None
         return best if best is not None and best.explains else None
 
+    def better(self) -> list[Evidence]:
+        """The hypotheses that fit better than the layer as the model says (fewer
+        mismatched values; as many, with a smaller largest error), closest first."""
+        base = self.baseline.agreement
+        return [
+            h
+            for h in self.hypotheses
+            if (h.agreement.mismatched, h.agreement.max_abs_error)
+            < (base.mismatched, base.max_abs_error)
+        ]
+
     def title(self) -> str:
         c = self.check
         return f"layer {c.index} ({c.name}, {c.kind})"
@@ -132,8 +144,9 @@ class Fault:
             "name": self.check.name,
             "without_mistake": self.baseline.as_dict(),
             "cause": None if self.cause is None else self.cause.as_dict(),
-            "hypotheses": [h.as_dict() for h in self.hypotheses[:shown]],
+            "hypotheses": [h.as_dict() for h in self.better()[:shown]],
             "hypotheses_tested": len(self.hypotheses),
+            "hypotheses_worse_than_unchanged": len(self.hypotheses) - len(self.better()),
         }
 
 
@@ -161,6 +174,8 @@ class Diagnosis:
     faults: list[Fault] = field(default_factory=list)
     static: list[StaticFinding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Per-channel and per-position errors of the first diverging layer, with patterns.
+    error_map: ErrorMap | None = None
 
     @property
     def exit_code(self) -> int:
@@ -256,6 +271,7 @@ class Diagnosis:
             "cause": None if self.cause is None else self.cause.as_dict(),
             "faults": [f.as_dict(SHOWN_ALTERNATIVES + 1) for f in self.faults],
             "static_scan": [f.as_dict() for f in self.static],
+            "error_map": None if self.error_map is None else self.error_map.as_dict(),
             "notes": self.notes,
         }
 
@@ -313,6 +329,8 @@ class Diagnosis:
             if len(self.faults) > 1:
                 lines.append(f"{fault.title()}: {fault.verdict()}")
             lines += self._render_hypotheses(fault)
+        if self.error_map is not None:
+            lines += self.error_map.render()
         lines += self._render_static()
         return "\n".join(lines) + "\n"
 
@@ -357,9 +375,9 @@ class Diagnosis:
                 f"  none of the {len(fault.hypotheses)} hypotheses for this layer reproduces it"
                 + ("" if fault.hypotheses else " (no hypothesis applies to this kind of layer)")
             )
-        shown = [h for h in fault.hypotheses if h is not cause and not h.explains]
+        shown = [h for h in fault.better() if h is not cause and not h.explains]
         if shown:
-            out.append("  closest other hypotheses:")
+            out.append("  closest other hypotheses (each fits better than the layer unchanged):")
             for h in shown[:SHOWN_ALTERNATIVES]:
                 assert h.mistake is not None
                 a = h.agreement
