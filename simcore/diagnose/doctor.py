@@ -127,6 +127,8 @@ def static_diagnose(elf: Path | str, model: str | Path, fmt: str) -> Diagnosis:
     )
     if diag.stored_problems:
         diag.verdict = "stored"
+    elif any(f.status == "missing" for f in diag.static):
+        diag.verdict = "static-incomplete"  # never "OK" while arrays were not found
     return diag
 
 

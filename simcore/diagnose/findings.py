@@ -22,6 +22,11 @@ from simcore.firmware.reference import F32_TOLERANCE
 #: Hypotheses listed besides the best one.
 SHOWN_ALTERNATIVES = 4
 UNITS = {"f32": "", "q16": "", "int8": " LSB"}
+#: How to get per-layer checks, for generated and hand-written firmware alike.
+TRACE_HINT = (
+    "build it with simcore build --trace, or in your own firmware call "
+    "simcore_trace(N, output, bytes) after layer N (firmware_builds/include/simcore_abi.h)"
+)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ class Diagnosis:
     samples: int
     reference: str
     #: agrees | explained | unexplained | stored (outputs agree, stored arrays do not) |
-    #: untraced-agrees | untraced-differs | static-agrees (static scan only, nothing run)
+    #: untraced-agrees | untraced-differs | static-agrees (static scan only, nothing run) |
+    #: static-incomplete (static scan only, and some arrays were not found at all)
     verdict: str
     layers: list[LayerCheck]
     #: None when nothing was run (static scan only).
@@ -201,7 +207,16 @@ class Diagnosis:
             return f"no divergence: all {len(self.traced)} traced layers and the outputs agree"
         if self.verdict == "untraced-agrees":
             return (
-                "outputs agree (the firmware traced no layer: build it with --trace to check each)"
+                "outputs agree (the firmware traced no layer: " + TRACE_HINT + " to check each)"
+            )
+        if self.verdict == "static-incomplete":
+            missing = [f for f in self.static if f.status == "missing"]
+            return (
+                f"{len(missing)} of {len(self.static)} arrays of the model were not found in the "
+                "ELF under any name or candidate layout, so the scan cannot vouch for them (the "
+                "others hold what the model says); a port that computes them at run time, "
+                "stores them in another format or packs them differently needs a run: "
+                f"simcore diagnose without --static, after {TRACE_HINT}"
             )
         if self.verdict == "static-agrees":
             return (
@@ -225,7 +240,7 @@ class Diagnosis:
             assert self.outputs is not None
             return (
                 f"outputs differ in {self.outputs.mismatched} of {self.outputs.total} values, and "
-                "the firmware traced no layer: build it with --trace to find the layer"
+                "the firmware traced no layer: " + TRACE_HINT + " to find the layer"
             )
         d = self.divergent
         if d is None:
@@ -284,7 +299,7 @@ class Diagnosis:
                         f"simcore diagnose --static: {self.firmware}",
                         f"  model {self.model} ({self.fmt})",
                         "",
-                        f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
+                        f"{self._head()}: {self.summary()}",
                         *self._render_static(),
                     ]
                 )
@@ -323,7 +338,7 @@ class Diagnosis:
             f"{_fmt(o.max_abs_error):>14}",
             *(f"  note: {n}" for n in self.notes),
             "",
-            f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
+            f"{self._head()}: {self.summary()}",
         ]
         for fault in self.faults:
             if len(self.faults) > 1:
@@ -333,6 +348,11 @@ class Diagnosis:
             lines += self.error_map.render()
         lines += self._render_static()
         return "\n".join(lines) + "\n"
+
+    def _head(self) -> str:
+        if self.verdict == "static-incomplete":
+            return "INCOMPLETE"
+        return "OK" if self.exit_code == 0 else "DIAGNOSIS"
 
     def _render_hypotheses(self, fault: Fault) -> list[str]:
         n = fault.check.index

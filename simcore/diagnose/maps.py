@@ -55,6 +55,9 @@ class ChannelError:
     factor: float | None
     intercept: float | None
     fit: float | None
+    #: Root mean square of the line's residuals (real units): a scale or offset
+    #: mistake leaves only rounding, noise leaves more.
+    fit_rms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class ChannelError:
             "factor": _clean(self.factor),
             "intercept": _clean(self.intercept),
             "fit_r2": _clean(self.fit),
+            "fit_rms": _clean(self.fit_rms),
         }
 
 
@@ -236,15 +240,18 @@ def mismatch_mask(fmt: str, got: npt.NDArray[Any], want: npt.NDArray[Any]) -> np
     return ~same
 
 
-def _fit(g: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> tuple[float, float, float] | None:
-    """Least squares g ~ a*w + b: (a, b, R^2), or None with too few or constant values."""
+def _fit(
+    g: npt.NDArray[np.float64], w: npt.NDArray[np.float64]
+) -> tuple[float, float, float, float] | None:
+    """Least squares g ~ a*w + b: (a, b, R^2, residual RMS), or None with too few or
+    constant values."""
     if g.size < 4 or np.ptp(w) == 0:
         return None
     a, b = np.polyfit(w, g, 1)
     resid = g - (a * w + b)
     spread = float(((g - g.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / spread if spread > 0 else 1.0
-    return float(a), float(b), r2
+    return float(a), float(b), r2, float(np.sqrt(np.mean(resid**2)))
 
 
 def error_map(
@@ -278,7 +285,7 @@ def error_map(
                 c, int(b2[:, c].sum()), int(b2.shape[0]),
                 float(np.nan_to_num(err, nan=np.inf).max(initial=0.0)), mean,
                 None if fit is None else fit[0], None if fit is None else fit[1],
-                None if fit is None else fit[2],
+                None if fit is None else fit[2], None if fit is None else fit[3],
             )
         )  # fmt: skip
     spatial = None
@@ -337,7 +344,8 @@ def find_patterns(
     shape = emap.shape
     if len(shape) == 3:
         found += _spatial_patterns(fmt, got, want, bad, shape)
-    found += _channel_patterns(emap, unit)
+    spread = float(np.nanstd(w[np.isfinite(w)])) if np.isfinite(w).any() else 0.0
+    found += _channel_patterns(emap, unit, max(step, 1e-3 * spread))
     return found
 
 
@@ -392,13 +400,20 @@ def _spatial_patterns(
     return out
 
 
-def _channel_patterns(emap: ErrorMap, unit: str) -> list[Pattern]:
+def _channel_patterns(emap: ErrorMap, unit: str, tolerance: float) -> list[Pattern]:
+    """Scale and offset patterns: lines that fit each wrong channel to within rounding
+    (residual RMS at most ``tolerance``, one step of the format)."""
     chans = emap.channels
     if len(chans) < 2:
         return []
     exact = [c.channel for c in chans if c.mismatched == 0]
     wrong = [c for c in chans if c.mismatched > 0]
-    fitted = [c for c in wrong if c.fit is not None and c.factor is not None and c.fit >= 0.98]
+    fitted = [
+        c
+        for c in wrong
+        if c.fit is not None and c.factor is not None and c.fit >= 0.98
+        and c.fit_rms is not None and c.fit_rms <= tolerance
+    ]  # fmt: skip
     if not wrong or len(fitted) < HOLDS * len(wrong):
         return []
     out: list[Pattern] = []
@@ -431,8 +446,8 @@ def _channel_patterns(emap: ErrorMap, unit: str) -> list[Pattern]:
                 "per-tensor-scale",
                 f"channels {_ranges(exact)} are exact and each other channel is off by a factor "
                 "of its own",
-                f"got = a*want + b fits {len(fitted)} of {len(wrong)} wrong channels with "
-                f"R2 >= 0.98, a from {lo:.3g} to {hi:.3g}",
+                f"got = a*want + b fits {len(fitted)} of {len(wrong)} wrong channels to "
+                f"within rounding, a from {lo:.3g} to {hi:.3g}",
                 "one requantization scale (multiplier/shift) used for every channel where the "
                 "model has one per channel: the exact channels share the scale that was used",
             )
@@ -442,7 +457,7 @@ def _channel_patterns(emap: ErrorMap, unit: str) -> list[Pattern]:
             Pattern(
                 "tensor-scale",
                 f"every channel is off by the same factor ({(lo + hi) / 2:.4g})",
-                f"got = a*want + b fits {len(fitted)} of {len(wrong)} channels with R2 >= 0.98",
+                f"got = a*want + b fits {len(fitted)} of {len(wrong)} channels to within rounding",
                 "the layer's scale: input or output scale, a shift off by one (factor 2), or "
                 "an input scaled 0..255 instead of 0..1",
             )
@@ -452,7 +467,7 @@ def _channel_patterns(emap: ErrorMap, unit: str) -> list[Pattern]:
             Pattern(
                 "channel-scales",
                 "each channel is off by a factor of its own",
-                f"got = a*want + b fits {len(fitted)} of {len(wrong)} channels with R2 >= 0.98, "
+                f"got = a*want + b fits {len(fitted)} of {len(wrong)} channels to within rounding, "
                 f"a from {lo:.3g} to {hi:.3g}",
                 "per-channel scales read in another order or for another layer",
             )
