@@ -50,6 +50,7 @@ from simcore import memory as mem
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
 from simcore.cycles.classify import disassembler
+from simcore.cycles.callgraph import Counts, DetailedProfile
 from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
@@ -220,6 +221,10 @@ class RunOptions:
     cycles: bool = True
     memory_model: MemoryModel = MemoryModel.MODELED
     profile_limit: int | None = 50
+    #: Compute the detailed profile (inclusive cycles, calls, lines, loops) after the run.
+    profile_detail: bool = False
+    #: Limit the detailed profile to this sample (between its begin and end marks).
+    profile_sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -575,6 +580,8 @@ class _Run:
         #: Every sample hook and layer mark in run order: (kind, index or layer id,
         #: cycles, instructions), kind "begin", "end" or "layer".
         self.marks: list[tuple[str, int, int, int]] = []
+        #: Block counts at the begin and end of ``options.profile_sample``.
+        self.sample_counts: tuple[Counts, Counts | None] | None = None
         self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
@@ -765,6 +772,12 @@ class _Run:
             cycles, insns = self.model.cycles_at(pc), self.model.accounting.instructions_at(pc)
             self.sample_marks.append((index, begin, cycles, insns))
             self.marks.append(("begin" if begin else "end", index, cycles, insns))
+            if self.opt.profile_sample == index and self.opt.profile_detail:
+                snapshot = [(s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()]
+                if begin:
+                    self.sample_counts = (snapshot, None)
+                elif self.sample_counts is not None and self.sample_counts[1] is None:
+                    self.sample_counts = (self.sample_counts[0], snapshot)
 
     def _on_sbrk(self) -> None:
         increment = _signed(self.m.reg("r0"))
@@ -1348,6 +1361,22 @@ class _Run:
             result.notes.append(self.end_note)
         return result
 
+    def _detailed_profile(self) -> DetailedProfile | None:
+        """The detailed profile asked for: of one sample, or of the whole run."""
+        if self.model is None or not self.opt.profile_detail:
+            return None
+        sample = self.opt.profile_sample
+        if sample is None:
+            return self.model.detailed_profile()
+        if self.sample_counts is None or self.sample_counts[1] is None:
+            raise UsageError(
+                f"sample {sample} never ran between simcore_sample_begin({sample}) and "
+                f"simcore_sample_end({sample})",
+                hint=f"give a sample below {self.n_samples}, or profile the whole run",
+            )
+        before, after = self.sample_counts
+        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}")
+
     def _fpu_used_while_off(self) -> UsageFault | None:
         """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
 
@@ -1441,6 +1470,7 @@ class _Run:
             sample_cycles, sample_instructions = _per_sample(self.sample_marks)
             layer_spans = per_layer(self.marks)
         layers = layer_info(elf_manifest(m.image.path)) if layer_spans else {}
+        detail = self._detailed_profile()
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,
@@ -1462,9 +1492,15 @@ class _Run:
             sample_instructions=sample_instructions,
             layer_spans=layer_spans,
             layer_info=layers,
+            profile_detail=detail,
             cycle_report=cycle_report,
             notes=notes,
         )
+
+
+def _count_diff(before: Counts, after: Counts) -> Counts:
+    """Block counts of what ran between two snapshots."""
+    return [(s, a - b, ae - be) for (s, b, be), (_, a, ae) in zip(before, after, strict=True)]
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
@@ -1545,6 +1581,8 @@ def run_firmware(
     cycles: bool = True,
     memory_model: MemoryModel | str = MemoryModel.MODELED,
     profile_limit: int | None = 50,
+    profile_detail: bool = False,
+    profile_sample: int | None = None,
 ) -> RunResult:
     """Load ``elf`` on ``board``, run it once, and return what it did.
 
@@ -1566,5 +1604,7 @@ def run_firmware(
             cycles=cycles,
             memory_model=MemoryModel(memory_model),
             profile_limit=profile_limit,
+            profile_detail=profile_detail,
+            profile_sample=profile_sample,
         )
     )

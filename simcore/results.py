@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcore.memory import MemoryReport
+
+if TYPE_CHECKING:
+    from simcore.cycles.callgraph import DetailedProfile
 
 
 class StopReason(Enum):
@@ -73,6 +76,8 @@ class RunResult:
     layer_spans: list[LayerSpan] = field(default_factory=list)
     #: Name, kind and MACs per layer id, from the build manifest when it is the ELF's.
     layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Inclusive/exclusive cycles, calls, lines and loops, when asked for (run --profile).
+    profile_detail: DetailedProfile | None = None
     #: The cycle model's report: cycles, seconds_at_clock, cycle_model, cache, profile.
     cycle_report: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -107,6 +112,7 @@ class RunResult:
             "sample_cycles": self.sample_cycles,
             "sample_instructions": self.sample_instructions,
             "layers": self.layers(),
+            "profile_detail": None if self.profile_detail is None else self.profile_detail.as_dict(),
             "memory": self.memory.as_dict(),
             "wall_seconds": round(self.wall_seconds, 6),
             "traces": [
