@@ -233,9 +233,7 @@ class BatchRunner:
         first = 0 if batch is None else batch.start
         count = None if batch is None else batch.count
         sample = self.profile_sample
-        in_batch = sample is not None and (
-            count is None or first <= sample < first + count
-        )
+        in_batch = sample is not None and (count is None or first <= sample < first + count)
         detail = self.profile_detail and (in_batch if sample is not None else first == 0)
         try:
             result = run_firmware(

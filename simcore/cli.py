@@ -177,8 +177,10 @@ def print_run(
     if layers:
         from simcore.cycles.layers import format_layer_table
 
-        _out(f"per layer (per inference, {len({s.sample_index for s in result.layer_spans})} "
-             "sample(s); marks included):")
+        _out(
+            f"per layer (per inference, {len({s.sample_index for s in result.layer_spans})} "
+            "sample(s); marks included):"
+        )
         for line in format_layer_table(layers):
             _out(f"  {line}")
     detail = result.profile_detail
@@ -232,7 +234,6 @@ def _print_profile(detail: DetailedProfile, limit: int) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     """``simcore run``: with ``--json``, a JSON document on stdout whatever happens."""
     from simcore.batches import BatchRunner
-    from simcore.cycles.callgraph import DetailedProfile
 
     stream = not args.json and not args.quiet
     runner: BatchRunner | None = None
@@ -276,11 +277,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             from simcore.cycles.callgraph import chrome_trace, speedscope
             from simcore.outputs import write_output
 
-            detail, name = run.result.profile_detail, Path(args.elf).name
+            found, name = run.result.profile_detail, Path(args.elf).name
             doc = (
-                speedscope(detail, name, f"simcore {__version__}")
+                speedscope(found, name, f"simcore {__version__}")
                 if args.profile_format == "speedscope"
-                else chrome_trace(detail, name)
+                else chrome_trace(found, name)
             )
             write_output(args.profile_out, json.dumps(doc) + "\n", what="profile")
             if not args.json:

@@ -49,8 +49,8 @@ from unicorn import arm_const
 from simcore import memory as mem
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
-from simcore.cycles.classify import disassembler
 from simcore.cycles.callgraph import Counts, DetailedProfile
+from simcore.cycles.classify import disassembler
 from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
@@ -773,7 +773,9 @@ class _Run:
             self.sample_marks.append((index, begin, cycles, insns))
             self.marks.append(("begin" if begin else "end", index, cycles, insns))
             if self.opt.profile_sample == index and self.opt.profile_detail:
-                snapshot = [(s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()]
+                snapshot = [
+                    (s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()
+                ]
                 if begin:
                     self.sample_counts = (snapshot, None)
                 elif self.sample_counts is not None and self.sample_counts[1] is None:
@@ -1375,6 +1377,7 @@ class _Run:
                 hint=f"give a sample below {self.n_samples}, or profile the whole run",
             )
         before, after = self.sample_counts
+        assert after is not None  # checked above
         return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}")
 
     def _fpu_used_while_off(self) -> UsageFault | None:

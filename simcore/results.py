@@ -112,7 +112,9 @@ class RunResult:
             "sample_cycles": self.sample_cycles,
             "sample_instructions": self.sample_instructions,
             "layers": self.layers(),
-            "profile_detail": None if self.profile_detail is None else self.profile_detail.as_dict(),
+            "profile_detail": None
+            if self.profile_detail is None
+            else self.profile_detail.as_dict(),
             "memory": self.memory.as_dict(),
             "wall_seconds": round(self.wall_seconds, 6),
             "traces": [

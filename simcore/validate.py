@@ -922,7 +922,9 @@ def _layers(batches: list[BatchResult]) -> list[dict[str, Any]]:
     """Cycles per layer over all batches (sample indices made global)."""
     from simcore.cycles.layers import layer_table
 
-    spans = [replace(s, sample_index=s.sample_index + b.start) for b in batches for s in b.layer_spans]
+    spans = [
+        replace(s, sample_index=s.sample_index + b.start) for b in batches for s in b.layer_spans
+    ]
     return layer_table(spans, batches[0].layer_info) if spans else []
 
 

@@ -281,9 +281,7 @@ def detailed_profile(
     _inclusive(funcs, by_start)
     live = [f for f in funcs if f.instructions]
     live.sort(key=lambda f: (-f.inclusive_cycles, -f.exclusive_cycles, f.start))
-    line_rows = [
-        LineCost(file, line, fn, c, k) for (file, line), (fn, c, k) in lines.items() if c
-    ]
+    line_rows = [LineCost(file, line, fn, c, k) for (file, line), (fn, c, k) in lines.items() if c]
     line_rows.sort(key=lambda x: (-x.cycles, x.file, x.line))
     loops.sort(key=lambda x: (-x.cycles, x.start))
     return DetailedProfile(scope, total, live, line_rows, loops, indirect)

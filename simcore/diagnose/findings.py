@@ -206,9 +206,7 @@ class Diagnosis:
         if self.verdict == "agrees":
             return f"no divergence: all {len(self.traced)} traced layers and the outputs agree"
         if self.verdict == "untraced-agrees":
-            return (
-                "outputs agree (the firmware traced no layer: " + TRACE_HINT + " to check each)"
-            )
+            return "outputs agree (the firmware traced no layer: " + TRACE_HINT + " to check each)"
         if self.verdict == "static-incomplete":
             missing = [f for f in self.static if f.status == "missing"]
             return (

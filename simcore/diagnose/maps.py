@@ -137,10 +137,12 @@ class ErrorMap:
         if self.spatial is not None:
             grid = _pooled(self.spatial, TEXT_SIDE)
             h, w = self.spatial.shape
-            pooled = "" if grid.shape == self.spatial.shape else f", pooled to {grid.shape[0]}x{grid.shape[1]}"
-            out.append(
-                f"    mismatched share per position ({h}x{w}{pooled}; ' ' none .. '@' all):"
+            pooled = (
+                ""
+                if grid.shape == self.spatial.shape
+                else f", pooled to {grid.shape[0]}x{grid.shape[1]}"
             )
+            out.append(f"    mismatched share per position ({h}x{w}{pooled}; ' ' none .. '@' all):")
             for row in grid:
                 out.append("    |" + "".join(_shade(v) for v in row) + "|")
         if self.patterns:
@@ -237,7 +239,8 @@ def mismatch_mask(fmt: str, got: npt.NDArray[Any], want: npt.NDArray[Any]) -> np
         same = (g == w) | (np.isnan(g) & np.isnan(w))
         if fmt == "f32":
             same |= np.abs(g - w) <= F32_TOLERANCE["abs"] + F32_TOLERANCE["rel"] * np.abs(w)
-    return ~same
+    out: npt.NDArray[np.bool_] = ~same
+    return out
 
 
 def _fit(
@@ -297,7 +300,9 @@ def error_map(
     )
 
 
-def _clamped(fmt: str, g: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+def _clamped(
+    fmt: str, g: npt.NDArray[np.float64], w: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
     """Values at a clamp of the layer: the int8 limits, or the floor a ReLU leaves.
 
     A floor is a value of ``want`` that at least 5% of the values sit on, at its minimum.
@@ -417,13 +422,15 @@ def _channel_patterns(emap: ErrorMap, unit: str, tolerance: float) -> list[Patte
     if not wrong or len(fitted) < HOLDS * len(wrong):
         return []
     out: list[Pattern] = []
-    offsets = [
-        c for c in fitted if c.factor is not None and abs(c.factor - 1.0) < 0.02
-    ]
+    offsets = [c for c in fitted if c.factor is not None and abs(c.factor - 1.0) < 0.02]
     if len(offsets) >= HOLDS * len(wrong):
         shifts = [c.intercept or 0.0 for c in offsets]
         spread = max(shifts) - min(shifts)
-        where = "every wrong channel" if not exact else f"channels {_ranges([c.channel for c in wrong])}"
+        where = (
+            "every wrong channel"
+            if not exact
+            else f"channels {_ranges([c.channel for c in wrong])}"
+        )
         common = spread < 1.0
         out.append(
             Pattern(

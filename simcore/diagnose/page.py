@@ -56,16 +56,19 @@ def render_page(diag: Diagnosis) -> str:
     """The whole diagnosis as an HTML page (no external resources)."""
     doc = diag.as_dict()
     unit = {"int8": " LSB"}.get(diag.fmt, "")
+    where = (
+        f" on {_e(doc['board'])}, {doc['samples']} samples ({_e(doc['inputs'])})"
+        if doc["board"]
+        else " (static scan only)"
+    )
+    verdict = "ok" if diag.exit_code == 0 else "bad"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"/>',
         f"<title>simcore diagnose: {_e(doc['firmware'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>simcore diagnose: {_e(doc['firmware'])}</h1>",
-        f"<p>model {_e(doc['model'])} ({_e(doc['format'])})"
-        + (f" on {_e(doc['board'])}, {doc['samples']} samples ({_e(doc['inputs'])})"
-           if doc["board"] else " (static scan only)")
-        + "</p>",  # fmt: skip
-        f'<div class="verdict {"ok" if diag.exit_code == 0 else "bad"}">{_e(doc["summary"])}</div>',
+        f"<p>model {_e(doc['model'])} ({_e(doc['format'])}){where}</p>",
+        f'<div class="verdict {verdict}">{_e(doc["summary"])}</div>',
     ]
     if diag.outputs is not None:
         parts += ["<h2>Layers</h2>", _layers(doc, unit)]

@@ -168,4 +168,6 @@ def test_run_profile_text_shows_inclusive_cycles_calls_lines_and_loops(
     assert "profile (sample 0; static cycles" in out
     assert "self%" in out and "total%" in out and "calls" in out
     assert "hottest source lines:" in out and "hottest loops" in out
-    assert main(["run", str(fw.elf), "-b", "rp2040", "--samples", "2", "--profile-sample", "5"]) == 2
+    assert (
+        main(["run", str(fw.elf), "-b", "rp2040", "--samples", "2", "--profile-sample", "5"]) == 2
+    )

@@ -109,7 +109,9 @@ def test_the_correct_port_agrees_on_layer_0(tmp_path: Path) -> None:
         ("DOUBLE_OFFSET", "offset", "slope 1.00"),
     ],
 )
-def test_each_mistake_draws_its_pattern(tmp_path: Path, flag: str, kind: str, evidence: str) -> None:
+def test_each_mistake_draws_its_pattern(
+    tmp_path: Path, flag: str, kind: str, evidence: str
+) -> None:
     d = diagnose(_user_conv(tmp_path, flag), "mnist_cnn", "int8", "rp2350", samples=4)
     assert d.divergent is not None and d.divergent.index == 0, d.render()
     assert d.error_map is not None
