@@ -32,10 +32,11 @@ def _layers(doc: dict[str, Any], unit: str) -> str:
     rows = []
     for layer in doc["layers"]:
         if "mismatched" in layer:
+            cosine = layer["cosine"]
             cells = (
                 f'<td class="num">{layer["mismatched"]}/{layer["total"]}</td>'
                 f'<td class="num">{_e(layer["max_abs_error"])}</td>'
-                f'<td class="num">{_e(layer["cosine"] if layer["cosine"] is not None else "-")}'
+                f'<td class="num">{_e(f"{cosine:.4f}" if isinstance(cosine, float) else cosine or "-")}'
                 "</td>"
             )
         else:
