@@ -33,11 +33,11 @@ def _layers(doc: dict[str, Any], unit: str) -> str:
     for layer in doc["layers"]:
         if "mismatched" in layer:
             cosine = layer["cosine"]
+            shown = f"{cosine:.4f}" if isinstance(cosine, float) else cosine or "-"
             cells = (
                 f'<td class="num">{layer["mismatched"]}/{layer["total"]}</td>'
                 f'<td class="num">{_e(layer["max_abs_error"])}</td>'
-                f'<td class="num">{_e(f"{cosine:.4f}" if isinstance(cosine, float) else cosine or "-")}'
-                "</td>"
+                f'<td class="num">{_e(shown)}</td>'
             )
         else:
             cells = f'<td colspan="3">{_e(layer.get("note") or "not traced")}</td>'
