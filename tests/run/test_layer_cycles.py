@@ -148,3 +148,18 @@ def test_run_shows_layers_in_text_json_and_the_html_report(
     assert sum(r["cycles_per_inference"] for r in doc["layers"]) == pytest.approx(per_inference)
     html = render_html([run_as_result(doc)])
     assert '<table class="layers">' in html and "op0_fully_connected" in html
+
+
+@needs_toolchain
+def test_validate_reports_layers_per_inference(tmp_path: Path) -> None:
+    from simcore.validate import combinations_for, validate
+
+    fw = build_model_firmware("iris3", "int8", "rp2350", tmp_path)
+    (combo,) = combinations_for("iris3", ["int8"], ["rp2350"])
+    result = validate(combo, firmware=fw.elf, limit=4)
+    assert result.passed, result.failures
+    layers = result.as_dict()["layers"]
+    assert [r["layer"] for r in layers] == [0, 1, 2, 3, AFTER_LAST_LAYER]
+    assert all(r["samples"] == 4 for r in layers)
+    total = sum(r["cycles_per_inference"] for r in layers)
+    assert total == pytest.approx(result.cycles_mean, abs=0.5)
