@@ -171,3 +171,25 @@ def test_run_profile_text_shows_inclusive_cycles_calls_lines_and_loops(
     assert (
         main(["run", str(fw.elf), "-b", "rp2040", "--samples", "2", "--profile-sample", "5"]) == 2
     )
+
+
+TAIL_CALL = """
+    .type h, %function
+    .thumb_func
+h:  movs r2, #0
+    b g
+    .size h, .-h
+"""
+
+
+@needs_toolchain
+@pytest.mark.parametrize("board", ["rp2040", "rp2350"])
+def test_a_tail_call_is_a_call_site(tmp_path: Path, board: str) -> None:
+    """``h`` ends in ``b g``: g runs for h, so h's inclusive cycles hold g's."""
+    elf = build_asm(tmp_path, board, "    bl h\n    bl h\n", extra=FUNCTIONS + TAIL_CALL)
+    detail = run_firmware(elf, board, profile_detail=True).profile_detail
+    assert detail is not None
+    by_name = {f.name: f for f in detail.functions}
+    h, g = by_name["h"], by_name["g"]
+    assert (h.calls, g.calls) == (2, 2)
+    assert h.inclusive_cycles == h.exclusive_cycles + g.exclusive_cycles
