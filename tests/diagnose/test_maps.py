@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,6 +87,28 @@ def test_a_random_error_has_no_pattern() -> None:
     want = rng.integers(-100, 100, size=(4, 6, 6, 4))
     got = want + rng.integers(-9, 10, size=want.shape) * (rng.random(want.shape) < 0.3)
     assert error_map("int8", 0, "x", got, want).patterns == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "make", "kind"),
+    [
+        ("f32", lambda w: 2.0 * w, "tensor-scale"),
+        ("int8", lambda w: w + 5, "offset"),
+        ("f32", lambda w: np.swapaxes(w, 1, 2), "transposed"),
+        ("f32", lambda w: np.roll(w, -1, axis=2), "shifted"),
+        ("int8", lambda w: w + (w % 3 == 0), "rounding"),
+    ],
+    ids=["f32-scale", "int8-offset", "f32-transposed", "f32-shifted", "int8-rounding"],
+)
+def test_synthetic_errors_draw_their_pattern(fmt: str, make: Any, kind: str) -> None:
+    rng = np.random.default_rng(7)
+    if fmt == "int8":
+        want = rng.integers(-100, 100, size=(3, 8, 8, 4))
+    else:
+        want = rng.normal(size=(3, 8, 8, 4)).astype(np.float32)
+    got = make(want)
+    patterns = error_map(fmt, 0, "x", got, want).patterns
+    assert patterns and patterns[0].kind == kind, patterns
 
 
 # -- hand-written firmware ---------------------------------------------------------
