@@ -342,7 +342,9 @@ class Diagnosis:
             if len(self.faults) > 1:
                 lines.append(f"{fault.title()}: {fault.verdict()}")
             lines += self._render_hypotheses(fault)
-        if self.error_map is not None:
+        if self.error_map is not None and self.cause is None:
+            # A hypothesis that reproduces the layer says more than its map; the map
+            # stays in --json and --html.
             lines += self.error_map.render()
         lines += self._render_static()
         return "\n".join(lines) + "\n"
