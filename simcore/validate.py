@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +40,7 @@ from simcore.elf import ElfImage, load_elf
 from simcore.errors import EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 from simcore.limits import Limits
+from simcore.results import LayerSpan
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,9 @@ class BatchResult:
     wall_seconds: float
     #: The run's MemoryReport.as_dict(): per-region figures and harness buffers.
     memory: dict[str, Any] = field(default_factory=dict)
+    #: Per sample (indices within the batch) and layer, from the firmware's layer marks.
+    layer_spans: list[LayerSpan] = field(default_factory=list)
+    layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 #: ELF images parsed in this (worker) process, by path, modification time and size:
@@ -222,6 +226,8 @@ def _run_batch(
         stack_peak_bytes=result.memory.stack_peak.used_bytes,
         wall_seconds=result.wall_seconds,
         memory=result.memory.as_dict(),
+        layer_spans=result.layer_spans,
+        layer_info=result.layer_info,
     )
 
 
@@ -438,6 +444,9 @@ class Validation:
     error_exit_code: int = 1
     #: The manifest's ``variant`` (trace, portable, injected mistakes), when it has one.
     firmware_variant: dict[str, Any] = field(default_factory=dict)
+    #: Cycles, instructions, share and MACs per layer per inference, from the
+    #: firmware's layer marks (:func:`simcore.cycles.layers.layer_table`).
+    layers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -505,6 +514,7 @@ class Validation:
             "clock_hz": self.clock_hz,
             "cycle_model": self.cycle_model,
             "profile": self.profile,
+            "layers": self.layers,
             "memory": self.memory,
             "mismatches": self.mismatches,
             "emulation_seconds": round(self.emulation_seconds, 3),
@@ -936,7 +946,18 @@ def _judge(
         emulation_seconds=wall,
         built=fw.built,
         firmware_variant=dict(fw.manifest.get("variant") or {}),
+        layers=_layers(batches),
     )
+
+
+def _layers(batches: list[BatchResult]) -> list[dict[str, Any]]:
+    """Cycles per layer over all batches (sample indices made global)."""
+    from simcore.cycles.layers import layer_table
+
+    spans = [
+        replace(s, sample_index=s.sample_index + b.start) for b in batches for s in b.layer_spans
+    ]
+    return layer_table(spans, batches[0].layer_info) if spans else []
 
 
 def _memory(batches: list[BatchResult], board: BoardSpec) -> dict[str, Any]:
