@@ -136,59 +136,67 @@ def load_suite(core: str) -> SiliconSuite:
     return SiliconSuite(core, raw["source"], seqs)
 
 
-def _source(core: str, seq: Sequence_, n: int) -> str:
+def _source(core: str, seqs: Sequence[Sequence_], n: int) -> str:
+    """One program holding every sequence: ``s<i>`` sets up and runs it, ``d<i>`` ends it."""
     setup = "".join(f"    ldr {r}, ={POINTER:#x}\n" for r in _REGISTERS)
-    if seq.loop:
-        setup += f"    movw r9, #{n}\n"
-        copies = seq.body + "\n"
-    else:
-        copies = f".rept {n}\n{seq.body}\n.endr\n"
-    return (
-        f".syntax unified\n.thumb\n.cpu {core}\n.fpu {_FPU[core]}\n.text\n"
-        ".global _start\n.thumb_func\n_start:\n"
-        f"{setup}    b.w body\n.ltorg\n.balign 8\nbody:\n{copies}"
-        ".global done\ndone:\n    b done\n"
-    )
+    parts = [f".syntax unified\n.thumb\n.cpu {core}\n.fpu {_FPU[core]}\n.text\n"]
+    for i, seq in enumerate(seqs):
+        copies = seq.body + "\n" if seq.loop else f".rept {n}\n{seq.body}\n.endr\n"
+        count = f"    movw r9, #{n}\n" if seq.loop else ""
+        parts.append(
+            f".balign 4\n.global s{i}\n.thumb_func\ns{i}:\n{setup}{count}    b.w b{i}\n"
+            f".ltorg\n.balign 8\nb{i}:\n{copies}.global d{i}\nd{i}:\n    b d{i}\n"
+        )
+    return "".join(parts)
 
 
-def _build(tmp: Path, core: str, seq: Sequence_, n: int) -> tuple[bytes, int, list[MappingSymbol]]:
-    src, obj, elf = tmp / "s.s", tmp / "s.o", tmp / "s.elf"
-    src.write_text(_source(core, seq, n))
+@dataclass(frozen=True)
+class _Program:
+    code: bytes
+    symbols: dict[str, int]
+    mapping: tuple[MappingSymbol, ...]
+
+
+def _build(tmp: Path, core: str, seqs: Sequence[Sequence_], n: int) -> _Program:
+    src, obj, elf = tmp / f"s{n}.s", tmp / f"s{n}.o", tmp / f"s{n}.elf"
+    src.write_text(_source(core, seqs, n))
     for cmd in (
         ["arm-none-eabi-as", str(src), "-o", str(obj)],
-        ["arm-none-eabi-ld", f"-Ttext=0x{CODE:x}", "-e", "_start", str(obj), "-o", str(elf)],
+        ["arm-none-eabi-ld", f"-Ttext=0x{CODE:x}", "-e", "s0", str(obj), "-o", str(elf)],
     ):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
-            raise ToolchainError(f"{seq.name}: {' '.join(cmd[:1])} failed: {done.stderr.strip()}")
+            raise ToolchainError(f"silicon suite ({core}): {cmd[0]} failed: {done.stderr.strip()}")
     with elf.open("rb") as f:
         e = ELFFile(f)
-        text = e.get_section_by_name(".text")
-        code = text.data()
+        code = e.get_section_by_name(".text").data()
         symtab = e.get_section_by_name(".symtab")
-        done_at = next(s["st_value"] for s in symtab.iter_symbols() if s.name == "done")
-        mapping = [
+        symbols = {s.name: s["st_value"] & ~1 for s in symtab.iter_symbols() if s.name}
+        mapping = tuple(
             MappingSymbol(s["st_value"], s.name[1])
             for s in symtab.iter_symbols()
             if s.name[:2] in ("$t", "$d")
-        ]
-    return code, done_at & ~1, mapping
+        )
+    return _Program(code, symbols, mapping)
 
 
-def _run(core: str, table: TimingTable, code: bytes, done: int, mapping: list[MappingSymbol]) -> int:
-    classification = classify(table, [CodeRange(CODE, code)], mapping)
-    uc = bare_engine(core, [(CODE, 0x10000), (RAM, RAM_SIZE)])
-    uc.mem_write(CODE, code)
-    uc.mem_write(RAM, POINTER.to_bytes(4, "little") * (RAM_SIZE // 4))
+def _run(core: str, table: TimingTable, prog: _Program, i: int) -> int:
+    """Cycles of sequence ``i`` of ``prog`` from ``s<i>`` to ``d<i>`` under the C hooks."""
     from unicorn import arm_const
 
+    classification = classify(table, [CodeRange(CODE, prog.code)], prog.mapping)
+    uc = bare_engine(core, [(CODE, 0x10000), (RAM, RAM_SIZE)])
+    uc.mem_write(CODE, prog.code)
+    uc.mem_write(RAM, POINTER.to_bytes(4, "little") * (RAM_SIZE // 4))
     uc.reg_write(arm_const.UC_ARM_REG_SP, RAM + RAM_SIZE - 0x100)
     acc = BlockAccounting(classification)
     acc.install(uc)
-    uc.emu_start(CODE | 1, done, count=1_000_000)
+    done = prog.symbols[f"d{i}"]
+    uc.emu_start(prog.symbols[f"s{i}"] | 1, done, count=1_000_000)
     acc.check()
-    if uc.reg_read(arm_const.UC_ARM_REG_PC) != done:
-        raise CycleModelError(f"sequence did not reach done (pc 0x{uc.reg_read(arm_const.UC_ARM_REG_PC):08x})")
+    pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+    if pc != done:
+        raise CycleModelError(f"silicon sequence {i} stopped at 0x{pc:08x}, not at d{i}")
     return acc.cycles
 
 
@@ -198,12 +206,13 @@ def run_suite(core: str, table: TimingTable | None = None) -> SuiteResult:
         raise ToolchainError("arm-none-eabi-as/ld not found", hint="install gcc-arm-none-eabi")
     table = table or load_table(core)
     suite = load_suite(core)
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seq in suite.sequences:
-            lo, hi = (_run(core, table, *_build(Path(tmp), core, seq, n)) for n in COPIES)
-            modeled = (hi - lo) / (COPIES[1] - COPIES[0])
-            results.append(SequenceResult(seq.name, seq.measured, modeled))
+        lo_prog, hi_prog = (_build(Path(tmp), core, suite.sequences, n) for n in COPIES)
+    results = []
+    for i, seq in enumerate(suite.sequences):
+        lo, hi = _run(core, table, lo_prog, i), _run(core, table, hi_prog, i)
+        modeled = (hi - lo) / (COPIES[1] - COPIES[0])
+        results.append(SequenceResult(seq.name, seq.measured, modeled))
     return SuiteResult(core, tuple(results))
 
 
