@@ -9,13 +9,13 @@ instruction) add :data:`UNKNOWN_COST` to the cost prefix: a block containing one
 costs at least that much, which the C hook detects with a single compare.
 
 Context-dependent costs are computed statically between address-consecutive
-instructions, as if execution always fell through from the previous address:
-
-- M33 (M4 proxy): a load that directly follows an independent single load costs
-  ``pipelined_cycles``; a result used by the next instruction before ``latency``
-  cycles stalls (FPU +1);
-- M7: greedy in-order dual issue of address-consecutive pairs (table rules), and
-  stalls on load-use and FPU latencies via a register scoreboard.
+instructions, as if execution always fell through from the previous address. The
+scheduler issues in order; each register a consumer reads has a role (address,
+early/inline-shifted, multiplicand, accumulator, store data, flags, or normal), and
+the producer's row gives its latency to that role. On dual-issue cores (M7, M33) two
+consecutive instructions pair when the table's slot, unit and operand rules allow
+(see the header of data/timing/cortex-m7.toml and docs/timing.md). The M0+ table is
+scalar with no latencies, so its costs are the table's cycles.
 
 The scoreboard and pairing restart (all registers ready, no open issue slot) at the
 start of a Thumb segment, after an unknown halfword, after any instruction that
@@ -86,7 +86,9 @@ _LIST_LOADS = frozenset(
         arm_const.ARM_INS_VPOP,
     }
 )
-_FLAG_REGS = frozenset({arm_const.ARM_REG_CPSR, arm_const.ARM_REG_APSR, arm_const.ARM_REG_APSR_NZCV})
+_FLAG_REGS = frozenset(
+    {arm_const.ARM_REG_CPSR, arm_const.ARM_REG_APSR, arm_const.ARM_REG_APSR_NZCV}
+)
 
 
 def _ids(*names: str) -> frozenset[int]:
@@ -239,7 +241,8 @@ class _Insn:
     row_number: int
     cycles: int
     #: Registers read, by the role they are read in ("normal" or one of tables.ROLES);
-    #: the flags are the pseudo-register "flags".
+    #: the flags are the pseudo-register "flags", read in the normal role (ready when
+    #: the producer's result is).
     reads: tuple[tuple[str, frozenset[str]], ...]
     writes: frozenset[str]
     #: Written base registers (pre/post-indexed addressing): ready after 1 cycle.
@@ -413,8 +416,6 @@ class _Scheduler:
         if writeback:
             return 1
         base = row.latency if row.latency is not None else row.cycles
-        if role == "flags":
-            return max(1, row.cycles)
         if role == "store" and "store" not in row.role_latency:
             store = self.table.store_data_latency
             return base if store is None else store
@@ -689,7 +690,7 @@ def _operand_roles(
         add("store", {k for op in ops if op.type == arm_const.ARM_OP_REG for k in _keys([op.reg])})
     acc = ACCUMULATOR_OPERANDS.get(insn.id, ())
     add("acc", {k for i in acc if i < len(ops) for k in _keys([ops[i].reg])})
-    for i, op in enumerate(ops):
+    for op in ops:
         if op.type == arm_const.ARM_OP_REG and op.shift.type != 0:
             add("early", _keys([op.reg]))
             if op.shift.type >= arm_const.ARM_SFT_ASR_REG:

@@ -44,7 +44,7 @@ _REGISTERS = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r10", "r11"
 
 
 @dataclass(frozen=True)
-class Sequence_:
+class MeasuredSequence:
     """One measured sequence: ``body`` (one copy, or a loop body ending in ``b<cc> 1b``)."""
 
     name: str
@@ -56,13 +56,17 @@ class Sequence_:
 
 @dataclass(frozen=True)
 class SiliconSuite:
+    """A core's measured sequences and where the figures come from."""
+
     core: str
     source: str
-    sequences: tuple[Sequence_, ...]
+    sequences: tuple[MeasuredSequence, ...]
 
 
 @dataclass(frozen=True)
 class SequenceResult:
+    """Measured and modeled cycles per copy of one sequence."""
+
     name: str
     measured: float
     modeled: float
@@ -78,6 +82,8 @@ class SequenceResult:
 
 @dataclass(frozen=True)
 class SuiteResult:
+    """A core's suite run: per-sequence results, exact count and errors."""
+
     core: str
     results: tuple[SequenceResult, ...]
 
@@ -124,7 +130,7 @@ def load_suite(core: str) -> SiliconSuite:
     if raw.get("core") != core:
         raise CycleModelError(f"{path}: core {raw.get('core')!r} is not {core!r}")
     seqs = tuple(
-        Sequence_(
+        MeasuredSequence(
             name=s["name"],
             body=s["body"],
             measured=float(s["measured"]),
@@ -136,7 +142,7 @@ def load_suite(core: str) -> SiliconSuite:
     return SiliconSuite(core, raw["source"], seqs)
 
 
-def _source(core: str, seqs: Sequence[Sequence_], n: int) -> str:
+def _source(core: str, seqs: Sequence[MeasuredSequence], n: int) -> str:
     """One program holding every sequence: ``s<i>`` sets up and runs it, ``d<i>`` ends it."""
     setup = "".join(f"    ldr {r}, ={POINTER:#x}\n" for r in _REGISTERS)
     parts = [f".syntax unified\n.thumb\n.cpu {core}\n.fpu {_FPU[core]}\n.text\n"]
@@ -152,12 +158,14 @@ def _source(core: str, seqs: Sequence[Sequence_], n: int) -> str:
 
 @dataclass(frozen=True)
 class _Program:
+    """The assembled suite program of one copy count."""
+
     code: bytes
     symbols: dict[str, int]
     mapping: tuple[MappingSymbol, ...]
 
 
-def _build(tmp: Path, core: str, seqs: Sequence[Sequence_], n: int) -> _Program:
+def _build(tmp: Path, core: str, seqs: Sequence[MeasuredSequence], n: int) -> _Program:
     src, obj, elf = tmp / f"s{n}.s", tmp / f"s{n}.o", tmp / f"s{n}.elf"
     src.write_text(_source(core, seqs, n))
     for cmd in (

@@ -326,7 +326,9 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
         taken_cycles=taken,
         per_register=_int(f"{where}.per_register", raw.get("per_register", 0)),
         per_register_counts_pc=_bool(where, raw.get("per_register_counts_pc", True)),
-        per_register_divisor=_int(f"{where}.per_register_divisor", raw.get("per_register_divisor", 1), 1),
+        per_register_divisor=_int(
+            f"{where}.per_register_divisor", raw.get("per_register_divisor", 1), 1
+        ),
         latency=latency,
         role_latency=role_latency,
         early_sources=_bool(where, raw.get("early_sources", False)),

@@ -42,8 +42,7 @@ def test_sequence(core: str, name: str) -> None:
     result = next(r for r in _suite(core).results if r.name == name)
     expected = KNOWN_MISSES[core].get(name, result.measured)
     assert result.modeled == expected, (
-        f"{core} {name}: measured {result.measured}, modeled {result.modeled}, "
-        f"expected {expected}"
+        f"{core} {name}: measured {result.measured}, modeled {result.modeled}, expected {expected}"
     )
 
 
