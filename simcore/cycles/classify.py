@@ -668,7 +668,7 @@ def _operand_roles(
             add("address", base | index)
             if insn.writeback:
                 writeback |= base & writes
-            if base and not index:
+            if base and not index and base != {"pc"}:  # literal loads: PC differs per site
                 memory = (next(iter(base)), op.mem.disp)
     list_op = insn.id in _LIST_WITH_BASE or insn.id in _LIST_NO_BASE
     if insn.id in _LIST_WITH_BASE and ops and ops[0].type == arm_const.ARM_OP_REG:

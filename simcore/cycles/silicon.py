@@ -115,10 +115,11 @@ class SuiteResult:
 
     def summary(self) -> str:
         n = len(self.results)
+        worst = self.worst
+        worst_text = "none off" if worst.exact else f"{worst.name} ({worst.error:+g})"
         return (
             f"{self.core}: {self.exact_count}/{n} exact ({self.exact_count / n:.0%}), "
-            f"mean abs error {self.mean_abs_error:.2f} cycles, worst {self.worst.name} "
-            f"({self.worst.error:+g})"
+            f"mean abs error {self.mean_abs_error:.2f} cycles, worst {worst_text}"
         )
 
 
