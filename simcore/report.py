@@ -47,13 +47,13 @@ _CORE_NOTES = {
     ),
     "cortex-m33": (
         "approximate: the M33's own static model fitted to silicon measurements on an "
-        "RP2350 (41 of 41 measured sequences exact, docs/timing.md); M4 figures where "
-        "the M33 has none; an estimate, not cycle-exact on whole programs"
+        "RP2350 (docs/timing.md); M4 figures where the M33 has none; an estimate, "
+        "not cycle-exact on whole programs"
     ),
     "cortex-m7": (
         "approximate: a static dual-issue model of the M7 pipeline fitted to silicon "
-        "measurements on an STM32H743 (63 of 64 measured sequences exact, "
-        "docs/timing.md; TCM at zero wait states, branches predicted); an estimate"
+        "measurements on an STM32H743 (docs/timing.md; TCM at zero wait states, "
+        "branches predicted); an estimate"
     ),
 }
 _TAG_NOTES = {
