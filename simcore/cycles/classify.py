@@ -469,10 +469,11 @@ class _Scheduler:
             if issue is None:
                 issue = max(self.t_next, ready_t)
                 end = issue + c
-                pairable = c == 1 and row.issue is not Issue.SINGLE
+                pairable = row.issue is not Issue.SINGLE and (c == 1 or row.pair_cycle is not None)
                 if self.table.pair_16bit_only and x.size != 2:
                     pairable = False
-                self.open_slot = (issue, x) if pairable else None
+                slot = issue + c - 1 if row.pair_cycle == "last" else issue
+                self.open_slot = (slot, x) if pairable else None
             else:
                 end = issue + 1
                 self.open_slot = None

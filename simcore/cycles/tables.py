@@ -89,6 +89,7 @@ _ROW_KEYS = {
     "after_fp_mac",
     "repeat_interval",
     "repeat_interval_same_bank",
+    "pair_cycle",
     "pipeline_head",
     "pipelined_cycles",
     "issue",
@@ -154,6 +155,9 @@ class TimingRow:
     after_fp_mac: str | None  # "blocked" or "older_only"
     repeat_interval: int
     repeat_interval_same_bank: int
+    #: For a multi-cycle row: the cycle of it a younger instruction may pair with
+    #: ("first" or "last"); None: only 1-cycle instructions open a pair.
+    pair_cycle: str | None
     pipeline_head: bool
     pipelined_cycles: int | None
     issue: Issue
@@ -314,6 +318,9 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
     after = raw.get("after_fp_mac")
     if after not in (None, "blocked", "older_only"):
         raise _err(where, "after_fp_mac must be blocked or older_only")
+    pair_cycle = raw.get("pair_cycle")
+    if pair_cycle not in (None, "first", "last"):
+        raise _err(where, "pair_cycle must be first or last")
     note = raw.get("note")
     if not isinstance(raw["source"], str) or not raw["source"]:
         raise _err(where, "source must be a non-empty string")
@@ -338,6 +345,7 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
         repeat_interval_same_bank=_int(
             f"{where}.repeat_interval_same_bank", raw.get("repeat_interval_same_bank", 0)
         ),
+        pair_cycle=pair_cycle,
         pipeline_head=_bool(where, raw.get("pipeline_head", False)),
         pipelined_cycles=pipelined,
         issue=issue,

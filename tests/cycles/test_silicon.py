@@ -21,7 +21,10 @@ KNOWN_MISSES: dict[str, dict[str, float]] = {
     # Unit-stride STRB measures 2.4 cycles per store; the model spaces byte stores 2
     # apart (4 in one bank) and has no notion of the store buffer filling up.
     "cortex-m7": {"strb_unit_stride": 2.0},
-    "cortex-m33": {},
+    # An instruction skipped by IT costs a slot only on the M33 (it executes as a
+    # NOP); the static model charges it as executed (a flag-setting shifted-constant
+    # ADD: 2), because which IT instructions are skipped is only known at run time.
+    "cortex-m33": {"it_predicated_ne": 3.0},
 }
 
 pytestmark = pytest.mark.skipif(not HAVE_AS, reason="arm-none-eabi-as/ld not installed")

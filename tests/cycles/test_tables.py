@@ -88,6 +88,7 @@ BAD_DUAL = {
     "negative_role_latency": lambda t: t["row"][0].update(latency_acc=-1),
     "bad_size": lambda t: t["row"][0].update(when={"size_bytes": 3}),
     "unknown_role_latency": lambda t: t["row"][0].update(latency_branch=1),
+    "bad_pair_cycle": lambda t: t["row"][0].update(pair_cycle="middle"),
 }
 
 
