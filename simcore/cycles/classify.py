@@ -86,6 +86,7 @@ _LIST_LOADS = frozenset(
         arm_const.ARM_INS_VPOP,
     }
 )
+_WRITE_ONLY = 2  # capstone CS_AC_WRITE without CS_AC_READ
 _FLAG_REGS = frozenset(
     {arm_const.ARM_REG_CPSR, arm_const.ARM_REG_APSR, arm_const.ARM_REG_APSR_NZCV}
 )
@@ -687,8 +688,9 @@ def _operand_roles(
             writes |= regs  # capstone lists VLDM/VPOP destinations as neither read nor written
         else:
             add("store", regs)
-    elif insn.id in _STORE_IDS:
-        add("store", {k for op in ops if op.type == arm_const.ARM_OP_REG for k in _keys([op.reg])})
+    elif insn.id in _STORE_IDS:  # not STREX's status register (written only)
+        data = [op for op in ops if op.type == arm_const.ARM_OP_REG and op.access != _WRITE_ONLY]
+        add("store", {k for op in data for k in _keys([op.reg])})
     acc = ACCUMULATOR_OPERANDS.get(insn.id, ())
     add("acc", {k for i in acc if i < len(ops) for k in _keys([ops[i].reg])})
     for op in ops:
