@@ -4,7 +4,9 @@
    the C accounting hook, instructions per second and their ratio.
 2. The generated MNIST int8 firmware, one full batch per board, through the
    engine with accounting off and on.
-3. Validation wall time: every IRIS combination, and the whole MNIST test set
+3. The silicon suite: measured instruction sequences (STM32H743, RP2350) against
+   the model, exact count and mean and worst error per core.
+4. Validation wall time: every IRIS combination, and the whole MNIST test set
    (10,000 images) in int8 on all three boards, on all cores; and a check that
    validation never imported TensorFlow.
 4. The MNIST int8 sweep on one process, the local pool and Dask LocalClusters of
@@ -41,6 +43,16 @@ def _firmware_throughput() -> None:
             f"{n / counted.wall_seconds / 1e6:6.1f} M/s, ratio "
             f"{raw.wall_seconds / counted.wall_seconds:.2f}"
         )
+
+
+def _silicon_suite() -> None:
+    from simcore.cycles.silicon import CORES, run_suite
+
+    print(
+        "\nSilicon suite (measured sequences, cycles per copy; python -m simcore.cycles.silicon):"
+    )
+    for core in CORES:
+        print(f"  {run_suite(core).summary()}")
 
 
 def _validation(limit: int | None, jobs: int) -> None:
@@ -126,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         print("Cycle-model kernel benchmark (best of runs, thread CPU time):")
         bench.main()
     _firmware_throughput()
+    _silicon_suite()
     _validation(args.limit, args.jobs)
     _distributed(args.sweep_limit, args.jobs)
 

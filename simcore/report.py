@@ -46,17 +46,20 @@ _CORE_NOTES = {
         "Manual (zero wait states)"
     ),
     "cortex-m33": (
-        "proxy: Arm publishes no per-instruction timing for the M33, so the Cortex-M4 "
-        "TRM's table stands in; close, not cycle-exact"
+        "approximate: the M33's own static model fitted to silicon measurements on an "
+        "RP2350 (docs/timing.md); M4 figures where the M33 has none; an estimate, "
+        "not cycle-exact on whole programs"
     ),
     "cortex-m7": (
-        "approximate: a static dual-issue model of the M7 pipeline (TCM at zero wait "
-        "states, branches predicted); treat as an estimate"
+        "approximate: a static dual-issue model of the M7 pipeline fitted to silicon "
+        "measurements on an STM32H743 (docs/timing.md; TCM at zero wait states, "
+        "branches predicted); an estimate"
     ),
 }
 _TAG_NOTES = {
     "exact": "exact: per-instruction timings from the core's Technical Reference Manual",
     "proxy": "proxy: another core's published timings stand in for this one",
+    "measured": "measured: third-party measurements on silicon (DWT cycle counts)",
     "approximate": "approximate: a model of the pipeline; treat as an estimate",
 }
 
