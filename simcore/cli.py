@@ -582,7 +582,8 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
         ref_acc = float(np.mean(ref == golden.labels))
         _out(
             f"  accuracy on the labels: {golden.float_reference} {ref_acc:.2%}, "
-            f"int8 (tflite-micro) {np.mean(q8 == golden.labels):.2%}"
+            f"int8 ({golden.header.get('int8_reference', 'tflite-micro')}) "
+            f"{np.mean(q8 == golden.labels):.2%}"
         )
     else:
         _out("  no labels: validation reports agreement with the reference, not accuracy")
