@@ -116,8 +116,8 @@ def tests(session: nox.Session) -> None:
     # Renders the HTML report in tests/validate; the test skips without it.
     ensure_apt(session, "chromium", ["chromium"], required=False, what="Chromium")
     # The golden extra (TensorFlow, tflite-micro): tests/user runs `simcore golden create`
-    # on a model trained in the test, as a user would.
-    install(session, "dev", "golden")
+    # on a model trained in the test, as a user would; the onnx extra: tests/onnx.
+    install(session, "dev", "golden", "onnx")
     run_pytest(session)
 
 
@@ -125,7 +125,7 @@ def tests(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Run the slow-marked tests (full test sets, retraining checks)."""
     ensure_toolchain(session)
-    install(session, "dev", "golden")
+    install(session, "dev", "golden", "onnx")
     run_pytest(session, "-m", "slow")
 
 

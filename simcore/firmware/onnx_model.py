@@ -393,6 +393,14 @@ class _Builder:
             return None
         return self.r.qconsts.get(self.r.name(node.input[i]))
 
+    def _alias(self, node: Any) -> None:
+        """The node's output is the current tensor (a no-op for the firmware); keep its quantization."""
+        out = node.output[0]
+        self.r.alias[out] = self.current
+        q = self.r.quant.pop(out, None)
+        if q is not None:
+            self.r.quant.setdefault(self.current, q)
+
     def _emit(self, node: Any, step: Step) -> None:
         self.steps.append(step)
         self.shape = step.out_shape
@@ -450,7 +458,7 @@ class _Builder:
         op, a = node.op_type, _attrs(node)
         self._data_input(node)
         if op in ("Identity", "Dropout"):
-            self.r.alias[node.output[0]] = self.current
+            self._alias(node)
             return
         if op == "Conv":
             self._conv(node, a)
@@ -680,7 +688,7 @@ class _Builder:
                 hint="flatten it to [N, -1] before a Gemm/MatMul",
             )
         if tuple(rest) == tuple(onnx_now):
-            self.r.alias[node.output[0]] = self.current
+            self._alias(node)
             return
         self.layout = "plain"
         self._emit(
@@ -704,7 +712,7 @@ class _Builder:
                 f"{self.r.where(node)}: perm {perm} is not supported",
                 hint="only NHWC<->NCHW transposes of images are",
             )
-        self.r.alias[node.output[0]] = self.current
+        self._alias(node)
 
     def _activation(self, node: Any, a: dict[str, Any]) -> None:
         where, op = self.r.where(node), node.op_type

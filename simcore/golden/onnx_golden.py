@@ -111,13 +111,20 @@ def run_onnxruntime(model: Path, chain: OnnxChain, x: npt.NDArray[np.float32]) -
 
 
 def quantize_qdq(model: Path, chain: OnnxChain, calibration: npt.NDArray[np.float32]) -> bytes:
-    """onnxruntime's post-training static quantization (QDQ, int8) calibrated on ``calibration``."""
+    """onnxruntime's post-training static quantization (QDQ, int8) calibrated on ``calibration``.
+
+    The float model is first put through onnxruntime's ``quant_pre_process``
+    (basic graph optimizations and shape inference), so the QDQ model may
+    hold fewer nodes than the float one (BatchNormalization folded into the
+    Conv, MatMul + Add fused into a Gemm); its layers are the same.
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -129,9 +136,13 @@ def quantize_qdq(model: Path, chain: OnnxChain, calibration: npt.NDArray[np.floa
 
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         out = Path(tmp) / "model_int8.onnx"
+        prepared = Path(tmp) / "prepared.onnx"
         try:
+            # onnxruntime's basic graph optimizations first, as its docs advise: they fold
+            # BatchNormalization into the Conv before it and MatMul + Add into a Gemm.
+            quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
             quantize_static(
-                str(model),
+                str(prepared),
                 str(out),
                 Reader(),
                 quant_format=QuantFormat.QDQ,
