@@ -118,7 +118,8 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
             suffix = ".onnx (QDQ)"
     if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite", ".onnx"):
         found = find_golden_for_model(path)
-        if found is not None and (found / want).is_file():
+        onnx_file = "model_int8.onnx" if fmt == "int8" else "model.onnx"
+        if found is not None and ((found / want).is_file() or (found / onnx_file).is_file()):
             path = found
         else:
             hint = f"pass the model's {suffix} file or its golden folder"

@@ -609,7 +609,11 @@ class _Builder:
     def _batchnorm(self, node: Any, a: dict[str, Any]) -> None:
         prev = self._last_linear(node, "folded into the output")
         if prev.weights_q is not None:
-            raise FirmwareError(f"{self.r.where(node)}: BatchNormalization in a QDQ model")
+            raise FirmwareError(
+                f"{self.r.where(node)}: BatchNormalization in a QDQ model is not supported",
+                hint="fold it into the Conv before quantizing: "
+                "onnxruntime.quantization.shape_inference.quant_pre_process does",
+            )
         g, beta, mean, var = (
             self._need_const(node, i, "the BatchNormalization parameters").astype(np.float64)
             for i in range(1, 5)

@@ -66,9 +66,13 @@ def mlp(path: Path, seed: int = 0) -> Path:
 CNN_INPUT = (3, 7, 5)  # C, H, W
 
 
-def cnn(path: Path, seed: int = 0) -> Path:
+def cnn(path: Path, seed: int = 0, *, softmax: bool = True, batchnorm: bool = True) -> Path:
     """(3, 7, 5) -> Conv 4@3x2 pads (1,0,1,1) + BN + relu -> MaxPool 2x2 -> Conv 6@2x3
-    stride (1, 2) pads (0,1,0,1) + relu -> Flatten (NCHW) -> Gemm 5 -> Softmax."""
+    stride (1, 2) pads (0,1,0,1) + relu -> Flatten (NCHW) -> Gemm 5 -> Softmax.
+
+    Without ``softmax`` the Gemm's logits are the output; without
+    ``batchnorm`` the first Conv feeds the Relu directly.
+    """
     rng = np.random.default_rng(seed)
     c, h, w = CNN_INPUT
     # conv1: out (7 + 2 - 3 + 1, 5 + 1 - 2 + 1) = (7, 5); pool: (3, 2);
@@ -101,6 +105,12 @@ def cnn(path: Path, seed: int = 0) -> Path:
         helper.make_node("Gemm", ["f", "W3", "B3"], ["g"], name="dense", transB=1),
         helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=-1),
     ]  # fmt: skip
+    if not batchnorm:
+        nodes[2] = helper.make_node("Relu", ["c1"], ["r1"], name="relu1")
+        del nodes[1]
+    if not softmax:
+        nodes[-2].output[0] = "y"
+        del nodes[-1]
     return _save(nodes, inits, ["N", c, h, w], 5, path)
 
 
