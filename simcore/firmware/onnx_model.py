@@ -276,7 +276,9 @@ class _Reader:
         if src in self.pending_q:
             x, s, z = self.pending_q[src]
             if len(scale) != 1 or (float(scale[0]), int(zp[0])) != (s, z):
-                raise FirmwareError(f"{self.where(node)}: quantization differs from its QuantizeLinear")
+                raise FirmwareError(
+                    f"{self.where(node)}: quantization differs from its QuantizeLinear"
+                )
             self.alias[out] = x
             self.quant.setdefault(x, (s, z))
             if self.quant[x] != (s, z):
@@ -394,7 +396,7 @@ class _Builder:
         return self.r.qconsts.get(self.r.name(node.input[i]))
 
     def _alias(self, node: Any) -> None:
-        """The node's output is the current tensor (a no-op for the firmware); keep its quantization."""
+        """The output is the current tensor (no firmware layer); it keeps its quantization."""
         out = node.output[0]
         self.r.alias[out] = self.current
         q = self.r.quant.pop(out, None)
@@ -408,7 +410,9 @@ class _Builder:
 
     def _image(self, node: Any) -> tuple[int, int, int]:
         if len(self.shape) != 3:
-            raise FirmwareError(f"{self.r.where(node)}: needs an NCHW image, got shape {self.shape}")
+            raise FirmwareError(
+                f"{self.r.where(node)}: needs an NCHW image, got shape {self.shape}"
+            )
         if self.layout != "nchw":
             h, w, c = self.shape
             if h != 1 and w * c != 1:  # the firmware's CHW-ordered values are not HWC
@@ -442,10 +446,10 @@ class _Builder:
             pt, pl, pb, pr = pads
             out_h = (h + pt + pb - k_h) // s_h + 1
             out_w = (w + pl + pr - k_w) // s_w + 1
-            if a.get("ceil_mode", 0) and (
-                (h + pt + pb - k_h) % s_h or (w + pl + pr - k_w) % s_w
-            ):
-                raise FirmwareError(f"{where}: ceil_mode=1 is not supported", hint="use ceil_mode=0")
+            if a.get("ceil_mode", 0) and ((h + pt + pb - k_h) % s_h or (w + pl + pr - k_w) % s_w):
+                raise FirmwareError(
+                    f"{where}: ceil_mode=1 is not supported", hint="use ceil_mode=0"
+                )
             if max(pt, pl) >= max(k_h, k_w) or out_h < 1 or out_w < 1:
                 raise FirmwareError(f"{where}: pads {pads} do not fit the {k_h}x{k_w} window")
         else:
@@ -481,7 +485,9 @@ class _Builder:
         where = self.r.where(node)
         h, w, c = self._image(node)
         if int(a.get("group", 1)) != 1:
-            raise FirmwareError(f"{where}: group={a.get('group')} is not supported", hint="use group=1")
+            raise FirmwareError(
+                f"{where}: group={a.get('group')} is not supported", hint="use group=1"
+            )
         kernel = self._need_const(node, 1, "the weight").astype(np.float32)
         if kernel.ndim != 4 or kernel.shape[1] != c:
             raise FirmwareError(f"{where}: weights {kernel.shape} do not fit {c} input channels")
@@ -597,9 +603,12 @@ class _Builder:
         n = prev.out_shape[-1]
         other = next(t for t in node.input if self.r.const(t) is not None)
         b = np.asarray(self.r.const(other), np.float32)
-        if b.size not in (1, n) or (b.size == n and b.ndim and b.shape[-1] != n and
-                                    prev.kind == "dense"):  # fmt: skip
-            raise FirmwareError(f"{self.r.where(node)}: a {b.shape} addend does not fit {n} channels")
+        if b.size not in (1, n) or (
+            b.size == n and b.ndim and b.shape[-1] != n and prev.kind == "dense"
+        ):
+            raise FirmwareError(
+                f"{self.r.where(node)}: a {b.shape} addend does not fit {n} channels"
+            )
         assert prev.bias is not None
         prev.bias = (prev.bias + b.reshape(-1)).astype(np.float32)
         prev.bias_q = None  # requantized from the float sum in int8
@@ -651,8 +660,15 @@ class _Builder:
         kind = "maxpool" if node.op_type == "MaxPool" else "avgpool"
         self._emit(
             node,
-            Step(node.name, node.op_type, kind, self.shape, (out_h, out_w, c), node.output[0],
-                 geometry=geom),  # fmt: skip
+            Step(
+                node.name,
+                node.op_type,
+                kind,
+                self.shape,
+                (out_h, out_w, c),
+                node.output[0],
+                geometry=geom,
+            ),
         )
 
     def _flatten_to(self, node: Any, n: int) -> None:
@@ -748,8 +764,11 @@ class _Builder:
                 f"{self.r.path.name}: the graph output is a flattened NCHW tensor",
                 hint="end the model with a Gemm/MatMul or an activation of one",
             )
-        if self.layout == "nchw" and len(self.shape) == 3 and self.shape[2] > 1 and (
-            self.shape[0] * self.shape[1] > 1
+        if (
+            self.layout == "nchw"
+            and len(self.shape) == 3
+            and self.shape[2] > 1
+            and (self.shape[0] * self.shape[1] > 1)
         ):
             raise FirmwareError(
                 f"{self.r.path.name}: the graph output is an NCHW image",
@@ -831,9 +850,15 @@ def int8_model(chain: OnnxChain) -> Int8Model:
             else:
                 act_min, act_max = quant.activation_range("NONE", cur[0], cur[1])
                 ops.append(
-                    Int8Op(name, s.kind, s.in_shape, s.out_shape,
-                           {"act_min": act_min, "act_max": act_max}, geometry=s.geometry)
-                )  # fmt: skip
+                    Int8Op(
+                        name,
+                        s.kind,
+                        s.in_shape,
+                        s.out_shape,
+                        {"act_min": act_min, "act_max": act_max},
+                        geometry=s.geometry,
+                    )
+                )
         elif s.activation == "leaky_relu":
             if out_q is None:
                 raise FirmwareError(f"{where}: output of node {s.node!r} is not quantized")

@@ -100,7 +100,9 @@ def run_onnxruntime(model: Path, chain: OnnxChain, x: npt.NDArray[np.float32]) -
     try:
         session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise UsageError(f"onnxruntime cannot load {model.name}: {' '.join(str(exc).split())}")
+        raise UsageError(
+            f"onnxruntime cannot load {model.name}: {' '.join(str(exc).split())}"
+        ) from None
     dim = session.get_inputs()[0].shape[0]
     step = 1 if dim == 1 else BATCH
     out = [

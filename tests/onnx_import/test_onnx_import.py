@@ -114,7 +114,9 @@ def goldens(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_golden_create_from_onnx(goldens: dict[str, Path], models: dict[str, Path], name: str) -> None:
+def test_golden_create_from_onnx(
+    goldens: dict[str, Path], models: dict[str, Path], name: str
+) -> None:
     golden = load_golden_dir(goldens[name])
     assert golden.formats == ("f32", "q16", "int8")
     assert golden.float_reference == "onnxruntime"
