@@ -206,8 +206,11 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def golden(session: nox.Session) -> None:
     """Regenerate data sets, models and golden predictions (the only writer of golden/)."""
-    install(session, "golden")
+    install(session, "golden", "onnx")
     session.run("python", "-m", "simcore.golden.generate", *session.posargs)
+    # mnist_cnn exported to ONNX through PyTorch (CPU build), and its golden.
+    session.install("torch==2.13.0")
+    session.run("python", "-m", "simcore.golden.onnx_export")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -515,13 +515,14 @@ def create_golden(
 def write_folder(
     final: Path,
     models: dict[str, tuple[str, bytes]],
-    data_arrays: dict[str, npt.NDArray[Any]],
+    data_arrays: dict[str, npt.NDArray[Any]] | None,
     arrays: dict[str, npt.NDArray[Any]],
     header: dict[str, Any],
 ) -> Path:
     """Write a golden folder: ``models`` (role -> file name, bytes), data, arrays and header.
 
-    ``header`` gets its ``files`` and the data set's sha256 here. The folder is
+    ``header`` gets its ``files`` and the data set's sha256 here (without
+    ``data_arrays``, its ``dataset`` names a shipped data set). The folder is
     written next to ``final`` and renamed at the end: an interrupted or failed
     create never leaves a half-written golden where a valid one is expected.
     """
@@ -539,7 +540,6 @@ def write_folder(
         for role, (file_name, content) in models.items():
             (out / file_name).write_bytes(content)
             files[role] = file_name
-        _savez(out / DATA_FILE, **data_arrays)
         _savez(out / store.ARRAYS_FILE, **arrays)
         files["arrays"] = store.ARRAYS_FILE
         header = {
@@ -547,8 +547,10 @@ def write_folder(
             "files": {
                 role: {"path": f, "sha256": sha256_file(out / f)} for role, f in files.items()
             },
-            "dataset": {**header["dataset"], "sha256": sha256_file(out / DATA_FILE)},
         }
+        if data_arrays is not None:
+            _savez(out / DATA_FILE, **data_arrays)
+            header["dataset"] = {**header["dataset"], "sha256": sha256_file(out / DATA_FILE)}
         store.write_header(out / store.HEADER_FILE, header)
         # Read it back through the loader every command uses: what we wrote must load.
         store.load_golden_dir(out)

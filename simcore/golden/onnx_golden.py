@@ -188,43 +188,80 @@ def create_onnx_golden(
     description: str | None,
     say: Callable[[str], None],
 ) -> Path:
-    """Write the golden folder of an ONNX model (see the module docstring); return it."""
-    from simcore.firmware.int8_eval import forward
-
+    """Write the golden folder of an ONNX model on a user's data (module docstring); return it."""
     _need_onnx()
     chain = read_chain(model_path, name)  # unsupported operators stop here, before any run
     data = read_data(data_path, labels_path)
     x = check_inputs(
         data.inputs, chain.onnx_input_shape, model_path.name, int8_ok=False, where=str(data_path)
     )
+    calib = x
+    if calibration_path is not None:
+        calib = check_inputs(
+            read_data(calibration_path).inputs,
+            chain.onnx_input_shape,
+            model_path.name,
+            int8_ok=False,
+            where=str(calibration_path),
+        )
+    return write_onnx_golden(
+        model_path,
+        chain,
+        x,
+        data.labels,
+        out=out,
+        calibration=calib[:MAX_CALIBRATION],
+        calibration_source=str(calibration_path or data_path),
+        description=description or f"{model_path.name} on {data.source}",
+        data_source=data.source,
+        say=say,
+    )
+
+
+def write_onnx_golden(
+    model_path: Path,
+    chain: OnnxChain,
+    x: npt.NDArray[np.float32],
+    raw_labels: npt.NDArray[Any] | None,
+    *,
+    out: Path,
+    calibration: npt.NDArray[np.float32],
+    calibration_source: str,
+    description: str,
+    data_source: str,
+    say: Callable[[str], None],
+    dataset: dict[str, Any] | None = None,
+    source_model: str | None = None,
+) -> Path:
+    """Write the golden of ``model_path`` on inputs ``x`` (ONNX layout); return the folder.
+
+    ``dataset`` names a shipped data set (its golden.json entry) the inputs
+    come from, in its order; the folder then holds no copy of the data.
+    ``source_model`` is what the header names as the model's origin
+    (default: the path of ``model_path``).
+    """
+    from simcore.firmware.int8_eval import forward
+    from simcore.golden.create import UserData
+
+    name = chain.name
     say(f"onnxruntime predictions on {len(x)} samples")
     outputs_float = run_onnxruntime(model_path, chain, x)
     n = len(x)
-    labels = _labels(data, n, outputs_float.shape[1], model_path.name)
+    labels = _labels(UserData(x, raw_labels, data_source), n, outputs_float.shape[1], name)
     models: dict[str, tuple[str, bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if chain.quantized:
             qdq_path, int8_from = model_path, "the given QDQ .onnx"
             models["onnx_int8"] = (store.ONNX_INT8_FILE, model_path.read_bytes())
         else:
-            calib = x
-            if calibration_path is not None:
-                calib = check_inputs(
-                    read_data(calibration_path).inputs,
-                    chain.onnx_input_shape,
-                    model_path.name,
-                    int8_ok=False,
-                    where=str(calibration_path),
-                )
-            calib = calib[:MAX_CALIBRATION]
-            say(f"quantizing to int8 with onnxruntime (calibration: {len(calib)} samples)")
-            qdq = quantize_qdq(model_path, chain, calib)
+            say(f"quantizing to int8 with onnxruntime (calibration: {len(calibration)} samples)")
+            qdq = quantize_qdq(model_path, chain, calibration)
             qdq_path = Path(tmp) / store.ONNX_INT8_FILE
             qdq_path.write_bytes(qdq)
             int8_from = (
                 "onnxruntime.quantization.quantize_static: QDQ, int8 weights per channel "
                 "(symmetric), int8 activations, MinMax calibration on "
-                f"{len(calib)} samples of {calibration_path or data_path}"
+                f"{len(calibration)} samples of {calibration_source}"
             )
             models["onnx"] = (store.ONNX_FILE, model_path.read_bytes())
             models["onnx_int8"] = (store.ONNX_INT8_FILE, qdq)
@@ -237,9 +274,11 @@ def create_onnx_golden(
         agreement = int8_agreement(qdq_path, chain8, x_q, outputs_q)
     rows = np.arange(n, dtype=np.int64)
     n_classes = 2 if outputs_float.shape[1] == 1 else outputs_float.shape[1]
-    data_arrays: dict[str, npt.NDArray[Any]] = {"inputs": x_fw}
-    if labels is not None:
-        data_arrays["labels"] = labels
+    data_arrays: dict[str, npt.NDArray[Any]] | None = None
+    if dataset is None:
+        data_arrays = {"inputs": x_fw}
+        if labels is not None:
+            data_arrays["labels"] = labels
     arrays: dict[str, npt.NDArray[Any]] = {
         "rows": rows,
         "labels": labels if labels is not None else np.full(n, -1, dtype=np.int64),
@@ -258,19 +297,23 @@ def create_onnx_golden(
         "format": store.FORMAT_NAME,
         "version": store.FORMAT_VERSION,
         "name": name,
-        "description": description or f"{model_path.name} on {data.source}",
+        "description": description,
         "task": "classification",
         "generated_by": "simcore golden create",
-        "source_model": {"path": str(model_path.resolve()), "sha256": sha256_file(model_path)},
+        "source_model": {
+            "path": source_model or str(model_path.resolve()),
+            "sha256": sha256_file(model_path),
+        },
         "float_reference": "onnxruntime" + (" (QDQ model)" if chain.quantized else ""),
         "int8_from": int8_from,
         "int8_reference": "simcore int8 reference",
         "int8_vs_onnxruntime": agreement,
-        "dataset": {
+        "dataset": dataset
+        or {
             "name": "user",
             "path": DATA_FILE,
             "path_base": "golden",
-            "source": data.source,
+            "source": data_source,
             "input_transform": layout,
         },
         "has_labels": labels is not None,
