@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     from simcore.firmware.onnx_model import read_chain
     from simcore.golden.onnx_golden import write_onnx_golden
 
-    parser = argparse.ArgumentParser(prog="python -m simcore.golden.onnx_export", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m simcore.golden.onnx_export", description=__doc__
+    )
     parser.add_argument("--golden-dir", type=Path, default=GOLDEN_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

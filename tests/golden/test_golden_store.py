@@ -204,8 +204,10 @@ def test_golden_root_is_the_repository_folder() -> None:
 
 def test_no_unused_or_unlisted_golden_files() -> None:
     """Every model folder belongs to a generator spec and holds only the files its header lists."""
-    from simcore.golden import generate  # imports no TensorFlow until it trains
-    from simcore.golden import onnx_export  # imports no torch until it exports
+    from simcore.golden import (
+        generate,  # imports no TensorFlow until it trains
+        onnx_export,  # imports no torch until it exports
+    )
 
     assert list_models() == sorted([*generate.SPECS, onnx_export.NAME])
     used_data = set()

@@ -286,3 +286,41 @@ def test_onnx_path_imports_no_tensorflow(models: dict[str, Path], tmp_path: Path
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+
+
+# -- the shipped export of mnist_cnn -----------------------------------------------------------
+
+
+def test_shipped_onnx_export_is_mnist_cnn() -> None:
+    """mnist_cnn_onnx (PyTorch's export) computes what mnist_cnn (Keras) computes."""
+    from simcore.firmware.build import load_model, resolve_model
+    from simcore.golden.store import load_golden
+
+    onnx_golden, keras_golden = load_golden("mnist_cnn_onnx"), load_golden("mnist_cnn")
+    assert onnx_golden.formats == ("f32", "q16", "int8")
+    np.testing.assert_array_equal(onnx_golden.labels, keras_golden.labels)
+    np.testing.assert_allclose(onnx_golden.outputs_float, keras_golden.outputs_float, atol=1e-4)
+    # The graph is PyTorch's NCHW one: Flatten of a (16, 5, 5) tensor into a Gemm.
+    chain = onnx_model.read_chain(onnx_golden.model_path("f32"))
+    assert chain.onnx_input_shape == (1, 28, 28) and chain.input_layout == "nchw"
+    assert [s.op for s in chain.steps] == [
+        "Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm"
+    ]  # fmt: skip
+    x = onnx_golden.inputs_float[:50]
+    ours = forward_float(load_model(*resolve_model("mnist_cnn_onnx", "f32"), "f32"), x)
+    np.testing.assert_allclose(ours, onnx_golden.outputs_float[:50], atol=1e-4)
+    im = load_model(*resolve_model("mnist_cnn_onnx", "int8"), "int8")
+    got = int8_eval.forward(im, onnx_golden.inputs_int8[:50]).reshape(50, -1)
+    np.testing.assert_array_equal(got, onnx_golden.outputs_int8_raw[:50])
+
+
+@pytest.mark.slow
+def test_shipped_onnx_export_validates_on_every_board(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIMCORE_OUT_DIR", str(tmp_path / "out"))
+    out = tmp_path / "r.json"
+    args = ("validate", "-m", "mnist_cnn_onnx", "--limit", "500", "--json", out, "-q")
+    assert _simcore(*args) == 0
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 9 and all(r["passed"] for r in results)
