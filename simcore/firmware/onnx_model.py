@@ -603,11 +603,11 @@ class _Builder:
         n = prev.out_shape[-1]
         other = next(t for t in node.input if self.r.const(t) is not None)
         b = np.asarray(self.r.const(other), np.float32)
-        if b.size not in (1, n) or (
-            b.size == n and b.ndim and b.shape[-1] != n and prev.kind == "dense"
-        ):
+        # One value per output channel: the last axis of a Gemm's output, axis 1 of a Conv's.
+        axis = -1 if prev.kind == "dense" else -3
+        if b.size != 1 and (b.size != n or b.ndim < -axis or b.shape[axis] != n):
             raise FirmwareError(
-                f"{self.r.where(node)}: a {b.shape} addend does not fit {n} channels"
+                f"{self.r.where(node)}: a {b.shape} addend is not one value per channel ({n})"
             )
         assert prev.bias is not None
         prev.bias = (prev.bias + b.reshape(-1)).astype(np.float32)

@@ -211,10 +211,14 @@ class Golden:
             "onnx_int8": self.onnx_int8_path,
         }[self.role(fmt)]
         if path is None:
+            onnx = any(role.startswith("onnx") for role in self.model_sha256)
+            role, source = (
+                (ONNX_FORMAT_ROLE[fmt], ".onnx") if onnx else (FORMAT_ROLE[fmt], ".keras")
+            )
             raise GoldenError(
-                f"golden {self.name} ({self.directory}) has no {FORMAT_ROLE[fmt]} model, so it "
+                f"golden {self.name} ({self.directory}) has no {role} model, so it "
                 f"cannot validate {fmt}; it covers {', '.join(self.formats) or 'no format'}",
-                hint="create the golden from the .keras model to get f32, q16 and int8",
+                hint=f"create the golden from the float {source} model to get f32, q16 and int8",
             )
         return path
 

@@ -223,7 +223,7 @@ def test_qdq_int8_against_onnxruntime(tmp_path: Path, per_channel: bool) -> None
 
 
 def test_qdq_file_builds_and_runs_bit_exact_with_the_reference(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A QDQ .onnx given to golden create: int8 only, validated bit-exact on a board."""
     model = om.cnn(tmp_path / "cnn_logits.onnx", softmax=False, batchnorm=False)
@@ -236,6 +236,9 @@ def test_qdq_file_builds_and_runs_bit_exact_with_the_reference(
     assert golden.formats == ("int8",) and golden.float_reference == "onnxruntime (QDQ model)"
     monkeypatch.setenv("SIMCORE_OUT_DIR", str(tmp_path / "out"))
     assert _simcore("validate", "-m", tmp_path / "g", "-b", "rp2350", "-q") == 0
+    capsys.readouterr()
+    assert _simcore("validate", "-m", tmp_path / "g", "-f", "f32", "-b", "rp2350", "-q") == 2
+    assert "has no onnx model, so it cannot validate f32" in capsys.readouterr().err
 
 
 def test_unsupported_op_is_one_line_and_exit_2(
