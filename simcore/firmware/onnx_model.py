@@ -247,6 +247,11 @@ class _Reader:
         a = _attrs(node)
         if a.get("block_size", 0):
             raise FirmwareError(f"{self.where(node)}: blocked quantization is not supported")
+        if zp is None and node.op_type == "QuantizeLinear":  # uint8 output by default
+            raise FirmwareError(
+                f"{self.where(node)}: a QuantizeLinear without an int8 zero point is not supported",
+                hint="quantize with activation_type=weight_type=QuantType.QInt8",
+            )
         zp_arr = np.zeros(np.shape(scale), np.int64) if zp is None else zp.astype(np.int64)
         if zp is not None and zp.dtype not in (np.int8, np.int32):
             raise FirmwareError(
