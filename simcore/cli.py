@@ -666,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "-m",
         help="shipped model name, golden folder (simcore golden create) or model file "
-        "(.keras/.tflite with a golden); alone: every format it covers on every board",
+        "(.keras/.tflite/.onnx with a golden); alone: every format it covers on every board",
     )
     p.add_argument(
         "--format",
@@ -731,13 +731,16 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = p.add_subparsers(dest="golden_command", metavar="{create,check}")
     g = gsub.add_parser(
         "create",
-        help="write a golden folder from your .keras or int8 .tflite model and test data",
+        help="write a golden folder from your .keras, int8 .tflite or .onnx model and test data",
         description="Compute golden predictions for your model on your test data: Keras "
         "float outputs (a .keras), an int8 model by post-training quantization (a .keras) "
         "or yours (an int8 .tflite), tflite-micro int8 outputs, per-layer outputs of the "
-        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro).",
+        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro). "
+        "An .onnx model (float, or QDQ int8) uses onnxruntime instead (the onnx extra).",
     )
-    g.add_argument("model", type=Path, help="a .keras model or a full-integer int8 .tflite")
+    g.add_argument(
+        "model", type=Path, help="a .keras model, a full-integer int8 .tflite or an .onnx model"
+    )
     g.add_argument(
         "--data",
         type=Path,
@@ -750,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--calibration",
         type=Path,
-        help="inputs to calibrate the int8 quantization of a .keras (default: --data)",
+        help="inputs to calibrate the int8 quantization of a .keras or float .onnx "
+        "(default: --data)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")
