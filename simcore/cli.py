@@ -691,7 +691,8 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
         ref_acc = float(np.mean(ref == golden.labels))
         _out(
             f"  accuracy on the labels: {golden.float_reference} {ref_acc:.2%}, "
-            f"int8 (tflite-micro) {np.mean(q8 == golden.labels):.2%}"
+            f"int8 ({golden.header.get('int8_reference', 'tflite-micro')}) "
+            f"{np.mean(q8 == golden.labels):.2%}"
         )
     else:
         _out("  no labels: validation reports agreement with the reference, not accuracy")
@@ -793,7 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "-m",
         help="shipped model name, golden folder (simcore golden create) or model file "
-        "(.keras/.tflite with a golden); alone: every format it covers on every board",
+        "(.keras/.tflite/.onnx with a golden); alone: every format it covers on every board",
     )
     p.add_argument(
         "--format",
@@ -873,13 +874,16 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = p.add_subparsers(dest="golden_command", metavar="{create,check}")
     g = gsub.add_parser(
         "create",
-        help="write a golden folder from your .keras or int8 .tflite model and test data",
+        help="write a golden folder from your .keras, int8 .tflite or .onnx model and test data",
         description="Compute golden predictions for your model on your test data: Keras "
         "float outputs (a .keras), an int8 model by post-training quantization (a .keras) "
         "or yours (an int8 .tflite), tflite-micro int8 outputs, per-layer outputs of the "
-        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro).",
+        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro). "
+        "An .onnx model (float, or QDQ int8) uses onnxruntime instead (the onnx extra).",
     )
-    g.add_argument("model", type=Path, help="a .keras model or a full-integer int8 .tflite")
+    g.add_argument(
+        "model", type=Path, help="a .keras model, a full-integer int8 .tflite or an .onnx model"
+    )
     g.add_argument(
         "--data",
         type=Path,
@@ -892,7 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--calibration",
         type=Path,
-        help="inputs to calibrate the int8 quantization of a .keras (default: --data)",
+        help="inputs to calibrate the int8 quantization of a .keras or float .onnx "
+        "(default: --data)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")

@@ -274,7 +274,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     built = False
     manifest: dict[str, Any] = {}
     model_file = golden.model_path(combo.fmt)  # GoldenError when the golden lacks the format
-    want_sha = golden.model_sha256[MODEL_ROLE[combo.fmt]]
+    want_sha = golden.model_sha256[golden.role(combo.fmt)]
     if elf is None:
         from simcore.firmware.build import build_model_firmware, load_model
         from simcore.paths import out_dir
@@ -298,7 +298,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     if got_sha is not None and got_sha != want_sha:
         raise GoldenError(
             f"firmware {elf.name} was built from a model with sha256 {got_sha[:12]}..., but the "
-            f"golden for {combo.model} ({MODEL_ROLE[combo.fmt]}) has {want_sha[:12]}...",
+            f"golden for {combo.model} ({golden.role(combo.fmt)}) has {want_sha[:12]}...",
             hint="rebuild the firmware from the committed model, or regenerate the golden",
         )
     in_b, out_b, cap = io_descriptor(elf)

@@ -94,9 +94,10 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
     """Return ``(name, path)`` of the model file a format builds from.
 
     ``model`` is a shipped model name, a golden folder (shipped or from
-    ``simcore golden create``), or a model file: ``.keras`` for f32/q16,
-    int8 ``.tflite`` for int8. A ``.keras`` asked for int8 builds from the
-    int8 model of its golden, when it has one (``golden create`` makes it).
+    ``simcore golden create``), or a model file: ``.keras`` or float ``.onnx``
+    for f32/q16, int8 ``.tflite`` or QDQ ``.onnx`` for int8. A ``.keras`` or
+    float ``.onnx`` asked for int8 builds from the int8 model of its golden,
+    when it has one (``golden create`` makes it).
     """
     from simcore.golden.locate import find_golden_for_model
     from simcore.golden.store import HEADER_FILE, load_golden_dir
@@ -113,9 +114,14 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
             )
         path = folder
     suffix = ".tflite" if fmt == "int8" else ".keras"
-    if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite"):
+    if path.is_file() and path.suffix == ".onnx":
+        suffix = ".onnx"  # one suffix for float and QDQ models: the content decides
+        if fmt == "int8" and not _onnx_quantized(path):
+            suffix = ".onnx (QDQ)"
+    if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite", ".onnx"):
         found = find_golden_for_model(path)
-        if found is not None and (found / want).is_file():
+        onnx_file = "model_int8.onnx" if fmt == "int8" else "model.onnx"
+        if found is not None and ((found / want).is_file() or (found / onnx_file).is_file()):
             path = found
         else:
             hint = f"pass the model's {suffix} file or its golden folder"
@@ -141,6 +147,8 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
             name = path.parent.name
     if not path.is_file():
         raise FirmwareError(f"model file {path} does not exist", hint="check the name or path")
+    if path.suffix == ".onnx":
+        return name, path  # a golden's model_int8.onnx, or a model file checked above
     if path.suffix != suffix:
         raise FirmwareError(
             f"format {fmt} builds from a {suffix} file, not {path.name}",
@@ -149,8 +157,18 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
     return name, path
 
 
+def _onnx_quantized(path: Path) -> bool:
+    from simcore.firmware.onnx_model import is_quantized
+
+    return is_quantized(path)
+
+
 def load_model(name: str, path: Path, fmt: str) -> FloatModel | Int8Model:
     """Read the model file for ``fmt``."""
+    if path.suffix == ".onnx":
+        from simcore.firmware.onnx_model import read_onnx, read_onnx_int8
+
+        return read_onnx_int8(path, name) if fmt == "int8" else read_onnx(path, name)
     if fmt == "int8":
         from simcore.firmware.tflite_int8 import read_int8_tflite
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 GOLDEN_ROOT = Path(__file__).resolve().parents[2] / "golden"
 MODELS = ("iris3", "iris_anne6", "iris_anne8", "mnist_cnn")
+#: Shipped goldens made from an ONNX export (simcore.golden.onnx_export): no Keras/TFLite files.
+ONNX_MODELS = ("mnist_cnn_onnx",)
 
 CopyGolden = Callable[[str], Path]
 

@@ -17,7 +17,7 @@ from simcore.validate import Combination, all_combinations, validate
 pytestmark = needs_toolchain
 
 #: Few samples per combination in the default suite; the slow test runs whole sets.
-DEFAULT_LIMIT = {"mnist_cnn": 3}
+DEFAULT_LIMIT = {"mnist_cnn": 3, "mnist_cnn_onnx": 3}
 
 
 @pytest.mark.parametrize("combo", all_combinations(), ids=lambda c: c.key)
