@@ -35,6 +35,19 @@ enum stop_reason {
 };
 
 typedef int (*emu_stop_fn)(void *uc);
+typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
+typedef int (*uc_mem_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+
+/* unicorn.h values (2.1.4): uc_mem_type, uc_prot, UC_ARM_REG_EAPSR. */
+enum { UC_MEM_READ_ = 16, UC_MEM_WRITE_ = 17, UC_MEM_FETCH_ = 18 };
+enum { UC_PROT_READ_ = 1, UC_PROT_WRITE_ = 2, UC_PROT_EXEC_ = 4, UC_PROT_ALL_ = 7 };
+#define UC_ARM_REG_EAPSR_ 119
+#define EPSR_T (1u << 24)
+
+typedef struct {
+    uint64_t paddr;
+    int32_t perms;
+} uc_tlb_entry_;
 
 typedef struct {
     uint64_t start;          /* address of halfword 0 */
@@ -72,6 +85,14 @@ typedef struct {
     uint64_t fetch_misses, data_hits, data_misses;
     uint64_t cache_cycles;       /* miss cycles charged (already in `cycles`) */
     uint64_t fast_io_saving, fast_io_accesses;
+    /* Data accesses through the virtual TLB (simcore_tlb_fill_hook): loads from the cached
+     * range go to an MMIO alias at flash_alias, accesses to the single-cycle IO range
+     * [io_lo, io_lo + io_span) to one at io_alias; span 0 = none. */
+    uint64_t flash_alias;
+    uint64_t io_lo, io_span, io_alias;
+    uc_reg_write_fn reg_write;
+    uc_mem_fn mem_read, mem_write;
+    uint64_t tlb_fills;
     code_range ranges[MAX_RANGES];
 } acct_state;
 
@@ -243,6 +264,87 @@ void simcore_fast_io_hook(void *uc, int type, uint64_t address, int size, int64_
     s->fast_io_accesses++;
 }
 
+/* ------------------------------------------------- data reads through the virtual TLB
+ *
+ * A unicorn UC_HOOK_MEM_READ puts every load of the program on unicorn's slow path (it
+ * disables the inline TLB lookup for all memory), and on Thumb-2 it breaks loads inside
+ * IT blocks (below). Instead, the engine runs with unicorn's virtual TLB
+ * (UC_TLB_VIRTUAL) and simcore_tlb_fill_hook translates each page when the TLB misses:
+ * identity for everything except data accesses to the cached range, which go to an MMIO
+ * alias of it (simcore_flash_data_read: charge the cache, return the bytes), and data
+ * accesses to the single-cycle IO range, which go to an MMIO alias that charges and
+ * forwards them. Instruction fetch from the cached range stays on plain memory, so code
+ * runs from flash at full speed, and loads from RAM keep the inline fast path.
+ *
+ * The IT-block bug (unicorn 2.1.4, issue #2309): before calling a memory hook or a TLB
+ * fill hook, unicorn restores the guest state of the current instruction
+ * (cpu_restore_state), which writes that instruction's IT state into env->condexec_bits
+ * in the middle of a translation block. QEMU's translator keeps condexec_bits zero while
+ * a block runs and stores it only when the block ends inside an IT block, so once the IT
+ * block ends within the same translation block the stale bits survive into the next
+ * block's flags and it is decoded as if inside an IT block (a later conditional branch
+ * becomes an invalid instruction). The fill hook therefore puts the invariant back: it
+ * clears the IT bits (EPSR write with T set) after every data-access fill. MMIO callbacks
+ * do not restore the state, so they need nothing. */
+
+/* UC_HOOK_TLB_FILL callback (virtual TLB mode); user_data is the acct_state. */
+__attribute__((visibility("default")))
+int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
+                          void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    s->tlb_fills++;
+    e->paddr = vaddr;
+    e->perms = UC_PROT_ALL_;  /* the physical mapping's own protection still applies */
+    if (vaddr - s->cache_lo < s->cache_span) {
+        /* One page, one kind of access: a fetch entry must not serve data reads. */
+        if (type == UC_MEM_READ_) {
+            e->paddr = s->flash_alias + (vaddr - s->cache_lo);
+            e->perms = UC_PROT_READ_;
+        } else {
+            e->perms = type == UC_MEM_FETCH_ ? UC_PROT_EXEC_ : UC_PROT_WRITE_;
+        }
+    } else if (vaddr - s->io_lo < s->io_span && type != UC_MEM_FETCH_) {
+        e->paddr = s->io_alias + (vaddr - s->io_lo);
+        e->perms = UC_PROT_READ_ | UC_PROT_WRITE_;
+    }
+    if (type != UC_MEM_FETCH_ && s->reg_write) {
+        uint32_t epsr = EPSR_T;
+        s->reg_write(uc, UC_ARM_REG_EAPSR_, &epsr);
+    }
+    return 1;
+}
+
+/* MMIO read callback of the cached range's data alias. */
+__attribute__((visibility("default")))
+uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    uint64_t address = s->cache_lo + offset, value = 0;
+    s->cache_touch++;
+    s->cycles += cache_range(s, address, address + size, 1);
+    s->mem_read(uc, address, &value, size);
+    return value;
+}
+
+/* MMIO callbacks of the single-cycle IO alias: charge, then forward to the real region. */
+__attribute__((visibility("default")))
+uint64_t simcore_fast_io_read(void *uc, uint64_t offset, unsigned size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    uint64_t value = 0;
+    s->cycles -= s->fast_io_saving;
+    s->fast_io_accesses++;
+    s->mem_read(uc, s->io_lo + offset, &value, size);
+    return value;
+}
+
+__attribute__((visibility("default")))
+void simcore_fast_io_write(void *uc, uint64_t offset, unsigned size, uint64_t value,
+                           void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    s->cycles -= s->fast_io_saving;
+    s->fast_io_accesses++;
+    s->mem_write(uc, s->io_lo + offset, &value, size);
+}
+
 /* ------------------------------------------------------------------ Python type */
 
 typedef struct {
@@ -365,6 +467,26 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     Py_RETURN_NONE;
 }
 
+static PyObject *Accounting_configure_aliases(AccountingObject *self, PyObject *args) {
+    unsigned long long flash_alias, io_lo, io_span, io_alias, reg_write, mem_read, mem_write;
+    if (!PyArg_ParseTuple(args, "KKKKKKK", &flash_alias, &io_lo, &io_span, &io_alias,
+                          &reg_write, &mem_read, &mem_write))
+        return NULL;
+    acct_state *s = &self->st;
+    if (!s->cache_span || !reg_write || !mem_read || !mem_write) {
+        PyErr_SetString(PyExc_ValueError, "aliases need a cache and the unicorn functions");
+        return NULL;
+    }
+    s->flash_alias = flash_alias;
+    s->io_lo = io_lo;
+    s->io_span = io_span;
+    s->io_alias = io_alias;
+    s->reg_write = (uc_reg_write_fn)(uintptr_t)reg_write;
+    s->mem_read = (uc_mem_fn)(uintptr_t)mem_read;
+    s->mem_write = (uc_mem_fn)(uintptr_t)mem_write;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) {
     unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -405,7 +527,7 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
     acct_state *s = &self->st;
     int started = s->cur_end != NO_BLOCK;
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "cycles", (unsigned long long)s->cycles,
         "instructions", (unsigned long long)s->instructions,
         "taken_branches", (unsigned long long)s->taken_branches,
@@ -420,7 +542,8 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "data_misses", (unsigned long long)s->data_misses,
         "cache_cycles", (unsigned long long)s->cache_cycles,
         "budget", (unsigned long long)s->budget,
-        "fast_io_accesses", (unsigned long long)s->fast_io_accesses);
+        "fast_io_accesses", (unsigned long long)s->fast_io_accesses,
+        "tlb_fills", (unsigned long long)s->tlb_fills);
 }
 
 static PyObject *Accounting_get_cycles(AccountingObject *self, void *closure) {
@@ -444,6 +567,9 @@ static PyMethodDef Accounting_methods[] = {
      "block-start counts and block-end counts (uint64 (n+1,) each)."},
     {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
+    {"configure_aliases", (PyCFunction)Accounting_configure_aliases, METH_VARARGS,
+     "configure_aliases(flash_alias, io_lo, io_span, io_alias, uc_reg_write, uc_mem_read, "
+     "uc_mem_write): data accesses through the virtual TLB (after configure_cache)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,

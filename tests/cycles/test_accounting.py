@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cycles_support import CPU, FLASH, RAM, Program, build, new_engine, run
-from unicorn import UC_HOOK_BLOCK, UC_PROT_ALL, Uc, UcError, arm_const
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_PROT_ALL, Uc, UcError, arm_const
 
 from simcore.boards import get_board
 from simcore.cycles.native import BlockAccounting
@@ -93,10 +93,8 @@ def test_accounting_never_changes_execution(
 ) -> None:
     """Registers, RAM and instruction count are identical with and without the hooks.
 
-    ``fetch_and_data_cache`` installs the C UC_HOOK_MEM_READ over flash on every core;
-    this program has no flash load inside an IT block, so it does not trigger the
-    unicorn bug pinned by test_unicorn_read_hook_breaks_loads_in_it_blocks, and
-    passing here proves nothing for the M33/M7 in general.
+    ``fetch_and_data_cache`` charges flash data reads through the virtual TLB and MMIO
+    aliases on every core (loads inside IT blocks: test_flash_loads_in_it_blocks_are_charged).
     """
     prog = kernel(core)
     regs, ram, instructions = counted_run(prog, core)
@@ -355,20 +353,47 @@ loop:
 def test_unicorn_read_hook_breaks_loads_in_it_blocks(
     asm: Callable[..., Program], core: str
 ) -> None:
-    """Pins the unicorn 2.1.4 bug that rules out flash data-read modeling on Thumb-2 cores.
+    """Pins the unicorn 2.1.4 bug that rules out a UC_HOOK_MEM_READ on Thumb-2 cores.
 
-    A UC_HOOK_MEM_READ whose range covers a load inside an IT block (here LDRNE of a
-    literal in flash) makes a later conditional branch decode as invalid (compare
-    unicorn issue #2309); without the read hook the program runs (r5 = 120). The
-    Cortex-M0+ has no IT instruction, which is why its model is unaffected. If this
-    test starts failing, unicorn fixed the bug: data reads could then be modeled on
-    rp2350 (data/timing/caches.toml).
+    A read hook whose range covers a load inside an IT block (here LDRNE of a literal in
+    flash) makes a later conditional branch decode as invalid (unicorn issue #2309:
+    the hook restores the IT state in the middle of a translation block, see
+    simcore_tlb_fill_hook in _native.c); without the hook the program runs (r5 = 120).
+    If this test starts failing, unicorn fixed the bug.
     """
     prog = asm(core, IT_BLOCK_LOAD, "\n.align 2\nlit1: .word 7\nlit2: .word 9\n")
-    cache = flash_cache(core, data_reads=True)
-    assert run(prog, core, cache=cache, data_reads=False).registers[5] == 120
+    assert run(prog, core, accounting=False).registers[5] == 120
+
+    def read_hook(uc: Uc, _acc: object) -> None:
+        uc.hook_add(UC_HOOK_MEM_READ, lambda *a: None, None, FLASH, FLASH + 0xFFFFF)
+
     with pytest.raises(UcError, match="INSN_INVALID"):
-        run(prog, core, cache=cache, data_reads=True)
+        run(prog, core, accounting=False, mmio=read_hook)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_flash_loads_in_it_blocks_are_charged(asm: Callable[..., Program], core: str) -> None:
+    """Data reads from flash through the virtual TLB run loads inside IT blocks correctly.
+
+    The loop runs 20 times; LDRNE lit1 executes in 19 of them (not when r7 = 3) and
+    LDR lit2 in the 20: 39 loads from flash, all in the one 8-byte line of lit1/lit2
+    (1 miss, 38 hits). Cycles = the same run with data reads off + one 50-cycle miss.
+    On the M0+ (no IT) the body is the same without the IT instruction.
+    """
+    body = IT_BLOCK_LOAD if core != "cortex-m0plus" else IT_BLOCK_LOAD.replace(
+        "    itt ne\n    ldrne r0, lit1\n    cmpne r6, r0\n",
+        "    beq 3f\n    ldr r0, lit1\n    cmp r6, r0\n3:\n",
+    )
+    prog = asm(core, body, "\n.align 3\nlit1: .word 7\nlit2: .word 9\n")
+    off = run(prog, core, cache=flash_cache(core, data_reads=False))
+    on = run(prog, core, cache=flash_cache(core, data_reads=True))
+    assert on.registers == off.registers and on.registers[5] == 120
+    assert on.instructions == off.instructions
+    assert on.accounting is not None
+    stats = on.accounting.cache_stats()
+    assert stats is not None and stats.data_reads_modeled
+    assert (stats.data_misses, stats.data_hits) == (1, 38)
+    assert on.cycles == off.cycles + 50
 
 
 def test_a_board_file_of_your_own_brings_its_own_cache(tmp_path: Path) -> None:
