@@ -92,6 +92,8 @@ typedef struct {
     uint64_t io_lo, io_span, io_alias;
     uc_reg_write_fn reg_write;
     uc_mem_fn mem_read, mem_write;
+    const uint8_t *flash_copy;    /* the cached range's bytes (read-only memory), or NULL */
+    uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
     uint64_t tlb_fills;
     code_range ranges[MAX_RANGES];
 } acct_state;
@@ -314,15 +316,34 @@ int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
     return 1;
 }
 
-/* MMIO read callback of the cached range's data alias. */
+/* MMIO read callback of the cached range's data alias.
+ * Fast path: a load from the line of the previous data load, with no cache access in
+ * between (data_touch == cache_touch), hits; that line is already the most recently
+ * used one, so the LRU order stays as it is (as in cache_line, without the stamp). */
 __attribute__((visibility("default")))
 uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
     uint64_t address = s->cache_lo + offset, value = 0;
-    s->cache_touch++;
-    s->cycles += cache_range(s, address, address + size, 1);
-    s->mem_read(uc, address, &value, size);
-    return value;
+    uint64_t line = address >> s->line_shift;
+    if (line == s->data_line && s->data_touch == s->cache_touch &&
+        (address + size - 1) >> s->line_shift == line) {
+        s->data_hits++;
+    } else {
+        s->cycles += cache_range(s, address, address + size, 1);
+        s->data_line = (address + size - 1) >> s->line_shift;
+        s->data_touch = ++s->cache_touch;
+    }
+    if (UNLIKELY(!s->flash_copy || offset + size > s->cache_span)) {
+        s->mem_read(uc, address, &value, size);
+        return value;
+    }
+    const uint8_t *p = s->flash_copy + offset;  /* little-endian host and guest */
+    switch (size) {
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: memcpy(&value, p, size < 8 ? size : 8); return value;
+    }
 }
 
 /* MMIO callbacks of the single-cycle IO alias: charge, then forward to the real region. */
@@ -353,6 +374,7 @@ typedef struct {
     Py_buffer prefix_buf[MAX_RANGES];
     Py_buffer counts_buf[MAX_RANGES];
     Py_buffer ends_buf[MAX_RANGES];
+    Py_buffer copy_buf;  /* the flash copy of configure_aliases (obj NULL = none) */
 } AccountingObject;
 
 static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwds) {
@@ -378,6 +400,7 @@ static void Accounting_dealloc(AccountingObject *self) {
         PyBuffer_Release(&self->counts_buf[i]);
         PyBuffer_Release(&self->ends_buf[i]);
     }
+    if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -469,13 +492,27 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
 
 static PyObject *Accounting_configure_aliases(AccountingObject *self, PyObject *args) {
     unsigned long long flash_alias, io_lo, io_span, io_alias, reg_write, mem_read, mem_write;
-    if (!PyArg_ParseTuple(args, "KKKKKKK", &flash_alias, &io_lo, &io_span, &io_alias,
-                          &reg_write, &mem_read, &mem_write))
+    PyObject *copy;
+    if (!PyArg_ParseTuple(args, "KKKKKKKO", &flash_alias, &io_lo, &io_span, &io_alias,
+                          &reg_write, &mem_read, &mem_write, &copy))
         return NULL;
     acct_state *s = &self->st;
     if (!s->cache_span || !reg_write || !mem_read || !mem_write) {
         PyErr_SetString(PyExc_ValueError, "aliases need a cache and the unicorn functions");
         return NULL;
+    }
+    if (self->copy_buf.obj) {
+        PyBuffer_Release(&self->copy_buf);
+        s->flash_copy = NULL;
+    }
+    if (copy != Py_None) {
+        if (PyObject_GetBuffer(copy, &self->copy_buf, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+        if ((uint64_t)self->copy_buf.len != s->cache_span) {
+            PyBuffer_Release(&self->copy_buf);
+            PyErr_SetString(PyExc_ValueError, "the flash copy must cover the cached range");
+            return NULL;
+        }
+        s->flash_copy = (const uint8_t *)self->copy_buf.buf;
     }
     s->flash_alias = flash_alias;
     s->io_lo = io_lo;
@@ -569,7 +606,8 @@ static PyMethodDef Accounting_methods[] = {
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
     {"configure_aliases", (PyCFunction)Accounting_configure_aliases, METH_VARARGS,
      "configure_aliases(flash_alias, io_lo, io_span, io_alias, uc_reg_write, uc_mem_read, "
-     "uc_mem_write): data accesses through the virtual TLB (after configure_cache)."},
+     "uc_mem_write, flash_copy): data accesses through the virtual TLB (after "
+     "configure_cache); flash_copy: the cached range's bytes (read-only) or None."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,

@@ -199,6 +199,12 @@ class BlockAccounting:
             flash_alias = _ALIAS_BASE + cache.start
             io_lo, io_hi = cache.fast_io if cache.fast_io and cache.fast_io_saving else (0, 0)
             io_alias = _ALIAS_BASE + io_lo
+            # Flash is read-only to the core (and to the engine's host writes): loads are
+            # served from a copy taken now instead of a uc_mem_read per access.
+            try:
+                copy: bytes | None = bytes(uc.mem_read(cache.start, cache.end - cache.start))
+            except UcError:
+                copy = None
             self._native.configure_aliases(
                 flash_alias,
                 io_lo,
@@ -207,6 +213,7 @@ class BlockAccounting:
                 natives.reg_write,
                 natives.mem_read,
                 natives.mem_write,
+                copy,
             )
             _mmio_map(uc, flash_alias, cache.end - cache.start, natives.flash_data_read, 0, state)
             self._aliases.append((flash_alias, cache.end - cache.start))
