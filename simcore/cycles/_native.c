@@ -38,10 +38,10 @@ typedef int (*emu_stop_fn)(void *uc);
 typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
 typedef int (*uc_mem_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
 
-/* unicorn.h values (2.1.4): uc_mem_type, uc_prot, UC_ARM_REG_EAPSR. */
+/* unicorn.h values (2.1.4): uc_mem_type, uc_prot, UC_ARM_REG_EPSR. */
 enum { UC_MEM_READ_ = 16, UC_MEM_WRITE_ = 17, UC_MEM_FETCH_ = 18 };
 enum { UC_PROT_READ_ = 1, UC_PROT_WRITE_ = 2, UC_PROT_EXEC_ = 4, UC_PROT_ALL_ = 7 };
-#define UC_ARM_REG_EAPSR_ 119
+#define UC_ARM_REG_EPSR_ 121  /* writes EPSR alone (IT, T): EAPSR would write the flags too */
 #define EPSR_T (1u << 24)
 
 typedef struct {
@@ -311,7 +311,7 @@ int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
     }
     if (type != UC_MEM_FETCH_ && s->reg_write) {
         uint32_t epsr = EPSR_T;
-        s->reg_write(uc, UC_ARM_REG_EAPSR_, &epsr);
+        s->reg_write(uc, UC_ARM_REG_EPSR_, &epsr);
     }
     return 1;
 }
