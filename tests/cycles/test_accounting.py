@@ -419,3 +419,28 @@ def test_a_board_file_of_your_own_brings_its_own_cache(tmp_path: Path) -> None:
     assert misses > 0 and theirs.instructions == base.instructions
     assert theirs.cycles is not None and base.cycles is not None
     assert theirs.cycles - base.cycles == 50 * misses
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_flash_load_keeps_the_flags(asm: Callable[..., Program], core: str) -> None:
+    """The first load from a flash page (a TLB fill, which resets the IT state) between a
+    compare and its branch leaves the flags alone: r5 counts the taken paths (2)."""
+    body = """
+    movs r5, #0
+    movs r6, #1
+    cmp r6, #1
+    ldr r0, lit1
+    bne 1f
+    adds r5, r5, #1
+1:
+    cmp r6, #0
+    ldr r1, lit2
+    beq 2f
+    adds r5, r5, #1
+2:
+"""
+    prog = asm(core, body, "\n.align 3\nlit1: .word 7\nlit2: .word 9\n")
+    result = run(prog, core, cache=flash_cache(core, data_reads=True))
+    assert result.registers[5] == 2 and result.registers[0:2] == (7, 9)
+    assert result.accounting is not None
+    assert result.accounting.snapshot()["tlb_fills"] > 0
