@@ -49,6 +49,15 @@ typedef struct {
     int32_t perms;
 } uc_tlb_entry_;
 
+/* A separate data cache (the Cortex-M7 L1 D-cache): set-associative, LRU. */
+typedef struct {
+    uint32_t sets, ways, line_shift, sets_shift; /* ways 0 = none: data shares the cache */
+    uint64_t miss_cycles;
+    uint32_t *tags;
+    uint64_t *stamps;
+    uint64_t clock;
+} data_cache;
+
 typedef struct {
     uint64_t start;          /* address of halfword 0 */
     uint64_t end;            /* start + 2 * nhalf */
@@ -94,30 +103,54 @@ typedef struct {
     uc_mem_fn mem_read, mem_write;
     const uint8_t *flash_copy;    /* the cached range's bytes (read-only memory), or NULL */
     uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
+    data_cache dcache;
     uint64_t tlb_fills;
     code_range ranges[MAX_RANGES];
 } acct_state;
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Access one cache line; return 1 on hit. */
-static inline int cache_line(acct_state *s, uint64_t line) {
-    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
-    uint32_t tag = (uint32_t)(line >> s->sets_shift);
-    uint32_t *tags = s->cache_tags + (size_t)set * s->cache_ways;
-    uint64_t *stamps = s->cache_stamps + (size_t)set * s->cache_ways;
+/* Look tag up in one set of `ways` lines, LRU by stamp; return 1 on hit. */
+static inline int lru_access(uint32_t *tags, uint64_t *stamps, uint32_t ways, uint32_t tag,
+                             uint64_t stamp) {
     uint32_t victim = 0;
-    s->cache_clock++;
-    for (uint32_t w = 0; w < s->cache_ways; w++) {
+    for (uint32_t w = 0; w < ways; w++) {
         if (tags[w] == tag) {
-            stamps[w] = s->cache_clock;
+            stamps[w] = stamp;
             return 1;
         }
         if (stamps[w] < stamps[victim]) victim = w;
     }
     tags[victim] = tag;
-    stamps[victim] = s->cache_clock;
+    stamps[victim] = stamp;
     return 0;
+}
+
+/* Access one cache line; return 1 on hit. */
+static inline int cache_line(acct_state *s, uint64_t line) {
+    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+    size_t at = (size_t)set * s->cache_ways;
+    return lru_access(s->cache_tags + at, s->cache_stamps + at, s->cache_ways,
+                      (uint32_t)(line >> s->sets_shift), ++s->cache_clock);
+}
+
+/* Data read of [lo, hi) through the separate data cache; return the miss cycles. */
+static uint64_t dcache_range(acct_state *s, uint64_t lo, uint64_t hi) {
+    data_cache *c = &s->dcache;
+    uint64_t missed = 0;
+    for (uint64_t line = lo >> c->line_shift; line <= (hi - 1) >> c->line_shift; line++) {
+        uint32_t set = (uint32_t)(line & (c->sets - 1));
+        size_t at = (size_t)set * c->ways;
+        if (lru_access(c->tags + at, c->stamps + at, c->ways, (uint32_t)(line >> c->sets_shift),
+                       ++c->clock)) {
+            s->data_hits++;
+        } else {
+            s->data_misses++;
+            missed += c->miss_cycles;
+        }
+    }
+    s->cache_cycles += missed;
+    return missed;
 }
 
 /* Access the lines of [lo, hi) inside the cached range; return the miss cycles (the
@@ -325,8 +358,10 @@ uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void 
     acct_state *s = (acct_state *)user_data;
     uint64_t address = s->cache_lo + offset, value = 0;
     uint64_t line = address >> s->line_shift;
-    if (line == s->data_line && s->data_touch == s->cache_touch &&
-        (address + size - 1) >> s->line_shift == line) {
+    if (s->dcache.ways) {
+        s->cycles += dcache_range(s, address, address + size);
+    } else if (line == s->data_line && s->data_touch == s->cache_touch &&
+               (address + size - 1) >> s->line_shift == line) {
         s->data_hits++;
     } else {
         s->cycles += cache_range(s, address, address + size, 1);
@@ -403,6 +438,8 @@ static void Accounting_dealloc(AccountingObject *self) {
     if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
+    PyMem_Free(self->st.dcache.tags);
+    PyMem_Free(self->st.dcache.stamps);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -524,6 +561,40 @@ static PyObject *Accounting_configure_aliases(AccountingObject *self, PyObject *
     Py_RETURN_NONE;
 }
 
+static PyObject *Accounting_configure_data_cache(AccountingObject *self, PyObject *args) {
+    unsigned int size_bytes, ways, line_bytes;
+    unsigned long long miss_cycles;
+    if (!PyArg_ParseTuple(args, "IIIK", &size_bytes, &ways, &line_bytes, &miss_cycles))
+        return NULL;
+    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
+        size_bytes % (ways * line_bytes)) {
+        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+        return NULL;
+    }
+    uint32_t sets = size_bytes / (ways * line_bytes);
+    if (sets == 0 || (sets & (sets - 1))) {
+        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
+        return NULL;
+    }
+    data_cache *c = &self->st.dcache;
+    PyMem_Free(c->tags);
+    PyMem_Free(c->stamps);
+    c->ways = 0;
+    c->tags = PyMem_Malloc(sizeof(uint32_t) * sets * ways);
+    c->stamps = PyMem_Calloc((size_t)sets * ways, sizeof(uint64_t));
+    if (!c->tags || !c->stamps) return PyErr_NoMemory();
+    memset(c->tags, 0xff, sizeof(uint32_t) * sets * ways);
+    c->sets = sets;
+    c->ways = ways;
+    c->line_shift = 0;
+    while ((1u << c->line_shift) < line_bytes) c->line_shift++;
+    c->sets_shift = 0;
+    while ((1u << c->sets_shift) < sets) c->sets_shift++;
+    c->miss_cycles = miss_cycles;
+    c->clock = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) {
     unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -608,6 +679,9 @@ static PyMethodDef Accounting_methods[] = {
      "configure_aliases(flash_alias, io_lo, io_span, io_alias, uc_reg_write, uc_mem_read, "
      "uc_mem_write, flash_copy): data accesses through the virtual TLB (after "
      "configure_cache); flash_copy: the cached range's bytes (read-only) or None."},
+    {"configure_data_cache", (PyCFunction)Accounting_configure_data_cache, METH_VARARGS,
+     "configure_data_cache(size_bytes, ways, line_bytes, miss_cycles): data reads of the "
+     "cached range go through this cache instead of the shared one."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,

@@ -176,6 +176,8 @@ class BlockAccounting:
                 cache.line_bytes,
                 cache.miss_cycles,
             )
+            if cache.data_cache is not None:
+                self._native.configure_data_cache(*cache.data_cache)
         self._handles: list[int] = []
         self._aliases: list[tuple[int, int]] = []
         self._accesses: dict[tuple[int, int, bool], tuple[_Access, ...]] = {}

@@ -444,3 +444,50 @@ def test_flash_load_keeps_the_flags(asm: Callable[..., Program], core: str) -> N
     assert result.registers[5] == 2 and result.registers[0:2] == (7, 9)
     assert result.accounting is not None
     assert result.accounting.snapshot()["tlb_fills"] > 0
+
+
+def _h7_caches_over_test_flash(*, ideal: bool = False) -> CacheConfig:
+    """The stm32h743 board's I-cache and D-cache, placed over the test programs' flash."""
+    base = cache_for(get_board("stm32h743"), ideal=ideal)
+    assert base is not None and base.data_cache is not None
+    return dataclasses.replace(base, start=FLASH, end=FLASH + 0x100000)
+
+
+def test_h7_code_and_data_in_flash_through_l1_caches(asm: Callable[..., Program]) -> None:
+    """Code and data in flash on the M7: I-cache misses for fetch, D-cache misses for loads.
+
+    The code executed (0x10000000-0x10000018: 8 narrow, 2 wide instructions) lies in
+    one 32-byte line: 1 I-cache miss. The literal pool follows ``done: b done``
+    (0x10000018) at 0x1000001c: the literal of ``ldr r3, =...`` is in that same line 0, read as data: a
+    D-cache miss (the two caches are separate); the literal of ``ldr r0, =table`` at
+    0x10000020 is in line 1: another miss. The loop loads table+0, +32, +64, +96 (4
+    lines: 4 misses), the last load table+0 again (a hit). Memory cycles: (1 + 6)
+    misses x 16 = 112, the difference from the same run with every miss free
+    (--memory-model ideal).
+    """
+    body = """
+    ldr r3, =0x12345678
+    movw r2, #:lower16:table
+    movt r2, #:upper16:table
+    movs r1, #4
+loop:
+    ldr r0, [r2]
+    adds r2, #32
+    subs r1, #1
+    bne loop
+    ldr r0, =table
+    ldr r0, [r0]
+"""
+    tail = "\n.ltorg\n.balign 32\ntable: .word 1\n.space 28\n.word 2\n.space 28\n.word 3\n.space 28\n.word 4\n"
+    prog = asm("cortex-m7", body, tail)
+    modeled = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash())
+    ideal = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash(ideal=True))
+    assert modeled.registers[0] == 1 and modeled.registers[3] == 0x12345678
+    assert modeled.accounting is not None
+    stats = modeled.accounting.cache_stats()
+    assert stats is not None
+    assert stats.fetch_misses == 1
+    assert prog.symbols["done"] == FLASH + 0x18
+    assert (stats.data_misses, stats.data_hits) == (2 + 4, 1)
+    assert stats.miss_cycles == 112
+    assert modeled.cycles - ideal.cycles == 112
