@@ -3,9 +3,11 @@
  *
  * The Python side (simcore/cycles/native.py) owns an `Accounting` object, hands it
  * the per-halfword prefix arrays made by simcore/cycles/classify.py, and registers
- * `simcore_block_hook` (UC_HOOK_BLOCK) and optionally `simcore_mem_read_hook`
- * (UC_HOOK_MEM_READ over the XIP flash range) through unicorn's uc_hook_add with the
- * address of the object's state as user data. No Python runs per block.
+ * `simcore_block_hook` (UC_HOOK_BLOCK) and, where flash data reads are modeled,
+ * `simcore_tlb_fill_hook` (UC_HOOK_TLB_FILL, virtual TLB) with MMIO aliases served by
+ * `simcore_flash_data_read` and `simcore_fast_io_read/write`, through unicorn's
+ * uc_hook_add / uc_mmio_map with the address of the object's state as user data. No
+ * Python runs per block or per access.
  *
  * Per block [start, end): cycles += P[end] - P[start], instructions += C[end] -
  * C[start], counts[start]++; a block that does not start where the previous one
@@ -64,6 +66,10 @@ typedef struct {
     const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
     uint64_t *counts;        /* nhalf (+1 spare): blocks that started at each halfword */
     uint64_t *ends;          /* nhalf + 1: blocks that ended just before each halfword */
+    uint64_t *extra;         /* nhalf + 1: dynamic cycles charged at each halfword (taken-branch
+                              * refills at a block's last halfword, cache misses and fast-IO
+                              * savings, mod 2**64, at its first), so that the profile adds
+                              * up to the total; NULL = not kept */
 } code_range;
 
 typedef struct {
@@ -79,6 +85,8 @@ typedef struct {
     uint64_t lf_start, lf_end, lf_lines, lf_touch, cache_touch;
     uint64_t fetch_hits;
     const code_range *last;      /* range of the previous block */
+    uint64_t *tail_extra;        /* extra[] slot of the last halfword of the previous block */
+    uint64_t *head_extra;        /* extra[] slot of the first halfword of the current block */
     /* Warm and cold. */
     uint64_t taken_branches;
     uint64_t budget;             /* as set (0 = none), for the snapshot */
@@ -105,6 +113,7 @@ typedef struct {
     uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
     data_cache dcache;
     uint64_t tlb_fills;
+    uint64_t sink;               /* where extra cycles go before the first block */
     code_range ranges[MAX_RANGES];
 } acct_state;
 
@@ -179,7 +188,9 @@ __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo
 /* Instruction fetch of a block that is not a plain repeat of the previous one. */
 __attribute__((noinline)) static void fetch_slow(acct_state *s, uint64_t address, uint64_t end) {
     uint64_t before = s->fetch_hits + s->fetch_misses;
-    s->cycles += cache_range(s, address, end, 0);
+    uint64_t missed = cache_range(s, address, end, 0);
+    s->cycles += missed;
+    *s->head_extra += missed;
     s->lf_start = address;
     s->lf_end = end;
     s->lf_lines = s->fetch_hits + s->fetch_misses - before;
@@ -253,7 +264,11 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     if (address != s->cur_end && s->cur_end != NO_BLOCK) {
         cycles += s->refill_cycles;
         s->taken_branches++;
+        *s->tail_extra += s->refill_cycles;
     }
+    uint64_t tail = off1 >> 1;
+    s->tail_extra = r->extra + tail - (tail != 0);
+    s->head_extra = r->extra + (off0 >> 1);
     s->cur_start = address;
     s->cur_end = end;
     s->cycles = cycles;
@@ -274,29 +289,6 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
         }
     }
     if (UNLIKELY(over)) budget_stop(s, uc);
-}
-
-/* UC_HOOK_MEM_READ callback restricted (by uc_hook_add begin/end) to the cached range. */
-__attribute__((visibility("default")))
-void simcore_mem_read_hook(void *uc, int type, uint64_t address, int size, int64_t value,
-                           void *user_data) {
-    (void)uc; (void)type; (void)value;
-    acct_state *s = (acct_state *)user_data;
-    if (s->cache_span) {
-        s->cache_touch++;
-        s->cycles += cache_range(s, address, address + (uint64_t)size, 1);
-    }
-}
-
-/* UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE callback restricted to a single-cycle IO region
- * (RP2040 SIO): the table charges every load/store 2 cycles, such an access costs 1. */
-__attribute__((visibility("default")))
-void simcore_fast_io_hook(void *uc, int type, uint64_t address, int size, int64_t value,
-                          void *user_data) {
-    (void)uc; (void)type; (void)address; (void)size; (void)value;
-    acct_state *s = (acct_state *)user_data;
-    s->cycles -= s->fast_io_saving;
-    s->fast_io_accesses++;
 }
 
 /* ------------------------------------------------- data reads through the virtual TLB
@@ -358,16 +350,19 @@ uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void 
     acct_state *s = (acct_state *)user_data;
     uint64_t address = s->cache_lo + offset, value = 0;
     uint64_t line = address >> s->line_shift;
+    uint64_t missed = 0;
     if (s->dcache.ways) {
-        s->cycles += dcache_range(s, address, address + size);
+        missed = dcache_range(s, address, address + size);
     } else if (line == s->data_line && s->data_touch == s->cache_touch &&
                (address + size - 1) >> s->line_shift == line) {
         s->data_hits++;
     } else {
-        s->cycles += cache_range(s, address, address + size, 1);
+        missed = cache_range(s, address, address + size, 1);
         s->data_line = (address + size - 1) >> s->line_shift;
         s->data_touch = ++s->cache_touch;
     }
+    s->cycles += missed;
+    *s->head_extra += missed;
     if (UNLIKELY(!s->flash_copy || offset + size > s->cache_span)) {
         s->mem_read(uc, address, &value, size);
         return value;
@@ -387,6 +382,7 @@ uint64_t simcore_fast_io_read(void *uc, uint64_t offset, unsigned size, void *us
     acct_state *s = (acct_state *)user_data;
     uint64_t value = 0;
     s->cycles -= s->fast_io_saving;
+    *s->head_extra -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_read(uc, s->io_lo + offset, &value, size);
     return value;
@@ -397,6 +393,7 @@ void simcore_fast_io_write(void *uc, uint64_t offset, unsigned size, uint64_t va
                            void *user_data) {
     acct_state *s = (acct_state *)user_data;
     s->cycles -= s->fast_io_saving;
+    *s->head_extra -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_write(uc, s->io_lo + offset, &value, size);
 }
@@ -409,6 +406,7 @@ typedef struct {
     Py_buffer prefix_buf[MAX_RANGES];
     Py_buffer counts_buf[MAX_RANGES];
     Py_buffer ends_buf[MAX_RANGES];
+    Py_buffer extra_buf[MAX_RANGES];
     Py_buffer copy_buf;  /* the flash copy of configure_aliases (obj NULL = none) */
 } AccountingObject;
 
@@ -426,6 +424,7 @@ static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwd
     self->st.cur_start = self->st.cur_end = NO_BLOCK;
     self->st.lf_start = self->st.lf_end = NO_BLOCK;
     self->st.last = &self->st.ranges[0];  /* empty range [0, 0) until add_range */
+    self->st.tail_extra = self->st.head_extra = &self->st.sink;
     return 0;
 }
 
@@ -434,6 +433,7 @@ static void Accounting_dealloc(AccountingObject *self) {
         PyBuffer_Release(&self->prefix_buf[i]);
         PyBuffer_Release(&self->counts_buf[i]);
         PyBuffer_Release(&self->ends_buf[i]);
+        PyBuffer_Release(&self->extra_buf[i]);
     }
     if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
@@ -445,34 +445,44 @@ static void Accounting_dealloc(AccountingObject *self) {
 
 static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     unsigned long long start;
-    PyObject *prefix, *counts, *ends;
-    if (!PyArg_ParseTuple(args, "KOOO", &start, &prefix, &counts, &ends)) return NULL;
+    PyObject *prefix, *counts, *ends, *extra;
+    if (!PyArg_ParseTuple(args, "KOOOO", &start, &prefix, &counts, &ends, &extra)) return NULL;
     int n = self->st.nranges;
     if (n >= MAX_RANGES) {
         PyErr_Format(PyExc_ValueError, "at most %d code ranges", MAX_RANGES);
         return NULL;
     }
     Py_buffer *pb = &self->prefix_buf[n], *cb = &self->counts_buf[n], *eb = &self->ends_buf[n];
-    if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_buffer *xb = &self->extra_buf[n];
+    if (PyObject_GetBuffer(extra, xb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(xb);
+        return NULL;
+    }
     if (PyObject_GetBuffer(counts, cb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
+        PyBuffer_Release(xb);
         return NULL;
     }
     if (PyObject_GetBuffer(ends, eb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
+        PyBuffer_Release(xb);
         return NULL;
     }
     /* counts has a spare last slot: an empty block at the very end of the range is
      * counted there (starts and ends cancel) instead of out of bounds. */
     Py_ssize_t nhalf = eb->len / 8 - 1;
-    if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 ||
-        nhalf < 0 || pb->len != (nhalf + 1) * 16 || cb->len != (nhalf + 1) * 8) {
+    if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 || xb->itemsize != 8 ||
+        nhalf < 0 || pb->len != (nhalf + 1) * 16 || cb->len != (nhalf + 1) * 8 ||
+        xb->len != (nhalf + 1) * 8) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
         PyBuffer_Release(eb);
+        PyBuffer_Release(xb);
         PyErr_SetString(PyExc_ValueError,
-                        "prefix must be uint64 (n+1, 2), counts and ends uint64 (n+1,)");
+                        "prefix must be uint64 (n+1, 2), counts, ends and extra uint64 (n+1,)");
         return NULL;
     }
     code_range *r = &self->st.ranges[n];
@@ -481,6 +491,7 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     r->prefix = (const uint64_t *)pb->buf;
     r->counts = (uint64_t *)cb->buf;
     r->ends = (uint64_t *)eb->buf;
+    r->extra = (uint64_t *)xb->buf;
     self->st.nranges = n + 1;
     self->st.last = &self->st.ranges[0];
     Py_RETURN_NONE;
@@ -671,8 +682,8 @@ static PyObject *Accounting_get_stop_reason(AccountingObject *self, void *closur
 
 static PyMethodDef Accounting_methods[] = {
     {"add_range", (PyCFunction)Accounting_add_range, METH_VARARGS,
-     "add_range(start, prefix, counts, ends): a code range's prefix (uint64 (n+1,2)), "
-     "block-start counts and block-end counts (uint64 (n+1,) each)."},
+     "add_range(start, prefix, counts, ends, extra): a code range's prefix (uint64 "
+     "(n+1,2)), block-start counts, block-end counts and extra cycles (uint64 (n+1,) each)."},
     {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
     {"configure_aliases", (PyCFunction)Accounting_configure_aliases, METH_VARARGS,
@@ -685,7 +696,7 @@ static PyMethodDef Accounting_methods[] = {
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,
-     "set_fast_io_saving(cycles): subtracted per access seen by simcore_fast_io_hook."},
+     "set_fast_io_saving(cycles): subtracted per access to the single-cycle IO alias."},
     {"set_budget", (PyCFunction)Accounting_set_budget, METH_O,
      "set_budget(instructions): stop once this many have run (0 = no budget)."},
     {"clear_stop", (PyCFunction)Accounting_clear_stop, METH_NOARGS,

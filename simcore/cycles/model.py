@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
@@ -112,8 +115,13 @@ class CycleModel:
         timing entry (unknown instruction, data, or code outside the ELF's sections)."""
         self.accounting.check()
 
-    def profile(self, limit: int | None = None) -> list[ProfileEntry]:
-        """Exclusive static cycles per function, most first."""
+    def profile(
+        self, limit: int | None = None, *, final_pc: int | None = None
+    ) -> list[ProfileEntry]:
+        """Exclusive cycles per function, most first: the static costs of its executed
+        instructions plus its taken-branch refills and memory stalls. They add up to
+        :meth:`cycles_at` ``(final_pc)`` (the run's total when ``final_pc`` is None).
+        """
         # Aliases (one body, several names, as newlib's _vfiprintf_r/_vfprintf_r) are
         # reported once, named "a/b".
         names: dict[tuple[int, int], list[str]] = {}
@@ -121,13 +129,25 @@ class CycleModel:
             if s.kind == "func" and s.size_bytes > 0:
                 names.setdefault((s.address, s.size_bytes), []).append(s.name)
         symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
-        entries = function_profile(self.classification, self.accounting.count_arrays(), symbols)
+        entries = function_profile(
+            self.classification,
+            self._counts(final_pc),
+            symbols,
+            self.accounting.extra_arrays(),
+        )
         total = sum(e.cycles for e in entries) or 1
         out = [
             ProfileEntry(e.name, e.start, e.cycles, e.instructions, e.cycles / total)
             for e in entries
         ]
         return out if limit is None else out[:limit]
+
+    def _counts(
+        self, final_pc: int | None
+    ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+        if final_pc is None:
+            return self.accounting.count_arrays()
+        return self.accounting.cut_at(final_pc)
 
     def report(
         self, *, final_pc: int | None = None, profile_limit: int | None = 50
@@ -136,12 +156,12 @@ class CycleModel:
         ``done`` block when the run stopped at its start)."""
         cycles = self.cycles if final_pc is None else self.cycles_at(final_pc)
         snap = self.accounting.snapshot()
-        by_tag = cycles_by_tag(self.classification, self.accounting.count_arrays())
+        by_tag = cycles_by_tag(self.classification, self._counts(final_pc))
         refill = snap["taken_branches"] * self.accounting.refill_cycles
         by_tag[self.table.refill_tag.value] = by_tag.get(self.table.refill_tag.value, 0) + refill
         notes = [
-            "profile: exclusive static costs per function; taken-branch refills "
-            f"({refill} cycles) and cache misses are in the total only"
+            "profile: exclusive cycles per function, with its taken-branch refills "
+            f"({refill} cycles in all) and memory stalls; the functions add up to the total"
         ]
         cache: dict[str, Any] | None = None
         stats = self.accounting.cache_stats()
@@ -186,7 +206,7 @@ class CycleModel:
                     "instructions": e.instructions,
                     "share": round(e.share, 6),
                 }
-                for e in self.profile(profile_limit)
+                for e in self.profile(profile_limit, final_pc=final_pc)
             ],
             "notes": notes,
         }

@@ -159,12 +159,15 @@ class BlockAccounting:
         self._native = _native.Accounting(refill, budget)
         self._counts: list[npt.NDArray[np.uint64]] = []
         self._ends: list[npt.NDArray[np.uint64]] = []
+        self._extra: list[npt.NDArray[np.uint64]] = []
         for r in classification.ranges:
             counts = np.zeros(r.nhalf + 1, dtype=np.uint64)  # + a spare slot (see C)
             ends = np.zeros(r.nhalf + 1, dtype=np.uint64)
-            self._native.add_range(r.start, r.prefix, counts, ends)
+            extra = np.zeros(r.nhalf + 1, dtype=np.uint64)
+            self._native.add_range(r.start, r.prefix, counts, ends, extra)
             self._counts.append(counts[: r.nhalf])
             self._ends.append(ends)
+            self._extra.append(extra)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         if cache is not None:
@@ -292,6 +295,39 @@ class BlockAccounting:
             (r.start, c, e)
             for r, c, e in zip(self.classification.ranges, self._counts, self._ends, strict=True)
         ]
+
+    def extra_arrays(self) -> list[npt.NDArray[np.int64]]:
+        """Per range: the dynamic cycles charged at each halfword (length nhalf).
+
+        Taken-branch refills sit at the last halfword of the block that branched, cache
+        misses and single-cycle IO savings (negative) at the first halfword of the block
+        that made the access, so ``static cycles of the executed blocks + sum(extra)``
+        is the total.
+        """
+        return [e[:-1].view(np.int64) + 0 for e in self._extra]
+
+    def cut_at(
+        self, pc: int
+    ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+        """:meth:`count_arrays` with the current block ending at ``pc``.
+
+        The block hook counts a whole block when it starts; a run stopped at ``pc``
+        (the ``done`` hook) has not executed the block's instructions from ``pc`` on.
+        """
+        out = self.count_arrays()
+        s = self._native.snapshot()
+        start, end = s["block_start"], s["block_end"]
+        if not start <= pc < end:
+            return out
+        r = self.classification.range_at(start)
+        fixed = []
+        for base, counts, ends in out:
+            if r is not None and base == r.start:
+                ends = ends.copy()
+                ends[(pc - base) >> 1] += np.uint64(1)
+                ends[(end - base) >> 1] -= np.uint64(1)
+            fixed.append((base, counts, ends))
+        return fixed
 
     def cache_stats(self) -> CacheStats | None:
         if self.cache is None:
