@@ -45,6 +45,24 @@ class ProfileEntry:
     share: float
 
 
+#: A run is tagged "exact" only when less than this share of its cycles comes from rows
+#: or charges that are not exact (cache misses, proxy or approximate timing rows).
+EXACT_SHARE_THRESHOLD = 0.01
+
+
+def run_exactness(table_exactness: str, share_by_tag: dict[str, float]) -> tuple[str, float]:
+    """The tag a run's cycle figure deserves, and the share of its cycles that is not exact.
+
+    An exact core table gives an "exact" run only while the inexact share (cache misses,
+    rows tagged other than exact) stays below :data:`EXACT_SHARE_THRESHOLD`; otherwise
+    the run is "approximate". A table that is not exact keeps its own tag.
+    """
+    inexact = sum(share for tag, share in share_by_tag.items() if tag != "exact")
+    if table_exactness == "exact" and inexact >= EXACT_SHARE_THRESHOLD:
+        return "approximate", inexact
+    return table_exactness, inexact
+
+
 def classify_image(image: ElfImage, core: str) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
@@ -182,6 +200,8 @@ class CycleModel:
                 "miss_cycles": stats.miss_cycles,
             }
         total_tagged = sum(by_tag.values()) or 1
+        shares = {tag: round(n / total_tagged, 6) for tag, n in sorted(by_tag.items())}
+        exactness, inexact = run_exactness(self.table.exactness.value, shares)
         return {
             "cycles": cycles,
             "instructions": self.instructions,
@@ -189,11 +209,12 @@ class CycleModel:
             "clock_hz": self.board.clock_hz,
             "cycle_model": {
                 "core": self.table.core,
-                "exactness": self.table.exactness.value,
+                "exactness": exactness,
+                "table_exactness": self.table.exactness.value,
+                "inexact_share": round(inexact, 6),
+                "exact_share_threshold": EXACT_SHARE_THRESHOLD,
                 "summary": self.table.summary,
-                "share_by_tag": {
-                    tag: round(n / total_tagged, 6) for tag, n in sorted(by_tag.items())
-                },
+                "share_by_tag": shares,
                 "memory_model": self.memory_model.value,
             },
             "taken_branches": snap["taken_branches"],
@@ -212,4 +233,11 @@ class CycleModel:
         }
 
 
-__all__ = ["CycleModel", "MemoryModel", "ProfileEntry", "classify_image"]
+__all__ = [
+    "EXACT_SHARE_THRESHOLD",
+    "CycleModel",
+    "MemoryModel",
+    "ProfileEntry",
+    "classify_image",
+    "run_exactness",
+]

@@ -131,7 +131,13 @@ def test_run_json_reports_cycle_fields(board: str, example_elfs: dict[str, Path]
     assert data["seconds_at_clock"] == pytest.approx(data["cycles"] / data["clock_hz"])
     model = data["cycle_model"]
     assert model["core"] == image_core(board)
-    assert model["exactness"] == {"rp2040": "exact", "rp2350": "proxy"}.get(board, "approximate")
+    table = {"rp2040": "exact", "rp2350": "proxy"}.get(board, "approximate")
+    assert model["table_exactness"] == table
+    # The run says "exact" only while its inexact share (misses, inexact rows) is small.
+    inexact = sum(v for t, v in model["share_by_tag"].items() if t != "exact")
+    assert model["inexact_share"] == pytest.approx(inexact, abs=1e-5)
+    small = inexact < model["exact_share_threshold"]
+    assert model["exactness"] == (table if table != "exact" or small else "approximate")
     assert data["profile"] and {"function", "cycles", "instructions"} <= set(data["profile"][0])
     cache = data["cache"]
     assert cache is not None and cache["fetch_hits"] + cache["fetch_misses"] > 0
