@@ -191,6 +191,9 @@ class _Insn:
     shifted: bool
     leaves: bool
     target: int | None
+    #: An unconditional B/BL to the next instruction: taken, but the block hook cannot
+    #: tell it from falling through, so its refill is part of its static cost.
+    to_next: bool = False
 
 
 @cache
@@ -449,6 +452,9 @@ def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
         shifted=_is_shifted(row, insn),
         leaves=leaves,
         target=target,
+        to_next=unconditional
+        and insn.id in (arm_const.ARM_INS_B, arm_const.ARM_INS_BL)
+        and target == insn.address + insn.size,
     )
 
 
@@ -489,7 +495,7 @@ def classify_range(
             if isinstance(item, _Insn):
                 if item.address in targets:
                     sched.reset()
-                cost[i] = sched.cost(item)
+                cost[i] = sched.cost(item) + (table.refill_cycles if item.to_next else 0)
                 count[i] = 1
                 row_index[i] = item.row_number
                 if item.size == 4:

@@ -491,3 +491,19 @@ loop:
     assert (stats.data_misses, stats.data_hits) == (2 + 4, 1)
     assert stats.miss_cycles == 112
     assert modeled.cycles - ideal.cycles == 112
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_branch_to_the_next_instruction_costs_a_refill(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """``b 1f; 1:`` is a taken branch: it costs what a taken branch costs (the table's B
+    plus the refill), though execution falls through to the very next address."""
+    plain = run(asm(core, "movs r0, #1\nnop\nmovs r1, #2\n"), core)
+    branch = run(asm(core, "movs r0, #1\nb 1f\n1:\nmovs r1, #2\n"), core)
+    far = run(asm(core, "movs r0, #1\nb 1f\nnop\n1:\nmovs r1, #2\n"), core)
+    assert branch.accounting is not None and far.accounting is not None
+    assert far.accounting.snapshot()["taken_branches"] == 1
+    assert branch.accounting.snapshot()["taken_branches"] == 0
+    assert branch.cycles == far.cycles
+    assert branch.cycles > plain.cycles
