@@ -89,6 +89,22 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
+class TimerSpec:
+    """A free-running 64-bit tick counter in an io region, read by firmware to time itself.
+
+    Its count is derived from the cycle model: ``ticks = cycles * tick_hz // clock_hz``.
+    ``registers`` maps the register names of :data:`_TIMER_REGISTERS` (RP2040 datasheet
+    4.6.5 names: TIMELR latches the high half for TIMEHR; the RAW pair does not latch;
+    TIMELW then TIMEHW set the count) to their offsets in the region.
+    """
+
+    region: str
+    tick_hz: int
+    source: str
+    registers: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class CoreSpec:
     """What a CPU core can execute and how unicorn emulates it."""
 
@@ -115,6 +131,8 @@ class BoardSpec:
     memory: tuple[MemoryRegion, ...]
     #: The cache in front of slow memory (the board file's ``[cache]`` table), if any.
     cache: CacheSpec | None = None
+    #: A microsecond timer firmware can read (the board file's ``[timer]``), if any.
+    timer: TimerSpec | None = None
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -146,7 +164,19 @@ UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
-_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory", "cache")
+_BOARD_KEYS = (
+    "name",
+    "description",
+    "core",
+    "clock_hz",
+    "vector_table",
+    "memory",
+    "cache",
+    "timer",
+)
+#: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
+_TIMER_REGISTERS = ("timehw", "timelw", "timehr", "timelr", "timerawh", "timerawl")
+_TIMER_KEYS = ("region", "tick_hz", "source", *_TIMER_REGISTERS)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
 _REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
 _CACHE_KEYS = (
@@ -454,6 +484,8 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "cache" in s.table:
         cache_spec = _parse_cache(_Schema(where, s.get("cache"), "cache"), regions)
         board = replace(board, cache=cache_spec)
+    if "timer" in s.table:
+        board = replace(board, timer=_parse_timer(_Schema(where, s.get("timer"), "timer"), regions))
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -509,6 +541,26 @@ def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
         data_cache=_parse_data_cache(_Schema(s.file, s.get("data_cache"), s._key("data_cache")))
         if "data_cache" in s.table
         else None,
+    )
+
+
+def _parse_timer(s: _Schema, regions: list[MemoryRegion]) -> TimerSpec:
+    """The ``[timer]`` table: an io region, a tick rate and register offsets inside it."""
+    s.keys(_TIMER_KEYS, _TIMER_KEYS)
+    names = {r.name: r for r in regions}
+    region = s.text("region", _REGION_NAME, "the name of an io region of this board")
+    if region not in names or names[region].kind is not RegionKind.IO:
+        s.error(f"no io region named {_printable(repr(region), 40)}", "an io region", "region")
+    size = names[region].size_bytes
+    registers = tuple(
+        (name, s.integer(name, 0, size - 4, f"a word offset inside {region}", multiple=4))
+        for name in _TIMER_REGISTERS
+    )
+    return TimerSpec(
+        region=region,
+        tick_hz=s.integer("tick_hz", 1, 1 << 32, "ticks per second, 1 to 2**32"),
+        source=s.text("source", max_len=_MAX_NOTE),
+        registers=registers,
     )
 
 
