@@ -158,11 +158,10 @@ def print_run(
             )
         cache = report.get("cache")
         if cache:
-            data = (
-                f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses"
-                if cache["data_reads"] == "modeled"
-                else ", data reads not modeled"
-            )
+            data = {
+                "modeled": f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses",
+                "not modeled": ", data reads not modeled",
+            }.get(cache["data_reads"], "")
             _out(
                 f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
                 f"misses{data}, {cache['miss_cycles']:,} miss cycles"

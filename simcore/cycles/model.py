@@ -63,6 +63,29 @@ def run_exactness(table_exactness: str, share_by_tag: dict[str, float]) -> tuple
     return table_exactness, inexact
 
 
+def flash_data_bytes(image: ElfImage, start: int, end: int) -> int:
+    """Bytes of ``image`` loaded into ``[start, end)`` that a program may read as data.
+
+    Everything loaded there except Thumb code: rodata, literal pools ($d spans of code
+    sections) and load images copied at start-up (.data, code run from RAM or TCM).
+    """
+    loaded = sum(
+        max(0, min(end, seg.load_address + len(seg.data)) - max(start, seg.load_address))
+        for seg in image.segments
+    )
+    code = 0
+    for sec in image.code_sections:
+        lo, hi = max(start, sec.address), min(end, sec.address + len(sec.data))
+        if lo >= hi:
+            continue
+        marks = sorted(sec.mapping) or [(sec.address, "t")]
+        bounds = [*marks[1:], (sec.address + len(sec.data), "")]
+        for (at, kind), (nxt, _) in zip(marks, bounds, strict=True):
+            if kind == "t":
+                code += max(0, min(hi, nxt) - max(lo, at))
+    return max(0, loaded - code)
+
+
 def classify_image(image: ElfImage, core: str) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
@@ -184,6 +207,13 @@ class CycleModel:
         cache: dict[str, Any] | None = None
         stats = self.accounting.cache_stats()
         if stats is not None and self.cache is not None:
+            # Say that data reads are left out only when this binary has data there.
+            data_reads, data_note = "modeled", stats.note
+            if not stats.data_reads_modeled:
+                data_reads = "not modeled"
+                if not flash_data_bytes(self.image, self.cache.start, self.cache.end):
+                    data_reads = "none"
+                    data_note = "nothing to model: this binary loads no data into the region"
             by_tag[self.cache.tag.value] = by_tag.get(self.cache.tag.value, 0) + stats.miss_cycles
             cache = {
                 "region": f"0x{self.cache.start:08x}-0x{self.cache.end:08x}",
@@ -195,8 +225,8 @@ class CycleModel:
                 "fetch_misses": stats.fetch_misses,
                 "data_hits": stats.data_hits if stats.data_reads_modeled else None,
                 "data_misses": stats.data_misses if stats.data_reads_modeled else None,
-                "data_reads": "modeled" if stats.data_reads_modeled else "not modeled",
-                "data_reads_note": stats.note,
+                "data_reads": data_reads,
+                "data_reads_note": data_note,
                 "miss_cycles": stats.miss_cycles,
             }
         total_tagged = sum(by_tag.values()) or 1

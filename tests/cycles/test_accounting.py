@@ -507,3 +507,14 @@ def test_branch_to_the_next_instruction_costs_a_refill(
     assert branch.accounting.snapshot()["taken_branches"] == 0
     assert branch.cycles == far.cycles
     assert branch.cycles > plain.cycles
+
+
+def test_flash_data_bytes_counts_only_data(asm: Callable[..., Program]) -> None:
+    """Literal pools count as data in flash; a program without any has none to leave out."""
+    from simcore.cycles.model import flash_data_bytes
+    from simcore.elf import load_elf
+
+    with_pool = load_elf(asm("cortex-m0plus", "ldr r0, =0x12345678\n").elf)
+    without = load_elf(asm("cortex-m0plus", "movs r0, #1\n").elf)
+    assert flash_data_bytes(with_pool, FLASH, FLASH + 0x100000) >= 4
+    assert flash_data_bytes(without, FLASH, FLASH + 0x100000) == 0
