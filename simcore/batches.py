@@ -375,9 +375,7 @@ def _merge_reports(reports: list[dict[str, Any]], profile_limit: int | None) -> 
             shares[tag] = shares.get(tag, 0.0) + share * weight
     merged = {tag: round(v, 6) for tag, v in sorted(shares.items())}
     model = reports[-1]["cycle_model"]
-    exactness, inexact = run_exactness(
-        model.get("table_exactness", model["exactness"]), merged
-    )
+    exactness, inexact = run_exactness(model.get("table_exactness", model["exactness"]), merged)
     out["cycle_model"] = {
         **model,
         "exactness": exactness,

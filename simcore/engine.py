@@ -70,9 +70,9 @@ from simcore.errors import (
 )
 from simcore.peripherals import (
     CCR_DIV_0_TRP,
-    MicrosecondTimer,
     PPB_BASE,
     PPB_SIZE,
+    MicrosecondTimer,
     PrivatePeripheralBus,
     RegisterFile,
     SioBlock,

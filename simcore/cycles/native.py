@@ -17,6 +17,7 @@ import ctypes
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from typing import Any
 
 import capstone
 import numpy as np
@@ -78,7 +79,7 @@ class _Natives:
 def _natives() -> _Natives:
     lib = ctypes.CDLL(_native.__file__)
 
-    def address(fn: object) -> int:
+    def address(fn: Any) -> int:
         return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
     found = _Natives(
@@ -306,9 +307,7 @@ class BlockAccounting:
         """
         return [e[:-1].view(np.int64) + 0 for e in self._extra]
 
-    def cut_at(
-        self, pc: int
-    ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+    def cut_at(self, pc: int) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
         """:meth:`count_arrays` with the current block ending at ``pc``.
 
         The block hook counts a whole block when it starts; a run stopped at ``pc``

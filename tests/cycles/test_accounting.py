@@ -380,9 +380,13 @@ def test_flash_loads_in_it_blocks_are_charged(asm: Callable[..., Program], core:
     (1 miss, 38 hits). Cycles = the same run with data reads off + one 50-cycle miss.
     On the M0+ (no IT) the body is the same without the IT instruction.
     """
-    body = IT_BLOCK_LOAD if core != "cortex-m0plus" else IT_BLOCK_LOAD.replace(
-        "    itt ne\n    ldrne r0, lit1\n    cmpne r6, r0\n",
-        "    beq 3f\n    ldr r0, lit1\n    cmp r6, r0\n3:\n",
+    body = (
+        IT_BLOCK_LOAD
+        if core != "cortex-m0plus"
+        else IT_BLOCK_LOAD.replace(
+            "    itt ne\n    ldrne r0, lit1\n    cmpne r6, r0\n",
+            "    beq 3f\n    ldr r0, lit1\n    cmp r6, r0\n3:\n",
+        )
     )
     prog = asm(core, body, "\n.align 3\nlit1: .word 7\nlit2: .word 9\n")
     off = run(prog, core, cache=flash_cache(core, data_reads=False))
@@ -458,8 +462,9 @@ def test_h7_code_and_data_in_flash_through_l1_caches(asm: Callable[..., Program]
 
     The code executed (0x10000000-0x10000018: 8 narrow, 2 wide instructions) lies in
     one 32-byte line: 1 I-cache miss. The literal pool follows ``done: b done``
-    (0x10000018) at 0x1000001c: the literal of ``ldr r3, =...`` is in that same line 0, read as data: a
-    D-cache miss (the two caches are separate); the literal of ``ldr r0, =table`` at
+    (0x10000018) at 0x1000001c: the literal of ``ldr r3, =...`` is in that same line
+    0, read as data: a D-cache miss (the two caches are separate); the literal of
+    ``ldr r0, =table`` at
     0x10000020 is in line 1: another miss. The loop loads table+0, +32, +64, +96 (4
     lines: 4 misses), the last load table+0 again (a hit). Memory cycles: (1 + 6)
     misses x 16 = 112, the difference from the same run with every miss free
@@ -478,7 +483,9 @@ loop:
     ldr r0, =table
     ldr r0, [r0]
 """
-    tail = "\n.ltorg\n.balign 32\ntable: .word 1\n.space 28\n.word 2\n.space 28\n.word 3\n.space 28\n.word 4\n"
+    tail = "\n.ltorg\n.balign 32\ntable: .word 1\n" + "".join(
+        f".space 28\n.word {n}\n" for n in (2, 3, 4)
+    )
     prog = asm("cortex-m7", body, tail)
     modeled = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash())
     ideal = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash(ideal=True))
