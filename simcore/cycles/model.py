@@ -100,7 +100,7 @@ class CycleModel:
 
     ``budget`` is an instruction budget (0: none) enforced by the C hook;
     ``data_reads=False`` turns off flash data-read modeling where the board has it
-    (it makes every load take unicorn's slow path: several times slower).
+    (each load from flash then stays on unicorn's fast path: faster, and uncharged).
     """
 
     def __init__(

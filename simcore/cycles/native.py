@@ -2,8 +2,8 @@
 
 This is the one module besides the engine that touches unicorn: it registers the C
 callbacks of :mod:`simcore.cycles._native` through unicorn's own ctypes handle
-(``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add``), so no Python runs
-per block. The C function pointers come from ``ctypes.CDLL(_native.__file__)`` and
+(``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add`` / ``uc_mmio_map``),
+so no Python runs per block or per flash access. The C function pointers come from ``ctypes.CDLL(_native.__file__)`` and
 ``uc_emu_stop`` from the library unicorn's binding loaded (no link-time dependency).
 
 Lifetime: the C state lives in the :class:`_native.Accounting` object; ``install``
@@ -140,9 +140,10 @@ class BlockAccounting:
     stops the emulator once that many instructions have run (0: no budget; the stop
     lands at the end of the block that crossed it); ``cache`` adds the XIP cache model
     for instruction fetch, and for data reads when ``cache.data_reads`` and
-    ``data_reads`` allow it (together with the single-cycle IO hook of ``cache.fast_io``:
-    both need unicorn's slow memory path, which makes every load several times slower).
-    ``refill_cycles`` overrides the table's taken-branch cost.
+    ``data_reads`` allow it (together with the single-cycle IO charge of
+    ``cache.fast_io``: both through the virtual TLB and MMIO aliases, see
+    :meth:`install`; each load from flash then takes unicorn's MMIO path, RAM loads do
+    not). ``refill_cycles`` overrides the table's taken-branch cost.
     """
 
     def __init__(
