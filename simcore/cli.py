@@ -61,6 +61,13 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                     for r in b.memory
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
+                "timer": {
+                    "region": b.timer.region,
+                    "tick_hz": b.timer.tick_hz,
+                    "registers": {name: offset for name, offset in b.timer.registers},
+                }
+                if b.timer
+                else None,
             }
             for b in boards.values()
         ]
@@ -77,8 +84,17 @@ def _cmd_boards(args: argparse.Namespace) -> int:
             _out(
                 f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
-                + ("; data reads too" if c.data_reads else "")
+                + ("; data reads too" if c.data_reads and c.data_cache is None else "")
+                + (
+                    f"; data reads through a {_size(c.data_cache.size_bytes)} "
+                    f"{c.data_cache.ways}-way D-cache, miss +{c.data_cache.miss_cycles}"
+                    if c.data_reads and c.data_cache is not None
+                    else ""
+                )
             )
+        if b.timer:
+            t = b.timer
+            _out(f"{'':<10} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
     return 0
 
 
