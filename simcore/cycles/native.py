@@ -3,8 +3,10 @@
 This is the one module besides the engine that touches unicorn: it registers the C
 callbacks of :mod:`simcore.cycles._native` through unicorn's own ctypes handle
 (``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add`` / ``uc_mmio_map``),
-so no Python runs per block or per flash access. The C function pointers come from ``ctypes.CDLL(_native.__file__)`` and
-``uc_emu_stop`` from the library unicorn's binding loaded (no link-time dependency).
+so no Python runs per block or per flash access. The C function pointers come from
+``ctypes.CDLL(_native.__file__)``, and ``uc_emu_stop``, ``uc_reg_write``,
+``uc_mem_read``/``uc_mem_write`` from the library unicorn's binding loaded (no
+link-time dependency).
 
 Lifetime: the C state lives in the :class:`_native.Accounting` object; ``install``
 stores it in the engine's callback table under the hook handle, so the state cannot be
