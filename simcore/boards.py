@@ -48,6 +48,22 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
+class DataCacheSpec:
+    """A data cache of its own in front of the cached region (``[cache.data_cache]``).
+
+    Where a board has one (the Cortex-M7's L1 D-cache), data reads from the region
+    go through it and instruction fetch through ``[cache]``; without one, both share
+    ``[cache]`` (the RP2040/RP2350 XIP cache).
+    """
+
+    size_bytes: int
+    ways: int
+    line_bytes: int
+    miss_cycles: int
+    source: str
+
+
+@dataclass(frozen=True)
 class CacheSpec:
     """A cache in front of one slow memory region, as the board file declares it.
 
@@ -69,6 +85,23 @@ class CacheSpec:
     #: than the core table's figure (RP2040 SIO), if any.
     fast_io_region: str | None = None
     fast_io_saving: int = 0
+    data_cache: DataCacheSpec | None = None
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """A free-running 64-bit tick counter in an io region, read by firmware to time itself.
+
+    Its count is derived from the cycle model: ``ticks = cycles * tick_hz // clock_hz``.
+    ``registers`` maps the register names of :data:`_TIMER_REGISTERS` (RP2040 datasheet
+    4.6.5 names: TIMELR latches the high half for TIMEHR; the RAW pair does not latch;
+    TIMELW then TIMEHW set the count) to their offsets in the region.
+    """
+
+    region: str
+    tick_hz: int
+    source: str
+    registers: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -155,6 +188,8 @@ class BoardSpec:
     cache: CacheSpec | None = None
     #: Placement defaults of generated linker scripts (``[link]``; :func:`default_link` if absent).
     link: LinkSpec | None = None
+    #: A microsecond timer firmware can read (the board file's ``[timer]``), if any.
+    timer: TimerSpec | None = None
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -195,8 +230,12 @@ _BOARD_KEYS = (
     "memory",
     "cache",
     "link",
+    "timer",
 )
 _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
+#: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
+_TIMER_REGISTERS = ("timehw", "timelw", "timehr", "timelr", "timerawh", "timerawl")
+_TIMER_KEYS = ("region", "tick_hz", "source", *_TIMER_REGISTERS)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
 _REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
 _CACHE_KEYS = (
@@ -211,7 +250,9 @@ _CACHE_KEYS = (
     "data_reads_note",
     "fast_io_region",
     "fast_io_saving",
+    "data_cache",
 )
+_DATA_CACHE_KEYS = ("size_bytes", "ways", "line_bytes", "miss_cycles", "source")
 _CACHE_REQUIRED = ("region", "size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source")
 #: How far a cache figure can be trusted (the timing tables' tags).
 CACHE_TAGS = ("exact", "proxy", "model", "measured", "approximate")
@@ -502,6 +543,8 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "cache" in s.table:
         cache_spec = _parse_cache(_Schema(where, s.get("cache"), "cache"), regions)
         board = replace(board, cache=cache_spec)
+    if "timer" in s.table:
+        board = replace(board, timer=_parse_timer(_Schema(where, s.get("timer"), "timer"), regions))
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -579,18 +622,7 @@ def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
             f"one of {', '.join(r.name for r in regions if r.kind is RegionKind.FLASH)}",
             "region",
         )
-    line = s.integer("line_bytes", 4, 4096, "a power of two from 4 to 4096 bytes")
-    if line & (line - 1):
-        s.fail(line, "a power of two from 4 to 4096 bytes", "line_bytes")
-    ways = s.integer("ways", 1, 64, "1-64 ways")
-    size = s.integer("size_bytes", line * ways, 1 << 24, "the cache size in bytes, at most 16 MB")
-    sets = size // (ways * line)
-    if size % (ways * line) or sets & (sets - 1):
-        s.error(
-            f"{size} bytes in {ways} ways of {line}-byte lines make {size / (ways * line):g} sets",
-            "size_bytes = ways x line_bytes x a power of two",
-            "size_bytes",
-        )
+    size, ways, line = _cache_geometry(s)
     fast_io = s.get("fast_io_region")
     if fast_io is not None:
         fast_io = s.text("fast_io_region", _REGION_NAME, "the name of an io region")
@@ -613,6 +645,59 @@ def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
         fast_io_saving=s.integer("fast_io_saving", 0, 16, "cycles saved, 0-16")
         if "fast_io_saving" in s.table
         else 0,
+        data_cache=_parse_data_cache(_Schema(s.file, s.get("data_cache"), s._key("data_cache")))
+        if "data_cache" in s.table
+        else None,
+    )
+
+
+def _parse_timer(s: _Schema, regions: list[MemoryRegion]) -> TimerSpec:
+    """The ``[timer]`` table: an io region, a tick rate and register offsets inside it."""
+    s.keys(_TIMER_KEYS, _TIMER_KEYS)
+    names = {r.name: r for r in regions}
+    region = s.text("region", _REGION_NAME, "the name of an io region of this board")
+    if region not in names or names[region].kind is not RegionKind.IO:
+        s.error(f"no io region named {_printable(repr(region), 40)}", "an io region", "region")
+    size = names[region].size_bytes
+    registers = tuple(
+        (name, s.integer(name, 0, size - 4, f"a word offset inside {region}", multiple=4))
+        for name in _TIMER_REGISTERS
+    )
+    return TimerSpec(
+        region=region,
+        tick_hz=s.integer("tick_hz", 1, 1 << 32, "ticks per second, 1 to 2**32"),
+        source=s.text("source", max_len=_MAX_NOTE),
+        registers=registers,
+    )
+
+
+def _cache_geometry(s: _Schema) -> tuple[int, int, int]:
+    """``size_bytes``, ``ways`` and ``line_bytes`` of a cache table, checked."""
+    line = s.integer("line_bytes", 4, 4096, "a power of two from 4 to 4096 bytes")
+    if line & (line - 1):
+        s.fail(line, "a power of two from 4 to 4096 bytes", "line_bytes")
+    ways = s.integer("ways", 1, 64, "1-64 ways")
+    size = s.integer("size_bytes", line * ways, 1 << 24, "the cache size in bytes, at most 16 MB")
+    sets = size // (ways * line)
+    if size % (ways * line) or sets & (sets - 1):
+        s.error(
+            f"{size} bytes in {ways} ways of {line}-byte lines make {size / (ways * line):g} sets",
+            "size_bytes = ways x line_bytes x a power of two",
+            "size_bytes",
+        )
+    return size, ways, line
+
+
+def _parse_data_cache(s: _Schema) -> DataCacheSpec:
+    """The ``[cache.data_cache]`` table: a separate data cache's geometry and miss cost."""
+    s.keys(_DATA_CACHE_KEYS, _DATA_CACHE_KEYS)
+    size, ways, line = _cache_geometry(s)
+    return DataCacheSpec(
+        size_bytes=size,
+        ways=ways,
+        line_bytes=line,
+        miss_cycles=s.integer("miss_cycles", 0, 100_000, "the cycles a miss adds, 0-100000"),
+        source=s.text("source", max_len=_MAX_NOTE),
     )
 
 

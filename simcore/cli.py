@@ -63,6 +63,13 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
                 "link": dataclasses.asdict(b.link) if b.link else None,
+                "timer": {
+                    "region": b.timer.region,
+                    "tick_hz": b.timer.tick_hz,
+                    "registers": {name: offset for name, offset in b.timer.registers},
+                }
+                if b.timer
+                else None,
             }
             for b in boards.values()
         ]
@@ -79,7 +86,13 @@ def _cmd_boards(args: argparse.Namespace) -> int:
             _out(
                 f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
-                + ("; data reads too" if c.data_reads else "")
+                + ("; data reads too" if c.data_reads and c.data_cache is None else "")
+                + (
+                    f"; data reads through a {_size(c.data_cache.size_bytes)} "
+                    f"{c.data_cache.ways}-way D-cache, miss +{c.data_cache.miss_cycles}"
+                    if c.data_reads and c.data_cache is not None
+                    else ""
+                )
             )
         if b.link:
             k = b.link
@@ -87,6 +100,9 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 f"{'':<10} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
                 f"stack {_size(k.stack_bytes)} + heap {_size(k.heap_bytes)} in {k.stack_in}"
             )
+        if b.timer:
+            t = b.timer
+            _out(f"{'':<10} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
     return 0
 
 
@@ -166,11 +182,10 @@ def print_run(
             )
         cache = report.get("cache")
         if cache:
-            data = (
-                f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses"
-                if cache["data_reads"] == "modeled"
-                else ", data reads not modeled"
-            )
+            data = {
+                "modeled": f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses",
+                "not modeled": ", data reads not modeled",
+            }.get(cache["data_reads"], "")
             _out(
                 f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
                 f"misses{data}, {cache['miss_cycles']:,} miss cycles"

@@ -74,6 +74,7 @@ from simcore.peripherals import (
     CCR_DIV_0_TRP,
     PPB_BASE,
     PPB_SIZE,
+    MicrosecondTimer,
     PrivatePeripheralBus,
     RegisterFile,
     SioBlock,
@@ -284,8 +285,20 @@ class Machine:
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
-            # The RP2040/RP2350 SIO has a divider; other peripherals read back.
-            regs: SioBlock | RegisterFile = SioBlock() if region.name == "sio" else RegisterFile()
+            # The RP2040/RP2350 SIO has a divider, the board's [timer] counts
+            # microseconds; other peripherals read back.
+            regs: SioBlock | RegisterFile | MicrosecondTimer = (
+                SioBlock() if region.name == "sio" else RegisterFile()
+            )
+            if board.timer is not None and region.name == board.timer.region:
+                regs = MicrosecondTimer(
+                    base=region.start,
+                    offsets={offset: name for name, offset in board.timer.registers},
+                    tick_hz=board.timer.tick_hz,
+                    clock_hz=board.clock_hz,
+                    cycles=self._cycles_at_access,
+                    notes=self.ppb.notes,
+                )
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
 
     # -- set-up ---------------------------------------------------------------

@@ -165,6 +165,8 @@ class BatchResult:
     #: Per sample (indices within the batch) and layer, from the firmware's layer marks.
     layer_spans: list[LayerSpan] = field(default_factory=list)
     layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The run's share of cycles per confidence tag (the cycle report's share_by_tag).
+    share_by_tag: dict[str, float] = field(default_factory=dict)
 
 
 #: ELF images parsed in this (worker) process, by path, modification time and size:
@@ -228,6 +230,7 @@ def _run_batch(
         memory=result.memory.as_dict(),
         layer_spans=result.layer_spans,
         layer_info=result.layer_info,
+        share_by_tag=dict(result.cycle_report.get("cycle_model", {}).get("share_by_tag", {})),
     )
 
 
@@ -939,7 +942,7 @@ def _judge(
         cycles_max=max(cycles) if cycles else 0,
         seconds_per_inference=cycles_mean / board.clock_hz,
         clock_hz=board.clock_hz,
-        cycle_model={"core": table.core, "exactness": table.exactness.value},
+        cycle_model=_cycle_model(table.core, table.exactness.value, batches),
         profile=profile,
         memory=memory,
         mismatches=[{"sample": int(rows[i]), "got": g, "want": w} for i, g, w in mism],
@@ -996,6 +999,24 @@ def _usage(used: int, capacity: int | None) -> dict[str, Any]:
     if capacity:
         out["percent"] = round(100.0 * used / capacity, 3)
     return out
+
+
+def _cycle_model(core: str, table_exactness: str, batches: list[BatchResult]) -> dict[str, Any]:
+    """The combination's cycle tag: exact only if its inexact share is small (all batches)."""
+    from simcore.cycles.model import run_exactness
+
+    total = sum(b.cycles for b in batches) or 1
+    shares: dict[str, float] = {}
+    for b in batches:
+        for tag, share in b.share_by_tag.items():
+            shares[tag] = shares.get(tag, 0.0) + share * b.cycles / total
+    exactness, inexact = run_exactness(table_exactness, shares)
+    return {
+        "core": core,
+        "exactness": exactness,
+        "table_exactness": table_exactness,
+        "inexact_share": round(inexact, 6),
+    }
 
 
 def _merge_profiles(batches: list[BatchResult], n: int) -> list[dict[str, Any]]:

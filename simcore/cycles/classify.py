@@ -253,6 +253,9 @@ class _Insn:
     target: int | None
     #: (base register, byte offset) of a load/store with an immediate offset, else None.
     memory: tuple[str, int] | None = None
+    #: An unconditional B/BL to the next instruction: taken, but the block hook cannot
+    #: tell it from falling through, so its refill is part of its static cost.
+    to_next: bool = False
 
     @property
     def read_keys(self) -> frozenset[str]:
@@ -636,6 +639,9 @@ def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
         leaves=leaves,
         target=target,
         memory=memory,
+        to_next=unconditional
+        and insn.id in (arm_const.ARM_INS_B, arm_const.ARM_INS_BL)
+        and target == insn.address + insn.size,
     )
 
 
@@ -760,7 +766,7 @@ def classify_range(
             if isinstance(item, _Insn):
                 if item.address in targets:
                     sched.reset()
-                cost[i] = sched.cost(item)
+                cost[i] = sched.cost(item) + (table.refill_cycles if item.to_next else 0)
                 count[i] = 1
                 row_index[i] = item.row_number
                 if item.size == 4:

@@ -462,6 +462,9 @@ class CacheConfig:
     #: cycles less than the table's figure (RP2040 SIO), if the board has one.
     fast_io: tuple[int, int] | None = None
     fast_io_saving: int = 0
+    #: A separate data cache ``(size_bytes, ways, line_bytes, miss_cycles)`` for data
+    #: reads of the range (Cortex-M7 L1 D-cache); None: data reads share this cache.
+    data_cache: tuple[int, int, int, int] | None = None
 
 
 def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
@@ -492,4 +495,12 @@ def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
         data_reads_note=spec.data_reads_note,
         fast_io=fast_io,
         fast_io_saving=spec.fast_io_saving,
+        data_cache=None
+        if spec.data_cache is None
+        else (
+            spec.data_cache.size_bytes,
+            spec.data_cache.ways,
+            spec.data_cache.line_bytes,
+            0 if ideal else spec.data_cache.miss_cycles,
+        ),
     )
