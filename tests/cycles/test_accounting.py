@@ -23,7 +23,7 @@ from simcore.boards import get_board
 from simcore.cycles.native import BlockAccounting
 from simcore.cycles.profile import function_profile
 from simcore.cycles.sysregs import SYST_CSR, SYST_CVR, SYST_RVR, cyccnt, systick_value
-from simcore.cycles.tables import CacheConfig, Tag, cache_for
+from simcore.cycles.tables import CacheConfig, Tag, cache_for, load_table
 
 HERE = Path(__file__).parent
 CORES = ["cortex-m0plus", "cortex-m33", "cortex-m7"]
@@ -505,7 +505,8 @@ def test_branch_to_the_next_instruction_costs_a_refill(
     asm: Callable[..., Program], core: str
 ) -> None:
     """``b 1f; 1:`` is a taken branch: it costs what a taken branch costs (the table's B
-    plus the refill), though execution falls through to the very next address."""
+    plus the refill), though execution falls through to the very next address. On the
+    M7 a predicted taken branch has no refill and pairs like a NOP (measured)."""
     plain = run(asm(core, "movs r0, #1\nnop\nmovs r1, #2\n"), core)
     branch = run(asm(core, "movs r0, #1\nb 1f\n1:\nmovs r1, #2\n"), core)
     far = run(asm(core, "movs r0, #1\nb 1f\nnop\n1:\nmovs r1, #2\n"), core)
@@ -513,7 +514,10 @@ def test_branch_to_the_next_instruction_costs_a_refill(
     assert far.accounting.snapshot()["taken_branches"] == 1
     assert branch.accounting.snapshot()["taken_branches"] == 0
     assert branch.cycles == far.cycles
-    assert branch.cycles > plain.cycles
+    if load_table(core).refill_cycles:
+        assert branch.cycles > plain.cycles
+    else:
+        assert branch.cycles == plain.cycles
 
 
 def test_flash_data_bytes_counts_only_data(asm: Callable[..., Program]) -> None:
