@@ -222,7 +222,7 @@ def print_run(
 def _print_profile(detail: DetailedProfile, limit: int) -> None:
     """Functions (exclusive, inclusive, calls), then the hottest lines and loops."""
     total = detail.total_cycles or 1
-    _out(f"profile ({detail.scope}; static cycles {detail.total_cycles:,}; inclusive cycles "
+    _out(f"profile ({detail.scope}; {detail.total_cycles:,} cycles; inclusive cycles "
          "apportioned by call counts):")  # fmt: skip
     _out(f"  {'function':<30} {'self':>11} {'self%':>6} {'total':>11} {'total%':>6} "
          f"{'calls':>8} {'instr':>11}")  # fmt: skip

@@ -595,6 +595,8 @@ class _Run:
         self.marks: list[tuple[str, int, int, int]] = []
         #: Block counts at the begin and end of ``options.profile_sample``.
         self.sample_counts: tuple[Counts, Counts | None] | None = None
+        #: The accounting's dynamic cycles per halfword at the same two points.
+        self.sample_extras: tuple[list[Any], list[Any] | None] = ([], None)
         self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
@@ -789,10 +791,13 @@ class _Run:
                 snapshot = [
                     (s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()
                 ]
+                extras = self.model.accounting.extra_arrays()  # copies
                 if begin:
                     self.sample_counts = (snapshot, None)
+                    self.sample_extras = (extras, None)
                 elif self.sample_counts is not None and self.sample_counts[1] is None:
                     self.sample_counts = (self.sample_counts[0], snapshot)
+                    self.sample_extras = (self.sample_extras[0], extras)
 
     def _on_sbrk(self) -> None:
         increment = _signed(self.m.reg("r0"))
@@ -1377,13 +1382,14 @@ class _Run:
             result.notes.append(self.end_note)
         return result
 
-    def _detailed_profile(self) -> DetailedProfile | None:
-        """The detailed profile asked for: of one sample, or of the whole run."""
+    def _detailed_profile(self, final_pc: int) -> DetailedProfile | None:
+        """The detailed profile asked for: of one sample, or of the whole run (stopped at
+        ``final_pc``: the rest of the block holding it never ran)."""
         if self.model is None or not self.opt.profile_detail:
             return None
         sample = self.opt.profile_sample
         if sample is None:
-            return self.model.detailed_profile()
+            return self.model.detailed_profile(final_pc=final_pc)
         if self.sample_counts is None or self.sample_counts[1] is None:
             raise UsageError(
                 f"sample {sample} never ran between simcore_sample_begin({sample}) and "
@@ -1391,8 +1397,10 @@ class _Run:
                 hint=f"give a sample below {self.n_samples}, or profile the whole run",
             )
         before, after = self.sample_counts
-        assert after is not None  # checked above
-        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}")
+        extras_before, extras_after = self.sample_extras
+        assert after is not None and extras_after is not None  # checked above
+        extras = [a - b for a, b in zip(extras_after, extras_before, strict=True)]
+        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}", extras)
 
     def _fpu_used_while_off(self) -> UsageFault | None:
         """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
@@ -1487,7 +1495,7 @@ class _Run:
             sample_cycles, sample_instructions = _per_sample(self.sample_marks)
             layer_spans = per_layer(self.marks)
         layers = layer_info(elf_manifest(m.image.path)) if layer_spans else {}
-        detail = self._detailed_profile()
+        detail = self._detailed_profile(pc)
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,

@@ -9,6 +9,7 @@ and puts :meth:`CycleModel.report` into the run result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -185,10 +186,15 @@ class CycleModel:
         return out if limit is None else out[:limit]
 
     def detailed_profile(
-        self, counts: Counts | None = None, scope: str = "whole run"
+        self,
+        counts: Counts | None = None,
+        scope: str = "whole run",
+        extras: Sequence[npt.NDArray[np.int64]] | None = None,
+        final_pc: int | None = None,
     ) -> DetailedProfile:
         """Inclusive and exclusive cycles, calls, lines and loops (:mod:`simcore.cycles.callgraph`)
-        of the whole run, or of ``counts`` (block counts of a part of it)."""
+        of the whole run, or of ``counts`` and ``extras`` (block counts and dynamic
+        cycles of a part of it). ``final_pc``: where the whole run stopped."""
         symbols = [
             (s.name, s.address, s.size_bytes)
             for s in self.image.symbols.values()
@@ -196,11 +202,12 @@ class CycleModel:
         ]
         return detailed_profile(
             self.classification,
-            self.accounting.count_arrays() if counts is None else counts,
+            self._counts(final_pc) if counts is None else counts,
             symbols,
             self.image.line_at,
             self.image.initial_bytes,
             scope,
+            self.accounting.extra_arrays() if counts is None else extras,
         )
 
     def _counts(
