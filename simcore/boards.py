@@ -84,6 +84,13 @@ class CoreSpec:
     dsp: bool
     divide: bool
     unaligned_access: bool
+    #: SCB->CPUID as the core's TRM gives it.
+    cpuid: int = 0
+    #: SCB->CCR at reset, and whether software can write it (not on Armv6-M).
+    ccr_reset: int = 0
+    ccr_writable: bool = True
+    #: arm-none-eabi-gcc target flags for this core (-mcpu, -mfpu, -mfloat-abi).
+    compiler_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ PPB_START, PPB_END = 0xE0000000, 0xE0100000
 MAX_CLOCK_HZ = 10_000_000_000
 MAX_REGIONS = 64
 #: The unicorn CPU models the engine knows (simcore.engine maps them to unicorn ids).
-UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
+UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M4", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
@@ -157,6 +164,10 @@ _CORE_KEYS = (
     "dsp",
     "divide",
     "unaligned_access",
+    "cpuid",
+    "ccr_reset",
+    "ccr_writable",
+    "compiler_flags",
 )
 _BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _REGION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -318,6 +329,13 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 64 for a in arch)
     ):
         s.fail(arch, "a non-empty array of Tag_CPU_arch numbers (0-63)", "accepted_cpu_arch")
+    flags = s.get("compiler_flags")
+    if (
+        not isinstance(flags, list)
+        or not flags
+        or not all(isinstance(f, str) and f.startswith("-m") and f.isprintable() for f in flags)
+    ):
+        s.fail(flags, "a non-empty array of -m target flags for gcc", "compiler_flags")
     return CoreSpec(
         name=name,
         display_name=s.text("display_name"),
@@ -328,6 +346,10 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         dsp=s.flag("dsp"),
         divide=s.flag("divide"),
         unaligned_access=s.flag("unaligned_access"),
+        cpuid=s.integer("cpuid", 0, 0xFFFFFFFF, "the 32-bit SCB->CPUID value"),
+        ccr_reset=s.integer("ccr_reset", 0, 0xFFFFFFFF, "the 32-bit SCB->CCR reset value"),
+        ccr_writable=s.flag("ccr_writable"),
+        compiler_flags=tuple(flags),
     )
 
 

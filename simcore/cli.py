@@ -50,6 +50,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 "name": b.name,
                 "description": b.description,
                 "core": b.core.name,
+                "core_exactness": _core_exactness(b),
                 "clock_hz": b.clock_hz,
                 "memory": [
                     {
@@ -66,20 +67,30 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         ]
         _out(json.dumps(data, indent=2))
         return 0
+    width = max(12, *(len(b.name) for b in boards.values()))
     for b in boards.values():
-        _out(
-            f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}"
-        )
+        core = f"{b.core.display_name} ({_core_exactness(b)})"
+        _out(f"{b.name:<{width}} {core:<24} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}")
         for r in b.memory:
-            _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
+            _out(
+                f"{'':<{width}} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  "
+                f"{r.kind.value}"
+            )
         if b.cache:
             c = b.cache
             _out(
-                f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
+                f"{'':<{width}} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
                 + ("; data reads too" if c.data_reads else "")
             )
     return 0
+
+
+def _core_exactness(board: BoardSpec) -> str:
+    """How far the core's cycle figures can be trusted: its timing table's exactness tag."""
+    from simcore.cycles.tables import load_table
+
+    return load_table(board.core.name).exactness.value
 
 
 def _size(n: int) -> str:

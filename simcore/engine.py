@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 
 _CPU_MODELS = {
     "CORTEX_M0": arm_const.UC_CPU_ARM_CORTEX_M0,
+    "CORTEX_M4": arm_const.UC_CPU_ARM_CORTEX_M4,
     "CORTEX_M33": arm_const.UC_CPU_ARM_CORTEX_M33,
     "CORTEX_M7": arm_const.UC_CPU_ARM_CORTEX_M7,
 }
@@ -1496,7 +1497,8 @@ def _model_executes(model: str, code: bytes) -> bool:
 
 
 def _cpu_flag(board: BoardSpec) -> str:
-    return f"-mcpu={board.core.name}"
+    """The core's compiler target flags (cortex-m4f builds with -mcpu=cortex-m4 -mfpu=...)."""
+    return " ".join(board.core.compiler_flags)
 
 
 @public

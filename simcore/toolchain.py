@@ -47,13 +47,6 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: Target flags per core (DESIGN.md "Firmware generation").
-CORE_FLAGS: dict[str, tuple[str, ...]] = {
-    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
-    "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
-}
-
 #: Flags every build uses. -ffp-contract=off keeps float results equal to a
 #: host computation without fused multiply-add (DESIGN.md "Emulation facts").
 COMMON_CFLAGS: tuple[str, ...] = (
@@ -151,10 +144,8 @@ def compiler_version() -> str:
 
 
 def target_flags(board: BoardSpec) -> tuple[str, ...]:
-    try:
-        return CORE_FLAGS[board.core.name]
-    except KeyError:
-        raise ToolchainError(f"no compiler flags for core {board.core.name}") from None
+    """The core's gcc target flags (data/cores.toml ``compiler_flags``; DESIGN.md "Firmware generation")."""
+    return board.core.compiler_flags
 
 
 def linker_script(board: BoardSpec) -> Path:

@@ -22,7 +22,7 @@ from capstone import arm_const
 from simcore.boards import BoardSpec
 from simcore.errors import CycleModelError
 
-CORE_NAMES = ("cortex-m0plus", "cortex-m33", "cortex-m7")
+CORE_NAMES = ("cortex-m0", "cortex-m0plus", "cortex-m4f", "cortex-m33", "cortex-m7")
 
 
 class Tag(Enum):
@@ -74,7 +74,7 @@ _ROW_KEYS = {
     "note",
 }
 _ROW_REQUIRED = {"name", "ids", "cycles", "tag", "source"}
-_WHEN_KEYS = {"writes_pc", "conditional", "precision", "hint"}
+_WHEN_KEYS = {"writes_pc", "conditional", "precision", "hint", "double_register"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class When:
     conditional: bool | None = None
     precision: str | None = None  # "f32" or "f64"
     hint: frozenset[int] | None = None
+    #: Whether an operand is a 64-bit D register (VLDR.64, VMOV Dd, Rt, Rt2).
+    double_register: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,9 @@ def _parse_when(where: str, raw: Any) -> When:
         conditional=None if "conditional" not in raw else _bool(where, raw["conditional"]),
         precision=precision,
         hint=hint,
+        double_register=None
+        if "double_register" not in raw
+        else _bool(where, raw["double_register"]),
     )
 
 
