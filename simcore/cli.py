@@ -386,6 +386,16 @@ def _validate(args: argparse.Namespace) -> int:
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
+    # A firmware too big for its board is listed and skipped, not failed (unless it is
+    # all that was asked for: then it is the user's error, exit 2).
+    unfit = [r for r in results if r.does_not_fit]
+    if unfit and len(unfit) == len(results) and not interrupted:
+        if len(unfit) == 1:
+            raise UsageError(unfit[0].does_not_fit or "")
+        for r in unfit:
+            sys.stderr.write(f"simcore: {r.key}: {r.does_not_fit}\n")
+        raise UsageError(f"none of the {len(unfit)} combinations fits its board")
+    results = [r for r in results if not r.does_not_fit]
     errors = [r for r in results if r.error]
     if len(errors) == len(results) == 1 and errors[0].error_exit_code == 2 and not interrupted:
         raise UsageError(errors[0].error or "")  # one bad input: one line, exit 2
@@ -432,9 +442,13 @@ def _validate(args: argparse.Namespace) -> int:
         "limit": args.limit,
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
-    data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    data: dict[str, Any] = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    if unfit:
+        data["does_not_fit"] = [{"key": r.key, "reason": r.does_not_fit} for r in unfit]
     # The table first: if a file cannot be written (a full disk), the results are not lost.
     _print_validation([r.as_dict() for r in results])
+    for r in unfit:
+        _out(f"{'skipped':<9} {r.key}: {r.does_not_fit}")
     unwritten: list[OutputError] = []
     if args.json:
         from simcore.outputs import write_output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from simcore import paths
 from simcore.boards import BoardSpec
-from simcore.errors import ToolchainError
+from simcore.errors import DoesNotFit, ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,42 @@ def target_flags(board: BoardSpec) -> tuple[str, ...]:
     return board.core.compiler_flags
 
 
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def _raise_if_overflow(stderr: str, elf_name: str, board: BoardSpec, script: Path) -> None:
+    """Raise DoesNotFit when the linker says a memory region overflowed (the program is too big)."""
+    overflows = _OVERFLOW.findall(stderr)
+    if not overflows:
+        return
+    region, extra = max(overflows, key=lambda o: int(o[1]))
+    size = _region_length(script, region)
+    needs = f": needs {(size + int(extra)) / 1024:.1f} KB, has {size / 1024:.1f} KB" if size else ""
+    raise DoesNotFit(
+        f"{elf_name} does not fit board {board.name}: region {region} overflowed by "
+        f"{int(extra):,} bytes{needs}",
+        hint="use a smaller model or format, a board with more memory, or a linker script "
+        "(build --ld) with a smaller heap or stack",
+    )
+
+
+def _region_length(script: Path, region: str) -> int:
+    """LENGTH of MEMORY region ``region`` in the linker script (0 when it cannot be read)."""
+    try:
+        text = script.read_text()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    m = re.search(
+        rf"^\s*{re.escape(region)}\s*\([rwx]+\)\s*:.*LENGTH\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*([KM]?)",
+        text,
+        re.M,
+    )
+    if m is None:
+        return 0
+    scale = {"": 1, "K": 1024, "M": 1 << 20}[m.group(2)]
+    return int(m.group(1), 0) * scale
+
+
 def linker_script(board: BoardSpec) -> Path:
     script = LD_DIR / f"{board.name}.ld"
     if not script.exists():
@@ -184,6 +221,7 @@ def build_elf(
     be. Raises ToolchainError carrying the compiler's own message.
     """
     gcc = find_gcc()
+    ld_script = (script or linker_script(board)).absolute()
     # Absolute paths, since the compiler runs in the output folder; resolved
     # there so the prefix map matches whatever path the compiler sees for it.
     out_elf = out_elf.absolute()
@@ -226,7 +264,7 @@ def build_elf(
         *(str(s) for s in c_sources),
         *(str(o) for o in objects),
         f"-L{LD_DIR}",
-        f"-T{(script or linker_script(board)).absolute()}",
+        f"-T{ld_script}",
         *COMMON_LDFLAGS,
         *(f"-l{lib}" for lib in libs),
         *((_libstdcxx(extra_cflags), "-lm") if gxx else ()),
@@ -243,6 +281,7 @@ def build_elf(
                 step, capture_output=True, text=True, env=env, cwd=workdir, check=False
             )
             if proc.returncode != 0:
+                _raise_if_overflow(proc.stderr, out_elf.name, board, ld_script)
                 first = next(
                     (
                         ln

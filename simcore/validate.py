@@ -37,7 +37,7 @@ from simcore import compare
 from simcore.api import public
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
-from simcore.errors import EmulationError, GoldenError, SimError, UsageError
+from simcore.errors import DoesNotFit, EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 from simcore.limits import Limits
 
@@ -417,6 +417,9 @@ class Validation:
     error_exit_code: int = 1
     #: The manifest's ``variant`` (trace, portable, injected mistakes), when it has one.
     firmware_variant: dict[str, Any] = field(default_factory=dict)
+    #: Why the firmware does not fit the board (too little RAM or flash): such a
+    #: combination is skipped, neither passed nor failed; ``error`` holds the same text.
+    does_not_fit: str | None = None
 
     @property
     def key(self) -> str:
@@ -436,6 +439,13 @@ class Validation:
             mismatches=[], emulation_seconds=0.0, built=False, error=message,
             error_exit_code=code,
         )  # fmt: skip
+
+    @classmethod
+    def unfit(cls, combo: Combination, error: DoesNotFit) -> Validation:
+        """A combination skipped because its firmware does not fit the board's memory."""
+        result = cls.failed(combo, error)
+        result.does_not_fit = result.error
+        return result
 
     def variant(self) -> str | None:
         """What makes the firmware other than a release build (trace, portable, injected)."""
@@ -490,6 +500,7 @@ class Validation:
             "built": self.built,
             "variant": self.variant(),
             **({"error": self.error} if self.error else {}),
+            **({"does_not_fit": self.does_not_fit} if self.does_not_fit else {}),
         }
 
 
@@ -611,6 +622,8 @@ def validate_many(
     def plan_or_error(combo: Combination) -> _Plan | Validation:
         try:
             return _plan(combo, firmware, limit, split)
+        except DoesNotFit as exc:
+            return Validation.unfit(combo, exc)
         except SimError as exc:
             return Validation.failed(combo, exc)
 
