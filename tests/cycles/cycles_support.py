@@ -36,6 +36,8 @@ RAM_SIZE = 0x40000
 SCS = 0xE0000000
 
 CPU = {
+    "cortex-m0": ("cortex-m0", None, arm_const.UC_CPU_ARM_CORTEX_M0),
+    "cortex-m4f": ("cortex-m4", "fpv4-sp-d16", arm_const.UC_CPU_ARM_CORTEX_M4),
     "cortex-m0plus": ("cortex-m0plus", None, arm_const.UC_CPU_ARM_CORTEX_M0),
     "cortex-m33": ("cortex-m33", "fpv5-sp-d16", arm_const.UC_CPU_ARM_CORTEX_M33),
     "cortex-m7": ("cortex-m7", "fpv5-d16", arm_const.UC_CPU_ARM_CORTEX_M7),
