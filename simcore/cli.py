@@ -79,7 +79,8 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         if b.cache:
             c = b.cache
             _out(
-                f"{'':<{width}} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
+                f"{'':<{width}} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, "
+                f"{c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
                 + ("; data reads too" if c.data_reads else "")
             )

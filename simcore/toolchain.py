@@ -145,7 +145,7 @@ def compiler_version() -> str:
 
 
 def target_flags(board: BoardSpec) -> tuple[str, ...]:
-    """The core's gcc target flags (data/cores.toml ``compiler_flags``; DESIGN.md "Firmware generation")."""
+    """The core's gcc target flags (``compiler_flags`` in data/cores.toml)."""
     return board.core.compiler_flags
 
 

@@ -309,8 +309,8 @@ def build_model_firmware(
         )
     if probe.weights_bytes > code_region:
         raise DoesNotFit(
-            f"model {name} ({fmt}) does not fit board {spec.name}: needs {_kb(probe.weights_bytes)} "
-            f"of weights, board has a {_kb(code_region)} code region",
+            f"model {name} ({fmt}) does not fit board {spec.name}: needs "
+            f"{_kb(probe.weights_bytes)} of weights, board has a {_kb(code_region)} code region",
             hint="use the int8 format or a board with more flash",
         )
     cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)
