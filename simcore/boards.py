@@ -105,6 +105,9 @@ class BoardSpec:
     memory: tuple[MemoryRegion, ...]
     #: The cache in front of slow memory (the board file's ``[cache]`` table), if any.
     cache: CacheSpec | None = None
+    #: Cycles of the core's implementation options as this chip has them (the board
+    #: file's ``[core_timing]``: timing-table row name -> cycles, e.g. multiply = 1).
+    core_timing: tuple[tuple[str, int], ...] = ()
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -136,7 +139,16 @@ UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M4", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
-_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory", "cache")
+_BOARD_KEYS = (
+    "name",
+    "description",
+    "core",
+    "clock_hz",
+    "vector_table",
+    "memory",
+    "cache",
+    "core_timing",
+)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
 _REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
 _CACHE_KEYS = (
@@ -457,6 +469,9 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "cache" in s.table:
         cache_spec = _parse_cache(_Schema(where, s.get("cache"), "cache"), regions)
         board = replace(board, cache=cache_spec)
+    if "core_timing" in s.table:
+        options = _parse_core_timing(_Schema(where, s.get("core_timing"), "core_timing"), core)
+        board = replace(board, core_timing=options)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -473,6 +488,21 @@ def parse_board(table: object, where: str) -> BoardSpec:
             "vector_table",
         )
     return board
+
+
+def _parse_core_timing(s: _Schema, core: str) -> tuple[tuple[str, int], ...]:
+    """``[core_timing]``: cycles for the rows of the core's table that are chip options."""
+    from simcore.cycles.tables import load_table  # the tables module imports this one
+
+    table = load_table(core)
+    options = [r.name for r in table.rows if r.board_option]
+    if not options:
+        s.error(f"{core} has no implementation options", "no [core_timing] table")
+    s.keys(options, ())
+    return tuple(
+        (name, s.integer(name, 0, 1000, "the cycles this chip's option takes, 0-1000"))
+        for name in sorted(s.table)
+    )
 
 
 def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:

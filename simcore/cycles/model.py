@@ -17,7 +17,7 @@ from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import cycles_by_tag, function_profile
-from simcore.cycles.tables import cache_for, load_table
+from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
@@ -42,7 +42,7 @@ class ProfileEntry:
     share: float
 
 
-def classify_image(image: ElfImage, core: str) -> Classification:
+def classify_image(image: ElfImage, core: str | TimingTable) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
     mapping = [
@@ -71,8 +71,8 @@ class CycleModel:
         self.image = image
         self.board = board
         self.memory_model = memory_model
-        self.table = load_table(board.core.name)
-        self.classification = classify_image(image, board.core.name)
+        self.table = table_for(board)
+        self.classification = classify_image(image, self.table)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
             self.classification, budget=budget, cache=self.cache, data_reads=data_reads

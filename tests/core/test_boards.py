@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,30 @@ def test_new_board_schema_errors_name_the_key(
     message = str(info.value)
     assert "\n" not in message and f"my-board.toml: {key}" in message
     assert "expected" in message
+
+
+@pytest.mark.parametrize(
+    "board,option,expected",
+    [
+        ("bbc-microbit", "multiply = 1", "core_timing: unknown key 'divide'"),
+        ("stm32f446", "", "core_timing: cortex-m4f has no implementation options"),
+        ("bbc-microbit", "multiply = 1", "core_timing.multiply is -1"),
+    ],
+)
+def test_core_timing_options_are_checked(
+    tmp_path: Path, board: str, option: str, expected: str
+) -> None:
+    """[core_timing] may only set the rows a core table marks as chip options."""
+    shipped = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards" / f"{board}.toml"
+    text = shipped.read_text().replace(f'name = "{board}"', 'name = "mine"')
+    if "-1" in expected:
+        text = text.replace(option, "multiply = -1")
+    elif option:
+        text = text.replace(option, "divide = 1")
+    else:
+        text += "\n[core_timing]\nmultiply = 32\n"
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(BoardError, match="mine.toml: " + re.escape(expected)) as info:
+        get_board(str(path))
+    assert "\n" not in str(info.value)

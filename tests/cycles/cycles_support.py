@@ -27,7 +27,7 @@ from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.model import CycleModel
 from simcore.cycles.native import BlockAccounting
-from simcore.cycles.tables import CacheConfig
+from simcore.cycles.tables import CacheConfig, TimingTable
 from simcore.elf import ElfImage
 
 FLASH = 0x10000000
@@ -56,7 +56,7 @@ class Program:
     symbols: dict[str, int]
     image: list[tuple[int, bytes]] = field(default_factory=list)
 
-    def classify(self, core: str) -> Classification:
+    def classify(self, core: str | TimingTable) -> Classification:
         return classify(core, self.ranges, self.mapping)
 
 

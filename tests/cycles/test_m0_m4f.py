@@ -12,12 +12,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cycles_support import Program, run
 from unicorn import arm_const
 
-from simcore.cycles.tables import Tag, load_table
+from simcore.boards import get_board
+from simcore.cycles.tables import Tag, load_table, table_for
 from simcore.errors import CycleModelError
 
 
@@ -197,3 +199,23 @@ def test_tables_are_tagged() -> None:
         "trap",
     }
     assert m0.refill_cycles == 2 and m4f.refill_cycles == 1
+
+
+def test_board_sets_the_multiplier_option(asm: Callable[..., Program], tmp_path: Path) -> None:
+    """The M0's MULS is 1 or 32 by the chip's choice: a board with the small multiplier
+    (``[core_timing] multiply = 32``) pays 31 more per MULS; the core table is unchanged."""
+    shipped = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards"
+    text = (shipped / "bbc-microbit.toml").read_text()
+    small = tmp_path / "small-mul.toml"
+    small.write_text(
+        text.replace('name = "bbc-microbit"', 'name = "small-mul"').replace(
+            "multiply = 1", "multiply = 32"
+        )
+    )
+    prog = asm("cortex-m0", "movs r0, #3\nmovs r1, #5\nmuls r0, r1\nnop\n")
+    fast = prog.classify(table_for(get_board("bbc-microbit"))).ranges[0]
+    slow = prog.classify(table_for(get_board(str(small)))).ranges[0]
+    start, end = prog.symbols["_start"], prog.symbols["done"]
+    assert fast.block_cost(start, end) == (1 + 1 + 1 + 1, 4)
+    assert slow.block_cost(start, end) == (1 + 1 + 32 + 1, 4)
+    assert next(r for r in load_table("cortex-m0").rows if r.name == "multiply").cycles == 1
