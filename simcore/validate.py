@@ -806,9 +806,12 @@ def validate(
     """Validate one combination; raises UsageError/GoldenError for unusable inputs.
 
     A firmware that faults or hangs comes back as a failed :class:`Validation`
-    (its ``error`` says what happened); bad input raises.
+    (its ``error`` says what happened); bad input raises, and a firmware too big
+    for the board raises :class:`DoesNotFit` (a UsageError).
     """
     result = validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
+    if result.does_not_fit:
+        raise DoesNotFit(result.does_not_fit)
     if result.error and result.error_exit_code == 2:
         raise UsageError(result.error)
     return result
