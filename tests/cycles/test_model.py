@@ -102,4 +102,6 @@ def test_flash_cache_of_the_m4f_boards_charges_misses(
         totals[mm] = (model.cycles, model.report()["cache"])
     (modeled, cache), (ideal, _) = totals[MemoryModel.MODELED], totals[MemoryModel.IDEAL]
     assert cache["fetch_misses"] > 0
-    assert modeled - ideal == cache["miss_cycles"] == cache["fetch_misses"] * board.cache.miss_cycles
+    assert (
+        modeled - ideal == cache["miss_cycles"] == cache["fetch_misses"] * board.cache.miss_cycles
+    )
