@@ -38,6 +38,8 @@ class MemoryRegion:
     start: int
     size_bytes: int
     xip_cache: bool = False
+    #: The peripheral model behind an ``io`` region (:data:`PERIPHERALS`).
+    peripheral: str = "registers"
 
     @property
     def end(self) -> int:
@@ -150,7 +152,10 @@ _BOARD_KEYS = (
     "core_timing",
 )
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
-_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
+_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache", "peripheral")
+#: Peripheral models an ``io`` region can have: plain registers that read back what
+#: was written, or the RP2040/RP2350 SIO block (CPUID, hardware divider).
+PERIPHERALS = ("registers", "rp2040-sio")
 _CACHE_KEYS = (
     "region",
     "size_bytes",
@@ -409,7 +414,19 @@ def _parse_region(s: _Schema) -> MemoryRegion:
     xip = s.flag("xip_cache")
     if xip and kind is not RegionKind.FLASH:
         s.fail(xip, "xip_cache only on a region of kind flash", "xip_cache")
-    return MemoryRegion(name=name, kind=kind, start=start, size_bytes=size, xip_cache=xip)
+    peripheral = "registers"
+    if "peripheral" in s.table:
+        peripheral = s.choice("peripheral", PERIPHERALS, "peripheral model")
+        if kind is not RegionKind.IO:
+            s.fail(peripheral, "a peripheral only on a region of kind io", "peripheral")
+    return MemoryRegion(
+        name=name,
+        kind=kind,
+        start=start,
+        size_bytes=size,
+        xip_cache=xip,
+        peripheral=peripheral,
+    )
 
 
 def parse_board(table: object, where: str) -> BoardSpec:

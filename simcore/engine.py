@@ -278,8 +278,11 @@ class Machine:
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
-            # The RP2040/RP2350 SIO has a divider; other peripherals read back.
-            regs: SioBlock | RegisterFile = SioBlock() if region.name == "sio" else RegisterFile()
+            # The board file names the model: the RP2040/RP2350 SIO has a divider;
+            # plain registers read back what was written.
+            regs: SioBlock | RegisterFile = (
+                SioBlock() if region.peripheral == "rp2040-sio" else RegisterFile()
+            )
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
 
     # -- set-up ---------------------------------------------------------------

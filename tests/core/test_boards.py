@@ -229,3 +229,26 @@ def test_core_timing_options_are_checked(
     with pytest.raises(BoardError, match="mine.toml: " + re.escape(expected)) as info:
         get_board(str(path))
     assert "\n" not in str(info.value)
+
+
+def test_io_region_peripheral_model_is_board_data() -> None:
+    """The RP2040/RP2350 SIO model is declared by the board file, not keyed by a name."""
+    boards = load_boards()
+    assert {r.name: r.peripheral for r in boards["rp2040"].regions(RegionKind.IO)} == {
+        "sio": "rp2040-sio"
+    }
+    io = {"name": "gpio", "kind": "io", "start": 0x40000000, "size": 0x1000}
+    board = parse_board(_table(memory=[*_table()["memory"], io]), "mine.toml")  # type: ignore[list-item]
+    assert board.region_at(0x40000000).peripheral == "registers"  # type: ignore[union-attr]
+    bad = {
+        "name": "ram2",
+        "kind": "ram",
+        "start": 0x4000,
+        "size": 0x1000,
+        "peripheral": "rp2040-sio",
+    }
+    with pytest.raises(BoardError, match=r"mine.toml: memory\[2\].peripheral .*kind io"):
+        parse_board(_table(memory=[*_table()["memory"], bad]), "mine.toml")  # type: ignore[list-item]
+    io["peripheral"] = "uart"
+    with pytest.raises(BoardError, match=r"memory\[2\].peripheral: unknown peripheral model"):
+        parse_board(_table(memory=[*_table()["memory"], io]), "mine.toml")  # type: ignore[list-item]
