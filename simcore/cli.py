@@ -62,6 +62,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                     for r in b.memory
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
+                "core_timing": dict(b.core_timing),
             }
             for b in boards.values()
         ]

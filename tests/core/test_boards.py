@@ -171,6 +171,7 @@ def test_boards_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
         "exact",
         "approximate",
     ]
+    assert data[0]["core_timing"] == {"multiply": 1} and data[1]["core_timing"] == {}
     assert data[5]["memory"][0] == {
         "name": "itcm",
         "kind": "ram",
