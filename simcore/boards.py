@@ -38,6 +38,8 @@ class MemoryRegion:
     start: int
     size_bytes: int
     xip_cache: bool = False
+    #: The peripheral model behind an ``io`` region (:data:`PERIPHERALS`).
+    peripheral: str = "registers"
 
     @property
     def end(self) -> int:
@@ -117,6 +119,13 @@ class CoreSpec:
     dsp: bool
     divide: bool
     unaligned_access: bool
+    #: SCB->CPUID as the core's TRM gives it.
+    cpuid: int = 0
+    #: SCB->CCR at reset, and whether software can write it (not on Armv6-M).
+    ccr_reset: int = 0
+    ccr_writable: bool = True
+    #: arm-none-eabi-gcc target flags for this core (-mcpu, -mfpu, -mfloat-abi).
+    compiler_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,9 @@ class BoardSpec:
     link: LinkSpec | None = None
     #: A microsecond timer firmware can read (the board file's ``[timer]``), if any.
     timer: TimerSpec | None = None
+    #: Cycles of the core's implementation options as this chip has them (the board
+    #: file's ``[core_timing]``: timing-table row name -> cycles, e.g. multiply = 1).
+    core_timing: tuple[tuple[str, int], ...] = ()
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -217,7 +229,7 @@ PPB_START, PPB_END = 0xE0000000, 0xE0100000
 MAX_CLOCK_HZ = 10_000_000_000
 MAX_REGIONS = 64
 #: The unicorn CPU models the engine knows (simcore.engine maps them to unicorn ids).
-UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
+UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M4", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
@@ -231,13 +243,17 @@ _BOARD_KEYS = (
     "cache",
     "link",
     "timer",
+    "core_timing",
 )
 _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
 #: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
 _TIMER_REGISTERS = ("timehw", "timelw", "timehr", "timelr", "timerawh", "timerawl")
 _TIMER_KEYS = ("region", "tick_hz", "source", *_TIMER_REGISTERS)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
-_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
+_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache", "peripheral")
+#: Peripheral models an ``io`` region can have: plain registers that read back what
+#: was written, or the RP2040/RP2350 SIO block (CPUID, hardware divider).
+PERIPHERALS = ("registers", "rp2040-sio")
 _CACHE_KEYS = (
     "region",
     "size_bytes",
@@ -265,6 +281,10 @@ _CORE_KEYS = (
     "dsp",
     "divide",
     "unaligned_access",
+    "cpuid",
+    "ccr_reset",
+    "ccr_writable",
+    "compiler_flags",
 )
 _BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _REGION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -426,6 +446,13 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 64 for a in arch)
     ):
         s.fail(arch, "a non-empty array of Tag_CPU_arch numbers (0-63)", "accepted_cpu_arch")
+    flags = s.get("compiler_flags")
+    if (
+        not isinstance(flags, list)
+        or not flags
+        or not all(isinstance(f, str) and f.startswith("-m") and f.isprintable() for f in flags)
+    ):
+        s.fail(flags, "a non-empty array of -m target flags for gcc", "compiler_flags")
     return CoreSpec(
         name=name,
         display_name=s.text("display_name"),
@@ -436,6 +463,10 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         dsp=s.flag("dsp"),
         divide=s.flag("divide"),
         unaligned_access=s.flag("unaligned_access"),
+        cpuid=s.integer("cpuid", 0, 0xFFFFFFFF, "the 32-bit SCB->CPUID value"),
+        ccr_reset=s.integer("ccr_reset", 0, 0xFFFFFFFF, "the 32-bit SCB->CCR reset value"),
+        ccr_writable=s.flag("ccr_writable"),
+        compiler_flags=tuple(flags),
     )
 
 
@@ -483,7 +514,19 @@ def _parse_region(s: _Schema) -> MemoryRegion:
     xip = s.flag("xip_cache")
     if xip and kind is not RegionKind.FLASH:
         s.fail(xip, "xip_cache only on a region of kind flash", "xip_cache")
-    return MemoryRegion(name=name, kind=kind, start=start, size_bytes=size, xip_cache=xip)
+    peripheral = "registers"
+    if "peripheral" in s.table:
+        peripheral = s.choice("peripheral", PERIPHERALS, "peripheral model")
+        if kind is not RegionKind.IO:
+            s.fail(peripheral, "a peripheral only on a region of kind io", "peripheral")
+    return MemoryRegion(
+        name=name,
+        kind=kind,
+        start=start,
+        size_bytes=size,
+        xip_cache=xip,
+        peripheral=peripheral,
+    )
 
 
 def parse_board(table: object, where: str) -> BoardSpec:
@@ -545,6 +588,9 @@ def parse_board(table: object, where: str) -> BoardSpec:
         board = replace(board, cache=cache_spec)
     if "timer" in s.table:
         board = replace(board, timer=_parse_timer(_Schema(where, s.get("timer"), "timer"), regions))
+    if "core_timing" in s.table:
+        options = _parse_core_timing(_Schema(where, s.get("core_timing"), "core_timing"), core)
+        board = replace(board, core_timing=options)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -611,6 +657,21 @@ def _parse_link(s: _Schema, regions: list[MemoryRegion], default: LinkSpec) -> L
     return LinkSpec(code_in, data_in, stack_in, stack, heap)
 
 
+def _parse_core_timing(s: _Schema, core: str) -> tuple[tuple[str, int], ...]:
+    """``[core_timing]``: cycles for the rows of the core's table that are chip options."""
+    from simcore.cycles.tables import load_table  # the tables module imports this one
+
+    table = load_table(core)
+    options = [r.name for r in table.rows if r.board_option]
+    if not options:
+        s.error(f"{core} has no implementation options", "no [core_timing] table")
+    s.keys(options, ())
+    return tuple(
+        (name, s.integer(name, 0, 1000, "the cycles this chip's option takes, 0-1000"))
+        for name in sorted(s.table)
+    )
+
+
 def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
     """The ``[cache]`` table: geometry the native model can build, regions that exist."""
     s.keys(_CACHE_KEYS, _CACHE_REQUIRED)
@@ -658,6 +719,12 @@ def _parse_timer(s: _Schema, regions: list[MemoryRegion]) -> TimerSpec:
     region = s.text("region", _REGION_NAME, "the name of an io region of this board")
     if region not in names or names[region].kind is not RegionKind.IO:
         s.error(f"no io region named {_printable(repr(region), 40)}", "an io region", "region")
+    if names[region].peripheral != "registers":
+        s.error(
+            f"io region {region} is already the {names[region].peripheral} model",
+            "an io region without a peripheral model of its own",
+            "region",
+        )
     size = names[region].size_bytes
     registers = tuple(
         (name, s.integer(name, 0, size - 4, f"a word offset inside {region}", multiple=4))

@@ -51,6 +51,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 "name": b.name,
                 "description": b.description,
                 "core": b.core.name,
+                "core_exactness": _core_exactness(b),
                 "clock_hz": b.clock_hz,
                 "memory": [
                     {
@@ -70,21 +71,26 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 }
                 if b.timer
                 else None,
+                "core_timing": dict(b.core_timing),
             }
             for b in boards.values()
         ]
         _out(json.dumps(data, indent=2))
         return 0
+    width = max(12, *(len(b.name) for b in boards.values()))
     for b in boards.values():
-        _out(
-            f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}"
-        )
+        core = f"{b.core.display_name} ({_core_exactness(b)})"
+        _out(f"{b.name:<{width}} {core:<24} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}")
         for r in b.memory:
-            _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
+            _out(
+                f"{'':<{width}} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  "
+                f"{r.kind.value}"
+            )
         if b.cache:
             c = b.cache
             _out(
-                f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
+                f"{'':<{width}} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, "
+                f"{c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
                 + ("; data reads too" if c.data_reads and c.data_cache is None else "")
                 + (
@@ -104,6 +110,13 @@ def _cmd_boards(args: argparse.Namespace) -> int:
             t = b.timer
             _out(f"{'':<10} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
     return 0
+
+
+def _core_exactness(board: BoardSpec) -> str:
+    """How far the core's cycle figures can be trusted: its timing table's exactness tag."""
+    from simcore.cycles.tables import load_table
+
+    return load_table(board.core.name).exactness.value
 
 
 def _size(n: int) -> str:
@@ -488,6 +501,16 @@ def _validate(args: argparse.Namespace) -> int:
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
+    # A firmware too big for its board is listed and skipped, not failed (unless it is
+    # all that was asked for: then it is the user's error, exit 2).
+    unfit = [r for r in results if r.does_not_fit]
+    if unfit and len(unfit) == len(results) and not interrupted:
+        if len(unfit) == 1:
+            raise UsageError(unfit[0].does_not_fit or "")
+        for r in unfit:
+            sys.stderr.write(f"simcore: {r.key}: {r.does_not_fit}\n")
+        raise UsageError(f"none of the {len(unfit)} combinations fits its board")
+    results = [r for r in results if not r.does_not_fit]
     errors = [r for r in results if r.error]
     if len(errors) == len(results) == 1 and errors[0].error_exit_code == 2 and not interrupted:
         raise UsageError(errors[0].error or "")  # one bad input: one line, exit 2
@@ -535,9 +558,13 @@ def _validate(args: argparse.Namespace) -> int:
         **({"shard": shard_meta} if shard_meta else {}),
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
-    data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    data: dict[str, Any] = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    if unfit:
+        data["does_not_fit"] = [{"key": r.key, "reason": r.does_not_fit} for r in unfit]
     # The table first: if a file cannot be written (a full disk), the results are not lost.
     _print_validation([r.as_dict() for r in results])
+    for r in unfit:
+        _out(f"{'skipped':<9} {r.key}: {r.does_not_fit}")
     unwritten: list[OutputError] = []
     if args.json:
         from simcore.outputs import write_output

@@ -410,11 +410,11 @@ def check_fits(image: ElfImage, board: BoardSpec) -> None:
         )
     if attrs.fp_arch and core.fpu == "single" and attrs.hardfp_use in (None, 0, 3):
         # Absent or 0 means "as Tag_FP_arch allows", i.e. double precision too;
-        # 1 (single precision only) is what -mfpu=fpv5-sp-d16 records.
+        # 1 (single precision only) is what -mfpu=fpv5-sp-d16 or fpv4-sp-d16 records.
         raise ElfError(
             f"{image.path.name} uses double-precision FPU instructions; "
             f"{board.name}'s {core.display_name} FPU is single precision only",
-            hint="rebuild with -mfpu=fpv5-sp-d16",
+            hint="rebuild with " + " ".join(core.compiler_flags),
         )
     for seg in image.segments:
         for address, size, what in (

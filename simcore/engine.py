@@ -87,6 +87,7 @@ log = logging.getLogger(__name__)
 
 _CPU_MODELS = {
     "CORTEX_M0": arm_const.UC_CPU_ARM_CORTEX_M0,
+    "CORTEX_M4": arm_const.UC_CPU_ARM_CORTEX_M4,
     "CORTEX_M33": arm_const.UC_CPU_ARM_CORTEX_M33,
     "CORTEX_M7": arm_const.UC_CPU_ARM_CORTEX_M7,
 }
@@ -285,10 +286,10 @@ class Machine:
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
-            # The RP2040/RP2350 SIO has a divider, the board's [timer] counts
-            # microseconds; other peripherals read back.
+            # The board file names the model: the RP2040/RP2350 SIO has a divider, the
+            # board's [timer] counts microseconds; other peripherals read back.
             regs: SioBlock | RegisterFile | MicrosecondTimer = (
-                SioBlock() if region.name == "sio" else RegisterFile()
+                SioBlock() if region.peripheral == "rp2040-sio" else RegisterFile()
             )
             if board.timer is not None and region.name == board.timer.region:
                 regs = MicrosecondTimer(
@@ -1589,7 +1590,8 @@ def _model_executes(model: str, code: bytes) -> bool:
 
 
 def _cpu_flag(board: BoardSpec) -> str:
-    return f"-mcpu={board.core.name}"
+    """The core's compiler target flags (cortex-m4f builds with -mcpu=cortex-m4 -mfpu=...)."""
+    return " ".join(board.core.compiler_flags)
 
 
 @public

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from simcore.boards import CoreSpec, load_cores
 from simcore.errors import NotModeled
 
 PPB_BASE = 0xE0000000
@@ -45,16 +46,6 @@ AIRCR_VECTKEY = 0x05FA
 AIRCR_RESET_BITS = 0x5  # SYSRESETREQ (bit 2) and, on Armv7-M, VECTRESET (bit 0)
 CCR_UNALIGN_TRP = 1 << 3
 CCR_DIV_0_TRP = 1 << 4
-
-#: CCR at reset (Armv6-M: UNALIGN_TRP and STKALIGN read as one; Armv8-M: bit 0 RES1).
-CCR_RESET_BY_CORE = {"cortex-m0plus": 0x208, "cortex-m33": 0x201, "cortex-m7": 0x200}
-
-#: CPUID values from each core's TRM (implementer, variant, part, revision).
-CPUID_BY_CORE = {
-    "cortex-m0plus": 0x410CC601,  # Cortex-M0+ r0p1 (RP2040)
-    "cortex-m33": 0x410FD214,  # Cortex-M33 r0p4 (RP2350)
-    "cortex-m7": 0x411FC271,  # Cortex-M7 r1p1 (STM32H743 rev V)
-}
 
 #: Cycles before the instruction accessing ``address`` (``write``: a store), or
 #: None when no cycle model is attached.
@@ -114,7 +105,12 @@ class PrivatePeripheralBus:
     _cyccnt_base: int = 0
 
     def __post_init__(self) -> None:
-        self.registers.setdefault(CCR, CCR_RESET_BY_CORE.get(self.core, 0))
+        self.registers.setdefault(CCR, self._spec.ccr_reset if self._spec else 0)
+
+    @property
+    def _spec(self) -> CoreSpec | None:
+        """The core's data (CPUID, CCR; data/cores.toml), None for a core simcore lacks."""
+        return load_cores().get(self.core)
 
     @property
     def ccr(self) -> int:
@@ -129,8 +125,8 @@ class PrivatePeripheralBus:
 
     def read(self, offset: int, size: int) -> int:
         if offset == CPUID:
-            return CPUID_BY_CORE.get(self.core, 0)
-        if offset == DWT_CYCCNT and self.core == "cortex-m0plus":
+            return self._spec.cpuid if self._spec else 0
+        if offset == DWT_CYCCNT and self._spec is not None and self._spec.architecture == "Armv6-M":
             # Armv6-M's DWT has no CYCCNT (Armv6-M ARM C1.8): the word reads as zero.
             self.notes.add(M0PLUS_CYCCNT_NOTE)
             return 0
@@ -171,7 +167,7 @@ class PrivatePeripheralBus:
                 "SYS_EXIT instead",
             )
         if word == CCR:
-            if self.core == "cortex-m0plus":
+            if self._spec is not None and not self._spec.ccr_writable:
                 return  # Armv6-M: CCR is read-only
             ccr = _merge(self.registers, offset, size, value)
             if ccr & CCR_UNALIGN_TRP:

@@ -37,7 +37,7 @@ from simcore import compare
 from simcore.api import public
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
-from simcore.errors import EmulationError, GoldenError, SimError, UsageError
+from simcore.errors import DoesNotFit, EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 from simcore.limits import Limits
 from simcore.results import LayerSpan
@@ -450,6 +450,9 @@ class Validation:
     #: Cycles, instructions, share and MACs per layer per inference, from the
     #: firmware's layer marks (:func:`simcore.cycles.layers.layer_table`).
     layers: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the firmware does not fit the board (too little RAM or flash): such a
+    #: combination is skipped, neither passed nor failed; ``error`` holds the same text.
+    does_not_fit: str | None = None
 
     @property
     def key(self) -> str:
@@ -469,6 +472,13 @@ class Validation:
             mismatches=[], emulation_seconds=0.0, built=False, error=message,
             error_exit_code=code,
         )  # fmt: skip
+
+    @classmethod
+    def unfit(cls, combo: Combination, error: DoesNotFit) -> Validation:
+        """A combination skipped because its firmware does not fit the board's memory."""
+        result = cls.failed(combo, error)
+        result.does_not_fit = result.error
+        return result
 
     def variant(self) -> str | None:
         """What makes the firmware other than a release build (trace, portable, injected)."""
@@ -524,6 +534,7 @@ class Validation:
             "built": self.built,
             "variant": self.variant(),
             **({"error": self.error} if self.error else {}),
+            **({"does_not_fit": self.does_not_fit} if self.does_not_fit else {}),
         }
 
 
@@ -650,6 +661,8 @@ def validate_many(
     def plan_or_error(combo: Combination) -> _Plan | Validation:
         try:
             return _plan(combo, firmware, limit, split)
+        except DoesNotFit as exc:
+            return Validation.unfit(combo, exc)
         except SimError as exc:
             return Validation.failed(combo, exc)
 
@@ -838,9 +851,12 @@ def validate(
     """Validate one combination; raises UsageError/GoldenError for unusable inputs.
 
     A firmware that faults or hangs comes back as a failed :class:`Validation`
-    (its ``error`` says what happened); bad input raises.
+    (its ``error`` says what happened); bad input raises, and a firmware too big
+    for the board raises :class:`DoesNotFit` (a UsageError).
     """
     result = validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
+    if result.does_not_fit:
+        raise DoesNotFit(result.does_not_fit)
     if result.error and result.error_exit_code == 2:
         raise UsageError(result.error)
     return result

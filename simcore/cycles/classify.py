@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from capstone import arm_const
 
+from simcore.boards import load_cores
 from simcore.cycles.tables import Issue, TimingRow, TimingTable, load_table
 from simcore.errors import CycleModelError
 
@@ -392,12 +393,23 @@ def _lookup(table: TimingTable, insn: capstone.CsInsn) -> tuple[TimingRow, int] 
     text = f"{insn.mnemonic} {insn.op_str}".strip()
     if table.thumb32_ids is not None and insn.size == 4 and insn.id not in table.thumb32_ids:
         return f"'{text}' is not an instruction of {table.core} (32-bit Thumb-2 encoding)"
+    if "F64" in _VECTOR_DATA_NAMES.get(insn.vector_data, "") and _fpu(table.core) != "double":
+        return (
+            f"'{text}' is a double-precision FPU instruction; {table.core} has "
+            f"{'a single-precision FPU only' if _fpu(table.core) == 'single' else 'no FPU'}"
+        )
     _, regs_write = insn.regs_access()
     writes_pc = arm_const.ARM_REG_PC in regs_write
     for row in table.rows_for(insn.id):
         if _matches(row, insn, writes_pc):
             return row, table.rows.index(row)
     return f"'{text}' has no entry in the {table.core} timing table"
+
+
+def _fpu(core: str) -> str:
+    """The core's FPU (data/cores.toml): "none", "single" or "double"."""
+    spec = load_cores().get(core)
+    return spec.fpu if spec is not None else "double"
 
 
 class _Scheduler:

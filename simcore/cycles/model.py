@@ -22,7 +22,7 @@ from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import cycles_by_tag, function_profile
-from simcore.cycles.tables import cache_for, load_table
+from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
@@ -88,7 +88,7 @@ def flash_data_bytes(image: ElfImage, start: int, end: int) -> int:
     return max(0, loaded - code)
 
 
-def classify_image(image: ElfImage, core: str) -> Classification:
+def classify_image(image: ElfImage, core: str | TimingTable) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
     mapping = [
@@ -117,8 +117,8 @@ class CycleModel:
         self.image = image
         self.board = board
         self.memory_model = memory_model
-        self.table = load_table(board.core.name)
-        self.classification = classify_image(image, board.core.name)
+        self.table = table_for(board)
+        self.classification = classify_image(image, self.table)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
             self.classification, budget=budget, cache=self.cache, data_reads=data_reads

@@ -477,13 +477,6 @@ def _effective_address(uc: Uc, a: _Access) -> int | None:
     return (addr + a.disp) & 0xFFFFFFFF
 
 
-_UC_CPU = {
-    "cortex-m0plus": "UC_CPU_ARM_CORTEX_M0",  # no M0+ model: M0 has the same ISA
-    "cortex-m33": "UC_CPU_ARM_CORTEX_M33",
-    "cortex-m7": "UC_CPU_ARM_CORTEX_M7",
-}
-
-
 def bare_engine(core: str, regions: list[tuple[int, int]]) -> Uc:
     """A unicorn engine for ``core`` with plain RAM mapped at ``regions`` (start, size).
 
@@ -493,7 +486,10 @@ def bare_engine(core: str, regions: list[tuple[int, int]]) -> Uc:
     from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, UC_PROT_ALL
 
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
-    uc.ctl_set_cpu_model(getattr(arm_const, _UC_CPU[core]))
+    from simcore.boards import load_cores
+
+    model = load_cores()[core].unicorn_model
+    uc.ctl_set_cpu_model(getattr(arm_const, f"UC_CPU_ARM_{model}"))
     for start, size in regions:
         uc.mem_map(start, size, UC_PROT_ALL)
     return uc

@@ -23,7 +23,7 @@ from typing import Any
 from simcore import paths
 from simcore.api import public
 from simcore.boards import STACK_GUARD_BYTES, BoardSpec, get_board, load_boards
-from simcore.errors import ToolchainError
+from simcore.errors import DoesNotFit, ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
@@ -243,6 +243,11 @@ def _arena_placed_apart(
     return arena_bytes
 
 
+def _kb(n: int) -> str:
+    """Bytes as KB with one decimal (29.5 KB), for does-not-fit messages."""
+    return f"{n / 1024:.1f} KB"
+
+
 def _variant_stem(name: str, fmt: str, trace: bool, portable: bool) -> str:
     return f"{name}-{fmt}" + ("-trace" if trace else "") + ("-portable" if portable else "")
 
@@ -355,16 +360,17 @@ def build_model_firmware(
     arena_in_data = probe.arena_bytes - _arena_placed_apart(spec, script, link, probe.arena_bytes)
     room = free_ram - arena_in_data - per_sample
     if room < 0:
-        raise FirmwareError(
-            f"model {name} ({fmt}) needs a {probe.arena_bytes}-byte activation arena plus "
-            f"{per_sample} bytes of I/O, but board {spec.name} has {max(free_ram, 0)} bytes of "
-            f"RAM free for them",
+        need = probe.arena_bytes + per_sample
+        raise DoesNotFit(
+            f"model {name} ({fmt}) does not fit board {spec.name}: needs {_kb(need)} RAM (a "
+            f"{probe.arena_bytes}-byte activation arena plus {per_sample} bytes of I/O), board "
+            f"has {_kb(max(free_ram, 0))} free for them",
             hint="use a smaller model, the int8 format, or a board with more RAM",
         )
     if probe.weights_bytes > code_region:
-        raise FirmwareError(
-            f"model {name} ({fmt}) has {probe.weights_bytes} bytes of weights, more than the "
-            f"{code_region}-byte code region of board {spec.name}",
+        raise DoesNotFit(
+            f"model {name} ({fmt}) does not fit board {spec.name}: needs "
+            f"{_kb(probe.weights_bytes)} of weights, board has a {_kb(code_region)} code region",
             hint="use the int8 format or a board with more flash",
         )
     cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)

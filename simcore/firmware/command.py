@@ -11,7 +11,7 @@ from typing import Any
 
 from simcore.boards import get_board, load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
-from simcore.errors import SimError, UsageError
+from simcore.errors import DoesNotFit, SimError, UsageError
 from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
 from simcore.linker import LinkOptions, resolve, script_text, write_script
@@ -229,13 +229,17 @@ def run(args: argparse.Namespace) -> int:
         except SimError as exc:
             return f"{m} {f} {b}", exc
 
-    failed = 0
+    failed = unfit = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for what, result in pool.map(one, jobs):
-            if isinstance(result, SimError):
+            if isinstance(result, DoesNotFit):  # listed and skipped, as validate does
+                unfit += 1
+                sys.stdout.write(f"skipped {what}: {' '.join(str(result).split())}\n")
+            elif isinstance(result, SimError):
                 failed += 1
                 sys.stderr.write(f"simcore: error: {what}: {' '.join(str(result).split())}\n")
             else:
                 sys.stdout.write(f"built {_line(result)}\n")
-    sys.stdout.write(f"{len(jobs) - failed} built, {failed} failed\n")
-    return 2 if failed else 0
+    skipped = f", {unfit} skipped (do not fit the board)" if unfit else ""
+    sys.stdout.write(f"{len(jobs) - failed - unfit} built, {failed} failed{skipped}\n")
+    return 2 if failed or unfit == len(jobs) else 0
