@@ -264,11 +264,14 @@ class ElfImage:
             return None  # the nearest row belongs to code before this function
         return lines.files[lines.file_index[i]], lines.line_numbers[i]
 
-    def describe(self, address: int) -> str:
-        """``main+0x12 (main.c:41)`` or ``0x10000234`` when nothing is known."""
+    def describe(self, address: int, *, lines: bool = True) -> str:
+        """``main+0x12 (main.c:41)`` or ``0x10000234`` when nothing is known.
+
+        ``lines=False`` leaves the source line out (and the DWARF line tables unread).
+        """
         func = self.function_at(address)
         where = f"{func.name}+0x{address - func.address:x}" if func else f"0x{address:08x}"
-        line = self.line_at(address)
+        line = self.line_at(address) if lines else None
         if line is not None:
             where += f" ({line[0]}:{line[1]})"
         return where
