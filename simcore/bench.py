@@ -157,29 +157,40 @@ def _silicon_suite() -> None:
         print(f"  {run_suite(core).summary()}")
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its reaped children (the pool workers)."""
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+
+
 def _validation(limit: int | None, jobs: int) -> None:
     from simcore.validate import all_combinations, validate_many
 
     combos = all_combinations()
     iris = [c for c in combos if c.model.startswith("iris")]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_seconds()
     results = validate_many(iris, jobs=jobs)
-    iris_s = time.perf_counter() - t
+    iris_s, iris_cpu = time.perf_counter() - t, _cpu_seconds() - cpu
     failed = [r.key for r in results if not r.passed]
     print(
         f"\nAll {len(iris)} IRIS combinations (test splits): {iris_s:.1f} s wall "
-        f"(target 5 s: ratio {iris_s / 5:.2f}); failed: {failed or 'none'}"
+        f"(target 5 s: ratio {iris_s / 5:.2f}), {iris_cpu:.1f} s CPU over all processes; "
+        f"failed: {failed or 'none'}"
     )
     mnist = [c for c in combos if c.model == "mnist_cnn" and c.fmt == "int8"]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_seconds()
     results = validate_many(mnist, limit=limit, jobs=jobs, progress=True)
-    mnist_s = time.perf_counter() - t
+    mnist_s, mnist_cpu = time.perf_counter() - t, _cpu_seconds() - cpu
     n = results[0].n_samples if results else 0
     full = mnist_s * 10_000 / max(n, 1)
     scope = "" if n == 10_000 else f", projected {full:.0f} s for 10,000 images"
     print(
         f"MNIST int8, {n} images on {len(mnist)} boards: {mnist_s:.1f} s wall with {jobs} "
-        f"jobs{scope} (target 120 s: ratio {full / 120:.2f})"
+        f"jobs{scope} (target 120 s: ratio {full / 120:.2f}); {mnist_cpu:.1f} s CPU over all "
+        f"processes ({mnist_cpu / max(jobs, 1) * 10_000 / max(n, 1):.0f} s for 10,000 images "
+        f"from CPU time spread over {jobs} cores)"
     )
     for r in results:
         print(

@@ -211,8 +211,8 @@ class ElfImage:
     def lines(self) -> LineTable:
         """The DWARF line rows, decoded on first use (from :mod:`simcore.cache` when there).
 
-        Decoding them takes longer than loading the rest of the ELF, and only fault
-        messages, stop locations and profiles need them.
+        Decoding them takes longer than loading the rest of the ELF, and only messages
+        about a failed run (a fault, a non-zero exit, a budget running out) show them.
         """
         if self._lines is None:
             self._lines = LineTable.of(self.raw, self.symbols) if self.raw else LineTable.EMPTY
