@@ -56,7 +56,10 @@ def cache_dir() -> Path | None:
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    try:
+        base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    except RuntimeError:  # no home directory to be found: run without a cache
+        return None
     return base / "simcore"
 
 

@@ -249,3 +249,31 @@ def test_cached_line_rows_equal_decoded_ones(
     (entry,) = _entries(cache_dir, "lines")
     entry.write_bytes(b"PK\x03\x04 broken")
     assert LineTable.of(image.raw, image.symbols) == decoded
+
+
+def test_an_unusable_cache_folder_only_costs_time(
+    example_elfs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache 'folder' that is a file: nothing is stored, results are unchanged."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(blocker))
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "0")  # "0" leaves the cache on
+    _fresh()
+    elf = example_elfs["rp2350"]
+    first = _result(elf, "rp2350")
+    _fresh()
+    assert _result(elf, "rp2350") == first and blocker.read_text() == "x"
+    _fresh()
+
+
+def test_the_default_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(cache.CACHE_DIR_ENV, raising=False)
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.cache_dir() == tmp_path / "simcore"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "simcore"
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    assert cache.cache_dir() is None
