@@ -9,6 +9,7 @@ rewritten; line tables are only decoded when a message needs a source line.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,33 @@ def test_the_default_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert cache.cache_dir() == tmp_path / "home" / ".cache" / "simcore"
     monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
     assert cache.cache_dir() is None
+
+
+def test_validation_is_identical_with_and_without_the_cache(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through validate's worker pool: outputs, per-sample cycles, profile and memory agree."""
+    from simcore.validate import Combination, validate_many
+
+    combos = [Combination("iris_anne8", "int8", "rp2040"), Combination("iris3", "f32", "rp2350")]
+
+    def rows() -> list[dict[str, Any]]:
+        out = []
+        for r in validate_many(combos, limit=8, jobs=2):
+            row = r.as_dict()
+            row.pop("emulation_seconds")
+            row.pop("built")
+            out.append(row)
+        return out
+
+    validate_many(combos, limit=1, jobs=1)  # build the firmware outside the comparison
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    uncached = rows()
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    _fresh()
+    cold = rows()
+    warm = rows()
+    assert uncached == cold == warm
+    assert all(r["passed"] and r["cycles"]["mean"] for r in uncached)
+    assert len(_entries(cache_dir, "classify")) == len(combos)
