@@ -852,7 +852,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, frozenset | set):
-        return sorted(value)
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(value, tuple | list):
         return [_canonical(v) for v in value]
     if isinstance(value, dict):
