@@ -308,3 +308,31 @@ def test_validation_is_identical_with_and_without_the_cache(
     assert uncached == cold == warm
     assert all(r["passed"] and r["cycles"]["mean"] for r in uncached)
     assert len(_entries(cache_dir, "classify")) == len(combos)
+
+
+def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> None:
+    """Keys must not depend on hash randomisation, or processes would never share entries."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from simcore.elf import load_elf; from simcore.cycles import classify as cl;"
+        "from simcore.cycles.model import classify_image; from simcore.cycles.tables import "
+        "load_table; i = load_elf(sys.argv[1]); r = [cl.CodeRange(s.address, s.data) for s in "
+        "i.code_sections]; m = [cl.MappingSymbol(a, k) for s in i.code_sections for a, k in "
+        "s.mapping]; print(cl.cache_key(load_table(sys.argv[2]), r, m))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", probe, str(example_elfs[board]), CORE[board]],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout.strip()
+        for seed in ("1", "2")
+        for board in ("stm32h743",)
+    }
+    assert len(keys) == 1 and len(next(iter(keys))) == 64
