@@ -217,6 +217,8 @@ def golden(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure emulator throughput with and without accounting; prints ratios."""
     ensure_toolchain(session)
+    # The start-up figure is a ratio to QEMU's process time on the same ELF.
+    ensure_apt(session, "qemu-system-arm", ["qemu-system-arm"], required=False, what="QEMU for Arm")
     install(session, "distributed")
     session.run("python", "-m", "simcore.bench", *session.posargs)
     session.log("figures above are from this one run; nothing is asserted on time")

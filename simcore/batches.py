@@ -223,6 +223,7 @@ class BatchRunner:
     def _run_one(
         self, batch: Batch | None, total: int, inputs: Inputs | None, started: float
     ) -> RunResult:
+        from simcore.api import unchecked
         from simcore.engine import run_firmware
 
         where = None if batch is None or total == 1 else batch.describe(total)
@@ -236,7 +237,7 @@ class BatchRunner:
         in_batch = sample is not None and (count is None or first <= sample < first + count)
         detail = self.profile_detail and (in_batch if sample is not None else first == 0)
         try:
-            result = run_firmware(
+            result = unchecked(run_firmware)(
                 self.image,
                 self.board,
                 inputs=data,

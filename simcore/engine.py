@@ -1503,7 +1503,10 @@ class _Run:
             core=m.board.core.display_name,
             stop_reason=reason,
             stop_pc=pc,
-            stop_location=m.image.describe(pc),
+            # A clean stop's source line tells nothing and costs the DWARF decode.
+            stop_location=m.image.describe(
+                pc, lines=code not in (0, None) or reason is StopReason.BKPT
+            ),
             exit_code=code,
             stdout="".join(self.semihost.stdout),
             stderr="".join(self.semihost.stderr),

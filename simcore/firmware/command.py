@@ -7,14 +7,16 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcore.boards import get_board, load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
 from simcore.errors import DoesNotFit, SimError, UsageError
-from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
 from simcore.linker import LinkOptions, resolve, script_text, write_script
+
+if TYPE_CHECKING:  # the builder (codegen, toolchain) is imported by `simcore build` only
+    from simcore.firmware.build import FirmwareBuild
 
 
 def register(subparsers: Any) -> None:
@@ -179,6 +181,8 @@ def run_linker_script(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``simcore build``; return the exit code."""
+    from simcore.firmware.build import build_model_firmware, shipped_models
+
     link = link_options(args)
     if not args.all:
         if args.format is None or args.board is None:
