@@ -19,6 +19,7 @@ import pytest
 from sim_support import BOARD_NAMES, AsmBuilder
 
 from simcore import cache
+from simcore.boards import load_boards
 from simcore.cycles import classify as cl
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol
 from simcore.cycles.model import classify_image
@@ -27,7 +28,7 @@ from simcore.elf import LineTable, load_elf
 from simcore.engine import run_firmware
 from simcore.errors import BudgetExhausted, SimError, UnsupportedInstruction
 
-CORE = {"rp2040": "cortex-m0plus", "rp2350": "cortex-m33", "stm32h743": "cortex-m7"}
+CORE = {name: board.core.name for name, board in load_boards().items()}
 
 
 @pytest.fixture
