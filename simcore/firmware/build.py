@@ -408,8 +408,8 @@ def build_model_firmware(
             link=link,
         )
     except ToolchainError as exc:
-        if "overflow" in exc.message or "will not fit" in exc.message:
-            raise FirmwareError(
+        if isinstance(exc, DoesNotFit) or "will not fit" in exc.message:
+            raise DoesNotFit(
                 f"model {name} ({fmt}) does not fit board {spec.name}: {exc.message}",
                 hint=exc.hint or "use a smaller model or the int8 format",
             ) from None
