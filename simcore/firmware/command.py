@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
         "--portable", action="store_true", help="int8: use the plain C path even with DSP"
     )
     p.add_argument(
+        "--sparse",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="sparse kernels for pruned Dense layers: auto (when they halve the weight bytes; "
+        "default), on (every Dense layer) or off",
+    )
+    p.add_argument(
         "--inject",
         action="append",
         metavar="KIND[:LAYER[:VARIANT]]",
@@ -100,8 +107,17 @@ def run(args: argparse.Namespace) -> int:
             inject=args.inject,
             script=args.ld,
             cflags=_cflags(args.cflags),
+            sparse=args.sparse,
         )
         sys.stdout.write(f"built {_line(b)}\n")
+        for layer in b.manifest["layers"]:
+            if layer.get("sparse"):
+                sp = layer["sparse"]
+                sys.stdout.write(
+                    f"sparse layer {layer['id']} ({layer['name']}): {sp['nonzeros']} of "
+                    f"{sp['weights']} weights non-zero, {sp['sparse_bytes']} B instead of "
+                    f"{sp['dense_bytes']} B (saved {sp['saved_bytes']} B)\n"
+                )
         for injected in b.manifest["variant"].get("injected_mistakes", []):
             sys.stdout.write(
                 f"injected {injected['kind']}:{injected['layer']}:{injected['variant']}: "
@@ -130,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
                 portable=args.portable,
                 script=args.ld,
                 cflags=_cflags(args.cflags),
+                sparse=args.sparse,
             )
         except SimError as exc:
             return f"{m} {f} {b}", exc
