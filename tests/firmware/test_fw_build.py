@@ -245,7 +245,7 @@ def test_weights_that_do_not_fit_the_code_region(tmp_path: Path) -> None:
         (64,),
         "relu",
         0.0,
-        np.zeros((64, 400), np.float32),
+        np.ones((64, 400), np.float32),  # not zeros: those build sparse (and fit)
         np.zeros(64, np.float32),
     )
     model = FloatModel("huge", "0" * 64, "test", (400,), (dense,))
