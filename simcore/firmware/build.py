@@ -1,7 +1,8 @@
 """Build a model into firmware: resolve the model file, generate C, compile, write a manifest.
 
 Output for model ``M`` in format ``F`` (``-trace`` / ``-portable`` /
-``-sparse-on`` / ``-sparse-off`` appended for those variants) in ``out_dir`` (default ``simcore.paths.out_dir()/<board>/``):
+``-sparse-on`` / ``-sparse-off`` appended for those variants) in ``out_dir``
+(default ``simcore.paths.out_dir()/<board>/``):
 ``M-F.c`` (generated source), ``M-F.elf``, ``M-F.map`` and ``M-F.json`` (the
 manifest). Everything written is a pure function of the model file, the
 format, the board and the compiler, so a rebuild is byte-identical.
@@ -200,7 +201,8 @@ def _variant_stem(
 ) -> str:
     """The file stem of a build; a forced sparse mode never replaces the default build."""
     forced = "" if sparse is SparseMode.AUTO else f"-sparse-{sparse.value}"
-    return f"{name}-{fmt}" + ("-trace" if trace else "") + ("-portable" if portable else "") + forced
+    variants = ("-trace" if trace else "") + ("-portable" if portable else "")
+    return f"{name}-{fmt}{variants}{forced}"
 
 
 def _rel(p: Path) -> str:

@@ -319,9 +319,17 @@ def _int8_steps(
         figures = sparse_figures(matrix, 1) if matrix is not None else {}
         steps.append(
             _Step(
-                op.name, op.kind, op.in_shape, op.out_shape, "", bool(call), defs, call, symbols,
+                op.name,
+                op.kind,
+                op.in_shape,
+                op.out_shape,
+                "",
+                bool(call),
+                defs,
+                call,
+                symbols,
                 figures,
-            )  # fmt: skip
+            )
         )
     return steps
 

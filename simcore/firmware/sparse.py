@@ -25,7 +25,7 @@ weights, ``off`` none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ AUTO_MAX_BYTES_RATIO = 0.5
 MAX_ENTRIES = 0xFFFF
 
 
-class SparseMode(str, Enum):
+class SparseMode(StrEnum):
     """Whether Dense layers use the sparse kernels."""
 
     AUTO = "auto"

@@ -49,7 +49,7 @@ SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 def _prune(rng: np.random.Generator, w: np.ndarray, sparsity: float) -> np.ndarray:
     """Zero the ``sparsity`` share of ``w`` with the smallest magnitudes (magnitude pruning)."""
-    k = int(round(sparsity * w.size))
+    k = round(sparsity * w.size)
     if k:
         flat = w.reshape(-1).copy()
         flat[np.argsort(np.abs(flat) + rng.uniform(0, 1e-6, flat.size), kind="stable")[:k]] = 0
@@ -73,7 +73,7 @@ def test_encoding_round_trips(w: np.ndarray) -> None:
     m = encode_sparse(w)
     np.testing.assert_array_equal(m.dense(), w)
     assert m.nonzeros == np.count_nonzero(w)
-    assert m.entries == m.nonzeros + int(np.sum((m.values == 0)))
+    assert m.entries == m.nonzeros + int(np.sum(m.values == 0))
     assert int(m.rows[-1]) == m.entries and np.all(np.diff(m.rows.astype(int)) >= 0)
     fillers = m.gaps[m.values == 0]
     assert np.all(fillers == MAX_GAP)
@@ -123,7 +123,8 @@ def test_generated_source_and_manifest_name_the_sparse_arrays(tmp_path: Path) ->
     first = gen.layers[0]
     assert first.sparse["nonzeros"] == 32 and first.sparse["dense_bytes"] == 640
     assert first.sparse["saved_bytes"] == 640 - first.sparse["sparse_bytes"] > 0
-    assert gen.weights_bytes == generate(model, "f32", capacity=1, sparse=SparseMode.OFF).weights_bytes - first.sparse["saved_bytes"]  # fmt: skip
+    dense = generate(model, "f32", capacity=1, sparse=SparseMode.OFF)
+    assert gen.weights_bytes == dense.weights_bytes - first.sparse["saved_bytes"]
 
 
 # -- firmware: sparse equals the dense path ---------------------------------------------
@@ -163,9 +164,7 @@ def pruned_float_models(draw: Any) -> FloatModel:
     seed = draw(st.integers(0, 2**32 - 1))
     n_in = draw(st.sampled_from([1, 7, 40, 300, 600]))
     depth = draw(st.integers(1, 2))
-    layers = [
-        (draw(st.integers(1, 8)), draw(st.sampled_from(SPARSITIES))) for _ in range(depth)
-    ]
+    layers = [(draw(st.integers(1, 8)), draw(st.sampled_from(SPARSITIES))) for _ in range(depth)]
     return _float_model(np.random.default_rng(seed), n_in, layers, f"pruned{seed}")
 
 
