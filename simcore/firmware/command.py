@@ -39,8 +39,9 @@ def register(subparsers: Any) -> None:
         "--sparse",
         choices=["auto", "on", "off"],
         default="auto",
-        help="sparse kernels for pruned Dense layers: auto (when they halve the weight bytes; "
-        "default), on (every Dense layer) or off",
+        help="sparse kernels for pruned Dense layers: auto (default: when they save flash and "
+        "are not estimated slower; int8 from about 70%% zeros, f32/q16 from about 20%%), on "
+        "(every Dense layer) or off",
     )
     p.add_argument(
         "--inject",

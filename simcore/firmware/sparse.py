@@ -12,14 +12,25 @@ int8 and q16 (integer sums), and in f32 for finite inputs (adding ``0 * x``
 leaves a float sum unchanged).
 
 When: :data:`SparseMode` ``auto`` (the default) encodes a layer when the
-encoding takes at most :data:`AUTO_MAX_BYTES_RATIO` of the dense matrix's
-bytes. Flash is known exactly at generation time; cycles are an estimate,
-and the ratio is chosen so that the layer also gets faster on every core:
-a sparse entry costs about twice a dense weight on the Cortex-M0+ (where the
-dense int8 loop is plain C) and about three times on the M33/M7 (whose dense
-int8 loop multiplies two weights per SMLAD), measured on random pruned
-layers (README "Sparse Dense layers"). ``on`` encodes every Dense layer with
-weights, ``off`` none.
+encoding is smaller than the dense matrix and no core is estimated to run it
+slower. Flash is known exactly here; the cycle estimate comes from measured
+ratios (sparse / dense cycles of a pruned 400x10 Dense layer, the size of
+mnist_cnn's, on each board; README "Sparse Dense layers"):
+
+- f32 and q16: a sparse entry costs about what a dense weight costs on every
+  core (cycles fall with the density: 0.50-0.72 at 50% zeros, 0.20-0.30 at
+  80%), so saving flash (about 20% zeros or more: 5 bytes per entry instead
+  of 4 per weight) is enough; :data:`AUTO_MAX_BYTES_RATIO` 1.0.
+- int8: an entry takes 2 bytes (weight + gap) against 1, and the dense int8
+  loop of the M33/M7 multiplies two weights per SMLAD: at 50% zeros the
+  sparse layer is smaller in code but 1.34x (rp2350) and 1.54x (stm32h743)
+  slower, at 70% 0.83x and 0.95x, at 80% 0.57x and 0.65x (the M0+ gains
+  from 50% on: 0.86x). So int8 layers go sparse only when the encoding takes
+  at most 60% of the dense bytes (about 70% zeros or more).
+
+``on`` encodes every Dense layer with weights, ``off`` none. Conv2D stays
+dense: its weights are small next to its compute and a pruned kernel leaves
+the input patch walk (most of its cycles) unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +46,9 @@ from simcore.errors import FirmwareError
 
 #: The widest column step one gap byte holds.
 MAX_GAP = 255
-#: ``auto`` encodes a layer when the sparse arrays take at most this share of the dense bytes.
-AUTO_MAX_BYTES_RATIO = 0.5
+#: ``auto`` encodes a layer when the sparse arrays take less than this share of the dense
+#: bytes, by bytes per weight (int8: 1, f32 and q16: 4); see the module docstring.
+AUTO_MAX_BYTES_RATIO = {1: 0.6, 4: 1.0}
 #: ``rows`` holds uint16 end indices: at most this many entries per layer.
 MAX_ENTRIES = 0xFFFF
 
@@ -119,16 +131,15 @@ def choose_sparse(
     if mode is SparseMode.OFF:
         return None
     if mode is SparseMode.AUTO:
-        nonzeros = int(np.count_nonzero(weights))
+        limit = AUTO_MAX_BYTES_RATIO[element_bytes] * weights.size * element_bytes
         # Cheap first test (no encoding): even without fillers it would not pay.
-        if nonzeros * (element_bytes + 1) > AUTO_MAX_BYTES_RATIO * weights.size * element_bytes:
+        if np.count_nonzero(weights) * (element_bytes + 1) >= limit:
             return None
         try:
             matrix = encode_sparse(weights)
         except FirmwareError:
             return None
-        fits = matrix.nbytes(element_bytes) <= AUTO_MAX_BYTES_RATIO * weights.size * element_bytes
-        return matrix if fits else None
+        return matrix if matrix.nbytes(element_bytes) < limit else None
     return encode_sparse(weights)
 
 
