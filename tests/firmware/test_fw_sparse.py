@@ -241,3 +241,29 @@ def test_sparse_float_equals_dense_many(
     tmp_path: Path, fmt: str, model: FloatModel, board: str, seed: int
 ) -> None:
     test_sparse_float_equals_dense.hypothesis.inner_test(tmp_path, fmt, model, board, seed)  # type: ignore[attr-defined]
+
+
+# -- the layout doctor reads sparse layers --------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["f32", "q16"])
+def test_static_scan_decodes_sparse_weights(tmp_path: Path, fmt: str) -> None:
+    """The doctor's static scan judges a sparse layer by its decoded matrix, mistakes too."""
+    from simcore.diagnose.static import scan
+    from simcore.elf import load_elf
+    from simcore.firmware.consts import encode
+
+    model = _float_model(np.random.default_rng(5), 12, [(6, 0.7), (3, 0.7)], "scan")
+    chain, consts = list(model.layers), encode(model, fmt)
+    good = build_model_firmware(model, fmt, "rp2040", tmp_path, capacity=1, sparse="on")
+    findings = scan(load_elf(good.elf), fmt, chain, consts)
+    weights = [f for f in findings if f.role == "weights"]
+    assert [f.status for f in weights] == ["match", "match"]
+    assert [f.symbol for f in weights] == ["layer0_sparse_values", "layer1_sparse_values"]
+    bad = build_model_firmware(
+        model, fmt, "rp2040", tmp_path, capacity=1, sparse="on", inject="transpose-dense:0"
+    )
+    found = scan(load_elf(bad.elf), fmt, chain, consts)
+    first = next(f for f in found if f.role == "weights" and f.layer == 0)
+    assert first.status == "mistake" and first.mistake is not None
+    assert first.mistake.kind == "transpose-dense"

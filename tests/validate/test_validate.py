@@ -18,11 +18,19 @@ pytestmark = needs_toolchain
 
 #: Few samples per combination in the default suite; the slow test runs whole sets.
 DEFAULT_LIMIT = {"mnist_cnn": 3}
+#: The mnist_cnn variants (pruned, distilled) validate in the slow session only.
+VARIANTS = ("mnist_cnn_pruned50", "mnist_cnn_pruned80", "mnist_cnn_student")
 
 
-@pytest.mark.parametrize("combo", all_combinations(), ids=lambda c: c.key)
+def _default_or_slow(combos: list[Combination]) -> list[object]:
+    return [pytest.param(c, marks=pytest.mark.slow) if c.model in VARIANTS else c for c in combos]
+
+
+@pytest.mark.parametrize("combo", _default_or_slow(all_combinations()), ids=lambda c: c.key)
 def test_every_combination_validates(combo: Combination) -> None:
-    result = validate(combo, limit=DEFAULT_LIMIT.get(combo.model, 12))
+    result = validate(
+        combo, limit=DEFAULT_LIMIT.get(combo.model, 3 if combo.model in VARIANTS else 12)
+    )
     assert result.passed, result.failures
     assert result.exactness == "bit-exact" or combo.fmt == "f32"
     assert result.accuracy == result.reference_accuracy
