@@ -218,3 +218,29 @@ def test_rows_copy_is_not_mutated_by_render() -> None:
     render_html(rows)
     table(rows)
     assert rows == before
+
+
+@pytest.mark.slow
+def test_compare_mnist_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped mnist_cnn variants on every board: pruned80 saves flash and cycles sparse."""
+    monkeypatch.setenv("SIMCORE_OUT_DIR", str(tmp_path / "fw"))
+    out = tmp_path / "mnist.json"
+    argv = ["compare", "--limit", "20", "-j", "2", "-q", "--json", str(out)]
+    for variant in ("mnist_cnn", "mnist_cnn_pruned50", "mnist_cnn_pruned80", "mnist_cnn_student"):
+        argv += ["-m", variant]
+    assert cli.main(argv) == 0
+    rows = {r["key"]: r for r in json.loads(out.read_text())["rows"]}
+    assert len(rows) == 4 * 3 * 3
+    for board in ("rp2040", "rp2350", "stm32h743"):
+        for fmt in ("f32", "int8", "q16"):
+            pruned = rows[f"mnist_cnn_pruned80/{fmt}/{board}"]
+            assert pruned["sparse"] is not None and pruned["sparse"]["layers"] == ["logits"]
+            assert pruned["sparse"]["flash_saved_bytes"] > 0
+            assert pruned["sparse"]["cycles_saved"] > 0
+            assert rows[f"mnist_cnn/{fmt}/{board}"]["sparse"] is None
+            student, teacher = (
+                rows[f"mnist_cnn_student/{fmt}/{board}"],
+                rows[f"mnist_cnn/{fmt}/{board}"],
+            )
+            assert student["cycles"] < teacher["cycles"]
+            assert student["flash_bytes"] < teacher["flash_bytes"]
