@@ -267,9 +267,17 @@ def table(rows: Sequence[Row]) -> str:
 # -- the HTML page -------------------------------------------------------------------
 
 
-def _log_ticks(lo: float, hi: float) -> list[float]:
-    ticks = [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
-    return [t for t in ticks if lo <= t <= hi] or [lo, hi]
+def _log_ticks(lo: float, hi: float, cost: str) -> list[float]:
+    """Axis ticks in [lo, hi]: 1-2-5 steps for cycles, powers of two KB for bytes."""
+    if cost == "cycles":
+        low, high = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
+    else:
+        ticks = [1024.0 * 2.0**k for k in range(-10, 31)]
+    inside = [t for t in ticks if lo <= t <= hi]
+    while len(inside) > 7:
+        inside = inside[::2]
+    return inside or [lo, hi]
 
 
 def pareto_svg(
@@ -301,7 +309,7 @@ def pareto_svg(
         return top + plot_h * (1 - (v - y_lo) / (y_hi - y_lo))
 
     parts = [_svg_open(width, height, "chart-pareto", title)]
-    for t in _log_ticks(lo, hi):
+    for t in _log_ticks(lo, hi, cost):
         parts.append(
             f'<line class="grid" x1="{px(t):.1f}" y1="{top}" x2="{px(t):.1f}" y2="{top + plot_h}"/>'
         )
