@@ -214,7 +214,7 @@ def golden(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure emulator throughput with and without accounting; prints ratios."""
     ensure_toolchain(session)
-    install(session)
+    install(session, "distributed")
     session.run("python", "-m", "simcore.bench", *session.posargs)
     session.log("figures above are from this one run; nothing is asserted on time")
 

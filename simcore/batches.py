@@ -38,7 +38,7 @@ from simcore.errors import BudgetExhausted, SimError
 from simcore.inputs import Batch, FirmwareIO, InputError, Inputs, batches
 from simcore.limits import Limits
 from simcore.memory import MemoryReport, Usage
-from simcore.results import RunResult, TraceRecord
+from simcore.results import LayerSpan, RunResult, TraceRecord
 
 Echo = Callable[[int, str], None]
 #: A count of cycles in a note ("... (390605 cycles) ...").
@@ -118,6 +118,8 @@ class BatchRunner:
         memory_model: MemoryModel | str = MemoryModel.MODELED,
         profile_limit: int | None = 50,
         echo: Echo | None = None,
+        profile_detail: bool = False,
+        profile_sample: int | None = None,
     ) -> None:
         self.image = image
         self.board = board
@@ -125,6 +127,10 @@ class BatchRunner:
         self.trace = trace
         self.memory_model = MemoryModel(memory_model)
         self.profile_limit = profile_limit
+        #: The detailed profile: of sample ``profile_sample`` (in whichever batch runs
+        #: it), else of the first batch.
+        self.profile_detail = profile_detail
+        self.profile_sample = profile_sample
         self._echo = echo
         self._stdout: list[str] = []
         self._stderr: list[str] = []
@@ -165,6 +171,13 @@ class BatchRunner:
             raise InputError(
                 f"{self.image.path.name}: samples given without the firmware's simcore_io",
                 hint="get it with simcore.inputs.require_io",
+            )
+        sample = self.profile_sample
+        if sample is not None and (sample < 0 or (n_samples is not None and sample >= n_samples)):
+            raise InputError(
+                f"cannot profile sample {sample}: the run has "
+                f"{n_samples if n_samples is not None else 'no'} samples",
+                hint="give a sample index from 0 to the number of samples - 1",
             )
         if n_samples is None or fw is None:
             plan: list[Batch | None] = [None]
@@ -217,8 +230,13 @@ class BatchRunner:
         data = None
         if inputs is not None and batch is not None:
             data = inputs.sample_bytes(batch.start, batch.count)
+        first = 0 if batch is None else batch.start
+        count = None if batch is None else batch.count
+        sample = self.profile_sample
+        in_batch = sample is not None and (count is None or first <= sample < first + count)
+        detail = self.profile_detail and (in_batch if sample is not None else first == 0)
         try:
-            return run_firmware(
+            result = run_firmware(
                 self.image,
                 self.board,
                 inputs=data,
@@ -229,7 +247,18 @@ class BatchRunner:
                 echo=self._capture,
                 memory_model=self.memory_model,
                 profile_limit=self.profile_limit if total == 1 else None,
+                profile_detail=detail,
+                profile_sample=None if sample is None or not detail else sample - first,
             )
+            if result.profile_detail is not None:  # name the scope in the whole run's terms
+                result.profile_detail.scope = (
+                    f"sample {sample}"
+                    if sample is not None
+                    else "whole run"
+                    if total == 1
+                    else f"batch 1 of {total} (samples {first}..{first + (count or 1) - 1})"
+                )
+            return result
         except SimError as exc:
             if where is not None:
                 if isinstance(exc, BudgetExhausted):
@@ -281,9 +310,11 @@ def merge_results(results: list[RunResult], profile_limit: int | None = 50) -> R
     """One RunResult for batches run one after the other (see the module docstring)."""
     last = results[-1]
     traces: list[TraceRecord] = []
+    spans: list[LayerSpan] = []
     offset = 0
     for r in results:
         traces.extend(replace(t, sample_index=t.sample_index + offset) for t in r.traces)
+        spans.extend(replace(s, sample_index=s.sample_index + offset) for s in r.layer_spans)
         offset += r.n_samples
     counted = all(r.cycles is not None for r in results)
     return replace(
@@ -299,6 +330,8 @@ def merge_results(results: list[RunResult], profile_limit: int | None = 50) -> R
         cycles=sum(r.cycles or 0 for r in results) if counted else None,
         sample_cycles=[c for r in results for c in r.sample_cycles],
         sample_instructions=[n for r in results for n in r.sample_instructions],
+        layer_spans=spans,
+        profile_detail=next((r.profile_detail for r in results if r.profile_detail), None),
         cycle_report=_merge_reports([r.cycle_report for r in results], profile_limit)
         if counted
         else {},

@@ -4,9 +4,13 @@
    the C accounting hook, instructions per second and their ratio.
 2. The generated MNIST int8 firmware, one full batch per board, through the
    engine with accounting off and on.
-3. Validation wall time: every IRIS combination, and the whole MNIST test set
+3. The silicon suite: measured instruction sequences (STM32H743, RP2350) against
+   the model, exact count and mean and worst error per core.
+4. Validation wall time: every IRIS combination, and the whole MNIST test set
    (10,000 images) in int8 on all three boards, on all cores; and a check that
    validation never imported TensorFlow.
+4. The MNIST int8 sweep on one process, the local pool and Dask LocalClusters of
+   2 and 4 workers (samples per second, and distributed against local).
 
 Nothing here asserts a wall-clock limit; the figures are printed for people.
 """
@@ -39,6 +43,16 @@ def _firmware_throughput() -> None:
             f"{n / counted.wall_seconds / 1e6:6.1f} M/s, ratio "
             f"{raw.wall_seconds / counted.wall_seconds:.2f}"
         )
+
+
+def _silicon_suite() -> None:
+    from simcore.cycles.silicon import CORES, run_suite
+
+    print(
+        "\nSilicon suite (measured sequences, cycles per copy; python -m simcore.cycles.silicon):"
+    )
+    for core in CORES:
+        print(f"  {run_suite(core).summary()}")
 
 
 def _validation(limit: int | None, jobs: int) -> None:
@@ -74,11 +88,49 @@ def _validation(limit: int | None, jobs: int) -> None:
     print(f"TensorFlow imported by validation: {'tensorflow' in sys.modules}")
 
 
+def _distributed(limit: int, jobs: int) -> None:
+    """The MNIST int8 sweep on 1 process, the local pool, and LocalClusters of 2 and 4."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("\nDask sweep: skipped (simcore[distributed] not installed)")
+        return
+    from simcore.validate import all_combinations, validate_many
+
+    combos = [c for c in all_combinations() if c.model == "mnist_cnn" and c.fmt == "int8"]
+    print(f"\nMNIST int8 sweep, {limit} images on {len(combos)} boards (firmware built):")
+    validate_many(combos, limit=1, jobs=1)  # build the firmware outside the timings
+    engines: list[tuple[str, int, str | None]] = [
+        ("1 process", 1, None),
+        (f"local pool, {jobs} processes", jobs, None),
+        ("Dask LocalCluster, 2 workers", 2, "local:2"),
+        ("Dask LocalCluster, 4 workers", 4, "local:4"),
+    ]
+    walls: dict[str, float] = {}
+    reference: list[tuple[str, float | None]] | None = None
+    for name, n_jobs, scheduler in engines:
+        t = time.perf_counter()
+        results = validate_many(combos, limit=limit, jobs=n_jobs, scheduler=scheduler)
+        walls[name] = wall = time.perf_counter() - t
+        figures: list[tuple[str, float | None]] = [(r.key, r.cycles_mean) for r in results]
+        same = "" if reference is None else ("; same cycles" if figures == reference else
+                                              "; CYCLES DIFFER from the 1-process run")  # fmt: skip
+        reference = reference or figures
+        samples = sum(r.n_samples for r in results)
+        print(f"  {name:<32} {wall:6.1f} s wall, {samples / wall:7.1f} samples/s{same}")
+    local = walls[f"local pool, {jobs} processes"]
+    dask2 = walls["Dask LocalCluster, 2 workers"]
+    print(f"  distributed (2 workers) / local pool wall time: {dask2 / local:.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m simcore.bench", description=__doc__)
     parser.add_argument("--limit", type=int, help="MNIST images (default: all 10,000)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-kernel", action="store_true", help="skip the kernel benchmark")
+    parser.add_argument(
+        "--sweep-limit", type=int, default=1000, help="MNIST images per board in the Dask sweep"
+    )
     args = parser.parse_args(argv)
     if not args.skip_kernel:
         from simcore.cycles import bench
@@ -86,7 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         print("Cycle-model kernel benchmark (best of runs, thread CPU time):")
         bench.main()
     _firmware_throughput()
+    _silicon_suite()
     _validation(args.limit, args.jobs)
+    _distributed(args.sweep_limit, args.jobs)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,61 @@ class CoreSpec:
 
 
 @dataclass(frozen=True)
+class LinkSpec:
+    """Where a generated linker script places a program (the board file's ``[link]`` table).
+
+    ``code_in`` is where ``.text`` and ``.rodata`` run: a flash region runs them
+    in place, a RAM region (a TCM) gets them copied from flash at reset.
+    ``data_in`` holds ``.data`` and ``.bss``; ``stack_in`` the heap and the stack
+    (with the unmapped guard between them). :mod:`simcore.linker` owns the script.
+    """
+
+    code_in: str
+    data_in: str
+    stack_in: str
+    stack_bytes: int
+    heap_bytes: int
+
+
+#: The stack and heap a board without a ``[link]`` table gets (today's shipped figures).
+DEFAULT_STACK_BYTES = 8 * 1024
+DEFAULT_HEAP_BYTES = 16 * 1024
+#: The unmapped page between heap and stack (the linker scripts' ``.stack_guard``).
+STACK_GUARD_BYTES = 1024
+
+
+def parse_size(text: str | int) -> int:
+    """Read a size in bytes: ``4096``, ``0x1000``, ``4K`` (or ``4k``), ``1M``; else ValueError."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a size")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"{text} is negative")
+        return text
+    m = re.fullmatch(r"\s*(0[xX][0-9a-fA-F]+|\d+)\s*([kKmM]?)\s*", text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a size")
+    return int(m.group(1), 0) * {"": 1, "k": 1024, "m": 1 << 20}[m.group(2).lower()]
+
+
+def default_link(memory: Sequence[MemoryRegion], vector_table: int) -> LinkSpec:
+    """The placement of a board without ``[link]``.
+
+    Code runs in place from the region of the vector table; data, heap and
+    stack go to the largest RAM region (the lowest on a tie), with an 8 KB stack
+    and a 16 KB heap, or a quarter and an eighth of that region if it is smaller
+    than 64 KB (a 16 KB nRF51 gets 4 KB and 2 KB).
+    """
+    load = next(r for r in memory if r.contains(vector_table))
+    ram = max(
+        (r for r in memory if r.kind is RegionKind.RAM), key=lambda r: (r.size_bytes, -r.start)
+    )
+    stack = min(DEFAULT_STACK_BYTES, ram.size_bytes // 4 // 8 * 8)
+    heap = min(DEFAULT_HEAP_BYTES, ram.size_bytes // 8 // 8 * 8)
+    return LinkSpec(load.name, ram.name, ram.name, stack, heap)
+
+
+@dataclass(frozen=True)
 class BoardSpec:
     """A board: its core, clock and memory map (regions sorted by address)."""
 
@@ -98,6 +153,8 @@ class BoardSpec:
     memory: tuple[MemoryRegion, ...]
     #: The cache in front of slow memory (the board file's ``[cache]`` table), if any.
     cache: CacheSpec | None = None
+    #: Placement defaults of generated linker scripts (``[link]``; :func:`default_link` if absent).
+    link: LinkSpec | None = None
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -129,7 +186,17 @@ UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
-_BOARD_KEYS = ("name", "description", "core", "clock_hz", "vector_table", "memory", "cache")
+_BOARD_KEYS = (
+    "name",
+    "description",
+    "core",
+    "clock_hz",
+    "vector_table",
+    "memory",
+    "cache",
+    "link",
+)
+_LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
 _REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
 _CACHE_KEYS = (
@@ -450,7 +517,55 @@ def parse_board(table: object, where: str) -> BoardSpec:
             "the address of the reset vector table inside a flash or RAM region",
             "vector_table",
         )
-    return board
+    default = default_link(regions, vector_table)
+    if "link" in s.table:
+        default = _parse_link(_Schema(where, s.get("link"), "link"), regions, default)
+    return replace(board, link=default)
+
+
+def _parse_link(s: _Schema, regions: list[MemoryRegion], default: LinkSpec) -> LinkSpec:
+    """The ``[link]`` table: regions that exist and can hold what is put there, sizes that fit."""
+    s.keys(_LINK_KEYS, ())
+    names = {r.name: r for r in regions}
+    ram = [r.name for r in regions if r.kind is RegionKind.RAM]
+    # Code runs in place from the region the image is loaded into, or from a RAM copy.
+    runnable = [default.code_in, *(r for r in ram if r != default.code_in)]
+
+    def region(key: str, allowed: list[str], what: str, fallback: str) -> str:
+        if key not in s.table:
+            return fallback
+        value = s.text(key, _REGION_NAME, f"the name of {what}")
+        if value not in allowed:
+            s.error(f"{value!r} is not {what} of this board", f"one of {', '.join(allowed)}", key)
+        return value
+
+    def size(key: str, lo: int, fallback: int) -> int:
+        if key not in s.table:
+            return fallback
+        value = s.get(key)
+        expected = f'a size in bytes, a multiple of 8, at least {lo} (4096, 0x1000, "4K", "1M")'
+        try:
+            n = parse_size(value) if isinstance(value, str | int) else -1
+        except ValueError:
+            n = -1
+        if n < lo or n % 8:
+            s.fail(value, expected, key)
+        return n
+
+    code_in = region("code_in", runnable, "the load region or a RAM region", default.code_in)
+    data_in = region("data_in", ram, "a RAM region", default.data_in)
+    stack_in = region("stack_in", ram, "a RAM region", default.stack_in)
+    stack = size("stack_size", 256, default.stack_bytes)
+    heap = size("heap_size", 0, default.heap_bytes)
+    room = names[stack_in].size_bytes
+    if stack + heap + STACK_GUARD_BYTES > room:
+        s.error(
+            f"stack_size {stack} + heap_size {heap} + the {STACK_GUARD_BYTES}-byte stack guard "
+            f"exceed region {stack_in} ({room} bytes)",
+            "a stack and heap that fit their region",
+            "stack_size",
+        )
+    return LinkSpec(code_in, data_in, stack_in, stack, heap)
 
 
 def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:

@@ -31,6 +31,7 @@ from simcore.results import RunResult, StopReason
 
 if TYPE_CHECKING:
     from simcore.batches import BatchRunner
+    from simcore.cycles.callgraph import DetailedProfile
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -61,6 +62,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                     for r in b.memory
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
+                "link": dataclasses.asdict(b.link) if b.link else None,
             }
             for b in boards.values()
         ]
@@ -78,6 +80,12 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
                 + ("; data reads too" if c.data_reads else "")
+            )
+        if b.link:
+            k = b.link
+            _out(
+                f"{'':<10} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
+                f"stack {_size(k.stack_bytes)} + heap {_size(k.heap_bytes)} in {k.stack_in}"
             )
     return 0
 
@@ -172,7 +180,20 @@ def print_run(
         _out(f"outputs: {result.n_samples} sample(s), {len(result.outputs)} bytes")
     if batches:
         _out(f"batches: {batches}")
-    if profile and report.get("profile"):
+    layers = result.layers()
+    if layers:
+        from simcore.cycles.layers import format_layer_table
+
+        _out(
+            f"per layer (per inference, {len({s.sample_index for s in result.layer_spans})} "
+            "sample(s); marks included):"
+        )
+        for line in format_layer_table(layers):
+            _out(f"  {line}")
+    detail = result.profile_detail
+    if profile and detail is not None:
+        _print_profile(detail, profile)
+    elif profile and report.get("profile"):
         _out(f"{'function':<32} {'cycles':>10} {'instr':>10} {'share':>7}")
         for entry in report["profile"][:profile]:
             _out(
@@ -181,6 +202,40 @@ def print_run(
             )
     for note in result.notes:
         _out(f"note: {note}")
+
+
+def _print_profile(detail: DetailedProfile, limit: int) -> None:
+    """Functions (exclusive, inclusive, calls), then the hottest lines and loops."""
+    total = detail.total_cycles or 1
+    _out(f"profile ({detail.scope}; static cycles {detail.total_cycles:,}; inclusive cycles "
+         "apportioned by call counts):")  # fmt: skip
+    _out(f"  {'function':<30} {'self':>11} {'self%':>6} {'total':>11} {'total%':>6} "
+         f"{'calls':>8} {'instr':>11}")  # fmt: skip
+    for f in detail.functions[:limit]:
+        _out(
+            f"  {f.name[:30]:<30} {f.exclusive_cycles:>11,} {f.exclusive_cycles / total:>6.1%} "
+            f"{f.inclusive_cycles:>11,.0f} {f.inclusive_cycles / total:>6.1%} {f.calls:>8,} "
+            f"{f.instructions:>11,}"
+        )
+    if detail.indirect_calls:
+        _out(f"  ({detail.indirect_calls:,} calls through a register: their callees' cycles "
+             "are not in their callers' totals)")  # fmt: skip
+    if detail.lines:
+        _out(f"  hottest source lines:{'':<21} {'cycles':>11} {'share':>6}")
+        for line in detail.lines[: min(limit, 10)]:
+            where = f"{Path(line.file).name}:{line.line}"
+            _out(f"    {where[:40]:<40} {line.cycles:>11,} {line.cycles / total:>6.1%}  "
+                 f"{line.function}")  # fmt: skip
+    if detail.loops:
+        _out(f"  hottest loops (own cycles, without the calls in them):{'':<0} {'cycles':>11} "
+             f"{'share':>6} {'iterations':>10}")  # fmt: skip
+        for loop in detail.loops[: min(limit, 10)]:
+            where = Path(loop.source.split(":")[0]).name + (
+                ":" + loop.source.split(":")[1] if ":" in loop.source else ""
+            )
+            label = f"{loop.function} 0x{loop.start:08x} {where}"
+            _out(f"    {label[:52]:<52} {loop.cycles:>11,} {loop.cycles / total:>6.1%} "
+                 f"{loop.back_branches:>10,}")  # fmt: skip
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -204,6 +259,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             from simcore.outputs import check_writable
 
             check_writable(args.dump, what="trace dump")
+        if args.profile_sample is not None and not args.profile:
+            args.profile = 15
+        if args.profile_out is not None:
+            from simcore.outputs import check_writable
+
+            check_writable(args.profile_out, what="profile")
+        detail = bool(args.profile) or args.profile_out is not None
         runner = BatchRunner(
             image,
             board,
@@ -212,10 +274,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
             memory_model=args.memory_model,
             profile_limit=None if args.profile == 0 else max(args.profile, 50),
             echo=_echo if stream else None,
+            profile_detail=detail,
+            profile_sample=args.profile_sample,
         )
         run = runner.run(fw, inputs, args.samples)
         if args.outputs:
             _write_outputs(args.outputs, run.result.outputs)
+        if args.profile_out is not None and run.result.profile_detail is not None:
+            from simcore.cycles.callgraph import chrome_trace, speedscope
+            from simcore.outputs import write_output
+
+            found, name = run.result.profile_detail, Path(args.elf).name
+            doc = (
+                speedscope(found, name, f"simcore {__version__}")
+                if args.profile_format == "speedscope"
+                else chrome_trace(found, name)
+            )
+            write_output(args.profile_out, json.dumps(doc) + "\n", what="profile")
+            if not args.json:
+                _out(f"profile: {args.profile_format} file written to {args.profile_out}")
         if args.dump is not None:
             from simcore.traces import dump_traces
 
@@ -358,9 +435,29 @@ def _validate(args: argparse.Namespace) -> int:
     for path, what in ((args.json, "results"), (args.html, "HTML report")):
         if path is not None:
             check_writable(path, what=what)  # before the run, not after it
+    if args.shard is not None and args.update_baseline:
+        raise UsageError(
+            "--update-baseline records every combination's figures: run it without --shard"
+        )
+    args.scheduler = args.scheduler or os.environ.get("SIMCORE_SCHEDULER") or None
+    if args.scheduler is not None:  # before any firmware is built
+        from simcore.distributed import check_address, require_distributed
+
+        require_distributed()
+        check_address(args.scheduler)
     args.baseline = args.baseline or paths.baseline_path()
     baseline = load_baseline(args.baseline)
     combos = _validate_combinations(args)
+    shard_meta: dict[str, Any] = {}
+    if args.shard is not None:
+        from simcore.shard import select
+
+        positions, shard_meta = select([c.key for c in combos], args.shard, baseline, args.limit)
+        combos = [combos[i] for i in positions]
+        _out(
+            f"shard {args.shard}: {len(combos)} of {shard_meta['total']} combinations "
+            f"({shard_meta['expected_cost_share']:.0%} of the expected cost)"
+        )
     jobs = args.jobs or v.default_jobs()
     interrupted: v.ValidationInterrupted | None = None
     try:
@@ -372,6 +469,7 @@ def _validate(args: argparse.Namespace) -> int:
             jobs=jobs,
             progress=not args.quiet,
             limits=limits_from_args(args),
+            scheduler=args.scheduler,
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
@@ -419,6 +517,7 @@ def _validate(args: argparse.Namespace) -> int:
         "command": "simcore " + " ".join(sys.argv[1:]),
         "split": args.split,
         "limit": args.limit,
+        **({"shard": shard_meta} if shard_meta else {}),
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
     data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
@@ -455,6 +554,16 @@ def _validate(args: argparse.Namespace) -> int:
         return 2
     failed = [r for r in results if not r.passed or r.regressions]
     return 1 if failed else 0
+
+
+def _shard_arg(text: str) -> Any:
+    """``--shard I/N`` (argparse type)."""
+    from simcore.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _board_ref(ref: str) -> str:
@@ -642,6 +751,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the N functions with the most cycles (default 15)",
     )
     p.add_argument(
+        "--profile-sample",
+        type=int,
+        metavar="I",
+        help="profile only sample I (between its simcore_sample_begin/end); implies --profile",
+    )
+    p.add_argument(
+        "--profile-out",
+        type=Path,
+        metavar="FILE",
+        help="write the call-tree profile to FILE for a viewer (see --profile-format)",
+    )
+    p.add_argument(
+        "--profile-format",
+        choices=["speedscope", "chrome"],
+        default="speedscope",
+        help="speedscope's JSON file format (speedscope.app) or Chrome trace-event JSON "
+        "(Perfetto, chrome://tracing); default speedscope",
+    )
+    p.add_argument(
         "--memory-model",
         choices=["modeled", "ideal"],
         default="modeled",
@@ -707,6 +835,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-baseline",
         action="store_true",
         help="record the passing combinations' figures as the new baseline",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the batches on a Dask cluster: tcp://HOST:8786 (from 'dask scheduler'), or "
+        "local[:N] for N worker processes here (default: $SIMCORE_SCHEDULER, else the local "
+        "process pool; needs simcore[distributed])",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard_arg,
+        metavar="I/N",
+        help="run only the I-th of N parts of the selected combinations, balanced by the "
+        "baseline's expected cost (CI sharding); join the JSON files with "
+        "'simcore report --merge'",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_validate)

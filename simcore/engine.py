@@ -49,7 +49,9 @@ from unicorn import arm_const
 from simcore import memory as mem
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
+from simcore.cycles.callgraph import Counts, DetailedProfile
 from simcore.cycles.classify import disassembler
+from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
@@ -76,8 +78,9 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
-from simcore.results import RunResult, StopReason, TraceRecord
+from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
+from simcore.traces import elf_manifest
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +221,10 @@ class RunOptions:
     cycles: bool = True
     memory_model: MemoryModel = MemoryModel.MODELED
     profile_limit: int | None = 50
+    #: Compute the detailed profile (inclusive cycles, calls, lines, loops) after the run.
+    profile_detail: bool = False
+    #: Limit the detailed profile to this sample (between its begin and end marks).
+    profile_sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -570,6 +577,11 @@ class _Run:
         self.sample_index = 0
         #: (sample index, begin?, cycles, instructions) at each sample hook.
         self.sample_marks: list[tuple[int, bool, int, int]] = []
+        #: Every sample hook and layer mark in run order: (kind, index or layer id,
+        #: cycles, instructions), kind "begin", "end" or "layer".
+        self.marks: list[tuple[str, int, int, int]] = []
+        #: Block counts at the begin and end of ``options.profile_sample``.
+        self.sample_counts: tuple[Counts, Counts | None] | None = None
         self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
@@ -715,9 +727,24 @@ class _Run:
             return ret - 4
         return None
 
+    def _mark(self, kind: str, index: int) -> None:
+        """Record the cycles and instructions before the hooked call's first instruction."""
+        if self.model is not None:
+            pc = self.m.reg("pc")
+            self.marks.append(
+                (kind, index, self.model.cycles_at(pc), self.model.accounting.instructions_at(pc))
+            )
+
+    def _on_layer(self) -> None:
+        """``simcore_layer(id)``: a per-layer mark without data."""
+        self._mark("layer", self.m.reg("r0"))
+
     def _on_trace(self) -> None:
         m = self.m
         layer, ptr, nbytes = m.reg("r0"), m.reg("r1"), m.reg("r2")
+        self._mark("layer", layer)
+        if not self.opt.trace:
+            return
         try:
             data = m.read(ptr, nbytes)
             self.trace_bytes += nbytes
@@ -744,6 +771,15 @@ class _Run:
             pc = self.m.reg("pc")
             cycles, insns = self.model.cycles_at(pc), self.model.accounting.instructions_at(pc)
             self.sample_marks.append((index, begin, cycles, insns))
+            self.marks.append(("begin" if begin else "end", index, cycles, insns))
+            if self.opt.profile_sample == index and self.opt.profile_detail:
+                snapshot = [
+                    (s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()
+                ]
+                if begin:
+                    self.sample_counts = (snapshot, None)
+                elif self.sample_counts is not None and self.sample_counts[1] is None:
+                    self.sample_counts = (self.sample_counts[0], snapshot)
 
     def _on_sbrk(self) -> None:
         increment = _signed(self.m.reg("r0"))
@@ -1170,7 +1206,8 @@ class _Run:
                     address=address,
                     access=kind,
                     **m.at(pc),
-                    hint="reduce stack use (large locals, recursion) or raise STACK_SIZE",
+                    hint="reduce stack use (large locals, recursion) or build with a larger "
+                    "--stack-size",
                 )
             if kind == "fetch":
                 return self._jump_fault(address)
@@ -1208,9 +1245,15 @@ class _Run:
             self.sbrk_returns = _returns(img, sbrk.address)
             for address in self.sbrk_returns:
                 self._code_hook(address, self._on_sbrk_return)
+        # Both are layer marks (cycles per layer) whenever cycles are counted; only
+        # --trace copies simcore_trace's bytes. A Python hook per call costs nothing
+        # next to a layer.
         trace = img.symbol("simcore_trace")
-        if self.opt.trace and trace is not None:
+        if trace is not None and (self.opt.trace or self.opt.cycles):
             self._code_hook(trace.address, self._on_trace)
+        layer = img.symbol("simcore_layer")
+        if layer is not None and layer.kind == "func" and self.opt.cycles:
+            self._code_hook(layer.address, self._on_layer)
         for section in img.code_sections:
             for address in _scan(
                 section.data,
@@ -1321,6 +1364,23 @@ class _Run:
             result.notes.append(self.end_note)
         return result
 
+    def _detailed_profile(self) -> DetailedProfile | None:
+        """The detailed profile asked for: of one sample, or of the whole run."""
+        if self.model is None or not self.opt.profile_detail:
+            return None
+        sample = self.opt.profile_sample
+        if sample is None:
+            return self.model.detailed_profile()
+        if self.sample_counts is None or self.sample_counts[1] is None:
+            raise UsageError(
+                f"sample {sample} never ran between simcore_sample_begin({sample}) and "
+                f"simcore_sample_end({sample})",
+                hint=f"give a sample below {self.n_samples}, or profile the whole run",
+            )
+        before, after = self.sample_counts
+        assert after is not None  # checked above
+        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}")
+
     def _fpu_used_while_off(self) -> UsageFault | None:
         """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
 
@@ -1404,6 +1464,7 @@ class _Run:
         cycle_report: dict[str, Any] = {}
         sample_cycles: list[int] = []
         sample_instructions: list[int] = []
+        layer_spans: list[LayerSpan] = []
         if self.model is not None:
             cycle_report = self.model.report(final_pc=pc, profile_limit=self.opt.profile_limit)
             cycles = int(cycle_report["cycles"])
@@ -1411,6 +1472,9 @@ class _Run:
             cycle_report["instructions"] = instructions
             notes.extend(cycle_report.pop("notes", []))
             sample_cycles, sample_instructions = _per_sample(self.sample_marks)
+            layer_spans = per_layer(self.marks)
+        layers = layer_info(elf_manifest(m.image.path)) if layer_spans else {}
+        detail = self._detailed_profile()
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,
@@ -1430,9 +1494,17 @@ class _Run:
             cycles=cycles,
             sample_cycles=sample_cycles,
             sample_instructions=sample_instructions,
+            layer_spans=layer_spans,
+            layer_info=layers,
+            profile_detail=detail,
             cycle_report=cycle_report,
             notes=notes,
         )
+
+
+def _count_diff(before: Counts, after: Counts) -> Counts:
+    """Block counts of what ran between two snapshots."""
+    return [(s, a - b, ae - be) for (s, b, be), (_, a, ae) in zip(before, after, strict=True)]
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
@@ -1513,6 +1585,8 @@ def run_firmware(
     cycles: bool = True,
     memory_model: MemoryModel | str = MemoryModel.MODELED,
     profile_limit: int | None = 50,
+    profile_detail: bool = False,
+    profile_sample: int | None = None,
 ) -> RunResult:
     """Load ``elf`` on ``board``, run it once, and return what it did.
 
@@ -1534,5 +1608,7 @@ def run_firmware(
             cycles=cycles,
             memory_model=MemoryModel(memory_model),
             profile_limit=profile_limit,
+            profile_detail=profile_detail,
+            profile_sample=profile_sample,
         )
     )

@@ -46,17 +46,20 @@ _CORE_NOTES = {
         "Manual (zero wait states)"
     ),
     "cortex-m33": (
-        "proxy: Arm publishes no per-instruction timing for the M33, so the Cortex-M4 "
-        "TRM's table stands in; close, not cycle-exact"
+        "approximate: the M33's own static model fitted to silicon measurements on an "
+        "RP2350 (docs/timing.md); M4 figures where the M33 has none; an estimate, "
+        "not cycle-exact on whole programs"
     ),
     "cortex-m7": (
-        "approximate: a static dual-issue model of the M7 pipeline (TCM at zero wait "
-        "states, branches predicted); treat as an estimate"
+        "approximate: a static dual-issue model of the M7 pipeline fitted to silicon "
+        "measurements on an STM32H743 (docs/timing.md; TCM at zero wait states, "
+        "branches predicted); an estimate"
     ),
 }
 _TAG_NOTES = {
     "exact": "exact: per-instruction timings from the core's Technical Reference Manual",
     "proxy": "proxy: another core's published timings stand in for this one",
+    "measured": "measured: third-party measurements on silicon (DWT cycle counts)",
     "approximate": "approximate: a model of the pipeline; treat as an estimate",
 }
 
@@ -164,6 +167,9 @@ _SCHEMA: dict[str, Any] = {
     "failures": [(str,)], "regressions": [(str,)], "baseline_notes": [(str,)],
     "mismatches": [{"sample": _NUMBER, "got": [_NUMBER], "want": [_NUMBER]}],
     "profile": [{"function": (str,), "cycles_per_inference": _NUMBER, "share": _NUMBER}],
+    "layers": [{"layer": _NUMBER, "name": (str,), "kind": (str,), "macs": _NUMBER,
+                "cycles_per_inference": _NUMBER, "instructions_per_inference": _NUMBER,
+                "share": _NUMBER, "cycles_per_mac": _NUMBER}],
     "cycles": {"mean": _NUMBER, "median": _NUMBER, "min": _NUMBER, "max": _NUMBER},
     "cycle_model": {"core": (str,), "exactness": (str,)},
     "memory": {"flash": _USAGE, "static_ram": _USAGE, "stack_peak": _USAGE,
@@ -277,6 +283,7 @@ def run_as_result(run: dict[str, Any]) -> Result:
         "clock_hz": run.get("clock_hz"),
         "cycle_model": model,
         "profile": profile,
+        "layers": listed("layers"),
         "memory": run.get("memory"),
         "baseline_notes": [str(n) for n in listed("notes")],
     }
@@ -757,6 +764,68 @@ def _profile_chart(model: str, fmt: str, rows: Sequence[Result]) -> str:
     )
 
 
+# -- table: cycles per layer -----------------------------------------------------
+
+
+def _layer_rows(result: Result) -> dict[int, dict[str, Any]]:
+    return {
+        int(e["layer"]): e
+        for e in result.get("layers") or []
+        if isinstance(e, dict) and _num(e.get("layer")) is not None
+    }
+
+
+def _layers_table(rows: Sequence[Result]) -> str:
+    """Layers down, boards across: cycles per inference, share (as a bar) and cycles/MAC."""
+    per_board = [(str(r["board"]), _layer_rows(r)) for r in rows]
+    per_board = [(b, layers) for b, layers in per_board if layers]
+    if not per_board:
+        return (
+            '<p class="empty">No layer marks in these results (the firmware calls neither '
+            "simcore_layer nor simcore_trace).</p>"
+        )
+    ids = sorted({i for _, layers in per_board for i in layers}, key=lambda i: (i < 0, i))
+    head = "".join(f'<th colspan="2">{_e(b)}</th>' for b, _ in per_board)
+    sub = "".join("<th>cycles · share</th><th>cycles/MAC</th>" for _ in per_board)
+    body = []
+    for lid in ids:
+        first = next(layers[lid] for _, layers in per_board if lid in layers)
+        name = "after last layer" if lid < 0 else str(first.get("name") or "")
+        macs = _num(first.get("macs"))
+        cells = [
+            f"<td>{'rest' if lid < 0 else lid}</td><td>{_e(name)}</td>"
+            f"<td>{_e(first.get('kind') or '')}</td>"
+            f'<td class="num">{_fmt_count(macs) if macs else "-"}</td>'
+        ]
+        for board, layers in per_board:
+            entry = layers.get(lid)
+            if entry is None:
+                cells.append('<td class="muted" colspan="2">-</td>')
+                continue
+            cycles = _num(entry.get("cycles_per_inference")) or 0.0
+            share = _num(entry.get("share")) or 0.0
+            cpm = _num(entry.get("cycles_per_mac"))
+            tip = f"{board}: layer {lid} {name}: {cycles:,.0f} cycles per inference ({share:.1%})"
+            bar = (
+                f'<svg class="membar" xmlns="http://www.w3.org/2000/svg" width="100" height="7" '
+                f'viewBox="0 0 100 7"><title>{_e(tip)}</title>'
+                f'<rect x="0" y="0" width="100" height="7" fill="#eee"/>'
+                f'<rect x="0" y="0" width="{max(share * 100, 0.5):.1f}" height="7" '
+                f'fill="#4e79a7"/></svg>'
+            )
+            cells.append(
+                f'<td class="num" title="{_e(tip)}">{cycles:,.0f} <span class="pct">'
+                f"{share:.1%}</span><br/>{bar}</td>"
+                f'<td class="num">{f"{cpm:.2f}" if cpm else "-"}</td>'
+            )
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<table class="layers"><thead><tr><th rowspan="2">layer</th><th rowspan="2">name</th>'
+        f'<th rowspan="2">kind</th><th rowspan="2">MACs</th>{head}</tr><tr>{sub}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 # -- chart 3: confusion matrices -------------------------------------------------
 
 
@@ -1108,7 +1177,21 @@ def render_html(
     parts.append(_cycle_model_notes(results))
     parts.append(_cycles_chart(results, board_colours))
 
-    parts.append("<h2>Cycles per function (per layer)</h2>")
+    parts.append("<h2>Cycles per layer</h2>")
+    parts.append(
+        '<p class="caption">Cycles of one inference per layer (mean over the samples), '
+        "measured between the firmware's layer marks (simcore_layer in release builds, "
+        "simcore_trace in trace builds): layer N runs from the previous mark to its own, so "
+        "the layers add up to the inference; each mark's own call (a few cycles) is inside "
+        "the layer after it. MACs come from the build manifest; cycles/MAC is the layer's "
+        "cycles over its multiply-accumulates. 'rest' is the code after the last mark "
+        "(copying the output out).</p>"
+    )
+    for (model, fmt), rows in groups.items():
+        parts.append(f"<h3>{_e(model)} · {_e(fmt)}</h3>")
+        parts.append(_layers_table(rows))
+
+    parts.append("<h2>Cycles per function</h2>")
     parts.append(
         '<p class="caption">The generated firmware has one kernel function per layer type, so '
         "this is where each inference's cycles go. Each bar is one board's inference, split "
@@ -1169,13 +1252,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--title", default=DEFAULT_TITLE, help="the HTML report's title")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="the files are the shards of one 'simcore validate --shard I/N' run: check that "
+        "every shard is there, join them in the unsharded run's order, and exit with the "
+        "run's gate verdict (0 all pass, 1 a failure or regression or a missing result)",
+    )
+    p.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="with --merge: write the merged results"
+    )
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.json is not None and not args.merge:
+        raise UsageError("--json writes merged results: use it with --merge")
+    if args.merge:
+        return _merge_report(args)
     results, meta = load_reports(args.results)
     sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
     if args.html:
         write_html(results, args.html, title=args.title, meta=meta)
         sys.stdout.write(f"report: {args.html}\n")
     return 0
+
+
+def _merge_report(args: argparse.Namespace) -> int:
+    """``report --merge``: one document, table, report and verdict from a run's shards."""
+    from simcore.outputs import check_writable, write_output
+    from simcore.shard import merge
+
+    for path, what in ((args.json, "merged results"), (args.html, "HTML report")):
+        if path is not None:
+            check_writable(path, what=what)
+    documents = []
+    for path in args.results:
+        rows, meta = _load(path)
+        documents.append((path, {"version": RESULTS_VERSION, "meta": meta, "results": rows}))
+    merged = merge(documents)
+    results, meta = merged["results"], merged["meta"]
+    sys.stdout.write(summary_table(results, markdown=args.markdown) + "\n")
+    if args.json:
+        write_output(args.json, json.dumps(merged, indent=1) + "\n", what="merged results")
+        sys.stdout.write(f"results: {args.json}\n")
+    if args.html:
+        write_html(results, args.html, title=args.title, meta=meta)
+        sys.stdout.write(f"report: {args.html}\n")
+    if meta.get("partial"):
+        sys.stderr.write(f"simcore: incomplete: {meta['interrupted']}\n")
+        return 1
+    return 0 if all(status(r) == "PASS" for r in results) else 1

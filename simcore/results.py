@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcore.memory import MemoryReport
+
+if TYPE_CHECKING:
+    from simcore.cycles.callgraph import DetailedProfile
 
 
 class StopReason(Enum):
@@ -24,6 +27,26 @@ class TraceRecord:
     sample_index: int
     layer_id: int
     data: bytes
+
+
+@dataclass(frozen=True)
+class LayerSpan:
+    """Cycles and instructions of one layer in one sample, between two marks.
+
+    Layer ``N``'s span runs from the previous mark (``simcore_sample_begin`` or the
+    previous layer's mark) to the entry of its own mark (``simcore_layer(N)`` or
+    ``simcore_trace(N, ...)``); ``layer_id`` :data:`AFTER_LAST_LAYER` is the stretch
+    from the last mark to ``simcore_sample_end`` (copying the output out).
+    """
+
+    sample_index: int
+    layer_id: int
+    cycles: int
+    instructions: int
+
+
+#: ``LayerSpan.layer_id`` of the code after a sample's last layer mark.
+AFTER_LAST_LAYER = -1
 
 
 @dataclass
@@ -49,6 +72,12 @@ class RunResult:
     #: Per sample, between simcore_sample_begin(i) and simcore_sample_end(i).
     sample_cycles: list[int] = field(default_factory=list)
     sample_instructions: list[int] = field(default_factory=list)
+    #: Per sample and layer, from the layer marks (empty without marks or cycles).
+    layer_spans: list[LayerSpan] = field(default_factory=list)
+    #: Name, kind and MACs per layer id, from the build manifest when it is the ELF's.
+    layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Inclusive/exclusive cycles, calls, lines and loops, when asked for (run --profile).
+    profile_detail: DetailedProfile | None = None
     #: The cycle model's report: cycles, seconds_at_clock, cycle_model, cache, profile.
     cycle_report: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -56,6 +85,13 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.exit_code in (0, None) and self.stop_reason is not StopReason.BKPT
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Cycles, instructions, share and MACs per layer per inference (see
+        :func:`simcore.cycles.layers.layer_table`); empty without layer marks."""
+        from simcore.cycles.layers import layer_table
+
+        return layer_table(self.layer_spans, self.layer_info) if self.layer_spans else []
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (outputs as hex, traces summarised)."""
@@ -75,6 +111,10 @@ class RunResult:
             "cycles": self.cycles,
             "sample_cycles": self.sample_cycles,
             "sample_instructions": self.sample_instructions,
+            "layers": self.layers(),
+            "profile_detail": None
+            if self.profile_detail is None
+            else self.profile_detail.as_dict(),
             "memory": self.memory.as_dict(),
             "wall_seconds": round(self.wall_seconds, 6),
             "traces": [

@@ -20,7 +20,15 @@ from pathlib import Path
 
 from simcore import paths
 from simcore.boards import BoardSpec
-from simcore.errors import ToolchainError
+from simcore.errors import ToolchainError, UsageError
+from simcore.linker import (
+    LinkLayout,
+    LinkOptions,
+    check_placed,
+    explain_overflow,
+    resolve,
+    write_script,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +37,8 @@ GXX = "arm-none-eabi-g++"
 #: Source suffixes compiled as C++ (with GXX; libstdc++ is then linked).
 CXX_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".c++", ".C"})
 
-#: The firmware tree: C runtime, startup, linker scripts (:data:`simcore.paths.FIRMWARE_DIR`).
+#: The firmware tree: C runtime, startup, linker script templates
+#: (:data:`simcore.paths.FIRMWARE_DIR`).
 FIRMWARE_DIR = paths.FIRMWARE_DIR
 INCLUDE_DIR = FIRMWARE_DIR / "include"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
@@ -112,6 +121,10 @@ class BuildResult:
     compiler_version: str
     #: Commands run before ``command``: one per C++ source (C sources compile in it).
     compile_commands: tuple[tuple[str, ...], ...] = ()
+    #: The linker script used: generated beside the ELF, or the caller's own.
+    script: Path | None = None
+    #: The placement of a generated script (None with the caller's own script).
+    layout: LinkLayout | None = None
 
 
 HAVE_GCC = shutil.which(GCC) is not None
@@ -157,18 +170,6 @@ def target_flags(board: BoardSpec) -> tuple[str, ...]:
         raise ToolchainError(f"no compiler flags for core {board.core.name}") from None
 
 
-def linker_script(board: BoardSpec) -> Path:
-    script = LD_DIR / f"{board.name}.ld"
-    if not script.exists():
-        raise ToolchainError(
-            f"no linker script for board {board.name} ({script})",
-            hint="pass your own with build --ld my.ld: it defines the FLASH, CODE and RAM "
-            "regions, HEAP_SIZE and STACK_SIZE and INCLUDEs common.ld, like "
-            "firmware_builds/ld/rp2040.ld",
-        )
-    return script
-
-
 def build_elf(
     sources: list[Path],
     board: BoardSpec,
@@ -180,18 +181,28 @@ def build_elf(
     extra_cflags: tuple[str, ...] = (),
     script: Path | None = None,
     libs: tuple[str, ...] = (),
+    link: LinkOptions | None = None,
 ) -> BuildResult:
     """Compile and link ``sources`` plus the runtime into ``out_elf`` for ``board``.
 
     Sources ending in .cpp/.cc/.cxx are C++: each is compiled by
     arm-none-eabi-g++ (:data:`COMMON_CXXFLAGS`), and libstdc++ is linked.
 
-    ``script`` replaces the board's linker script (e.g. for a peer emulator's
-    memory map); ``libs`` are linked after the objects (``("m",)`` for libm).
+    The linker script is generated from the board's ``[link]`` defaults with
+    ``link``'s overrides (:mod:`simcore.linker`) and written beside the ELF
+    (``out_elf`` with the suffix ``.ld``). ``script`` replaces it with a script
+    of the caller's own (e.g. for a peer emulator's memory map; ``link`` must
+    then be empty); ``libs`` are linked after the objects (``("m",)`` for libm).
     The compiler runs in the output folder: relative paths in the arguments
     are made absolute first, but paths inside ``extra_cflags`` must already
-    be. Raises ToolchainError carrying the compiler's own message.
+    be. Raises ToolchainError carrying the compiler's own message, or for a
+    region overflow, the region, the excess and the option that makes room.
     """
+    if script is not None and link is not None and link.given():
+        raise UsageError(
+            "a linker script of your own and link options cannot be combined",
+            hint="drop --ld, or set the sizes and regions in your script",
+        )
     gcc = find_gcc()
     # Absolute paths, since the compiler runs in the output folder; resolved
     # there so the prefix map matches whatever path the compiler sees for it.
@@ -199,6 +210,10 @@ def build_elf(
     out_elf.parent.mkdir(parents=True, exist_ok=True)
     workdir = out_elf.parent.resolve()
     map_file = out_elf.with_suffix(".map")
+    layout = None
+    if script is None:
+        layout = resolve(board, link)
+        script = write_script(layout, out_elf.with_suffix(".ld"))
     # The linker writes beside the targets and the results are renamed into place, so
     # a concurrent reader (another validate) never sees a half-written ELF.
     tmp_elf = out_elf.with_name(f".{out_elf.stem}.{os.getpid()}.{threading.get_ident()}.elf")
@@ -235,7 +250,7 @@ def build_elf(
         *(str(s) for s in c_sources),
         *(str(o) for o in objects),
         f"-L{LD_DIR}",
-        f"-T{(script or linker_script(board)).absolute()}",
+        f"-T{script.absolute()}",
         *COMMON_LDFLAGS,
         *(f"-l{lib}" for lib in libs),
         *((_libstdcxx(extra_cflags), "-lm") if gxx else ()),
@@ -252,6 +267,12 @@ def build_elf(
                 step, capture_output=True, text=True, env=env, cwd=workdir, check=False
             )
             if proc.returncode != 0:
+                overflow = explain_overflow(proc.stderr, layout)
+                if overflow is not None:
+                    raise ToolchainError(
+                        f"building {out_elf.name} for {board.name} failed: {overflow.message}",
+                        hint=overflow.hint,
+                    )
                 first = next(
                     (
                         ln
@@ -261,6 +282,11 @@ def build_elf(
                     proc.stderr.strip(),
                 )
                 raise ToolchainError(f"building {out_elf.name} for {board.name} failed: {first}")
+        if layout is not None and layout.place:
+            from simcore.elf import load_elf
+
+            image = load_elf(tmp_elf)
+            check_placed(layout, {n: (sym.address, sym.kind) for n, sym in image.symbols.items()})
         tmp_map.replace(map_file)
         tmp_elf.replace(out_elf)
     finally:
@@ -275,4 +301,6 @@ def build_elf(
         command=tuple(cmd),
         compiler_version=compiler_version(),
         compile_commands=tuple(tuple(c) for c in compile_cmds),
+        script=script.absolute(),
+        layout=layout,
     )

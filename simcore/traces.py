@@ -39,7 +39,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
 }
 
 
-def _manifest(elf: Path) -> dict[str, Any]:
+def elf_manifest(elf: Path) -> dict[str, Any]:
     """The build manifest of ``elf`` if it is that ELF's, else {}."""
     try:
         data = json.loads(elf.with_suffix(".json").read_text())
@@ -54,7 +54,7 @@ def traces_to_arrays(
     elf: Path, traces: list[TraceRecord]
 ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     """Arrays per traced layer (shaped and typed from the manifest when it has the layer)."""
-    manifest = _manifest(elf)
+    manifest = elf_manifest(elf)
     fmt = manifest.get("format")
     dtype: np.dtype[Any] = np.dtype("u1")
     if isinstance(fmt, str) and fmt in DTYPES:

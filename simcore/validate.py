@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +40,7 @@ from simcore.elf import ElfImage, load_elf
 from simcore.errors import EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 from simcore.limits import Limits
+from simcore.results import LayerSpan
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,9 @@ class BatchResult:
     wall_seconds: float
     #: The run's MemoryReport.as_dict(): per-region figures and harness buffers.
     memory: dict[str, Any] = field(default_factory=dict)
+    #: Per sample (indices within the batch) and layer, from the firmware's layer marks.
+    layer_spans: list[LayerSpan] = field(default_factory=list)
+    layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 #: ELF images parsed in this (worker) process, by path, modification time and size:
@@ -225,6 +229,8 @@ def _run_batch(
         stack_peak_bytes=result.memory.stack_peak.used_bytes,
         wall_seconds=result.wall_seconds,
         memory=result.memory.as_dict(),
+        layer_spans=result.layer_spans,
+        layer_info=result.layer_info,
     )
 
 
@@ -279,7 +285,12 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
         forced = "" if combo.sparse == "auto" else f"-sparse-{combo.sparse}"
         elf = out_dir() / board.name / f"{golden.name}-{combo.fmt}{forced}.elf"
         manifest = read_manifest(elf)
-        if not elf.exists() or _manifest_sha(manifest) != want_sha or _stale(elf):
+        if (
+            not elf.exists()
+            or _manifest_sha(manifest) != want_sha
+            or _stale(elf)
+            or _placed_otherwise(manifest, board)
+        ):
             model = load_model(golden.name, model_file, combo.fmt)
             build = build_model_firmware(model, combo.fmt, board, sparse=combo.sparse)
             elf, manifest, built = build.elf, build.manifest, True
@@ -322,6 +333,22 @@ def _stale(elf: Path) -> bool:
     ]
     built = elf.stat().st_mtime
     return any(src.stat().st_mtime > built for src in sources if src.exists())
+
+
+def _placed_otherwise(manifest: dict[str, Any], board: BoardSpec) -> bool:
+    """Whether the firmware was linked with another placement than the board's defaults.
+
+    ``simcore build --stack-size 16K`` (or ``--ld``) writes to the same file a
+    default build does; validate rebuilds rather than compare that one with the
+    baseline. A manifest from before placements were recorded used the defaults.
+    """
+    from simcore.linker import resolve
+
+    link = manifest.get("link")
+    if not isinstance(link, dict):
+        return False
+    placement = {k: v for k, v in link.items() if k not in ("script", "generated")}
+    return link.get("generated") is not True or placement != resolve(board).options()
 
 
 def _manifest_sha(manifest: dict[str, Any]) -> str | None:
@@ -421,6 +448,9 @@ class Validation:
     error_exit_code: int = 1
     #: The manifest's ``variant`` (trace, portable, injected mistakes), when it has one.
     firmware_variant: dict[str, Any] = field(default_factory=dict)
+    #: Cycles, instructions, share and MACs per layer per inference, from the
+    #: firmware's layer marks (:func:`simcore.cycles.layers.layer_table`).
+    layers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -490,6 +520,7 @@ class Validation:
             "clock_hz": self.clock_hz,
             "cycle_model": self.cycle_model,
             "profile": self.profile,
+            "layers": self.layers,
             "memory": self.memory,
             "mismatches": self.mismatches,
             "emulation_seconds": round(self.emulation_seconds, 3),
@@ -591,8 +622,13 @@ def validate_many(
     jobs: int = 1,
     progress: bool = False,
     limits: BatchLimits | None = None,
+    scheduler: str | None = None,
 ) -> list[Validation]:
     """Validate several combinations, their batches spread over ``jobs`` processes.
+
+    ``scheduler`` sends the batches to a Dask cluster instead (a scheduler's
+    address, or ``local[:N]``; see :mod:`simcore.distributed`); the results are
+    the same as a local run's.
 
     ``limits`` bound each batch's emulation (default: :class:`Limits`' 300 s,
     so a hanging firmware fails its combination instead of hanging the run).
@@ -627,7 +663,13 @@ def validate_many(
     # A worker per batch at most: --jobs 64 for one batch starts one process, not 64.
     jobs = max(1, min(jobs, sum(len(p.batches) for _, p in runnable), MAX_JOBS))
     bar = Progress(total, f"validating {len(runnable)} combination(s)") if progress else None
-    runner = _BatchRunner(jobs, limits, bar)
+    runner: _BatchRunner
+    if scheduler is not None:
+        from simcore.distributed import DaskBatchRunner
+
+        runner = DaskBatchRunner(scheduler, jobs, limits, bar)
+    else:
+        runner = _BatchRunner(jobs, limits, bar)
     try:
         runner.run([(i, p.batches) for i, p in runnable])
     except KeyboardInterrupt:
@@ -910,7 +952,18 @@ def _judge(
         emulation_seconds=wall,
         built=fw.built,
         firmware_variant=dict(fw.manifest.get("variant") or {}),
+        layers=_layers(batches),
     )
+
+
+def _layers(batches: list[BatchResult]) -> list[dict[str, Any]]:
+    """Cycles per layer over all batches (sample indices made global)."""
+    from simcore.cycles.layers import layer_table
+
+    spans = [
+        replace(s, sample_index=s.sample_index + b.start) for b in batches for s in b.layer_spans
+    ]
+    return layer_table(spans, batches[0].layer_info) if spans else []
 
 
 def _memory(batches: list[BatchResult], board: BoardSpec) -> dict[str, Any]:

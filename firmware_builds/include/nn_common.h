@@ -71,9 +71,13 @@ typedef struct {
     const uint8_t *gaps;
 } nn_sparse_t;
 
-/* Per-layer trace in --trace builds only: release builds carry no call. */
-#ifdef SIMCORE_TRACE
+/* After each layer: simcore_trace (its output bytes) in --trace builds, a
+ * data-free simcore_layer mark (cycles per layer) in release builds, nothing
+ * with -DSIMCORE_NO_MARKS. */
+#if defined(SIMCORE_TRACE)
 #define NN_TRACE(layer_id, ptr, nbytes) simcore_trace((layer_id), (ptr), (nbytes))
+#elif !defined(SIMCORE_NO_MARKS)
+#define NN_TRACE(layer_id, ptr, nbytes) simcore_layer((layer_id))
 #else
 #define NN_TRACE(layer_id, ptr, nbytes) ((void)0)
 #endif

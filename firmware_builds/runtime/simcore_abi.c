@@ -14,6 +14,11 @@ __attribute__((noinline, used)) void simcore_trace(uint32_t layer_id, const void
     __asm volatile("" : : "r"(layer_id), "r"(ptr), "r"(nbytes) : "memory");
 }
 
+__attribute__((noinline, used)) void simcore_layer(uint32_t layer_id)
+{
+    __asm volatile("" : : "r"(layer_id) : "memory");
+}
+
 __attribute__((noinline, used)) void simcore_sample_begin(uint32_t index)
 {
     __asm volatile("" : : "r"(index) : "memory");

@@ -9,13 +9,13 @@ instruction) add :data:`UNKNOWN_COST` to the cost prefix: a block containing one
 costs at least that much, which the C hook detects with a single compare.
 
 Context-dependent costs are computed statically between address-consecutive
-instructions, as if execution always fell through from the previous address:
-
-- M33 (M4 proxy): a load that directly follows an independent single load costs
-  ``pipelined_cycles``; a result used by the next instruction before ``latency``
-  cycles stalls (FPU +1);
-- M7: greedy in-order dual issue of address-consecutive pairs (table rules), and
-  stalls on load-use and FPU latencies via a register scoreboard.
+instructions, as if execution always fell through from the previous address. The
+scheduler issues in order; each register a consumer reads has a role (address,
+early/inline-shifted, multiplicand, accumulator, store data, flags, or normal), and
+the producer's row gives its latency to that role. On dual-issue cores (M7, M33) two
+consecutive instructions pair when the table's slot, unit and operand rules allow
+(see the header of data/timing/cortex-m7.toml and docs/timing.md). The M0+ table is
+scalar with no latencies, so its costs are the table's cycles.
 
 The scoreboard and pairing restart (all registers ready, no open issue slot) at the
 start of a Thumb segment, after an unknown halfword, after any instruction that
@@ -76,9 +76,64 @@ _LIST_WITH_BASE = frozenset(
 _LIST_NO_BASE = frozenset(
     {arm_const.ARM_INS_PUSH, arm_const.ARM_INS_POP, arm_const.ARM_INS_VPUSH, arm_const.ARM_INS_VPOP}
 )
-_SHIFT_IDS = frozenset(
-    {arm_const.ARM_INS_LSL, arm_const.ARM_INS_LSR, arm_const.ARM_INS_ASR, arm_const.ARM_INS_ROR}
+_LIST_LOADS = frozenset(
+    {
+        arm_const.ARM_INS_LDM,
+        arm_const.ARM_INS_LDMDB,
+        arm_const.ARM_INS_POP,
+        arm_const.ARM_INS_VLDMIA,
+        arm_const.ARM_INS_VLDMDB,
+        arm_const.ARM_INS_VPOP,
+    }
 )
+_WRITE_ONLY = 2  # capstone CS_AC_WRITE without CS_AC_READ
+_FLAG_REGS = frozenset(
+    {arm_const.ARM_REG_CPSR, arm_const.ARM_REG_APSR, arm_const.ARM_REG_APSR_NZCV}
+)
+
+
+def _ids(*names: str) -> frozenset[int]:
+    return frozenset(getattr(arm_const, f"ARM_INS_{n}") for n in names)
+
+
+_STORE_IDS = _ids(
+    "STR", "STRB", "STRH", "STRD", "STRT", "STRBT", "STRHT", "STREX", "STREXB", "STREXH",
+    "STL", "STLB", "STLH", "STLEX", "STLEXB", "STLEXH", "VSTR",
+)  # fmt: skip
+#: Accumulator operands (indices into capstone's operand list) per instruction: the
+#: ISA's own operand table, because capstone reports RdLo/RdHi of the long
+#: multiply-accumulates as write-only and the accumulator of MLA as a plain source.
+ACCUMULATOR_OPERANDS: dict[int, tuple[int, ...]] = {
+    **dict.fromkeys(
+        _ids(
+            "MLA", "MLS", "SMLABB", "SMLABT", "SMLATB", "SMLATT", "SMLAWB", "SMLAWT",
+            "SMLAD", "SMLADX", "SMLSD", "SMLSDX", "SMMLA", "SMMLAR", "SMMLS", "SMMLSR",
+            "USADA8",
+        ),
+        (3,),
+    ),
+    **dict.fromkeys(
+        _ids(
+            "SMLAL", "UMLAL", "UMAAL", "SMLALBB", "SMLALBT", "SMLALTB", "SMLALTT",
+            "SMLALD", "SMLALDX", "SMLSLD", "SMLSLDX",
+        ),
+        (0, 1),
+    ),
+    **dict.fromkeys(_ids("SXTAB", "SXTAH", "UXTAB", "UXTAH", "SXTAB16", "UXTAB16"), (1,)),
+    **dict.fromkeys(
+        _ids("VMLA", "VMLS", "VNMLA", "VNMLS", "VFMA", "VFMS", "VFNMA", "VFNMS"), (0,)
+    ),
+    **dict.fromkeys(_ids("MOVT"), (0,)),
+}  # fmt: skip
+#: Integer multiplies: their non-accumulator sources are read as multiplicands ("mul").
+_MULTIPLY_IDS = _ids(
+    "MUL", "MLA", "MLS", "SMULL", "UMULL", "SMLAL", "UMLAL", "UMAAL",
+    "SMULBB", "SMULBT", "SMULTB", "SMULTT", "SMULWB", "SMULWT", "SMUAD", "SMUADX",
+    "SMUSD", "SMUSDX", "SMMUL", "SMMULR", "SMLABB", "SMLABT", "SMLATB", "SMLATT",
+    "SMLAWB", "SMLAWT", "SMLAD", "SMLADX", "SMLSD", "SMLSDX", "SMMLA", "SMMLAR",
+    "SMMLS", "SMMLSR", "SMLALBB", "SMLALBT", "SMLALTB", "SMLALTT", "SMLALD",
+    "SMLALDX", "SMLSLD", "SMLSLDX", "USAD8", "USADA8",
+)  # fmt: skip
 _VECTOR_DATA_NAMES = {v: k for k, v in vars(arm_const).items() if k.startswith("ARM_VECTORDATA_")}
 _REG_ALIASES = {"sb": "r9", "sl": "r10", "fp": "r11", "ip": "r12"}
 
@@ -186,11 +241,25 @@ class _Insn:
     row: TimingRow
     row_number: int
     cycles: int
-    reads: frozenset[str]
+    #: Registers read, by the role they are read in ("normal" or one of tables.ROLES);
+    #: the flags are the pseudo-register "flags", read in the normal role (ready when
+    #: the producer's result is).
+    reads: tuple[tuple[str, frozenset[str]], ...]
     writes: frozenset[str]
+    #: Written base registers (pre/post-indexed addressing): ready after 1 cycle.
+    writeback: frozenset[str]
     shifted: bool
     leaves: bool
     target: int | None
+    #: (base register, byte offset) of a load/store with an immediate offset, else None.
+    memory: tuple[str, int] | None = None
+
+    @property
+    def read_keys(self) -> frozenset[str]:
+        return frozenset(k for _, keys in self.reads for k in keys)
+
+    def reads_as(self, role: str) -> frozenset[str]:
+        return next((keys for r, keys in self.reads if r == role), frozenset())
 
 
 @cache
@@ -260,17 +329,59 @@ def _matches(row: TimingRow, insn: capstone.CsInsn, writes_pc: bool) -> bool:
         precision = "f64" if "F64" in name else "f32"
         if precision != w.precision:
             return False
+    if w.operand2 is not None and operand2_class(insn) not in w.operand2:
+        return False
+    if w.sets_flags is not None and _sets_flags(insn) != w.sets_flags:
+        return False
+    if w.size_bytes is not None and insn.size != w.size_bytes:
+        return False
+    if w.double_regs is not None:
+        double = any(
+            op.type == arm_const.ARM_OP_REG and (insn.reg_name(op.reg) or "").startswith("d")
+            for op in insn.operands
+        )
+        if double != w.double_regs:
+            return False
+    if w.core_regs_written is not None or w.core_regs_read is not None:
+        regs_read, regs_write = insn.regs_access()
+        if w.core_regs_written is not None and _core_count(regs_write) < w.core_regs_written:
+            return False
+        if w.core_regs_read is not None and _core_count(regs_read) < w.core_regs_read:
+            return False
     return w.hint is None or _hint_number(bytes(insn.bytes)) in w.hint
 
 
-def _is_shifted(row: TimingRow, insn: capstone.CsInsn) -> bool:
-    if row.shifted or insn.id in _SHIFT_IDS:
-        return True
-    if insn.id == arm_const.ARM_INS_MOV and insn.size == 4:
-        hw = int.from_bytes(bytes(insn.bytes[:2]), "little")
-        if hw & 0xFBF0 == 0xF240:  # MOVW (T3): a wide immediate
-            return True
-    return any(op.type == arm_const.ARM_OP_REG and op.shift.type != 0 for op in insn.operands)
+def _core_count(regs: Iterable[int]) -> int:
+    return sum(1 for k in _keys(regs) if k[:1] == "r" or k in ("sp", "lr"))
+
+
+def _sets_flags(insn: capstone.CsInsn) -> bool:
+    _, regs_write = insn.regs_access()
+    return bool(insn.update_flags) or any(r in _FLAG_REGS for r in regs_write)
+
+
+def operand2_class(insn: capstone.CsInsn) -> str:
+    """Class of a data-processing instruction's second operand (tables.OPERAND2_CLASSES).
+
+    Immediates are classed from the encoding: a Thumb-2 modified immediate (T1
+    data-processing) whose top bits select a rotation is a shifted constant, one that
+    selects a replicated byte is a pattern; 12/16-bit plain immediates (ADDW, MOVW)
+    and 16-bit encodings are simple.
+    """
+    if any(op.type == arm_const.ARM_OP_REG and op.shift.type != 0 for op in insn.operands):
+        return "shifted_reg"
+    if not any(op.type == arm_const.ARM_OP_IMM for op in insn.operands):
+        return "plain"
+    if insn.size != 4:
+        return "simple"
+    code = bytes(insn.bytes)
+    hw1, hw2 = int.from_bytes(code[:2], "little"), int.from_bytes(code[2:4], "little")
+    if hw1 & 0xFA00 != 0xF000 or hw2 & 0x8000:  # not a modified-immediate encoding
+        return "simple"
+    imm12 = ((hw1 >> 10) & 1) << 11 | ((hw2 >> 12) & 7) << 8 | (hw2 & 0xFF)
+    if imm12 >> 10:
+        return "shifted_const"
+    return "simple" if (imm12 >> 8) == 0 else "pattern"
 
 
 def _lookup(table: TimingTable, insn: capstone.CsInsn) -> tuple[TimingRow, int] | str:
@@ -295,9 +406,51 @@ class _Scheduler:
 
     def reset(self) -> None:
         self.t_next = 0
-        self.ready: dict[str, int] = {}
+        #: register -> (issue cycle of its producer, that producer's row, writeback?)
+        self.ready: dict[str, tuple[int, TimingRow, bool]] = {}
         self.prev: _Insn | None = None
         self.open_slot: tuple[int, _Insn] | None = None  # (issue cycle, older insn)
+        self.fp_mac_at: int | None = None  # issue cycle of the last FP multiply-accumulate
+        self.last_narrow_store: tuple[int, _Insn] | None = None
+
+    def _latency(self, row: TimingRow, role: str, writeback: bool) -> int:
+        if writeback:
+            return 1
+        base = row.latency if row.latency is not None else row.cycles
+        if role == "store" and "store" not in row.role_latency:
+            store = self.table.store_data_latency
+            return base if store is None else store
+        return row.role_latency.get(role, base) if role != "normal" else base
+
+    def ready_time(self, x: _Insn) -> int:
+        """Earliest cycle at which every operand of ``x`` is available in its role."""
+        t = 0
+        for role, keys in x.reads:
+            for k in keys:
+                producer = self.ready.get(k)
+                if producer is not None:
+                    issue, row, wb = producer
+                    t = max(t, issue + self._latency(row, role, wb))
+        return t
+
+    def _earliest(self, x: _Insn) -> int:
+        """Structural limits on the issue cycle of ``x``: FP MAC shadow, store buffer."""
+        t = 0
+        row = x.row
+        if self.fp_mac_at is not None and row.after_fp_mac == "blocked":
+            t = max(t, self.fp_mac_at + self.table.fp_mac_shadow_cycles + 1)
+        if row.repeat_interval and self.last_narrow_store is not None:
+            at, prev = self.last_narrow_store
+            same = (
+                x.memory is not None
+                and prev.memory is not None
+                and x.memory[0] == prev.memory[0]
+                and not prev.writeback
+                and (x.memory[1] >> 2) % 2 == (prev.memory[1] >> 2) % 2
+            )
+            gap = row.repeat_interval_same_bank if same else row.repeat_interval
+            t = max(t, at + gap)
+        return t
 
     def cost(self, x: _Insn) -> int:
         row = x.row
@@ -307,19 +460,21 @@ class _Scheduler:
             row.pipelined_cycles is not None
             and prev is not None
             and prev.row.pipeline_head
-            and not (x.reads & prev.writes)
+            and not (x.read_keys & prev.writes)
         ):
             c = row.pipelined_cycles
-        latency = row.latency if row.latency is not None else c
-        ready_t = max((self.ready.get(r, 0) for r in x.reads), default=0)
+        ready_t = max(self.ready_time(x), self._earliest(x))
         before = self.t_next
         if self.table.dual_issue:
             issue = self._try_pair(x, c, ready_t)
             if issue is None:
                 issue = max(self.t_next, ready_t)
                 end = issue + c
-                pairable = c == 1 and row.issue is not Issue.SINGLE
-                self.open_slot = (issue, x) if pairable else None
+                pairable = row.issue is not Issue.SINGLE and (c == 1 or row.pair_cycle is not None)
+                if self.table.pair_16bit_only and x.size != 2:
+                    pairable = False
+                slot = issue + c - 1 if row.pair_cycle == "last" else issue
+                self.open_slot = (slot, x) if pairable else None
             else:
                 end = issue + 1
                 self.open_slot = None
@@ -328,7 +483,11 @@ class _Scheduler:
             end = issue + c
         self.t_next = max(self.t_next, end)
         for r in x.writes:
-            self.ready[r] = issue + latency
+            self.ready[r] = (issue, row, r in x.writeback)
+        if row.fp_mac:
+            self.fp_mac_at = issue
+        if row.repeat_interval:
+            self.last_narrow_store = (issue, x)
         self.prev = x
         return self.t_next - before
 
@@ -336,17 +495,40 @@ class _Scheduler:
         if self.open_slot is None or c != 1 or x.row.issue is not Issue.DUAL:
             return None
         cycle, older = self.open_slot
-        if ready_t > cycle or x.reads & older.writes or x.writes & older.writes:
+        if ready_t > cycle:
+            return None
+        if self.table.pair_16bit_only and x.size != 2:
+            return None
+        # A register written by both (flags aside) only pairs when the younger merges
+        # into it (MOVW + MOVT).
+        if (x.writes & older.writes) - {"flags"} - x.reads_as("acc"):
+            return None
+        if (
+            self.fp_mac_at is not None
+            and x.row.after_fp_mac == "older_only"
+            and cycle <= self.fp_mac_at + self.table.fp_mac_shadow_cycles
+        ):
+            return None
+        if self.table.load_banks and _same_bank(older, x, self.table.load_banks):
             return None
         use: dict[str, int] = {}
         for insn in (older, x):
-            if insn.row.unit is not None:
-                use[insn.row.unit] = use.get(insn.row.unit, 0) + 1
-            if insn.shifted:
+            for unit in insn.row.units:
+                use[unit] = use.get(unit, 0) + 1
+            if insn.shifted and "shift" not in insn.row.units:
                 use["shift"] = use.get("shift", 0) + 1
         if any(n > self.table.unit_capacity.get(u, 1) for u, n in use.items()):
             return None
         return cycle
+
+
+def _same_bank(a: _Insn, b: _Insn, banks: int) -> bool:
+    """Two loads whose addresses are known relative to one base and fall in one bank."""
+    if "load" not in a.row.units or "load" not in b.row.units:
+        return False
+    if a.memory is None or b.memory is None or a.memory[0] != b.memory[0] or a.writeback:
+        return False
+    return (a.memory[1] >> 2) % banks == (b.memory[1] >> 2) % banks
 
 
 def _thumb_spans(rng: CodeRange, symbols: Sequence[MappingSymbol]) -> list[tuple[int, int, bool]]:
@@ -438,18 +620,107 @@ def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
         or (arm_const.ARM_REG_PC in regs_write and insn.id not in _BRANCH_IDS)
         or (insn.id == arm_const.ARM_INS_B and unconditional)
     )
+    reads, writes, writeback, memory = _operand_roles(insn, row, regs_read, regs_write)
+    words = _words(insn, row.per_register_counts_pc)
+    op2 = operand2_class(insn)
     return _Insn(
         address=insn.address,
         size=insn.size,
         row=row,
         row_number=number,
-        cycles=row.cycles + row.per_register * _words(insn, row.per_register_counts_pc),
-        reads=_keys(regs_read),
-        writes=_keys(regs_write),
-        shifted=_is_shifted(row, insn),
+        cycles=row.cycles + row.per_register * -(-words // row.per_register_divisor),
+        reads=reads,
+        writes=writes,
+        writeback=writeback,
+        shifted=row.shifted or op2 in ("shifted_reg", "shifted_const"),
         leaves=leaves,
         target=target,
+        memory=memory,
     )
+
+
+def _operand_roles(
+    insn: capstone.CsInsn, row: TimingRow, regs_read: Sequence[int], regs_write: Sequence[int]
+) -> tuple[
+    tuple[tuple[str, frozenset[str]], ...], frozenset[str], frozenset[str], tuple[str, int] | None
+]:
+    """Split the registers ``insn`` reads by role and find its written base and address.
+
+    Roles: "address" (base/index of a memory operand or register list), "store" (data
+    stored), "acc" (an accumulator, from :data:`ACCUMULATOR_OPERANDS`: capstone reports
+    RdLo/RdHi of the long MACs as write-only), "early" (an inline shifted register, or
+    every source of a row with ``early_sources``), "mul" (a multiplicand), "normal".
+    """
+    ops = list(insn.operands)
+    reads: dict[str, set[str]] = {}
+    writes = set(_keys(regs_write))
+    claimed: set[str] = set()
+
+    def add(role: str, keys: Iterable[str]) -> None:
+        keys = set(keys)
+        reads.setdefault(role, set()).update(keys)
+        claimed.update(keys)
+
+    memory = None
+    writeback: set[str] = set()
+    for op in ops:
+        if op.type == arm_const.ARM_OP_MEM:
+            base = _keys([op.mem.base]) if op.mem.base else frozenset()
+            index = _keys([op.mem.index]) if op.mem.index else frozenset()
+            add("address", base | index)
+            if insn.writeback:
+                writeback |= base & writes
+            if base and not index and base != {"pc"}:  # literal loads: PC differs per site
+                memory = (next(iter(base)), op.mem.disp)
+    list_op = insn.id in _LIST_WITH_BASE or insn.id in _LIST_NO_BASE
+    if insn.id in _LIST_WITH_BASE and ops and ops[0].type == arm_const.ARM_OP_REG:
+        add("address", _keys([ops[0].reg]))
+        if insn.writeback:
+            writeback |= _keys([ops[0].reg])
+        ops = ops[1:]
+    if insn.id in _LIST_NO_BASE:
+        add("address", {"sp"})
+        writeback.add("sp")
+        writes.add("sp")
+    if list_op:
+        regs = {k for op in ops if op.type == arm_const.ARM_OP_REG for k in _keys([op.reg])}
+        if insn.id in _LIST_LOADS:
+            writes |= regs  # capstone lists VLDM/VPOP destinations as neither read nor written
+        else:
+            add("store", regs)
+    elif insn.id in _STORE_IDS:  # not STREX's status register (written only)
+        data = [op for op in ops if op.type == arm_const.ARM_OP_REG and op.access != _WRITE_ONLY]
+        add("store", {k for op in data for k in _keys([op.reg])})
+    acc = ACCUMULATOR_OPERANDS.get(insn.id, ())
+    add("acc", {k for i in acc if i < len(ops) for k in _keys([ops[i].reg])})
+    for op in ops:
+        if op.type == arm_const.ARM_OP_REG and op.shift.type != 0:
+            add("early", _keys([op.reg]))
+            if op.shift.type >= arm_const.ARM_SFT_ASR_REG:
+                add("early", _keys([op.shift.value]))
+    # Sources capstone omits (UXTAB's Rm): register operands after the destination.
+    sources = set(_keys(regs_read))
+    if not list_op and insn.id not in _STORE_IDS:
+        for i, op in enumerate(ops):
+            if i > 0 and op.type == arm_const.ARM_OP_REG and op.access == 0:
+                sources |= _keys([op.reg])
+    rest = sources - claimed - {"pc"}
+    if row.early_sources:
+        add("early", rest)
+    elif insn.id in _MULTIPLY_IDS:
+        add("mul", rest)
+    else:
+        add("normal", rest)
+    flags_read = any(r in _FLAG_REGS for r in regs_read) or (
+        insn.cc not in (arm_const.ARM_CC_AL, arm_const.ARM_CC_INVALID)
+        and insn.id != arm_const.ARM_INS_IT
+    )
+    if flags_read:
+        reads.setdefault("normal", set()).add("flags")
+    if _sets_flags(insn):
+        writes.add("flags")
+    out = tuple((role, frozenset(keys)) for role, keys in reads.items() if keys)
+    return out, frozenset(writes), frozenset(writeback), memory
 
 
 def classify_range(

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from simcore.boards import BoardSpec
+from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import cycles_by_tag, function_profile
@@ -128,6 +129,25 @@ class CycleModel:
             for e in entries
         ]
         return out if limit is None else out[:limit]
+
+    def detailed_profile(
+        self, counts: Counts | None = None, scope: str = "whole run"
+    ) -> DetailedProfile:
+        """Inclusive and exclusive cycles, calls, lines and loops (:mod:`simcore.cycles.callgraph`)
+        of the whole run, or of ``counts`` (block counts of a part of it)."""
+        symbols = [
+            (s.name, s.address, s.size_bytes)
+            for s in self.image.symbols.values()
+            if s.kind == "func" and s.size_bytes > 0
+        ]
+        return detailed_profile(
+            self.classification,
+            self.accounting.count_arrays() if counts is None else counts,
+            symbols,
+            self.image.line_at,
+            self.image.initial_bytes,
+            scope,
+        )
 
     def report(
         self, *, final_pc: int | None = None, profile_limit: int | None = 50

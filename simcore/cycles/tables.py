@@ -53,8 +53,22 @@ _MODEL_KEYS = {
     "refill_source",
     "thumb32_ids",
     "unit_capacity",
+    "pair_16bit_only",
+    "store_data_latency",
+    "fp_mac_shadow_cycles",
+    "load_banks",
 }
-_MODEL_REQUIRED = _MODEL_KEYS - {"thumb32_ids", "unit_capacity"}
+_MODEL_REQUIRED = _MODEL_KEYS - {
+    "thumb32_ids",
+    "unit_capacity",
+    "pair_16bit_only",
+    "store_data_latency",
+    "fp_mac_shadow_cycles",
+    "load_banks",
+}
+#: Operand roles a consumer reads a register in, each with its own producer latency
+#: (``latency_<role>`` in a row; see classify.py for how operands get their role).
+ROLES = ("early", "address", "mul", "acc", "store")
 _ROW_KEYS = {
     "name",
     "ids",
@@ -63,7 +77,19 @@ _ROW_KEYS = {
     "taken_cycles",
     "per_register",
     "per_register_counts_pc",
+    "per_register_divisor",
     "latency",
+    "latency_early",
+    "latency_address",
+    "latency_mul",
+    "latency_acc",
+    "latency_store",
+    "early_sources",
+    "fp_mac",
+    "after_fp_mac",
+    "repeat_interval",
+    "repeat_interval_same_bank",
+    "pair_cycle",
     "pipeline_head",
     "pipelined_cycles",
     "issue",
@@ -74,7 +100,22 @@ _ROW_KEYS = {
     "note",
 }
 _ROW_REQUIRED = {"name", "ids", "cycles", "tag", "source"}
-_WHEN_KEYS = {"writes_pc", "conditional", "precision", "hint"}
+_WHEN_KEYS = {
+    "writes_pc",
+    "conditional",
+    "precision",
+    "hint",
+    "operand2",
+    "sets_flags",
+    "size_bytes",
+    "double_regs",
+    "core_regs_written",
+    "core_regs_read",
+}
+#: Classes of a data-processing instruction's second operand (jnk0le's operand2 names):
+#: "simple" 8/12-bit immediate, "pattern" 0x00XY00XY-style, "shifted_const" a rotated
+#: 8-bit immediate (0x1fc0), "shifted_reg" an inline shifted register, "plain" otherwise.
+OPERAND2_CLASSES = ("simple", "pattern", "shifted_const", "shifted_reg", "plain")
 
 
 @dataclass(frozen=True)
@@ -85,6 +126,12 @@ class When:
     conditional: bool | None = None
     precision: str | None = None  # "f32" or "f64"
     hint: frozenset[int] | None = None
+    operand2: frozenset[str] | None = None
+    sets_flags: bool | None = None
+    size_bytes: int | None = None
+    double_regs: bool | None = None  # any D register operand
+    core_regs_written: int | None = None  # at least this many r0-r12/sp/lr written
+    core_regs_read: int | None = None  # at least this many read
 
 
 @dataclass(frozen=True)
@@ -99,11 +146,22 @@ class TimingRow:
     taken_cycles: int | None
     per_register: int
     per_register_counts_pc: bool
+    per_register_divisor: int
     latency: int | None
+    #: Latency to a consumer reading the result in a given role (ROLES); absent = latency.
+    role_latency: dict[str, int] = field(hash=False, compare=False)
+    early_sources: bool
+    fp_mac: bool
+    after_fp_mac: str | None  # "blocked" or "older_only"
+    repeat_interval: int
+    repeat_interval_same_bank: int
+    #: For a multi-cycle row: the cycle of it a younger instruction may pair with
+    #: ("first" or "last"); None: only 1-cycle instructions open a pair.
+    pair_cycle: str | None
     pipeline_head: bool
     pipelined_cycles: int | None
     issue: Issue
-    unit: str | None
+    units: tuple[str, ...]
     shifted: bool
     tag: Tag
     source: str
@@ -123,6 +181,10 @@ class TimingTable:
     refill_source: str
     thumb32_ids: frozenset[int] | None
     unit_capacity: dict[str, int] = field(hash=False)
+    pair_16bit_only: bool
+    store_data_latency: int | None
+    fp_mac_shadow_cycles: int
+    load_banks: int
     rows: tuple[TimingRow, ...]
     path: str
     by_id: dict[int, tuple[TimingRow, ...]] = field(hash=False, compare=False, repr=False)
@@ -189,7 +251,25 @@ def _parse_when(where: str, raw: Any) -> When:
         if not isinstance(hint, list) or not all(isinstance(h, int) for h in hint):
             raise _err(where, "hint must be a list of integers")
         hint = frozenset(hint)
+    operand2 = raw.get("operand2")
+    if operand2 is not None:
+        if not isinstance(operand2, list) or not set(operand2) <= set(OPERAND2_CLASSES):
+            raise _err(where, f"operand2 must be a list of {', '.join(OPERAND2_CLASSES)}")
+        operand2 = frozenset(operand2)
+    size = raw.get("size_bytes")
+    if size is not None and size not in (2, 4):
+        raise _err(where, "size_bytes must be 2 or 4")
+
+    def _count(key: str) -> int | None:
+        return None if key not in raw else _int(f"{where}.{key}", raw[key], 1)
+
     return When(
+        operand2=operand2,
+        sets_flags=None if "sets_flags" not in raw else _bool(where, raw["sets_flags"]),
+        size_bytes=size,
+        double_regs=None if "double_regs" not in raw else _bool(where, raw["double_regs"]),
+        core_regs_written=_count("core_regs_written"),
+        core_regs_read=_count("core_regs_read"),
         writes_pc=None if "writes_pc" not in raw else _bool(where, raw["writes_pc"]),
         conditional=None if "conditional" not in raw else _bool(where, raw["conditional"]),
         precision=precision,
@@ -219,13 +299,28 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
         issue = Issue(raw.get("issue", "dual"))
     except ValueError:
         raise _err(where, "issue must be dual, older or single") from None
-    unit = raw.get("unit")
+    unit = raw.get("unit", [])
+    units = (unit,) if isinstance(unit, str) else tuple(unit)
+    if not all(isinstance(u, str) for u in units):
+        raise _err(where, "unit must be a name or a list of names")
     capacity = model.get("unit_capacity", {})
     if model["issue"] == "dual":
-        if unit not in capacity:
-            raise _err(where, f"unit {unit!r} is not in [model].unit_capacity")
-    elif unit is not None or "issue" in raw or "shifted" in raw:
+        missing_units = [u for u in units if u not in capacity]
+        if missing_units:
+            raise _err(where, f"unit(s) {missing_units} not in [model].unit_capacity")
+    elif units or "issue" in raw or "shifted" in raw:
         raise _err(where, "issue/unit/shifted only apply to a dual-issue model")
+    role_latency = {
+        role: _int(f"{where}.latency_{role}", raw[f"latency_{role}"])
+        for role in ROLES
+        if f"latency_{role}" in raw
+    }
+    after = raw.get("after_fp_mac")
+    if after not in (None, "blocked", "older_only"):
+        raise _err(where, "after_fp_mac must be blocked or older_only")
+    pair_cycle = raw.get("pair_cycle")
+    if pair_cycle not in (None, "first", "last"):
+        raise _err(where, "pair_cycle must be first or last")
     note = raw.get("note")
     if not isinstance(raw["source"], str) or not raw["source"]:
         raise _err(where, "source must be a non-empty string")
@@ -238,11 +333,23 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
         taken_cycles=taken,
         per_register=_int(f"{where}.per_register", raw.get("per_register", 0)),
         per_register_counts_pc=_bool(where, raw.get("per_register_counts_pc", True)),
+        per_register_divisor=_int(
+            f"{where}.per_register_divisor", raw.get("per_register_divisor", 1), 1
+        ),
         latency=latency,
+        role_latency=role_latency,
+        early_sources=_bool(where, raw.get("early_sources", False)),
+        fp_mac=_bool(where, raw.get("fp_mac", False)),
+        after_fp_mac=after,
+        repeat_interval=_int(f"{where}.repeat_interval", raw.get("repeat_interval", 0)),
+        repeat_interval_same_bank=_int(
+            f"{where}.repeat_interval_same_bank", raw.get("repeat_interval_same_bank", 0)
+        ),
+        pair_cycle=pair_cycle,
         pipeline_head=_bool(where, raw.get("pipeline_head", False)),
         pipelined_cycles=pipelined,
         issue=issue,
-        unit=unit,
+        units=units,
         shifted=_bool(where, raw.get("shifted", False)),
         tag=_tag(f"{where}.tag", raw["tag"]),
         source=raw["source"],
@@ -266,8 +373,9 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
         raise _err(mwhere, "unit_capacity must be a table")
     for unit, n in capacity.items():
         _int(f"{mwhere}.unit_capacity.{unit}", n, 1)
-    if model["issue"] == "dual" and "shift" not in capacity:
-        raise _err(mwhere, "a dual-issue model needs unit_capacity.shift")
+    store_latency = model.get("store_data_latency")
+    if store_latency is not None:
+        _int(f"{mwhere}.store_data_latency", store_latency)
     thumb32 = None
     if "thumb32_ids" in model:
         thumb32 = _insn_ids(f"{mwhere}.thumb32_ids", model["thumb32_ids"])[0]
@@ -293,6 +401,12 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
         refill_source=str(model["refill_source"]),
         thumb32_ids=thumb32,
         unit_capacity=dict(capacity),
+        pair_16bit_only=_bool(mwhere, model.get("pair_16bit_only", False)),
+        store_data_latency=store_latency,
+        fp_mac_shadow_cycles=_int(
+            f"{mwhere}.fp_mac_shadow_cycles", model.get("fp_mac_shadow_cycles", 0)
+        ),
+        load_banks=_int(f"{mwhere}.load_banks", model.get("load_banks", 0)),
         rows=rows,
         path=where,
         by_id={k: tuple(v) for k, v in by_id.items()},

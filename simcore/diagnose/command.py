@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
         help="write the findings as JSON to FILE, or alone: print JSON instead of the report",
     )
     p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the diagnosis as an HTML page, with the error map drawn",
+    )
+    p.add_argument(
         "--static",
         action="store_true",
         help="only scan the ELF's weight arrays against the model (no board, nothing run)",
@@ -142,6 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.samples is not None and args.samples < 1:
         raise UsageError("--samples must be at least 1")
+    if args.html is not None:
+        from simcore.outputs import check_writable
+
+        check_writable(args.html, what="diagnosis page")
     inputs = None
     if args.inputs is not None:
         try:
@@ -176,4 +186,9 @@ def _run(args: argparse.Namespace) -> int:
             from simcore.outputs import write_output
 
             write_output(Path(args.json), data, what="diagnosis")
+    if args.html is not None:
+        from simcore.diagnose.page import render_page
+        from simcore.outputs import write_output
+
+        write_output(args.html, render_page(result), what="diagnosis page")
     return result.exit_code

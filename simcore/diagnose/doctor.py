@@ -28,7 +28,8 @@ import numpy.typing as npt
 from simcore.api import public
 from simcore.boards import BoardSpec, get_board
 from simcore.diagnose import mistakes as mk
-from simcore.diagnose.findings import Diagnosis, Evidence, Fault, LayerCheck, agreement
+from simcore.diagnose.findings import UNITS, Diagnosis, Evidence, Fault, LayerCheck, agreement
+from simcore.diagnose.maps import error_map
 from simcore.diagnose.reference import chain_of, reference_for
 from simcore.diagnose.static import scan, stored_arrays
 from simcore.elf import ElfImage, load_elf
@@ -126,6 +127,8 @@ def static_diagnose(elf: Path | str, model: str | Path, fmt: str) -> Diagnosis:
     )
     if diag.stored_problems:
         diag.verdict = "stored"
+    elif any(f.status == "missing" for f in diag.static):
+        diag.verdict = "static-incomplete"  # never "OK" while arrays were not found
     return diag
 
 
@@ -218,6 +221,9 @@ def diagnose(
             _fault(fmt, chain, consts, checks[i], x_in, traced[i], stored_arrays(image, i, consts))
         )
     diag.verdict = "explained" if all(f.cause for f in diag.faults) else "unexplained"
+    x_first = suspects[0][1]
+    expected = np.stack([evaluate(fmt, chain[k], consts[k], s) for s in x_first])
+    diag.error_map = error_map(fmt, k, chain[k].name, traced[k], expected, UNITS[fmt])
     return diag
 
 

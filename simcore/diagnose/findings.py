@@ -15,12 +15,18 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore.diagnose import mistakes as mk
+from simcore.diagnose.maps import ErrorMap
 from simcore.diagnose.static import StaticFinding
 from simcore.firmware.reference import F32_TOLERANCE
 
 #: Hypotheses listed besides the best one.
 SHOWN_ALTERNATIVES = 4
 UNITS = {"f32": "", "q16": "", "int8": " LSB"}
+#: How to get per-layer checks, for generated and hand-written firmware alike.
+TRACE_HINT = (
+    "build it with simcore build --trace, or in your own firmware call "
+    "simcore_trace(N, output, bytes) after layer N (firmware_builds/include/simcore_abi.h)"
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,17 @@ class Fault:
         best = self.hypotheses[0] if self.hypotheses else None
         return best if best is not None and best.explains else None
 
+    def better(self) -> list[Evidence]:
+        """The hypotheses that fit better than the layer as the model says (fewer
+        mismatched values; as many, with a smaller largest error), closest first."""
+        base = self.baseline.agreement
+        return [
+            h
+            for h in self.hypotheses
+            if (h.agreement.mismatched, h.agreement.max_abs_error)
+            < (base.mismatched, base.max_abs_error)
+        ]
+
     def title(self) -> str:
         c = self.check
         return f"layer {c.index} ({c.name}, {c.kind})"
@@ -132,8 +149,9 @@ class Fault:
             "name": self.check.name,
             "without_mistake": self.baseline.as_dict(),
             "cause": None if self.cause is None else self.cause.as_dict(),
-            "hypotheses": [h.as_dict() for h in self.hypotheses[:shown]],
+            "hypotheses": [h.as_dict() for h in self.better()[:shown]],
             "hypotheses_tested": len(self.hypotheses),
+            "hypotheses_worse_than_unchanged": len(self.hypotheses) - len(self.better()),
         }
 
 
@@ -148,7 +166,8 @@ class Diagnosis:
     samples: int
     reference: str
     #: agrees | explained | unexplained | stored (outputs agree, stored arrays do not) |
-    #: untraced-agrees | untraced-differs | static-agrees (static scan only, nothing run)
+    #: untraced-agrees | untraced-differs | static-agrees (static scan only, nothing run) |
+    #: static-incomplete (static scan only, and some arrays were not found at all)
     verdict: str
     layers: list[LayerCheck]
     #: None when nothing was run (static scan only).
@@ -161,6 +180,8 @@ class Diagnosis:
     faults: list[Fault] = field(default_factory=list)
     static: list[StaticFinding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Per-channel and per-position errors of the first diverging layer, with patterns.
+    error_map: ErrorMap | None = None
 
     @property
     def exit_code(self) -> int:
@@ -185,8 +206,15 @@ class Diagnosis:
         if self.verdict == "agrees":
             return f"no divergence: all {len(self.traced)} traced layers and the outputs agree"
         if self.verdict == "untraced-agrees":
+            return "outputs agree (the firmware traced no layer: " + TRACE_HINT + " to check each)"
+        if self.verdict == "static-incomplete":
+            missing = [f for f in self.static if f.status == "missing"]
             return (
-                "outputs agree (the firmware traced no layer: build it with --trace to check each)"
+                f"{len(missing)} of {len(self.static)} arrays of the model were not found in the "
+                "ELF under any name or candidate layout, so the scan cannot vouch for them (the "
+                "others hold what the model says); a port that computes them at run time, "
+                "stores them in another format or packs them differently needs a run: "
+                f"simcore diagnose without --static, after {TRACE_HINT}"
             )
         if self.verdict == "static-agrees":
             return (
@@ -210,7 +238,7 @@ class Diagnosis:
             assert self.outputs is not None
             return (
                 f"outputs differ in {self.outputs.mismatched} of {self.outputs.total} values, and "
-                "the firmware traced no layer: build it with --trace to find the layer"
+                "the firmware traced no layer: " + TRACE_HINT + " to find the layer"
             )
         d = self.divergent
         if d is None:
@@ -256,6 +284,7 @@ class Diagnosis:
             "cause": None if self.cause is None else self.cause.as_dict(),
             "faults": [f.as_dict(SHOWN_ALTERNATIVES + 1) for f in self.faults],
             "static_scan": [f.as_dict() for f in self.static],
+            "error_map": None if self.error_map is None else self.error_map.as_dict(),
             "notes": self.notes,
         }
 
@@ -268,7 +297,7 @@ class Diagnosis:
                         f"simcore diagnose --static: {self.firmware}",
                         f"  model {self.model} ({self.fmt})",
                         "",
-                        f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
+                        f"{self._head()}: {self.summary()}",
                         *self._render_static(),
                     ]
                 )
@@ -307,14 +336,23 @@ class Diagnosis:
             f"{_fmt(o.max_abs_error):>14}",
             *(f"  note: {n}" for n in self.notes),
             "",
-            f"{'OK' if self.exit_code == 0 else 'DIAGNOSIS'}: {self.summary()}",
+            f"{self._head()}: {self.summary()}",
         ]
         for fault in self.faults:
             if len(self.faults) > 1:
                 lines.append(f"{fault.title()}: {fault.verdict()}")
             lines += self._render_hypotheses(fault)
+        if self.error_map is not None and self.cause is None:
+            # A hypothesis that reproduces the layer says more than its map; the map
+            # stays in --json and --html.
+            lines += self.error_map.render()
         lines += self._render_static()
         return "\n".join(lines) + "\n"
+
+    def _head(self) -> str:
+        if self.verdict == "static-incomplete":
+            return "INCOMPLETE"
+        return "OK" if self.exit_code == 0 else "DIAGNOSIS"
 
     def _render_hypotheses(self, fault: Fault) -> list[str]:
         n = fault.check.index
@@ -357,9 +395,9 @@ class Diagnosis:
                 f"  none of the {len(fault.hypotheses)} hypotheses for this layer reproduces it"
                 + ("" if fault.hypotheses else " (no hypothesis applies to this kind of layer)")
             )
-        shown = [h for h in fault.hypotheses if h is not cause and not h.explains]
+        shown = [h for h in fault.better() if h is not cause and not h.explains]
         if shown:
-            out.append("  closest other hypotheses:")
+            out.append("  closest other hypotheses (each fits better than the layer unchanged):")
             for h in shown[:SHOWN_ALTERNATIVES]:
                 assert h.mistake is not None
                 a = h.agreement

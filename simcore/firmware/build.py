@@ -23,14 +23,15 @@ from typing import Any
 
 from simcore import paths
 from simcore.api import public
-from simcore.boards import BoardSpec, get_board, load_boards
+from simcore.boards import STACK_GUARD_BYTES, BoardSpec, get_board, load_boards
 from simcore.errors import ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
 from simcore.firmware.sparse import SparseMode, parse_mode
-from simcore.toolchain import RUNTIME_DIR, build_elf, linker_script
+from simcore.linker import LinkOptions, resolve
+from simcore.toolchain import RUNTIME_DIR, build_elf
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ MANIFEST_VERSION = 1
 DEFAULT_CAPACITY = 64
 #: RAM the runtime itself needs besides the arena and the I/O buffers (descriptor, libc data).
 RUNTIME_RAM_RESERVE = 1024
-STACK_GUARD_BYTES = 1024
+#: The generated firmware's activation arena (``--place nn_arena=REGION`` moves it).
+ARENA_SYMBOL = "nn_arena"
 MODEL_FILES = {"f32": "model.keras", "q16": "model.keras", "int8": "model_int8.tflite"}
 
 
@@ -167,12 +169,19 @@ def _size(text: str) -> int:
     return int(m.group(1), 0) * {"": 1, "K": 1024, "M": 1 << 20}[m.group(2)]
 
 
-def ram_budget(board: BoardSpec, script: Path | None = None) -> tuple[int, int]:
-    """Return (RAM for arena + I/O buffers, code-region size) in bytes, from the linker script.
+def ram_budget(
+    board: BoardSpec, script: Path | None = None, link: LinkOptions | None = None
+) -> tuple[int, int]:
+    """Return (RAM for arena + I/O buffers, code-region size) in bytes.
 
-    ``script`` is a user's linker script (``build --ld``) instead of the board's.
+    They come from the placement of the generated script (the board's ``[link]``
+    with ``link``'s overrides), or are read from ``script``, a user's own linker
+    script (``build --ld``).
     """
-    path = script if script is not None else linker_script(board)
+    if script is None:
+        layout = resolve(board, link)
+        return layout.data_room_bytes() - RUNTIME_RAM_RESERVE, layout.code.size_bytes
+    path = script
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -194,6 +203,28 @@ def ram_budget(board: BoardSpec, script: Path | None = None) -> tuple[int, int]:
     code = regions.get(aliases.get("CODE", "CODE"), regions.get("FLASH", 0))
     free = ram - sizes.get("HEAP_SIZE", 0) - sizes.get("STACK_SIZE", 0)
     return free - STACK_GUARD_BYTES - RUNTIME_RAM_RESERVE, code
+
+
+def _arena_placed_apart(
+    board: BoardSpec, script: Path | None, link: LinkOptions | None, arena_bytes: int
+) -> int:
+    """The arena bytes that ``--place nn_arena=REGION`` takes out of the data region.
+
+    Raises FirmwareError when the arena alone is larger than its region.
+    """
+    if script is not None or link is None:
+        return 0
+    layout = resolve(board, link)
+    home = dict(layout.place).get(ARENA_SYMBOL)
+    if home is None or home == layout.data:
+        return 0
+    if arena_bytes > home.size_bytes:
+        raise FirmwareError(
+            f"the {arena_bytes}-byte activation arena does not fit region {home.name} "
+            f"({home.size_bytes} bytes) of board {board.name}",
+            hint="--place it in a larger RAM region",
+        )
+    return arena_bytes
 
 
 def _variant_stem(
@@ -237,6 +268,7 @@ def build_model_firmware(
     inject: str | Sequence[str] | None = None,
     script: Path | None = None,
     cflags: Sequence[str] = (),
+    link: LinkOptions | None = None,
     sparse: str | SparseMode = SparseMode.AUTO,
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
@@ -248,9 +280,12 @@ def build_model_firmware(
     (``KIND[:LAYER[:VARIANT]]``, see :mod:`simcore.diagnose.mistakes`) builds
     the firmware with a deliberate porting mistake (several: a sequence), for
     testing the layout doctor; its files get an ``-inject-...`` stem so they
-    never replace a correct build. ``script`` links with a linker script of your
-    own instead of the board's (``build --ld``; the RAM it leaves for the arena
-    and I/O buffers is read from it), ``cflags`` are added to the compiler's
+    never replace a correct build. The linker script is generated from the
+    board's ``[link]`` defaults and ``link``'s overrides (stack and heap sizes,
+    the regions of code, data and stack; :mod:`simcore.linker`) and written as
+    ``<stem>.ld`` beside the ELF. ``script`` links with a linker script of your
+    own instead (``build --ld``; the RAM it leaves for the arena and I/O buffers
+    is read from it; not with ``link``), ``cflags`` are added to the compiler's
     flags (``build --cflags``; paths in them must be absolute). ``sparse``
     (auto, on, off) picks the sparse Dense kernels (simcore.firmware.sparse);
     a forced mode gets its own ``-sparse-on``/``-sparse-off`` stem.
@@ -301,10 +336,17 @@ def build_model_firmware(
 
     if script is not None and not script.is_file():
         raise FirmwareError(f"linker script {script} does not exist", hint="check the --ld path")
-    free_ram, code_region = ram_budget(spec, script)
+    if script is not None and link is not None and link.given():
+        raise FirmwareError(
+            "--ld and the link options (--stack-size, --heap-size, --code-in, --data-in, "
+            "--stack-in) cannot be combined",
+            hint="set the sizes and regions in your linker script, or drop --ld",
+        )
+    free_ram, code_region = ram_budget(spec, script, link)
     probe = generate(loaded, fmt, capacity=1, **overrides)
     per_sample = probe.input_bytes + probe.output_bytes
-    room = free_ram - probe.arena_bytes - per_sample
+    arena_in_data = probe.arena_bytes - _arena_placed_apart(spec, script, link, probe.arena_bytes)
+    room = free_ram - arena_in_data - per_sample
     if room < 0:
         raise FirmwareError(
             f"model {name} ({fmt}) needs a {probe.arena_bytes}-byte activation arena plus "
@@ -319,7 +361,7 @@ def build_model_firmware(
             hint="use the int8 format or a board with more flash",
         )
     cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)
-    if cap < 1 or cap * per_sample > free_ram - probe.arena_bytes:
+    if cap < 1 or cap * per_sample > free_ram - arena_in_data:
         raise FirmwareError(
             f"capacity {cap} samples does not fit board {spec.name}'s RAM",
             hint=f"use at most {1 + room // per_sample}",
@@ -350,14 +392,19 @@ def build_model_firmware(
             libs=("m",) if fmt == "f32" else (),
             script=script.resolve() if script is not None else None,
             extra_cflags=tuple(cflags),
+            link=link,
         )
     except ToolchainError as exc:
         if "overflow" in exc.message or "will not fit" in exc.message:
             raise FirmwareError(
                 f"model {name} ({fmt}) does not fit board {spec.name}: {exc.message}",
-                hint="use a smaller model or the int8 format",
+                hint=exc.hint or "use a smaller model or the int8 format",
             ) from None
         raise
+    # The generated script sits beside the ELF; a user's own is named by its path.
+    link_record: dict[str, Any] = {"script": str(result.script), "generated": False}
+    if result.layout is not None:
+        link_record = {"script": f"{stem}.ld", "generated": True, **result.layout.options()}
     return _describe(
         loaded,
         name,
@@ -375,6 +422,7 @@ def build_model_firmware(
         cap,
         injected,
         board_file=_board_file(board),
+        link=link_record,
         sparse=sparse_mode,
     )
 
@@ -403,6 +451,7 @@ def _describe(
     capacity: int,
     injected: list[dict[str, Any]],
     board_file: str | None = None,
+    link: dict[str, Any] | None = None,
     sparse: SparseMode = SparseMode.AUTO,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
@@ -456,6 +505,7 @@ def _describe(
             "source": source.name,
         },
         "compiler": {"version": compiler_version, "flags": flags},
+        **({"link": link} if link else {}),
         "io": {
             "symbol": "simcore_io",
             "input_shape": list(model.input_shape),

@@ -1,4 +1,4 @@
-"""``simcore build``: generate and compile model firmware from the command line."""
+"""``simcore build`` (model firmware from the command line) and ``simcore linker-script``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simcore.boards import load_boards
+from simcore.boards import get_board, load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
 from simcore.errors import SimError, UsageError
 from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
 from simcore.firmware.ir import FORMATS
+from simcore.linker import LinkOptions, resolve, script_text, write_script
 
 
 def register(subparsers: Any) -> None:
@@ -60,9 +61,11 @@ def register(subparsers: Any) -> None:
         "--ld",
         type=Path,
         metavar="SCRIPT.ld",
-        help="link with this linker script instead of the board's (for a board of your own; "
-        "see firmware_builds/ld/rp2040.ld for the regions and sizes it must define)",
+        help="link with this linker script instead of the one simcore generates from the "
+        "board file (it defines FLASH, RAM, CODE, HEAP_SIZE, STACK_SIZE and INCLUDEs "
+        "common.ld; see firmware_builds/ld/common.ld)",
     )
+    _add_placement(p)
     p.add_argument(
         "--cflags",
         default="",
@@ -73,6 +76,47 @@ def register(subparsers: Any) -> None:
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel builds for --all"
     )
     p.set_defaults(func=run)
+
+    ls = subparsers.add_parser(
+        "linker-script",
+        help="write the linker script simcore generates for a board (for your own build)",
+        description="Write the linker script `simcore build` would use for a board and "
+        "placement, to link a program with your own build system (with simcore's runtime: "
+        "-T SCRIPT -L <firmware_builds>/ld).",
+    )
+    ls.add_argument("--board", "-b", required=True, help="board name or board .toml")
+    ls.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    _add_placement(ls)
+    ls.set_defaults(func=run_linker_script, ld=None)
+
+
+def _add_placement(p: argparse.ArgumentParser) -> None:
+    """The switches of :class:`~simcore.linker.LinkOptions`."""
+    link = p.add_argument_group(
+        "placement (generated linker script; defaults from the board file's [link] table)"
+    )
+    link.add_argument(
+        "--stack-size", metavar="BYTES", help="stack size: 8192, 0x2000, 8K, 1M (multiple of 8)"
+    )
+    link.add_argument(
+        "--heap-size", metavar="BYTES", help="heap size (0 for none), like --stack-size"
+    )
+    link.add_argument(
+        "--code-in",
+        metavar="REGION",
+        help="memory region code and constants run from: the flash region (in place) or a "
+        "RAM region they are copied to at reset (e.g. itcm)",
+    )
+    link.add_argument("--data-in", metavar="REGION", help="RAM region of .data and .bss")
+    link.add_argument("--stack-in", metavar="REGION", help="RAM region of the heap and stack")
+    link.add_argument(
+        "--place",
+        action="append",
+        default=[],
+        metavar="NAME=REGION",
+        help="move one zero-initialized variable to a RAM region, not zeroed at reset "
+        "(repeatable; the generated firmware's activation arena is nn_arena)",
+    )
 
 
 def _cflags(text: str) -> list[str]:
@@ -85,6 +129,43 @@ def _cflags(text: str) -> list[str]:
         raise UsageError(f"--cflags {text!r}: {exc}") from None
 
 
+def _size_option(switch: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise UsageError(
+            f"{switch} {text!r} is not a size", hint="expected bytes: 8192, 0x2000, 8K or 1M"
+        ) from None
+
+
+def _place_option(text: str) -> tuple[str, str]:
+    name, sep, region = text.partition("=")
+    if not sep or not name.strip() or not region.strip():
+        raise UsageError(f"--place {text!r}", hint="expected NAME=REGION, e.g. nn_arena=axi_sram")
+    return name.strip(), region.strip()
+
+
+def link_options(args: argparse.Namespace) -> LinkOptions:
+    """The placement switches of ``build`` as :class:`~simcore.linker.LinkOptions`."""
+    options = LinkOptions(
+        code_in=args.code_in,
+        data_in=args.data_in,
+        stack_in=args.stack_in,
+        stack_bytes=_size_option("--stack-size", args.stack_size),
+        heap_bytes=_size_option("--heap-size", args.heap_size),
+        place=tuple(_place_option(text) for text in args.place),
+    )
+    if args.ld is not None and options.given():
+        raise UsageError(
+            "--ld and the placement switches (--stack-size, --heap-size, --code-in, --data-in, "
+            "--stack-in, --place) cannot be combined",
+            hint="set sizes and regions in your linker script, or drop --ld",
+        )
+    return options
+
+
 def _line(b: FirmwareBuild) -> str:
     return (
         f"{b.elf}  flash {b.flash_bytes} B  ram {b.static_ram_bytes} B (+ harness I/O "
@@ -93,8 +174,20 @@ def _line(b: FirmwareBuild) -> str:
     )
 
 
+def run_linker_script(args: argparse.Namespace) -> int:
+    """Handle ``simcore linker-script``; return the exit code."""
+    layout = resolve(get_board(args.board), link_options(args))
+    if args.output is None:
+        sys.stdout.write(script_text(layout))
+    else:
+        write_script(layout, args.output)
+        sys.stdout.write(f"wrote {args.output}\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``simcore build``; return the exit code."""
+    link = link_options(args)
     if not args.all:
         if args.format is None or args.board is None:
             raise UsageError("build --model needs --format and --board")
@@ -108,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
             inject=args.inject,
             script=args.ld,
             cflags=_cflags(args.cflags),
+            link=link,
             sparse=args.sparse,
         )
         sys.stdout.write(f"built {_line(b)}\n")
@@ -147,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
                 portable=args.portable,
                 script=args.ld,
                 cflags=_cflags(args.cflags),
+                link=link,
                 sparse=args.sparse,
             )
         except SimError as exc:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from simcore.boards import RegionKind, get_board, load_boards, load_cores, parse_board
+from simcore.boards import (
+    LinkSpec,
+    RegionKind,
+    get_board,
+    load_boards,
+    load_cores,
+    parse_board,
+    parse_size,
+)
 from simcore.cli import main
 from simcore.errors import BoardError
 
@@ -87,6 +95,66 @@ def _table(**override: object) -> dict[str, object]:
 def test_malformed_board_refused(override: dict[str, object], message: str) -> None:
     with pytest.raises(BoardError, match=message):
         parse_board(_table(**override), "test.toml")
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ({"code": "flash"}, r"test.toml: link: unknown key 'code'; expected only code_in"),
+        (
+            {"code_in": "nowhere"},
+            r"link.code_in: 'nowhere' is not the load region or a RAM region of this board",
+        ),
+        (
+            {"data_in": "flash"},
+            r"link.data_in: 'flash' is not a RAM region of this board; expected one of ram",
+        ),
+        ({"stack_in": 3}, r"link.stack_in is 3 \(0x3\); expected the name of a RAM region"),
+        ({"stack_size": "8Q"}, r"link.stack_size is the string '8Q'; expected a size in bytes"),
+        ({"stack_size": 100}, r"link.stack_size is 100 .*at least 256"),
+        ({"heap_size": 12}, r"link.heap_size is 12 .*a multiple of 8"),
+        ({"stack_size": "4K"}, r"link.stack_size: stack_size 4096 \+ heap_size 512 .* exceed"),
+    ],
+    ids=[
+        "unknown",
+        "code-nowhere",
+        "data-in-flash",
+        "not-a-name",
+        "bad-size",
+        "tiny-stack",
+        "odd-heap",
+        "too-big",
+    ],
+)
+def test_malformed_link_table_refused(link: dict[str, object], message: str) -> None:
+    with pytest.raises(BoardError, match=message) as refused:
+        parse_board(_table(link=link), "test.toml")
+    assert "\n" not in str(refused.value)
+
+
+def test_link_table_and_its_defaults() -> None:
+    # A 4 KB RAM: a quarter for the stack, an eighth for the heap.
+    assert parse_board(_table(), "test.toml").link == LinkSpec("flash", "ram", "ram", 1024, 512)
+    big = _table()
+    big["memory"] = [
+        {"name": "flash", "kind": "flash", "start": 0, "size": 0x1000},
+        {"name": "small", "kind": "ram", "start": 0x2000, "size": 0x1000},
+        {"name": "large", "kind": "ram", "start": 0x10000, "size": 0x40000},
+    ]
+    board = parse_board(big, "test.toml")
+    assert board.link == LinkSpec("flash", "large", "large", 8192, 16384)
+    table = _table(link={"stack_size": "1K", "heap_size": 0x400}, vector_table=0)
+    board = parse_board(table, "test.toml")
+    assert board.link == LinkSpec("flash", "ram", "ram", 1024, 1024)
+    assert get_board("stm32h743").link == LinkSpec("itcm", "dtcm", "dtcm", 8192, 16384)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("4096", 4096), ("0x1000", 4096), ("4K", 4096), ("4k", 4096), ("1M", 1 << 20)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
 
 
 def test_user_board_file(tmp_path: Path) -> None:

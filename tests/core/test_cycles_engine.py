@@ -131,7 +131,7 @@ def test_run_json_reports_cycle_fields(board: str, example_elfs: dict[str, Path]
     assert data["seconds_at_clock"] == pytest.approx(data["cycles"] / data["clock_hz"])
     model = data["cycle_model"]
     assert model["core"] == image_core(board)
-    assert model["exactness"] == {"rp2040": "exact", "rp2350": "proxy"}.get(board, "approximate")
+    assert model["exactness"] == ("exact" if board == "rp2040" else "approximate")
     assert data["profile"] and {"function", "cycles", "instructions"} <= set(data["profile"][0])
     cache = data["cache"]
     assert cache is not None and cache["fetch_hits"] + cache["fetch_misses"] > 0

@@ -80,6 +80,35 @@ def test_m7_unit_must_exist() -> None:
         parse_table(t, "test.toml")
 
 
+BAD_DUAL = {
+    "unit_list_with_unknown": lambda t: t["row"][0].update(unit=["alu", "warp"]),
+    "bad_after_fp_mac": lambda t: t["row"][0].update(after_fp_mac="sometimes"),
+    "bad_operand2": lambda t: t["row"][0].update(when={"operand2": ["rotated"]}),
+    "zero_divisor": lambda t: t["row"][0].update(per_register_divisor=0),
+    "negative_role_latency": lambda t: t["row"][0].update(latency_acc=-1),
+    "bad_size": lambda t: t["row"][0].update(when={"size_bytes": 3}),
+    "unknown_role_latency": lambda t: t["row"][0].update(latency_branch=1),
+    "bad_pair_cycle": lambda t: t["row"][0].update(pair_cycle="middle"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(BAD_DUAL), ids=list(BAD_DUAL))
+def test_bad_dual_issue_rows_refused(mutation: str) -> None:
+    """The rows' scheduling data (units, roles, predicates) is checked on load."""
+    with pytest.raises(CycleModelError):
+        parse_table(_mutate("cortex-m7", BAD_DUAL[mutation]), "test.toml")
+
+
+def test_role_latencies_and_units_load() -> None:
+    """Row data reaches the table: per-role latencies, unit lists, list divisor."""
+    m7 = {r.name: r for r in load_table("cortex-m7").rows}
+    assert m7["load_word"].role_latency == {"early": 2, "address": 3, "mul": 2, "acc": 1}
+    assert m7["fp_fma"].units == ("fpu", "fmac_ls", "fmac_ls")
+    assert m7["load_store_multiple"].per_register_divisor == 2
+    m33 = load_table("cortex-m33")
+    assert m33.pair_16bit_only and m33.fp_mac_shadow_cycles == 2
+
+
 def test_data_mapping_symbols_are_not_decoded() -> None:
     """Halfwords after a ``$d`` symbol are forbidden; code after ``$t`` is decoded."""
     code = bytes.fromhex("0120") + bytes.fromhex("ffffffff") + bytes.fromhex("0220")

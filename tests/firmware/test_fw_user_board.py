@@ -1,4 +1,4 @@
-"""A board of your own: its TOML and its linker script, outside simcore's tree."""
+"""A board of your own: its TOML, and a generated linker script or one of its own."""
 
 from __future__ import annotations
 
@@ -59,14 +59,26 @@ def test_build_with_your_linker_script_then_validate_and_diagnose_from_the_elf(
     assert main(["diagnose", str(out / "iris3-int8.elf"), "-q"]) == 0
 
 
-def test_missing_linker_script_for_a_board_of_your_own(
+def test_board_of_your_own_gets_a_generated_script(
     tiny_board: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Without --ld, the script is generated from the board file and written beside the ELF."""
     board, _ = tiny_board
-    assert (
-        main(["build", "-m", "iris3", "-f", "int8", "-b", str(board), "--out", str(tmp_path)]) == 2
-    )
-    err = capsys.readouterr().err
-    assert "no linker script for board tinyboard" in err and "build --ld my.ld" in err
+    out = tmp_path / "gen"
+    assert main(["build", "-m", "iris3", "-f", "int8", "-b", str(board), "--out", str(out)]) == 0
+    manifest = json.loads((out / "iris3-int8.json").read_text())
+    assert manifest["link"]["generated"] and manifest["link"]["script"] == "iris3-int8.ld"
+    script = (out / "iris3-int8.ld").read_text()
+    assert "for board tinyboard" in script
+    assert "sram (rwx) : ORIGIN = 0x20000000, LENGTH = 0x10000" in script
+    capsys.readouterr()
+    assert main(["validate", "--firmware", str(out / "iris3-int8.elf"), "-q"]) == 0
+    assert "iris3/int8/tinyboard  PASS" in capsys.readouterr().out
+
+
+def test_missing_linker_script_of_your_own(
+    tiny_board: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    board, _ = tiny_board
     assert main(["build", "-m", "iris3", "-f", "int8", "-b", str(board), "--ld", "nope.ld"]) == 2
     assert "linker script nope.ld does not exist" in capsys.readouterr().err

@@ -252,7 +252,7 @@ def test_the_installed_cli_works_outside_a_checkout(install: Install, tmp_path: 
     assert paths["checkout"] is False
     firmware, golden = Path(paths["firmware"]), Path(paths["golden"])
     assert firmware.is_relative_to(install.venv) and golden.is_relative_to(install.venv)
-    assert (firmware / "ld" / "rp2040.ld").is_file()
+    assert (firmware / "ld" / "sections.ld").is_file() and (firmware / "ld" / "common.ld").is_file()
     assert (golden / "iris3" / "golden.json").is_file()
     assert Path(paths["out"]) == work / "simcore-out"
     assert Path(paths["baseline"]) == work / "simcore-baseline.json"

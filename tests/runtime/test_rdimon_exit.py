@@ -17,8 +17,9 @@ from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN
 from simcore.boards import get_board
 from simcore.cli import main
 from simcore.engine import run_firmware
+from simcore.linker import resolve, write_script
 from simcore.results import StopReason
-from simcore.toolchain import INCLUDE_DIR, LD_DIR, RUNTIME_DIR, target_flags
+from simcore.toolchain import INCLUDE_DIR, RUNTIME_DIR, target_flags
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,6 +34,7 @@ def build_rdimon(out: Path, board: str, code: int, *, return_from_main: bool = F
         else [RUNTIME_DIR / "startup.c", RUNTIME_DIR / "simcore_abi.c"]
     )
     elf = out / f"rdimon-{board}-{code}{'-ret' if return_from_main else ''}.elf"
+    script = write_script(resolve(get_board(board)), elf.with_suffix(".ld"))
     subprocess.run(
         [
             "arm-none-eabi-gcc",
@@ -44,8 +46,7 @@ def build_rdimon(out: Path, board: str, code: int, *, return_from_main: bool = F
             f"-I{INCLUDE_DIR}",
             *map(str, startup),
             str(HERE / "rdimon_fw.c"),
-            f"-L{LD_DIR}",
-            f"-T{board}.ld",
+            f"-T{script}",
             "--specs=nano.specs",
             "--specs=rdimon.specs",
             "-nostartfiles",
