@@ -176,7 +176,7 @@ def _float_steps(
         w_arg = b_arg = ""
         matrix = None
         if layer.kind == "dense" and lc.weights is not None and lc.bias is not None:
-            matrix = choose_sparse(lc.weights.reshape(numel(layer.out_shape), -1), 4, sparse)
+            matrix = choose_sparse(lc.weights.reshape(numel(layer.out_shape), -1), fmt, sparse)
         if matrix is not None and lc.bias is not None:
             v_def, v_arg = _float_array(fmt, f"{sym}_sparse_values", matrix.values)
             b_def, b_arg = _float_array(fmt, f"{sym}_bias", lc.bias)
@@ -257,7 +257,7 @@ def _int8_steps(
         if op.kind in ("fully_connected", "conv2d"):
             assert lc.weights is not None and lc.multiplier is not None and lc.shift is not None
             if op.kind == "fully_connected":
-                matrix = choose_sparse(lc.weights, 1, sparse)
+                matrix = choose_sparse(lc.weights, "int8", sparse)
             if matrix is not None:
                 v_def = c_array("int8_t", f"{sym}_sparse_values", matrix.values, per_line=16)
                 s_defs, symbols = _sparse_arrays(sym, matrix, v_def)

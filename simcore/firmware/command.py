@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
         choices=["auto", "on", "off"],
         default="auto",
         help="sparse kernels for pruned Dense layers: auto (default: when they save flash and "
-        "are not estimated slower; int8 from about 70%% zeros, f32/q16 from about 20%%), on "
+        "are not estimated slower: f32 from about 40%% zeros, q16 60%%, int8 73%%), on "
         "(every Dense layer) or off",
     )
     p.add_argument(

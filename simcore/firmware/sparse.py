@@ -14,19 +14,21 @@ leaves a float sum unchanged).
 When: :data:`SparseMode` ``auto`` (the default) encodes a layer when the
 encoding is smaller than the dense matrix and no core is estimated to run it
 slower. Flash is known exactly here; the cycle estimate comes from measured
-ratios (sparse / dense cycles of a pruned 400x10 Dense layer, the size of
-mnist_cnn's, on each board; README "Sparse Dense layers"):
+ratios, sparse / dense cycles of a pruned 400x10 Dense layer (mnist_cnn's
+size) on each board (``python -m simcore.firmware.sparse_figures``; README
+"Sparse Dense layers"). The slowest core sets each format's threshold, the
+share of the dense bytes the encoding must stay under
+(:data:`AUTO_MAX_BYTES_RATIO`):
 
-- f32 and q16: a sparse entry costs about what a dense weight costs on every
-  core (cycles fall with the density: 0.50-0.72 at 50% zeros, 0.20-0.30 at
-  80%), so saving flash (about 20% zeros or more: 5 bytes per entry instead
-  of 4 per weight) is enough; :data:`AUTO_MAX_BYTES_RATIO` 1.0.
-- int8: an entry takes 2 bytes (weight + gap) against 1, and the dense int8
-  loop of the M33/M7 multiplies two weights per SMLAD: at 50% zeros the
-  sparse layer is smaller in code but 1.34x (rp2350) and 1.54x (stm32h743)
-  slower, at 70% 0.83x and 0.95x, at 80% 0.57x and 0.65x (the M0+ gains
-  from 50% on: 0.86x). So int8 layers go sparse only when the encoding takes
-  at most 60% of the dense bytes (about 70% zeros or more).
+- f32: 5 bytes per entry against 4 per weight; the sparse layer is faster on
+  every core from about 35% zeros (stm32h743: 1.13x at 25%, 0.90x at 40%):
+  0.75 of the dense bytes, about 40% zeros.
+- q16: the M7's dense q16 loop is fast (its 64-bit multiply-accumulate), so
+  sparse pays there only from about 60% zeros (1.17x at 50%, 0.94x at 60%):
+  0.5 of the dense bytes, 60% zeros.
+- int8: 2 bytes per entry against 1, and the M33/M7 multiply two dense int8
+  weights per SMLAD: the stm32h743 breaks even at 70% zeros (1.01x, 0.70x
+  at 80%): 0.55 of the dense bytes, about 73% zeros.
 
 ``on`` encodes every Dense layer with weights, ``off`` none. Conv2D stays
 dense: its weights are small next to its compute and a pruned kernel leaves
@@ -47,8 +49,10 @@ from simcore.errors import FirmwareError
 #: The widest column step one gap byte holds.
 MAX_GAP = 255
 #: ``auto`` encodes a layer when the sparse arrays take less than this share of the dense
-#: bytes, by bytes per weight (int8: 1, f32 and q16: 4); see the module docstring.
-AUTO_MAX_BYTES_RATIO = {1: 0.6, 4: 1.0}
+#: bytes, by format; see the module docstring.
+AUTO_MAX_BYTES_RATIO = {"f32": 0.75, "q16": 0.5, "int8": 0.55}
+#: Bytes per weight by format.
+ELEMENT_BYTES = {"f32": 4, "q16": 4, "int8": 1}
 #: ``rows`` holds uint16 end indices: at most this many entries per layer.
 MAX_ENTRIES = 0xFFFF
 
@@ -124,14 +128,13 @@ def encode_sparse(weights: npt.NDArray[Any]) -> SparseMatrix:
     )
 
 
-def choose_sparse(
-    weights: npt.NDArray[Any], element_bytes: int, mode: SparseMode
-) -> SparseMatrix | None:
-    """The sparse encoding of a Dense layer's weights if ``mode`` picks it, else None."""
+def choose_sparse(weights: npt.NDArray[Any], fmt: str, mode: SparseMode) -> SparseMatrix | None:
+    """The sparse encoding of a Dense layer's weights in ``fmt`` if ``mode`` picks it, else None."""
     if mode is SparseMode.OFF:
         return None
     if mode is SparseMode.AUTO:
-        limit = AUTO_MAX_BYTES_RATIO[element_bytes] * weights.size * element_bytes
+        element_bytes = ELEMENT_BYTES[fmt]
+        limit = AUTO_MAX_BYTES_RATIO[fmt] * weights.size * element_bytes
         # Cheap first test (no encoding): even without fillers it would not pay.
         if np.count_nonzero(weights) * (element_bytes + 1) >= limit:
             return None

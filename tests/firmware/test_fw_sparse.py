@@ -93,26 +93,28 @@ def test_wide_gap_is_bridged() -> None:
 def test_auto_picks_sparse_when_it_saves_flash_and_is_not_slower() -> None:
     rng = np.random.default_rng(1)
     dense = rng.integers(1, 100, (10, 400)).astype(np.int8)
-    assert choose_sparse(dense, 1, SparseMode.AUTO) is None
-    assert choose_sparse(dense, 1, SparseMode.ON) is not None
+    assert choose_sparse(dense, "int8", SparseMode.AUTO) is None
+    assert choose_sparse(dense, "int8", SparseMode.ON) is not None
     pruned = _prune(rng, dense, 0.8)
-    m = choose_sparse(pruned, 1, SparseMode.AUTO)
-    assert m is not None and m.nbytes(1) < AUTO_MAX_BYTES_RATIO[1] * pruned.size
-    assert choose_sparse(pruned, 1, SparseMode.OFF) is None
-    half = _prune(rng, dense, 0.5)  # int8: 2 bytes per entry, slower on the M33/M7 at 50%
-    assert choose_sparse(half, 1, SparseMode.AUTO) is None
-    assert choose_sparse(_prune(rng, dense, 0.65), 1, SparseMode.AUTO) is None  # 70% of bytes
-    assert choose_sparse(_prune(rng, dense, 0.72), 1, SparseMode.AUTO) is not None  # 56%
+    m = choose_sparse(pruned, "int8", SparseMode.AUTO)
+    assert m is not None and m.nbytes(1) < AUTO_MAX_BYTES_RATIO["int8"] * pruned.size
+    assert choose_sparse(pruned, "int8", SparseMode.OFF) is None
+    # int8: 2 bytes per entry; slower on the M33/M7 below about 70% zeros
+    assert choose_sparse(_prune(rng, dense, 0.5), "int8", SparseMode.AUTO) is None
+    assert choose_sparse(_prune(rng, dense, 0.7), "int8", SparseMode.AUTO) is None  # 60% bytes
+    assert choose_sparse(_prune(rng, dense, 0.75), "int8", SparseMode.AUTO) is not None
     floats = dense.astype(np.float32)
-    assert choose_sparse(_prune(rng, floats, 0.5), 4, SparseMode.AUTO) is not None  # 5/8 bytes
-    assert choose_sparse(_prune(rng, floats, 0.15), 4, SparseMode.AUTO) is None  # 106% bytes
+    assert choose_sparse(_prune(rng, floats, 0.45), "f32", SparseMode.AUTO) is not None  # 69%
+    assert choose_sparse(_prune(rng, floats, 0.3), "f32", SparseMode.AUTO) is None  # 88% bytes
+    assert choose_sparse(_prune(rng, floats, 0.5), "q16", SparseMode.AUTO) is None  # 63% bytes
+    assert choose_sparse(_prune(rng, floats, 0.65), "q16", SparseMode.AUTO) is not None  # 44%
 
 
 def test_too_many_entries_is_refused_or_left_dense() -> None:
     w = np.ones((300, 300), np.int8)  # 90,000 entries > 65,535
     with pytest.raises(FirmwareError, match="65535"):
         encode_sparse(w)
-    assert choose_sparse(w, 1, SparseMode.AUTO) is None
+    assert choose_sparse(w, "int8", SparseMode.AUTO) is None
     with pytest.raises(FirmwareError, match="auto, on, off"):
         parse_mode("sometimes")
 
