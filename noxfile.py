@@ -116,8 +116,8 @@ def tests(session: nox.Session) -> None:
     # Renders the HTML report in tests/validate; the test skips without it.
     ensure_apt(session, "chromium", ["chromium"], required=False, what="Chromium")
     # The golden extra (TensorFlow, tflite-micro): tests/user runs `simcore golden create`
-    # on a model trained in the test, as a user would.
-    install(session, "dev", "golden")
+    # on a model trained in the test, as a user would; the onnx extra: tests/onnx.
+    install(session, "dev", "golden", "onnx")
     run_pytest(session)
 
 
@@ -125,7 +125,7 @@ def tests(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Run the slow-marked tests (full test sets, retraining checks)."""
     ensure_toolchain(session)
-    install(session, "dev", "golden")
+    install(session, "dev", "golden", "onnx")
     run_pytest(session, "-m", "slow")
 
 
@@ -206,14 +206,19 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def golden(session: nox.Session) -> None:
     """Regenerate data sets, models and golden predictions (the only writer of golden/)."""
-    install(session, "golden")
+    install(session, "golden", "onnx")
     session.run("python", "-m", "simcore.golden.generate", *session.posargs)
+    # mnist_cnn exported to ONNX through PyTorch (CPU build), and its golden.
+    session.install("torch==2.13.0")
+    session.run("python", "-m", "simcore.golden.onnx_export")
 
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Measure emulator throughput with and without accounting; prints ratios."""
     ensure_toolchain(session)
+    # The start-up figure is a ratio to QEMU's process time on the same ELF.
+    ensure_apt(session, "qemu-system-arm", ["qemu-system-arm"], required=False, what="QEMU for Arm")
     install(session, "distributed")
     session.run("python", "-m", "simcore.bench", *session.posargs)
     session.log("figures above are from this one run; nothing is asserted on time")

@@ -16,11 +16,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
-
-from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from simcore.errors import UsageError
 
@@ -49,16 +48,40 @@ def _spell(hint: Any) -> str:
     return re.sub(r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Za-z_])", r"\1", text.replace("NoneType", "None"))
 
 
+def _plain_classes(hint: Any) -> tuple[type, ...] | None:
+    """Classes whose instances certainly pass typeguard's check of ``hint`` (None: none known).
+
+    For a plain class that is the class itself (and ``int`` for ``float``, as PEP 484
+    has it); for a union, those of its plain members (an instance of one passes the
+    union). The wrapper accepts such a value with ``isinstance`` alone and leaves
+    every other value (generics, callables, failures) to typeguard.
+    """
+    if hint is Any:
+        return (object,)
+    if hint is None or hint is type(None):
+        return (type(None),)
+    if hint is float:
+        return (float, int)
+    if isinstance(hint, type) and typing.get_origin(hint) is None:
+        return (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        found = [c for arg in typing.get_args(hint) for c in _plain_classes(arg) or ()]
+        return tuple(found) or None
+    return None
+
+
 def public(func: Callable[P, R]) -> Callable[P, R]:
     """Check ``func``'s arguments against its type hints; UsageError when they do not fit."""
     signature = inspect.signature(func)
     resolved: dict[str, Any] | None = None
+    plain: dict[str, tuple[type, ...] | None] = {}
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        nonlocal resolved
+        nonlocal resolved, plain
         if resolved is None:
             resolved = _hints(func)
+            plain = {name: _plain_classes(hint) for name, hint in resolved.items()}
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -67,6 +90,12 @@ def public(func: Callable[P, R]) -> Callable[P, R]:
             hint = resolved.get(name)
             if hint is None:
                 continue
+            classes = plain.get(name)
+            if classes is not None and isinstance(value, classes):
+                continue  # what typeguard would accept too; it decides everything else
+            # typeguard imports asyncio, unittest.mock and more (0.15 s): not on start-up.
+            from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
             try:
                 check_type(
                     value,
@@ -82,3 +111,12 @@ def public(func: Callable[P, R]) -> Callable[P, R]:
         return func(*args, **kwargs)
 
     return wrapper
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unchecked(func: F) -> F:
+    """The function under a :func:`public` wrapper, for simcore's own calls whose arguments
+    it built itself (checking a callable argument imports typeguard: 0.15 s of start-up)."""
+    return typing.cast(F, getattr(func, "__wrapped__", func))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simcore.boards import BoardSpec
-from simcore.cycles.model import MemoryModel
+from simcore.cycles.model import MemoryModel, run_exactness
 from simcore.elf import ElfImage
 from simcore.errors import BudgetExhausted, SimError
 from simcore.inputs import Batch, FirmwareIO, InputError, Inputs, batches
@@ -223,6 +223,7 @@ class BatchRunner:
     def _run_one(
         self, batch: Batch | None, total: int, inputs: Inputs | None, started: float
     ) -> RunResult:
+        from simcore.api import unchecked
         from simcore.engine import run_firmware
 
         where = None if batch is None or total == 1 else batch.describe(total)
@@ -236,7 +237,7 @@ class BatchRunner:
         in_batch = sample is not None and (count is None or first <= sample < first + count)
         detail = self.profile_detail and (in_batch if sample is not None else first == 0)
         try:
-            result = run_firmware(
+            result = unchecked(run_firmware)(
                 self.image,
                 self.board,
                 inputs=data,
@@ -406,9 +407,14 @@ def _merge_reports(reports: list[dict[str, Any]], profile_limit: int | None) -> 
         weight = int(r["cycles"]) / (cycles or 1)
         for tag, share in r["cycle_model"]["share_by_tag"].items():
             shares[tag] = shares.get(tag, 0.0) + share * weight
+    merged = {tag: round(v, 6) for tag, v in sorted(shares.items())}
+    model = reports[-1]["cycle_model"]
+    exactness, inexact = run_exactness(model.get("table_exactness", model["exactness"]), merged)
     out["cycle_model"] = {
-        **reports[-1]["cycle_model"],
-        "share_by_tag": {tag: round(v, 6) for tag, v in sorted(shares.items())},
+        **model,
+        "exactness": exactness,
+        "inexact_share": round(inexact, 6),
+        "share_by_tag": merged,
     }
     if reports[-1].get("cache"):
         cache = dict(reports[-1]["cache"])

@@ -38,6 +38,8 @@ class MemoryRegion:
     start: int
     size_bytes: int
     xip_cache: bool = False
+    #: The peripheral model behind an ``io`` region (:data:`PERIPHERALS`).
+    peripheral: str = "registers"
 
     @property
     def end(self) -> int:
@@ -45,6 +47,22 @@ class MemoryRegion:
 
     def contains(self, address: int, size_bytes: int = 1) -> bool:
         return self.start <= address and address + size_bytes <= self.end
+
+
+@dataclass(frozen=True)
+class DataCacheSpec:
+    """A data cache of its own in front of the cached region (``[cache.data_cache]``).
+
+    Where a board has one (the Cortex-M7's L1 D-cache), data reads from the region
+    go through it and instruction fetch through ``[cache]``; without one, both share
+    ``[cache]`` (the RP2040/RP2350 XIP cache).
+    """
+
+    size_bytes: int
+    ways: int
+    line_bytes: int
+    miss_cycles: int
+    source: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,23 @@ class CacheSpec:
     #: than the core table's figure (RP2040 SIO), if any.
     fast_io_region: str | None = None
     fast_io_saving: int = 0
+    data_cache: DataCacheSpec | None = None
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """A free-running 64-bit tick counter in an io region, read by firmware to time itself.
+
+    Its count is derived from the cycle model: ``ticks = cycles * tick_hz // clock_hz``.
+    ``registers`` maps the register names of :data:`_TIMER_REGISTERS` (RP2040 datasheet
+    4.6.5 names: TIMELR latches the high half for TIMEHR; the RAW pair does not latch;
+    TIMELW then TIMEHW set the count) to their offsets in the region.
+    """
+
+    region: str
+    tick_hz: int
+    source: str
+    registers: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +119,13 @@ class CoreSpec:
     dsp: bool
     divide: bool
     unaligned_access: bool
+    #: SCB->CPUID as the core's TRM gives it.
+    cpuid: int = 0
+    #: SCB->CCR at reset, and whether software can write it (not on Armv6-M).
+    ccr_reset: int = 0
+    ccr_writable: bool = True
+    #: arm-none-eabi-gcc target flags for this core (-mcpu, -mfpu, -mfloat-abi).
+    compiler_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +197,11 @@ class BoardSpec:
     cache: CacheSpec | None = None
     #: Placement defaults of generated linker scripts (``[link]``; :func:`default_link` if absent).
     link: LinkSpec | None = None
+    #: A microsecond timer firmware can read (the board file's ``[timer]``), if any.
+    timer: TimerSpec | None = None
+    #: Cycles of the core's implementation options as this chip has them (the board
+    #: file's ``[core_timing]``: timing-table row name -> cycles, e.g. multiply = 1).
+    core_timing: tuple[tuple[str, int], ...] = ()
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -182,7 +229,7 @@ PPB_START, PPB_END = 0xE0000000, 0xE0100000
 MAX_CLOCK_HZ = 10_000_000_000
 MAX_REGIONS = 64
 #: The unicorn CPU models the engine knows (simcore.engine maps them to unicorn ids).
-UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
+UNICORN_MODELS = ("CORTEX_M0", "CORTEX_M4", "CORTEX_M33", "CORTEX_M7")
 #: Cortex-M VTOR holds bits [31:7]: a vector table is at least 128-byte aligned.
 VECTOR_TABLE_ALIGN = 128
 
@@ -195,10 +242,18 @@ _BOARD_KEYS = (
     "memory",
     "cache",
     "link",
+    "timer",
+    "core_timing",
 )
 _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
+#: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
+_TIMER_REGISTERS = ("timehw", "timelw", "timehr", "timelr", "timerawh", "timerawl")
+_TIMER_KEYS = ("region", "tick_hz", "source", *_TIMER_REGISTERS)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
-_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache")
+_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache", "peripheral")
+#: Peripheral models an ``io`` region can have: plain registers that read back what
+#: was written, or the RP2040/RP2350 SIO block (CPUID, hardware divider).
+PERIPHERALS = ("registers", "rp2040-sio")
 _CACHE_KEYS = (
     "region",
     "size_bytes",
@@ -211,7 +266,9 @@ _CACHE_KEYS = (
     "data_reads_note",
     "fast_io_region",
     "fast_io_saving",
+    "data_cache",
 )
+_DATA_CACHE_KEYS = ("size_bytes", "ways", "line_bytes", "miss_cycles", "source")
 _CACHE_REQUIRED = ("region", "size_bytes", "ways", "line_bytes", "miss_cycles", "tag", "source")
 #: How far a cache figure can be trusted (the timing tables' tags).
 CACHE_TAGS = ("exact", "proxy", "model", "measured", "approximate")
@@ -224,6 +281,10 @@ _CORE_KEYS = (
     "dsp",
     "divide",
     "unaligned_access",
+    "cpuid",
+    "ccr_reset",
+    "ccr_writable",
+    "compiler_flags",
 )
 _BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _REGION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -385,6 +446,13 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 64 for a in arch)
     ):
         s.fail(arch, "a non-empty array of Tag_CPU_arch numbers (0-63)", "accepted_cpu_arch")
+    flags = s.get("compiler_flags")
+    if (
+        not isinstance(flags, list)
+        or not flags
+        or not all(isinstance(f, str) and f.startswith("-m") and f.isprintable() for f in flags)
+    ):
+        s.fail(flags, "a non-empty array of -m target flags for gcc", "compiler_flags")
     return CoreSpec(
         name=name,
         display_name=s.text("display_name"),
@@ -395,6 +463,10 @@ def _parse_core(name: str, table: object, where: str) -> CoreSpec:
         dsp=s.flag("dsp"),
         divide=s.flag("divide"),
         unaligned_access=s.flag("unaligned_access"),
+        cpuid=s.integer("cpuid", 0, 0xFFFFFFFF, "the 32-bit SCB->CPUID value"),
+        ccr_reset=s.integer("ccr_reset", 0, 0xFFFFFFFF, "the 32-bit SCB->CCR reset value"),
+        ccr_writable=s.flag("ccr_writable"),
+        compiler_flags=tuple(flags),
     )
 
 
@@ -442,7 +514,19 @@ def _parse_region(s: _Schema) -> MemoryRegion:
     xip = s.flag("xip_cache")
     if xip and kind is not RegionKind.FLASH:
         s.fail(xip, "xip_cache only on a region of kind flash", "xip_cache")
-    return MemoryRegion(name=name, kind=kind, start=start, size_bytes=size, xip_cache=xip)
+    peripheral = "registers"
+    if "peripheral" in s.table:
+        peripheral = s.choice("peripheral", PERIPHERALS, "peripheral model")
+        if kind is not RegionKind.IO:
+            s.fail(peripheral, "a peripheral only on a region of kind io", "peripheral")
+    return MemoryRegion(
+        name=name,
+        kind=kind,
+        start=start,
+        size_bytes=size,
+        xip_cache=xip,
+        peripheral=peripheral,
+    )
 
 
 def parse_board(table: object, where: str) -> BoardSpec:
@@ -502,6 +586,11 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "cache" in s.table:
         cache_spec = _parse_cache(_Schema(where, s.get("cache"), "cache"), regions)
         board = replace(board, cache=cache_spec)
+    if "timer" in s.table:
+        board = replace(board, timer=_parse_timer(_Schema(where, s.get("timer"), "timer"), regions))
+    if "core_timing" in s.table:
+        options = _parse_core_timing(_Schema(where, s.get("core_timing"), "core_timing"), core)
+        board = replace(board, core_timing=options)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -568,6 +657,21 @@ def _parse_link(s: _Schema, regions: list[MemoryRegion], default: LinkSpec) -> L
     return LinkSpec(code_in, data_in, stack_in, stack, heap)
 
 
+def _parse_core_timing(s: _Schema, core: str) -> tuple[tuple[str, int], ...]:
+    """``[core_timing]``: cycles for the rows of the core's table that are chip options."""
+    from simcore.cycles.tables import load_table  # the tables module imports this one
+
+    table = load_table(core)
+    options = [r.name for r in table.rows if r.board_option]
+    if not options:
+        s.error(f"{core} has no implementation options", "no [core_timing] table")
+    s.keys(options, ())
+    return tuple(
+        (name, s.integer(name, 0, 1000, "the cycles this chip's option takes, 0-1000"))
+        for name in sorted(s.table)
+    )
+
+
 def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
     """The ``[cache]`` table: geometry the native model can build, regions that exist."""
     s.keys(_CACHE_KEYS, _CACHE_REQUIRED)
@@ -579,18 +683,7 @@ def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
             f"one of {', '.join(r.name for r in regions if r.kind is RegionKind.FLASH)}",
             "region",
         )
-    line = s.integer("line_bytes", 4, 4096, "a power of two from 4 to 4096 bytes")
-    if line & (line - 1):
-        s.fail(line, "a power of two from 4 to 4096 bytes", "line_bytes")
-    ways = s.integer("ways", 1, 64, "1-64 ways")
-    size = s.integer("size_bytes", line * ways, 1 << 24, "the cache size in bytes, at most 16 MB")
-    sets = size // (ways * line)
-    if size % (ways * line) or sets & (sets - 1):
-        s.error(
-            f"{size} bytes in {ways} ways of {line}-byte lines make {size / (ways * line):g} sets",
-            "size_bytes = ways x line_bytes x a power of two",
-            "size_bytes",
-        )
+    size, ways, line = _cache_geometry(s)
     fast_io = s.get("fast_io_region")
     if fast_io is not None:
         fast_io = s.text("fast_io_region", _REGION_NAME, "the name of an io region")
@@ -613,6 +706,65 @@ def _parse_cache(s: _Schema, regions: list[MemoryRegion]) -> CacheSpec:
         fast_io_saving=s.integer("fast_io_saving", 0, 16, "cycles saved, 0-16")
         if "fast_io_saving" in s.table
         else 0,
+        data_cache=_parse_data_cache(_Schema(s.file, s.get("data_cache"), s._key("data_cache")))
+        if "data_cache" in s.table
+        else None,
+    )
+
+
+def _parse_timer(s: _Schema, regions: list[MemoryRegion]) -> TimerSpec:
+    """The ``[timer]`` table: an io region, a tick rate and register offsets inside it."""
+    s.keys(_TIMER_KEYS, _TIMER_KEYS)
+    names = {r.name: r for r in regions}
+    region = s.text("region", _REGION_NAME, "the name of an io region of this board")
+    if region not in names or names[region].kind is not RegionKind.IO:
+        s.error(f"no io region named {_printable(repr(region), 40)}", "an io region", "region")
+    if names[region].peripheral != "registers":
+        s.error(
+            f"io region {region} is already the {names[region].peripheral} model",
+            "an io region without a peripheral model of its own",
+            "region",
+        )
+    size = names[region].size_bytes
+    registers = tuple(
+        (name, s.integer(name, 0, size - 4, f"a word offset inside {region}", multiple=4))
+        for name in _TIMER_REGISTERS
+    )
+    return TimerSpec(
+        region=region,
+        tick_hz=s.integer("tick_hz", 1, 1 << 32, "ticks per second, 1 to 2**32"),
+        source=s.text("source", max_len=_MAX_NOTE),
+        registers=registers,
+    )
+
+
+def _cache_geometry(s: _Schema) -> tuple[int, int, int]:
+    """``size_bytes``, ``ways`` and ``line_bytes`` of a cache table, checked."""
+    line = s.integer("line_bytes", 4, 4096, "a power of two from 4 to 4096 bytes")
+    if line & (line - 1):
+        s.fail(line, "a power of two from 4 to 4096 bytes", "line_bytes")
+    ways = s.integer("ways", 1, 64, "1-64 ways")
+    size = s.integer("size_bytes", line * ways, 1 << 24, "the cache size in bytes, at most 16 MB")
+    sets = size // (ways * line)
+    if size % (ways * line) or sets & (sets - 1):
+        s.error(
+            f"{size} bytes in {ways} ways of {line}-byte lines make {size / (ways * line):g} sets",
+            "size_bytes = ways x line_bytes x a power of two",
+            "size_bytes",
+        )
+    return size, ways, line
+
+
+def _parse_data_cache(s: _Schema) -> DataCacheSpec:
+    """The ``[cache.data_cache]`` table: a separate data cache's geometry and miss cost."""
+    s.keys(_DATA_CACHE_KEYS, _DATA_CACHE_KEYS)
+    size, ways, line = _cache_geometry(s)
+    return DataCacheSpec(
+        size_bytes=size,
+        ways=ways,
+        line_bytes=line,
+        miss_cycles=s.integer("miss_cycles", 0, 100_000, "the cycles a miss adds, 0-100000"),
+        source=s.text("source", max_len=_MAX_NOTE),
     )
 
 

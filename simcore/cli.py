@@ -51,6 +51,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 "name": b.name,
                 "description": b.description,
                 "core": b.core.name,
+                "core_exactness": _core_exactness(b),
                 "clock_hz": b.clock_hz,
                 "memory": [
                     {
@@ -63,23 +64,41 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 ],
                 "cache": dataclasses.asdict(b.cache) if b.cache else None,
                 "link": dataclasses.asdict(b.link) if b.link else None,
+                "timer": {
+                    "region": b.timer.region,
+                    "tick_hz": b.timer.tick_hz,
+                    "registers": {name: offset for name, offset in b.timer.registers},
+                }
+                if b.timer
+                else None,
+                "core_timing": dict(b.core_timing),
             }
             for b in boards.values()
         ]
         _out(json.dumps(data, indent=2))
         return 0
+    width = max(12, *(len(b.name) for b in boards.values()))
     for b in boards.values():
-        _out(
-            f"{b.name:<10} {b.core.display_name:<11} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}"
-        )
+        core = f"{b.core.display_name} ({_core_exactness(b)})"
+        _out(f"{b.name:<{width}} {core:<24} {b.clock_hz / 1e6:>5.0f} MHz  {b.description}")
         for r in b.memory:
-            _out(f"{'':<10} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  {r.kind.value}")
+            _out(
+                f"{'':<{width}} {r.name:<11} 0x{r.start:08x}  {_size(r.size_bytes):>7}  "
+                f"{r.kind.value}"
+            )
         if b.cache:
             c = b.cache
             _out(
-                f"{'':<10} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, {c.line_bytes}-byte "
+                f"{'':<{width}} {'cache':<11} {_size(c.size_bytes)} {c.ways}-way, "
+                f"{c.line_bytes}-byte "
                 f"lines on {c.region}, miss +{c.miss_cycles} cycles ({c.tag})"
-                + ("; data reads too" if c.data_reads else "")
+                + ("; data reads too" if c.data_reads and c.data_cache is None else "")
+                + (
+                    f"; data reads through a {_size(c.data_cache.size_bytes)} "
+                    f"{c.data_cache.ways}-way D-cache, miss +{c.data_cache.miss_cycles}"
+                    if c.data_reads and c.data_cache is not None
+                    else ""
+                )
             )
         if b.link:
             k = b.link
@@ -87,7 +106,17 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 f"{'':<10} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
                 f"stack {_size(k.stack_bytes)} + heap {_size(k.heap_bytes)} in {k.stack_in}"
             )
+        if b.timer:
+            t = b.timer
+            _out(f"{'':<10} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
     return 0
+
+
+def _core_exactness(board: BoardSpec) -> str:
+    """How far the core's cycle figures can be trusted: its timing table's exactness tag."""
+    from simcore.cycles.tables import load_table
+
+    return load_table(board.core.name).exactness.value
 
 
 def _size(n: int) -> str:
@@ -166,11 +195,10 @@ def print_run(
             )
         cache = report.get("cache")
         if cache:
-            data = (
-                f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses"
-                if cache["data_reads"] == "modeled"
-                else ", data reads not modeled"
-            )
+            data = {
+                "modeled": f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses",
+                "not modeled": ", data reads not modeled",
+            }.get(cache["data_reads"], "")
             _out(
                 f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
                 f"misses{data}, {cache['miss_cycles']:,} miss cycles"
@@ -207,7 +235,7 @@ def print_run(
 def _print_profile(detail: DetailedProfile, limit: int) -> None:
     """Functions (exclusive, inclusive, calls), then the hottest lines and loops."""
     total = detail.total_cycles or 1
-    _out(f"profile ({detail.scope}; static cycles {detail.total_cycles:,}; inclusive cycles "
+    _out(f"profile ({detail.scope}; {detail.total_cycles:,} cycles; inclusive cycles "
          "apportioned by call counts):")  # fmt: skip
     _out(f"  {'function':<30} {'self':>11} {'self%':>6} {'total':>11} {'total%':>6} "
          f"{'calls':>8} {'instr':>11}")  # fmt: skip
@@ -473,6 +501,16 @@ def _validate(args: argparse.Namespace) -> int:
         )
     except v.ValidationInterrupted as exc:
         interrupted, results = exc, exc.results
+    # A firmware too big for its board is listed and skipped, not failed (unless it is
+    # all that was asked for: then it is the user's error, exit 2).
+    unfit = [r for r in results if r.does_not_fit]
+    if unfit and len(unfit) == len(results) and not interrupted:
+        if len(unfit) == 1:
+            raise UsageError(unfit[0].does_not_fit or "")
+        for r in unfit:
+            sys.stderr.write(f"simcore: {r.key}: {r.does_not_fit}\n")
+        raise UsageError(f"none of the {len(unfit)} combinations fits its board")
+    results = [r for r in results if not r.does_not_fit]
     errors = [r for r in results if r.error]
     if len(errors) == len(results) == 1 and errors[0].error_exit_code == 2 and not interrupted:
         raise UsageError(errors[0].error or "")  # one bad input: one line, exit 2
@@ -520,9 +558,13 @@ def _validate(args: argparse.Namespace) -> int:
         **({"shard": shard_meta} if shard_meta else {}),
         **({"partial": True, "interrupted": str(interrupted)} if interrupted is not None else {}),
     }
-    data = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    data: dict[str, Any] = {"version": 1, "meta": meta, "results": [r.as_dict() for r in results]}
+    if unfit:
+        data["does_not_fit"] = [{"key": r.key, "reason": r.does_not_fit} for r in unfit]
     # The table first: if a file cannot be written (a full disk), the results are not lost.
     _print_validation([r.as_dict() for r in results])
+    for r in unfit:
+        _out(f"{'skipped':<9} {r.key}: {r.does_not_fit}")
     unwritten: list[OutputError] = []
     if args.json:
         from simcore.outputs import write_output
@@ -691,7 +733,8 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
         ref_acc = float(np.mean(ref == golden.labels))
         _out(
             f"  accuracy on the labels: {golden.float_reference} {ref_acc:.2%}, "
-            f"int8 (tflite-micro) {np.mean(q8 == golden.labels):.2%}"
+            f"int8 ({golden.header.get('int8_reference', 'tflite-micro')}) "
+            f"{np.mean(q8 == golden.labels):.2%}"
         )
     else:
         _out("  no labels: validation reports agreement with the reference, not accuracy")
@@ -793,7 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "-m",
         help="shipped model name, golden folder (simcore golden create) or model file "
-        "(.keras/.tflite with a golden); alone: every format it covers on every board",
+        "(.keras/.tflite/.onnx with a golden); alone: every format it covers on every board",
     )
     p.add_argument(
         "--format",
@@ -873,13 +916,16 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = p.add_subparsers(dest="golden_command", metavar="{create,check}")
     g = gsub.add_parser(
         "create",
-        help="write a golden folder from your .keras or int8 .tflite model and test data",
+        help="write a golden folder from your .keras, int8 .tflite or .onnx model and test data",
         description="Compute golden predictions for your model on your test data: Keras "
         "float outputs (a .keras), an int8 model by post-training quantization (a .keras) "
         "or yours (an int8 .tflite), tflite-micro int8 outputs, per-layer outputs of the "
-        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro).",
+        "first samples, all hashed. Needs the golden extra (TensorFlow, tflite-micro). "
+        "An .onnx model (float, or QDQ int8) uses onnxruntime instead (the onnx extra).",
     )
-    g.add_argument("model", type=Path, help="a .keras model or a full-integer int8 .tflite")
+    g.add_argument(
+        "model", type=Path, help="a .keras model, a full-integer int8 .tflite or an .onnx model"
+    )
     g.add_argument(
         "--data",
         type=Path,
@@ -892,7 +938,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--calibration",
         type=Path,
-        help="inputs to calibrate the int8 quantization of a .keras (default: --data)",
+        help="inputs to calibrate the int8 quantization of a .keras or float .onnx "
+        "(default: --data)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")

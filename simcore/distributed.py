@@ -15,6 +15,8 @@ What crosses the network:
   runs there;
   the worker writes it to its own cache folder (``<tmp>/simcore-worker-<uid>/
   <sha256>/<name>``) once, so the engine's per-process ELF cache applies;
+- with each ELF, the build manifest beside it (``<stem>.json``: layer names and
+  MACs for the per-layer figures), written next to it in the worker's cache;
 - a user's board file (``--board my.toml``) the same way, as its text;
 - per batch, only that batch's encoded inputs and the limits; back, the
   :class:`simcore.validate.BatchResult` (outputs, per-sample cycles, memory).
@@ -127,21 +129,31 @@ def _worker_cache() -> Path:
     return Path(tempfile.gettempdir()) / f"simcore-worker-{os.getuid()}"
 
 
-def _materialize(sha: str, name: str, data: bytes) -> str:
-    """The path of ``data`` in this worker's cache, written once (atomically)."""
+def _materialize(sha: str, name: str, data: bytes, sidecar: bytes | None = None) -> str:
+    """The path of ``data`` in this worker's cache, written once (atomically).
+
+    ``sidecar``: the build manifest beside an ELF (``<stem>.json``: layer names, MACs),
+    written next to it so the worker's run reads it as a local run does.
+    """
     path = _worker_cache() / sha / name
     if not path.is_file() or path.stat().st_size != len(data):
         path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{name}.{os.getpid()}.part")
-        part.write_bytes(data)
-        part.replace(path)
+        if sidecar is not None:
+            _write_atomic(path.with_suffix(".json"), sidecar)
+        _write_atomic(path, data)
     return str(path)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part.write_bytes(data)
+    part.replace(path)
 
 
 def _remote_batch(
     call: Callable[[tuple[str, str, bytes, int, int], BatchLimits], BatchResult | SimError],
-    elf: tuple[str, str, bytes],
-    board: str | tuple[str, str, bytes],
+    elf: tuple[str, str, bytes, bytes | None],
+    board: str | tuple[str, str, bytes, bytes | None],
     inputs: bytes,
     n: int,
     start: int,
@@ -185,13 +197,21 @@ def check_workers(client: Client) -> None:
         raise UsageError("the Dask cluster has no workers", hint="start some with 'dask worker'")
 
 
-def _identity(content: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
+def _identity(
+    content: tuple[str, str, bytes, bytes | None],
+) -> tuple[str, str, bytes, bytes | None]:
     return content
 
 
-def _content(path: str) -> tuple[str, str, bytes]:
-    data = Path(path).read_bytes()
-    return hashlib.sha256(data).hexdigest(), Path(path).name, data
+def _content(path: str) -> tuple[str, str, bytes, bytes | None]:
+    """(sha256, file name, bytes, the manifest beside it or None) of a file to ship."""
+    file = Path(path)
+    data = file.read_bytes()
+    manifest = file.with_suffix(".json")
+    sidecar = manifest.read_bytes() if file.suffix == ".elf" and manifest.is_file() else None
+    digest = hashlib.sha256(data)
+    digest.update(sidecar or b"")
+    return digest.hexdigest(), file.name, data, sidecar
 
 
 class DaskBatchRunner(_BatchRunner):

@@ -9,15 +9,19 @@ named otherwise.
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import logging
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
+import numpy as np
 from elftools.common.exceptions import ELFError as PyElfError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import ARMAttributesSection, SymbolTableSection
+from elftools.elf.sections import ARMAttributesSection, Section, SymbolTableSection
 
 from simcore.api import public
 from simcore.boards import BoardSpec, RegionKind
@@ -100,6 +104,85 @@ class Attributes:
         return CPU_ARCH_NAMES.get(self.cpu_arch, f"Tag_CPU_arch {self.cpu_arch}")
 
 
+@dataclass(frozen=True)
+class LineTable:
+    """DWARF line rows sorted by address (parallel lists) and the merged, sorted
+    ``[start, end)`` ranges their sequences cover."""
+
+    addresses: list[int]
+    file_index: list[int]
+    line_numbers: list[int]
+    files: list[str]
+    ranges: list[tuple[int, int]]
+
+    EMPTY: ClassVar[LineTable]
+
+    @classmethod
+    def of(cls, raw: bytes, symbols: dict[str, Symbol]) -> LineTable:
+        """Decode the line programs of the ELF ``raw``, or take them from the disk cache."""
+        from simcore import cache
+
+        key = cache.digest(_LINES_KIND, [_elf_source_digest(), raw])
+        found = cache.load(_LINES_KIND, key)
+        if found is not None:
+            try:
+                return cls._from_arrays(*found)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                log.debug("ignoring malformed line cache entry %s: %s", key, exc)
+        rows, ranges = _line_table(ELFFile(io.BytesIO(raw)), symbols)
+        files = sorted({r[1] for r in rows})
+        number = {f: i for i, f in enumerate(files)}
+        table = cls(
+            addresses=[r[0] for r in rows],
+            file_index=[number[r[1]] for r in rows],
+            line_numbers=[r[2] for r in rows],
+            files=files,
+            ranges=ranges,
+        )
+        cache.store(
+            _LINES_KIND,
+            key,
+            {
+                "rows": np.array(
+                    [table.addresses, table.file_index, table.line_numbers], dtype=np.int64
+                ).reshape(3, -1),
+                "ranges": np.array(ranges, dtype=np.int64).reshape(-1, 2),
+            },
+            {"files": files},
+        )
+        return table
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, Any], data: Any) -> LineTable:
+        rows, ranges, files = arrays["rows"], arrays["ranges"], data["files"]
+        if rows.ndim != 2 or rows.shape[0] != 3 or ranges.ndim != 2 or ranges.shape[1] != 2:
+            raise ValueError("wrong shapes")
+        if not all(isinstance(f, str) for f in files) or (
+            rows.shape[1] and not 0 <= int(rows[1].max()) < len(files)
+        ):
+            raise ValueError("bad file index")
+        return cls(
+            addresses=rows[0].tolist(),
+            file_index=rows[1].tolist(),
+            line_numbers=rows[2].tolist(),
+            files=list(files),
+            ranges=[(int(a), int(b)) for a, b in ranges.tolist()],
+        )
+
+
+LineTable.EMPTY = LineTable([], [], [], [], [])
+
+_LINES_KIND = "lines"
+
+
+@functools.cache
+def _elf_source_digest() -> str:
+    """This module's source: a change to the line decoding invalidates cached rows."""
+    from simcore import cache
+
+    return cache.source_digest(Path(__file__).resolve())
+
+
 @dataclass
 class ElfImage:
     """Everything simcore needs from a firmware ELF, loaded once."""
@@ -111,12 +194,11 @@ class ElfImage:
     code_sections: tuple[CodeSection, ...]
     attributes: Attributes
     section_sizes: dict[str, tuple[int, int, bool, bool]]  # name -> (addr, size, alloc, nobits)
+    #: The file's bytes: DWARF line tables are decoded from them on first use.
+    raw: bytes = field(default=b"", repr=False, compare=False)
     _functions: list[Symbol] = field(default_factory=list, repr=False)
     _func_starts: list[int] = field(default_factory=list, repr=False)
-    _lines: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
-    _line_addrs: list[int] = field(default_factory=list, repr=False)
-    #: Sorted, merged [start, end) ranges the DWARF line sequences cover.
-    _line_ranges: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    _lines: LineTable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         funcs = sorted(
@@ -124,6 +206,17 @@ class ElfImage:
         )
         self._functions = funcs
         self._func_starts = [f.address for f in funcs]
+
+    @property
+    def lines(self) -> LineTable:
+        """The DWARF line rows, decoded on first use (from :mod:`simcore.cache` when there).
+
+        Decoding them takes longer than loading the rest of the ELF, and only messages
+        about a failed run (a fault, a non-zero exit, a budget running out) show them.
+        """
+        if self._lines is None:
+            self._lines = LineTable.of(self.raw, self.symbols) if self.raw else LineTable.EMPTY
+        return self._lines
 
     def symbol(self, name: str) -> Symbol | None:
         return self.symbols.get(name)
@@ -157,33 +250,36 @@ class ElfImage:
 
     def line_at(self, address: int) -> tuple[str, int] | None:
         """Return (file, line) from DWARF for ``address``, if the ELF has line info."""
-        i = bisect.bisect_right(self._line_addrs, address) - 1
+        lines = self.lines
+        i = bisect.bisect_right(lines.addresses, address) - 1
         if i < 0:
             return None
         # An address outside every line sequence (data, RAM, another program's code)
         # has no line: the nearest row below it belongs to something else.
-        j = bisect.bisect_right(self._line_ranges, (address, 1 << 64)) - 1
-        if j < 0 or address >= self._line_ranges[j][1]:
+        j = bisect.bisect_right(lines.ranges, (address, 1 << 64)) - 1
+        if j < 0 or address >= lines.ranges[j][1]:
             return None
-        _, fname, line = self._lines[i]
         func = self.function_at(address)
-        if func is not None and self._line_addrs[i] < func.address:
+        if func is not None and lines.addresses[i] < func.address:
             return None  # the nearest row belongs to code before this function
-        return fname, line
+        return lines.files[lines.file_index[i]], lines.line_numbers[i]
 
-    def describe(self, address: int) -> str:
-        """``main+0x12 (main.c:41)`` or ``0x10000234`` when nothing is known."""
+    def describe(self, address: int, *, lines: bool = True) -> str:
+        """``main+0x12 (main.c:41)`` or ``0x10000234`` when nothing is known.
+
+        ``lines=False`` leaves the source line out (and the DWARF line tables unread).
+        """
         func = self.function_at(address)
         where = f"{func.name}+0x{address - func.address:x}" if func else f"0x{address:08x}"
-        line = self.line_at(address)
+        line = self.line_at(address) if lines else None
         if line is not None:
             where += f" ({line[0]}:{line[1]})"
         return where
 
 
-def _attributes(elf: ELFFile) -> Attributes:
+def _attributes(sections: list[Section]) -> Attributes:
     values: dict[str, object] = {}
-    for section in elf.iter_sections():
+    for section in sections:
         if not isinstance(section, ARMAttributesSection):
             continue
         for sub in section.iter_subsections():
@@ -204,30 +300,54 @@ def _attributes(elf: ELFFile) -> Attributes:
     )
 
 
-def _symbols(elf: ELFFile) -> tuple[dict[str, Symbol], list[tuple[int, str, int]]]:
-    """Named symbols, plus mapping symbols as (address, kind, section index)."""
+#: STT_* and STB_LOCAL values of st_info (ELF gABI).
+_STT_OBJECT, _STT_FUNC, _STT_SECTION, _STT_FILE = 1, 2, 3, 4
+_STB_LOCAL = 0
+#: st_shndx values that name no section (SHN_UNDEF, SHN_ABS, SHN_COMMON), as pyelftools has them.
+_SHN_SPECIAL = frozenset({0, 0xFFF1, 0xFFF2})
+_ELF32_SYM = struct.Struct("<IIIBBH")
+
+
+def _cstring(raw: bytes, offset: int) -> str:
+    """The NUL-terminated string at ``offset`` ('' when it runs off the file, as pyelftools)."""
+    end = raw.find(b"\0", offset)
+    return "" if end < 0 or offset >= len(raw) else raw[offset:end].decode("utf-8", "replace")
+
+
+def _symbols(
+    raw: bytes, sections: list[Section]
+) -> tuple[dict[str, Symbol], list[tuple[int, str, int]]]:
+    """Named symbols, plus mapping symbols as (address, kind, section index).
+
+    The Elf32_Sym entries are unpacked straight from the file bytes: pyelftools
+    builds a parser object per symbol, which made this the slowest part of loading.
+    """
     symbols: dict[str, Symbol] = {}
     mapping: list[tuple[int, str, int]] = []
-    for section in elf.iter_sections():
+    for section in sections:
         if not isinstance(section, SymbolTableSection):
             continue
-        for sym in section.iter_symbols():
-            name = sym.name
-            value = int(sym["st_value"])
-            shndx = sym["st_shndx"]
+        strtab = sections[section["sh_link"]]["sh_offset"]
+        base, entsize = section["sh_offset"], section["sh_entsize"]
+        for n in range(section["sh_size"] // entsize):
+            at = base + n * entsize
+            if at + _ELF32_SYM.size > len(raw):
+                raise PyElfError(f"symbol {n} of {section.name} lies past the end of the file")
+            name_off, value, size, info, _other, shndx = _ELF32_SYM.unpack_from(raw, at)
+            name = _cstring(raw, strtab + name_off)
             if name.startswith("$") and len(name) >= 2 and name[1] in "td":
-                if isinstance(shndx, int):
+                if shndx not in _SHN_SPECIAL:
                     mapping.append((value, name[1], shndx))
                 continue
-            if not name or sym["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+            stype = info & 0xF
+            if not name or stype in (_STT_FILE, _STT_SECTION):
                 continue
-            stype = sym["st_info"]["type"]
-            kind = "func" if stype == "STT_FUNC" else "object" if stype == "STT_OBJECT" else "other"
+            kind = "func" if stype == _STT_FUNC else "object" if stype == _STT_OBJECT else "other"
             address = value & ~1 if kind == "func" else value
             # Prefer global definitions over local ones of the same name.
-            if name in symbols and sym["st_info"]["bind"] == "STB_LOCAL":
+            if name in symbols and info >> 4 == _STB_LOCAL:
                 continue
-            symbols[name] = Symbol(name, address, int(sym["st_size"]), kind)
+            symbols[name] = Symbol(name, address, size, kind)
     return symbols, mapping
 
 
@@ -364,10 +484,11 @@ def _parse(path: Path, raw: bytes) -> ElfImage:
         )
     if not segments:
         raise ElfError(f"{path}: no loadable segments")
-    symbols, mapping = _symbols(elf)
+    all_sections = list(elf.iter_sections())  # pyelftools parses the headers on each pass
+    symbols, mapping = _symbols(raw, all_sections)
     sections: dict[str, tuple[int, int, bool, bool]] = {}
     code_sections = []
-    for index, sec in enumerate(elf.iter_sections()):
+    for index, sec in enumerate(all_sections):
         if not sec.name:
             continue
         flags = sec["sh_flags"]
@@ -383,11 +504,9 @@ def _parse(path: Path, raw: bytes) -> ElfImage:
         segments=tuple(segments),
         symbols=symbols,
         code_sections=tuple(code_sections),
-        attributes=_attributes(elf),
+        attributes=_attributes(all_sections),
         section_sizes=sections,
-        _lines=(lines := _line_table(elf, symbols))[0],
-        _line_addrs=[r[0] for r in lines[0]],
-        _line_ranges=lines[1],
+        raw=raw,
     )
 
 
@@ -410,11 +529,11 @@ def check_fits(image: ElfImage, board: BoardSpec) -> None:
         )
     if attrs.fp_arch and core.fpu == "single" and attrs.hardfp_use in (None, 0, 3):
         # Absent or 0 means "as Tag_FP_arch allows", i.e. double precision too;
-        # 1 (single precision only) is what -mfpu=fpv5-sp-d16 records.
+        # 1 (single precision only) is what -mfpu=fpv5-sp-d16 or fpv4-sp-d16 records.
         raise ElfError(
             f"{image.path.name} uses double-precision FPU instructions; "
             f"{board.name}'s {core.display_name} FPU is single precision only",
-            hint="rebuild with -mfpu=fpv5-sp-d16",
+            hint="rebuild with " + " ".join(core.compiler_flags),
         )
     for seg in image.segments:
         for address, size, what in (

@@ -74,6 +74,7 @@ from simcore.peripherals import (
     CCR_DIV_0_TRP,
     PPB_BASE,
     PPB_SIZE,
+    MicrosecondTimer,
     PrivatePeripheralBus,
     RegisterFile,
     SioBlock,
@@ -86,6 +87,7 @@ log = logging.getLogger(__name__)
 
 _CPU_MODELS = {
     "CORTEX_M0": arm_const.UC_CPU_ARM_CORTEX_M0,
+    "CORTEX_M4": arm_const.UC_CPU_ARM_CORTEX_M4,
     "CORTEX_M33": arm_const.UC_CPU_ARM_CORTEX_M33,
     "CORTEX_M7": arm_const.UC_CPU_ARM_CORTEX_M7,
 }
@@ -284,8 +286,20 @@ class Machine:
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         for region in board.regions(RegionKind.IO):
-            # The RP2040/RP2350 SIO has a divider; other peripherals read back.
-            regs: SioBlock | RegisterFile = SioBlock() if region.name == "sio" else RegisterFile()
+            # The board file names the model: the RP2040/RP2350 SIO has a divider, the
+            # board's [timer] counts microseconds; other peripherals read back.
+            regs: SioBlock | RegisterFile | MicrosecondTimer = (
+                SioBlock() if region.peripheral == "rp2040-sio" else RegisterFile()
+            )
+            if board.timer is not None and region.name == board.timer.region:
+                regs = MicrosecondTimer(
+                    base=region.start,
+                    offsets={offset: name for name, offset in board.timer.registers},
+                    tick_hz=board.timer.tick_hz,
+                    clock_hz=board.clock_hz,
+                    cycles=self._cycles_at_access,
+                    notes=self.ppb.notes,
+                )
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
 
     # -- set-up ---------------------------------------------------------------
@@ -582,6 +596,8 @@ class _Run:
         self.marks: list[tuple[str, int, int, int]] = []
         #: Block counts at the begin and end of ``options.profile_sample``.
         self.sample_counts: tuple[Counts, Counts | None] | None = None
+        #: The accounting's dynamic cycles per halfword at the same two points.
+        self.sample_extras: tuple[list[Any], list[Any] | None] = ([], None)
         self.model: CycleModel | None = None
         self.io: IoDescriptor | None = None
         self.heap_now = 0
@@ -776,10 +792,13 @@ class _Run:
                 snapshot = [
                     (s, c.copy(), e.copy()) for s, c, e in self.model.accounting.count_arrays()
                 ]
+                extras = self.model.accounting.extra_arrays()  # copies
                 if begin:
                     self.sample_counts = (snapshot, None)
+                    self.sample_extras = (extras, None)
                 elif self.sample_counts is not None and self.sample_counts[1] is None:
                     self.sample_counts = (self.sample_counts[0], snapshot)
+                    self.sample_extras = (self.sample_extras[0], extras)
 
     def _on_sbrk(self) -> None:
         increment = _signed(self.m.reg("r0"))
@@ -1364,13 +1383,14 @@ class _Run:
             result.notes.append(self.end_note)
         return result
 
-    def _detailed_profile(self) -> DetailedProfile | None:
-        """The detailed profile asked for: of one sample, or of the whole run."""
+    def _detailed_profile(self, final_pc: int) -> DetailedProfile | None:
+        """The detailed profile asked for: of one sample, or of the whole run (stopped at
+        ``final_pc``: the rest of the block holding it never ran)."""
         if self.model is None or not self.opt.profile_detail:
             return None
         sample = self.opt.profile_sample
         if sample is None:
-            return self.model.detailed_profile()
+            return self.model.detailed_profile(final_pc=final_pc)
         if self.sample_counts is None or self.sample_counts[1] is None:
             raise UsageError(
                 f"sample {sample} never ran between simcore_sample_begin({sample}) and "
@@ -1378,8 +1398,10 @@ class _Run:
                 hint=f"give a sample below {self.n_samples}, or profile the whole run",
             )
         before, after = self.sample_counts
-        assert after is not None  # checked above
-        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}")
+        extras_before, extras_after = self.sample_extras
+        assert after is not None and extras_after is not None  # checked above
+        extras = [a - b for a, b in zip(extras_after, extras_before, strict=True)]
+        return self.model.detailed_profile(_count_diff(before, after), f"sample {sample}", extras)
 
     def _fpu_used_while_off(self) -> UsageFault | None:
         """An FPU instruction ran, but CPACR never enabled the FPU: a NOCP UsageFault.
@@ -1474,14 +1496,17 @@ class _Run:
             sample_cycles, sample_instructions = _per_sample(self.sample_marks)
             layer_spans = per_layer(self.marks)
         layers = layer_info(elf_manifest(m.image.path)) if layer_spans else {}
-        detail = self._detailed_profile()
+        detail = self._detailed_profile(pc)
         return RunResult(
             elf=str(m.image.path),
             board=m.board.name,
             core=m.board.core.display_name,
             stop_reason=reason,
             stop_pc=pc,
-            stop_location=m.image.describe(pc),
+            # A clean stop's source line tells nothing and costs the DWARF decode.
+            stop_location=m.image.describe(
+                pc, lines=code not in (0, None) or reason is StopReason.BKPT
+            ),
             exit_code=code,
             stdout="".join(self.semihost.stdout),
             stderr="".join(self.semihost.stderr),
@@ -1568,7 +1593,8 @@ def _model_executes(model: str, code: bytes) -> bool:
 
 
 def _cpu_flag(board: BoardSpec) -> str:
-    return f"-mcpu={board.core.name}"
+    """The core's compiler target flags (cortex-m4f builds with -mcpu=cortex-m4 -mfpu=...)."""
+    return " ".join(board.core.compiler_flags)
 
 
 @public

@@ -64,6 +64,14 @@ class FirmwareError(UsageError):
     """A model the firmware generator cannot build: unsupported layer, corrupt file, too big."""
 
 
+class DoesNotFit(FirmwareError, ToolchainError):
+    """A firmware that needs more memory than the board has (RAM for the arena, flash).
+
+    ``simcore validate`` lists such a combination as "does not fit" and skips it
+    instead of failing it; building it alone is an error (exit 2).
+    """
+
+
 class GoldenError(UsageError):
     """A golden file, model or data set that is missing, stale or altered."""
 

@@ -8,6 +8,9 @@ run only when firmware accesses these addresses (rare next to compute).
   read the cycle model's count at that instant. SysTick interrupts are not
   delivered (the engine notes it when firmware enables them).
 - RP2040/RP2350 SIO hardware divider, which pico-sdk uses for every ``/``.
+- A board's microsecond TIMER (the ``[timer]`` table of its board file: RP2040 TIMER,
+  RP2350 TIMER0), counting from the cycle model. The Cortex-M0+ has no DWT cycle
+  counter: DWT->CYCCNT reads 0 there, as on silicon, and the run says so.
 - Any other board region of kind ``io``: registers that read back what was written.
 
 Writes the emulation cannot honour are never dropped silently: a reset request
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from simcore.boards import CoreSpec, load_cores
 from simcore.errors import NotModeled
 
 PPB_BASE = 0xE0000000
@@ -43,19 +47,14 @@ AIRCR_RESET_BITS = 0x5  # SYSRESETREQ (bit 2) and, on Armv7-M, VECTRESET (bit 0)
 CCR_UNALIGN_TRP = 1 << 3
 CCR_DIV_0_TRP = 1 << 4
 
-#: CCR at reset (Armv6-M: UNALIGN_TRP and STKALIGN read as one; Armv8-M: bit 0 RES1).
-CCR_RESET_BY_CORE = {"cortex-m0plus": 0x208, "cortex-m33": 0x201, "cortex-m7": 0x200}
-
-#: CPUID values from each core's TRM (implementer, variant, part, revision).
-CPUID_BY_CORE = {
-    "cortex-m0plus": 0x410CC601,  # Cortex-M0+ r0p1 (RP2040)
-    "cortex-m33": 0x410FD214,  # Cortex-M33 r0p4 (RP2350)
-    "cortex-m7": 0x411FC271,  # Cortex-M7 r1p1 (STM32H743 rev V)
-}
-
 #: Cycles before the instruction accessing ``address`` (``write``: a store), or
 #: None when no cycle model is attached.
 CycleSource = Callable[[int, bool], int | None]
+
+M0PLUS_CYCCNT_NOTE = (
+    "firmware read DWT->CYCCNT, which the Cortex-M0+ does not have: it read 0, as on "
+    "silicon; time with the board's TIMER (TIMELR/TIMEHR) or SysTick->VAL instead"
+)
 
 
 def _merge(registers: dict[int, int], offset: int, size: int, value: int) -> int:
@@ -106,7 +105,12 @@ class PrivatePeripheralBus:
     _cyccnt_base: int = 0
 
     def __post_init__(self) -> None:
-        self.registers.setdefault(CCR, CCR_RESET_BY_CORE.get(self.core, 0))
+        self.registers.setdefault(CCR, self._spec.ccr_reset if self._spec else 0)
+
+    @property
+    def _spec(self) -> CoreSpec | None:
+        """The core's data (CPUID, CCR; data/cores.toml), None for a core simcore lacks."""
+        return load_cores().get(self.core)
 
     @property
     def ccr(self) -> int:
@@ -121,7 +125,11 @@ class PrivatePeripheralBus:
 
     def read(self, offset: int, size: int) -> int:
         if offset == CPUID:
-            return CPUID_BY_CORE.get(self.core, 0)
+            return self._spec.cpuid if self._spec else 0
+        if offset == DWT_CYCCNT and self._spec is not None and self._spec.architecture == "Armv6-M":
+            # Armv6-M's DWT has no CYCCNT (Armv6-M ARM C1.8): the word reads as zero.
+            self.notes.add(M0PLUS_CYCCNT_NOTE)
+            return 0
         if offset == DWT_CYCCNT:
             return (self._now(offset) - self._cyccnt_base) & 0xFFFFFFFF
         if offset == SYST_CVR:
@@ -159,7 +167,7 @@ class PrivatePeripheralBus:
                 "SYS_EXIT instead",
             )
         if word == CCR:
-            if self.core == "cortex-m0plus":
+            if self._spec is not None and not self._spec.ccr_writable:
                 return  # Armv6-M: CCR is read-only
             ccr = _merge(self.registers, offset, size, value)
             if ccr & CCR_UNALIGN_TRP:
@@ -253,3 +261,60 @@ class SioBlock:
             self.registers[offset] = value
             return
         self._divide()
+
+
+@dataclass
+class MicrosecondTimer:
+    """The RP2040/RP2350 TIMER: a 64-bit tick count derived from the cycle model.
+
+    ``ticks = cycles before the accessing instruction * tick_hz // clock_hz``, plus what
+    firmware set through TIMELW/TIMEHW. A TIMELR read latches the high half for TIMEHR
+    (read TIMELR first, as pico-sdk's ``time_us_64`` does); TIMERAWL/TIMERAWH read the
+    count without latching. Other registers (alarms, interrupts) read back what was
+    written: alarms never fire.
+    """
+
+    base: int
+    offsets: dict[int, str]
+    tick_hz: int
+    clock_hz: int
+    cycles: CycleSource
+    notes: set[str]
+    registers: dict[int, int] = field(default_factory=dict)
+    _latched_high: int = 0
+    _set_ticks: int = 0
+    _written_low: int = 0
+
+    def _raw(self, offset: int, write: bool = False) -> int:
+        value = self.cycles(self.base + offset, write)
+        if value is None:
+            self.notes.add("the TIMER was read but no cycle model was attached: it reads 0")
+            return 0
+        return value * self.tick_hz // self.clock_hz
+
+    def _now(self, offset: int) -> int:
+        return (self._raw(offset) + self._set_ticks) & 0xFFFFFFFFFFFFFFFF
+
+    def read(self, offset: int, size: int) -> int:
+        name = self.offsets.get(offset & ~3)
+        if name == "timelr":
+            now = self._now(offset)
+            self._latched_high = now >> 32
+            return now & 0xFFFFFFFF
+        if name == "timehr":
+            return self._latched_high
+        if name == "timerawl":
+            return self._now(offset) & 0xFFFFFFFF
+        if name == "timerawh":
+            return self._now(offset) >> 32
+        return _extract(self.registers, offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        name = self.offsets.get(offset & ~3)
+        if name == "timelw":
+            self._written_low = value & 0xFFFFFFFF
+        elif name == "timehw":
+            wanted = ((value & 0xFFFFFFFF) << 32) | self._written_low
+            self._set_ticks = wanted - self._raw(offset, True)
+        else:
+            _merge(self.registers, offset, size, value)

@@ -34,13 +34,23 @@ Result = dict[str, Any]
 
 #: Display names of the cores the cycle models cover.
 _CORE_NAMES = {
+    "cortex-m0": "Cortex-M0",
     "cortex-m0plus": "Cortex-M0+",
+    "cortex-m4f": "Cortex-M4F",
     "cortex-m33": "Cortex-M33",
     "cortex-m7": "Cortex-M7",
 }
 
 #: What each core's cycle figures are worth (the timing tables' ``exactness``).
 _CORE_NOTES = {
+    "cortex-m0": (
+        "exact: every instruction's cycles come from the Cortex-M0 Technical Reference "
+        "Manual (zero wait states)"
+    ),
+    "cortex-m4f": (
+        "exact: the Cortex-M4 Technical Reference Manual's integer and FPU tables "
+        "(zero wait states; divide charged at a fixed midpoint)"
+    ),
     "cortex-m0plus": (
         "exact: every instruction's cycles come from the Cortex-M0+ Technical Reference "
         "Manual (zero wait states)"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from simcore import paths
 from simcore.boards import BoardSpec
-from simcore.errors import ToolchainError, UsageError
+from simcore.errors import DoesNotFit, ToolchainError, UsageError
 from simcore.linker import (
     LinkLayout,
     LinkOptions,
@@ -55,13 +55,6 @@ def __getattr__(name: str) -> Path:
         return paths.out_dir()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-#: Target flags per core (DESIGN.md "Firmware generation").
-CORE_FLAGS: dict[str, tuple[str, ...]] = {
-    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
-    "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
-}
 
 #: Flags every build uses. -ffp-contract=off keeps float results equal to a
 #: host computation without fused multiply-add (DESIGN.md "Emulation facts").
@@ -164,10 +157,8 @@ def compiler_version() -> str:
 
 
 def target_flags(board: BoardSpec) -> tuple[str, ...]:
-    try:
-        return CORE_FLAGS[board.core.name]
-    except KeyError:
-        raise ToolchainError(f"no compiler flags for core {board.core.name}") from None
+    """The core's gcc target flags (``compiler_flags`` in data/cores.toml)."""
+    return board.core.compiler_flags
 
 
 def build_elf(
@@ -269,7 +260,7 @@ def build_elf(
             if proc.returncode != 0:
                 overflow = explain_overflow(proc.stderr, layout)
                 if overflow is not None:
-                    raise ToolchainError(
+                    raise DoesNotFit(
                         f"building {out_elf.name} for {board.name} failed: {overflow.message}",
                         hint=overflow.hint,
                     )

@@ -37,7 +37,7 @@ from simcore import compare
 from simcore.api import public
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import ElfImage, load_elf
-from simcore.errors import EmulationError, GoldenError, SimError, UsageError
+from simcore.errors import DoesNotFit, EmulationError, GoldenError, SimError, UsageError
 from simcore.golden.store import FORMAT_ROLE, Golden, list_folders, load_golden_dir
 from simcore.limits import Limits
 from simcore.results import LayerSpan
@@ -168,6 +168,8 @@ class BatchResult:
     #: Per sample (indices within the batch) and layer, from the firmware's layer marks.
     layer_spans: list[LayerSpan] = field(default_factory=list)
     layer_info: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The run's share of cycles per confidence tag (the cycle report's share_by_tag).
+    share_by_tag: dict[str, float] = field(default_factory=dict)
 
 
 #: ELF images parsed in this (worker) process, by path, modification time and size:
@@ -231,6 +233,7 @@ def _run_batch(
         memory=result.memory.as_dict(),
         layer_spans=result.layer_spans,
         layer_info=result.layer_info,
+        share_by_tag=dict(result.cycle_report.get("cycle_model", {}).get("share_by_tag", {})),
     )
 
 
@@ -277,7 +280,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     built = False
     manifest: dict[str, Any] = {}
     model_file = golden.model_path(combo.fmt)  # GoldenError when the golden lacks the format
-    want_sha = golden.model_sha256[MODEL_ROLE[combo.fmt]]
+    want_sha = golden.model_sha256[golden.role(combo.fmt)]
     if elf is None:
         from simcore.firmware.build import build_model_firmware, load_model
         from simcore.paths import out_dir
@@ -302,7 +305,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
     if got_sha is not None and got_sha != want_sha:
         raise GoldenError(
             f"firmware {elf.name} was built from a model with sha256 {got_sha[:12]}..., but the "
-            f"golden for {combo.model} ({MODEL_ROLE[combo.fmt]}) has {want_sha[:12]}...",
+            f"golden for {combo.model} ({golden.role(combo.fmt)}) has {want_sha[:12]}...",
             hint="rebuild the firmware from the committed model, or regenerate the golden",
         )
     in_b, out_b, cap = io_descriptor(elf)
@@ -451,6 +454,9 @@ class Validation:
     #: Cycles, instructions, share and MACs per layer per inference, from the
     #: firmware's layer marks (:func:`simcore.cycles.layers.layer_table`).
     layers: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the firmware does not fit the board (too little RAM or flash): such a
+    #: combination is skipped, neither passed nor failed; ``error`` holds the same text.
+    does_not_fit: str | None = None
 
     @property
     def key(self) -> str:
@@ -470,6 +476,13 @@ class Validation:
             mismatches=[], emulation_seconds=0.0, built=False, error=message,
             error_exit_code=code,
         )  # fmt: skip
+
+    @classmethod
+    def unfit(cls, combo: Combination, error: DoesNotFit) -> Validation:
+        """A combination skipped because its firmware does not fit the board's memory."""
+        result = cls.failed(combo, error)
+        result.does_not_fit = result.error
+        return result
 
     def variant(self) -> str | None:
         """What makes the firmware other than a release build (trace, portable, injected)."""
@@ -527,6 +540,7 @@ class Validation:
             "built": self.built,
             "variant": self.variant(),
             **({"error": self.error} if self.error else {}),
+            **({"does_not_fit": self.does_not_fit} if self.does_not_fit else {}),
         }
 
 
@@ -653,6 +667,8 @@ def validate_many(
     def plan_or_error(combo: Combination) -> _Plan | Validation:
         try:
             return _plan(combo, firmware, limit, split)
+        except DoesNotFit as exc:
+            return Validation.unfit(combo, exc)
         except SimError as exc:
             return Validation.failed(combo, exc)
 
@@ -841,9 +857,12 @@ def validate(
     """Validate one combination; raises UsageError/GoldenError for unusable inputs.
 
     A firmware that faults or hangs comes back as a failed :class:`Validation`
-    (its ``error`` says what happened); bad input raises.
+    (its ``error`` says what happened); bad input raises, and a firmware too big
+    for the board raises :class:`DoesNotFit` (a UsageError).
     """
     result = validate_many([combo], firmware=firmware, limit=limit, split=split, jobs=jobs)[0]
+    if result.does_not_fit:
+        raise DoesNotFit(result.does_not_fit)
     if result.error and result.error_exit_code == 2:
         raise UsageError(result.error)
     return result
@@ -945,7 +964,7 @@ def _judge(
         cycles_max=max(cycles) if cycles else 0,
         seconds_per_inference=cycles_mean / board.clock_hz,
         clock_hz=board.clock_hz,
-        cycle_model={"core": table.core, "exactness": table.exactness.value},
+        cycle_model=_cycle_model(table.core, table.exactness.value, batches),
         profile=profile,
         memory=memory,
         mismatches=[{"sample": int(rows[i]), "got": g, "want": w} for i, g, w in mism],
@@ -1002,6 +1021,24 @@ def _usage(used: int, capacity: int | None) -> dict[str, Any]:
     if capacity:
         out["percent"] = round(100.0 * used / capacity, 3)
     return out
+
+
+def _cycle_model(core: str, table_exactness: str, batches: list[BatchResult]) -> dict[str, Any]:
+    """The combination's cycle tag: exact only if its inexact share is small (all batches)."""
+    from simcore.cycles.model import run_exactness
+
+    total = sum(b.cycles for b in batches) or 1
+    shares: dict[str, float] = {}
+    for b in batches:
+        for tag, share in b.share_by_tag.items():
+            shares[tag] = shares.get(tag, 0.0) + share * b.cycles / total
+    exactness, inexact = run_exactness(table_exactness, shares)
+    return {
+        "core": core,
+        "exactness": exactness,
+        "table_exactness": table_exactness,
+        "inexact_share": round(inexact, 6),
+    }
 
 
 def _merge_profiles(batches: list[BatchResult], n: int) -> list[dict[str, Any]]:

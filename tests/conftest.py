@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder, build_asm
 
 from simcore.boards import get_board
+from simcore.cache import CACHE_DIR_ENV
 from simcore.example import build_example
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the session's classification/line cache out of the user's cache folder."""
+    saved = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("simcore-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = saved
 
 
 @pytest.fixture

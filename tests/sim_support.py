@@ -19,7 +19,9 @@ AsmBuilder = Callable[..., Path]
 
 #: The assembler's CPU flags per core.
 ASM_CPU = {
+    "cortex-m0": ("-mcpu=cortex-m0",),
     "cortex-m0plus": ("-mcpu=cortex-m0plus",),
+    "cortex-m4f": ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"),
     "cortex-m33": ("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
     "cortex-m7": ("-mcpu=cortex-m7", "-mfpu=fpv5-d16"),
 }

@@ -3,9 +3,11 @@
  *
  * The Python side (simcore/cycles/native.py) owns an `Accounting` object, hands it
  * the per-halfword prefix arrays made by simcore/cycles/classify.py, and registers
- * `simcore_block_hook` (UC_HOOK_BLOCK) and optionally `simcore_mem_read_hook`
- * (UC_HOOK_MEM_READ over the XIP flash range) through unicorn's uc_hook_add with the
- * address of the object's state as user data. No Python runs per block.
+ * `simcore_block_hook` (UC_HOOK_BLOCK) and, where flash data reads are modeled,
+ * `simcore_tlb_fill_hook` (UC_HOOK_TLB_FILL, virtual TLB) with MMIO aliases served by
+ * `simcore_flash_data_read` and `simcore_fast_io_read/write`, through unicorn's
+ * uc_hook_add / uc_mmio_map with the address of the object's state as user data. No
+ * Python runs per block or per access.
  *
  * Per block [start, end): cycles += P[end] - P[start], instructions += C[end] -
  * C[start], counts[start]++; a block that does not start where the previous one
@@ -35,6 +37,28 @@ enum stop_reason {
 };
 
 typedef int (*emu_stop_fn)(void *uc);
+typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
+typedef int (*uc_mem_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+
+/* unicorn.h values (2.1.4): uc_mem_type, uc_prot, UC_ARM_REG_EPSR. */
+enum { UC_MEM_READ_ = 16, UC_MEM_WRITE_ = 17, UC_MEM_FETCH_ = 18 };
+enum { UC_PROT_READ_ = 1, UC_PROT_WRITE_ = 2, UC_PROT_EXEC_ = 4, UC_PROT_ALL_ = 7 };
+#define UC_ARM_REG_EPSR_ 121  /* writes EPSR alone (IT, T): EAPSR would write the flags too */
+#define EPSR_T (1u << 24)
+
+typedef struct {
+    uint64_t paddr;
+    int32_t perms;
+} uc_tlb_entry_;
+
+/* A separate data cache (the Cortex-M7 L1 D-cache): set-associative, LRU. */
+typedef struct {
+    uint32_t sets, ways, line_shift, sets_shift; /* ways 0 = none: data shares the cache */
+    uint64_t miss_cycles;
+    uint32_t *tags;
+    uint64_t *stamps;
+    uint64_t clock;
+} data_cache;
 
 typedef struct {
     uint64_t start;          /* address of halfword 0 */
@@ -42,6 +66,10 @@ typedef struct {
     const uint64_t *prefix;  /* (nhalf + 1) x {cost, count} */
     uint64_t *counts;        /* nhalf (+1 spare): blocks that started at each halfword */
     uint64_t *ends;          /* nhalf + 1: blocks that ended just before each halfword */
+    uint64_t *extra;         /* nhalf + 1: dynamic cycles charged at each halfword (taken-branch
+                              * refills at a block's last halfword, cache misses and fast-IO
+                              * savings, mod 2**64, at its first), so that the profile adds
+                              * up to the total; NULL = not kept */
 } code_range;
 
 typedef struct {
@@ -57,6 +85,8 @@ typedef struct {
     uint64_t lf_start, lf_end, lf_lines, lf_touch, cache_touch;
     uint64_t fetch_hits;
     const code_range *last;      /* range of the previous block */
+    uint64_t *tail_extra;        /* extra[] slot of the last halfword of the previous block */
+    uint64_t *head_extra;        /* extra[] slot of the first halfword of the current block */
     /* Warm and cold. */
     uint64_t taken_branches;
     uint64_t budget;             /* as set (0 = none), for the snapshot */
@@ -72,29 +102,64 @@ typedef struct {
     uint64_t fetch_misses, data_hits, data_misses;
     uint64_t cache_cycles;       /* miss cycles charged (already in `cycles`) */
     uint64_t fast_io_saving, fast_io_accesses;
+    /* Data accesses through the virtual TLB (simcore_tlb_fill_hook): loads from the cached
+     * range go to an MMIO alias at flash_alias, accesses to the single-cycle IO range
+     * [io_lo, io_lo + io_span) to one at io_alias; span 0 = none. */
+    uint64_t flash_alias;
+    uint64_t io_lo, io_span, io_alias;
+    uc_reg_write_fn reg_write;
+    uc_mem_fn mem_read, mem_write;
+    const uint8_t *flash_copy;    /* the cached range's bytes (read-only memory), or NULL */
+    uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
+    data_cache dcache;
+    uint64_t tlb_fills;
+    uint64_t sink;               /* where extra cycles go before the first block */
     code_range ranges[MAX_RANGES];
 } acct_state;
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Access one cache line; return 1 on hit. */
-static inline int cache_line(acct_state *s, uint64_t line) {
-    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
-    uint32_t tag = (uint32_t)(line >> s->sets_shift);
-    uint32_t *tags = s->cache_tags + (size_t)set * s->cache_ways;
-    uint64_t *stamps = s->cache_stamps + (size_t)set * s->cache_ways;
+/* Look tag up in one set of `ways` lines, LRU by stamp; return 1 on hit. */
+static inline int lru_access(uint32_t *tags, uint64_t *stamps, uint32_t ways, uint32_t tag,
+                             uint64_t stamp) {
     uint32_t victim = 0;
-    s->cache_clock++;
-    for (uint32_t w = 0; w < s->cache_ways; w++) {
+    for (uint32_t w = 0; w < ways; w++) {
         if (tags[w] == tag) {
-            stamps[w] = s->cache_clock;
+            stamps[w] = stamp;
             return 1;
         }
         if (stamps[w] < stamps[victim]) victim = w;
     }
     tags[victim] = tag;
-    stamps[victim] = s->cache_clock;
+    stamps[victim] = stamp;
     return 0;
+}
+
+/* Access one cache line; return 1 on hit. */
+static inline int cache_line(acct_state *s, uint64_t line) {
+    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+    size_t at = (size_t)set * s->cache_ways;
+    return lru_access(s->cache_tags + at, s->cache_stamps + at, s->cache_ways,
+                      (uint32_t)(line >> s->sets_shift), ++s->cache_clock);
+}
+
+/* Data read of [lo, hi) through the separate data cache; return the miss cycles. */
+static uint64_t dcache_range(acct_state *s, uint64_t lo, uint64_t hi) {
+    data_cache *c = &s->dcache;
+    uint64_t missed = 0;
+    for (uint64_t line = lo >> c->line_shift; line <= (hi - 1) >> c->line_shift; line++) {
+        uint32_t set = (uint32_t)(line & (c->sets - 1));
+        size_t at = (size_t)set * c->ways;
+        if (lru_access(c->tags + at, c->stamps + at, c->ways, (uint32_t)(line >> c->sets_shift),
+                       ++c->clock)) {
+            s->data_hits++;
+        } else {
+            s->data_misses++;
+            missed += c->miss_cycles;
+        }
+    }
+    s->cache_cycles += missed;
+    return missed;
 }
 
 /* Access the lines of [lo, hi) inside the cached range; return the miss cycles (the
@@ -123,7 +188,9 @@ __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo
 /* Instruction fetch of a block that is not a plain repeat of the previous one. */
 __attribute__((noinline)) static void fetch_slow(acct_state *s, uint64_t address, uint64_t end) {
     uint64_t before = s->fetch_hits + s->fetch_misses;
-    s->cycles += cache_range(s, address, end, 0);
+    uint64_t missed = cache_range(s, address, end, 0);
+    s->cycles += missed;
+    *s->head_extra += missed;
     s->lf_start = address;
     s->lf_end = end;
     s->lf_lines = s->fetch_hits + s->fetch_misses - before;
@@ -197,7 +264,11 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     if (address != s->cur_end && s->cur_end != NO_BLOCK) {
         cycles += s->refill_cycles;
         s->taken_branches++;
+        *s->tail_extra += s->refill_cycles;
     }
+    uint64_t tail = off1 >> 1;
+    s->tail_extra = r->extra + tail - (tail != 0);
+    s->head_extra = r->extra + (off0 >> 1);
     s->cur_start = address;
     s->cur_end = end;
     s->cycles = cycles;
@@ -220,27 +291,111 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     if (UNLIKELY(over)) budget_stop(s, uc);
 }
 
-/* UC_HOOK_MEM_READ callback restricted (by uc_hook_add begin/end) to the cached range. */
+/* ------------------------------------------------- data reads through the virtual TLB
+ *
+ * A unicorn UC_HOOK_MEM_READ puts every load of the program on unicorn's slow path (it
+ * disables the inline TLB lookup for all memory), and on Thumb-2 it breaks loads inside
+ * IT blocks (below). Instead, the engine runs with unicorn's virtual TLB
+ * (UC_TLB_VIRTUAL) and simcore_tlb_fill_hook translates each page when the TLB misses:
+ * identity for everything except data accesses to the cached range, which go to an MMIO
+ * alias of it (simcore_flash_data_read: charge the cache, return the bytes), and data
+ * accesses to the single-cycle IO range, which go to an MMIO alias that charges and
+ * forwards them. Instruction fetch from the cached range stays on plain memory, so code
+ * runs from flash at full speed, and loads from RAM keep the inline fast path.
+ *
+ * The IT-block bug (unicorn 2.1.4, issue #2309): before calling a memory hook or a TLB
+ * fill hook, unicorn restores the guest state of the current instruction
+ * (cpu_restore_state), which writes that instruction's IT state into env->condexec_bits
+ * in the middle of a translation block. QEMU's translator keeps condexec_bits zero while
+ * a block runs and stores it only when the block ends inside an IT block, so once the IT
+ * block ends within the same translation block the stale bits survive into the next
+ * block's flags and it is decoded as if inside an IT block (a later conditional branch
+ * becomes an invalid instruction). The fill hook therefore puts the invariant back: it
+ * clears the IT bits (EPSR write with T set) after every data-access fill. MMIO callbacks
+ * do not restore the state, so they need nothing. */
+
+/* UC_HOOK_TLB_FILL callback (virtual TLB mode); user_data is the acct_state. */
 __attribute__((visibility("default")))
-void simcore_mem_read_hook(void *uc, int type, uint64_t address, int size, int64_t value,
-                           void *user_data) {
-    (void)uc; (void)type; (void)value;
+int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
+                          void *user_data) {
     acct_state *s = (acct_state *)user_data;
-    if (s->cache_span) {
-        s->cache_touch++;
-        s->cycles += cache_range(s, address, address + (uint64_t)size, 1);
+    s->tlb_fills++;
+    e->paddr = vaddr;
+    e->perms = UC_PROT_ALL_;  /* the physical mapping's own protection still applies */
+    if (vaddr - s->cache_lo < s->cache_span) {
+        /* One page, one kind of access: a fetch entry must not serve data reads. */
+        if (type == UC_MEM_READ_) {
+            e->paddr = s->flash_alias + (vaddr - s->cache_lo);
+            e->perms = UC_PROT_READ_;
+        } else {
+            e->perms = type == UC_MEM_FETCH_ ? UC_PROT_EXEC_ : UC_PROT_WRITE_;
+        }
+    } else if (vaddr - s->io_lo < s->io_span && type != UC_MEM_FETCH_) {
+        e->paddr = s->io_alias + (vaddr - s->io_lo);
+        e->perms = UC_PROT_READ_ | UC_PROT_WRITE_;
+    }
+    if (type != UC_MEM_FETCH_ && s->reg_write) {
+        uint32_t epsr = EPSR_T;
+        s->reg_write(uc, UC_ARM_REG_EPSR_, &epsr);
+    }
+    return 1;
+}
+
+/* MMIO read callback of the cached range's data alias.
+ * Fast path: a load from the line of the previous data load, with no cache access in
+ * between (data_touch == cache_touch), hits; that line is already the most recently
+ * used one, so the LRU order stays as it is (as in cache_line, without the stamp). */
+__attribute__((visibility("default")))
+uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    uint64_t address = s->cache_lo + offset, value = 0;
+    uint64_t line = address >> s->line_shift;
+    uint64_t missed = 0;
+    if (s->dcache.ways) {
+        missed = dcache_range(s, address, address + size);
+    } else if (line == s->data_line && s->data_touch == s->cache_touch &&
+               (address + size - 1) >> s->line_shift == line) {
+        s->data_hits++;
+    } else {
+        missed = cache_range(s, address, address + size, 1);
+        s->data_line = (address + size - 1) >> s->line_shift;
+        s->data_touch = ++s->cache_touch;
+    }
+    s->cycles += missed;
+    *s->head_extra += missed;
+    if (UNLIKELY(!s->flash_copy || offset + size > s->cache_span)) {
+        s->mem_read(uc, address, &value, size);
+        return value;
+    }
+    const uint8_t *p = s->flash_copy + offset;  /* little-endian host and guest */
+    switch (size) {
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: memcpy(&value, p, size < 8 ? size : 8); return value;
     }
 }
 
-/* UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE callback restricted to a single-cycle IO region
- * (RP2040 SIO): the table charges every load/store 2 cycles, such an access costs 1. */
+/* MMIO callbacks of the single-cycle IO alias: charge, then forward to the real region. */
 __attribute__((visibility("default")))
-void simcore_fast_io_hook(void *uc, int type, uint64_t address, int size, int64_t value,
-                          void *user_data) {
-    (void)uc; (void)type; (void)address; (void)size; (void)value;
+uint64_t simcore_fast_io_read(void *uc, uint64_t offset, unsigned size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    uint64_t value = 0;
+    s->cycles -= s->fast_io_saving;
+    *s->head_extra -= s->fast_io_saving;
+    s->fast_io_accesses++;
+    s->mem_read(uc, s->io_lo + offset, &value, size);
+    return value;
+}
+
+__attribute__((visibility("default")))
+void simcore_fast_io_write(void *uc, uint64_t offset, unsigned size, uint64_t value,
+                           void *user_data) {
     acct_state *s = (acct_state *)user_data;
     s->cycles -= s->fast_io_saving;
+    *s->head_extra -= s->fast_io_saving;
     s->fast_io_accesses++;
+    s->mem_write(uc, s->io_lo + offset, &value, size);
 }
 
 /* ------------------------------------------------------------------ Python type */
@@ -251,6 +406,8 @@ typedef struct {
     Py_buffer prefix_buf[MAX_RANGES];
     Py_buffer counts_buf[MAX_RANGES];
     Py_buffer ends_buf[MAX_RANGES];
+    Py_buffer extra_buf[MAX_RANGES];
+    Py_buffer copy_buf;  /* the flash copy of configure_aliases (obj NULL = none) */
 } AccountingObject;
 
 static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwds) {
@@ -267,6 +424,7 @@ static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwd
     self->st.cur_start = self->st.cur_end = NO_BLOCK;
     self->st.lf_start = self->st.lf_end = NO_BLOCK;
     self->st.last = &self->st.ranges[0];  /* empty range [0, 0) until add_range */
+    self->st.tail_extra = self->st.head_extra = &self->st.sink;
     return 0;
 }
 
@@ -275,42 +433,56 @@ static void Accounting_dealloc(AccountingObject *self) {
         PyBuffer_Release(&self->prefix_buf[i]);
         PyBuffer_Release(&self->counts_buf[i]);
         PyBuffer_Release(&self->ends_buf[i]);
+        PyBuffer_Release(&self->extra_buf[i]);
     }
+    if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
+    PyMem_Free(self->st.dcache.tags);
+    PyMem_Free(self->st.dcache.stamps);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     unsigned long long start;
-    PyObject *prefix, *counts, *ends;
-    if (!PyArg_ParseTuple(args, "KOOO", &start, &prefix, &counts, &ends)) return NULL;
+    PyObject *prefix, *counts, *ends, *extra;
+    if (!PyArg_ParseTuple(args, "KOOOO", &start, &prefix, &counts, &ends, &extra)) return NULL;
     int n = self->st.nranges;
     if (n >= MAX_RANGES) {
         PyErr_Format(PyExc_ValueError, "at most %d code ranges", MAX_RANGES);
         return NULL;
     }
     Py_buffer *pb = &self->prefix_buf[n], *cb = &self->counts_buf[n], *eb = &self->ends_buf[n];
-    if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_buffer *xb = &self->extra_buf[n];
+    if (PyObject_GetBuffer(extra, xb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(prefix, pb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(xb);
+        return NULL;
+    }
     if (PyObject_GetBuffer(counts, cb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
+        PyBuffer_Release(xb);
         return NULL;
     }
     if (PyObject_GetBuffer(ends, eb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
+        PyBuffer_Release(xb);
         return NULL;
     }
     /* counts has a spare last slot: an empty block at the very end of the range is
      * counted there (starts and ends cancel) instead of out of bounds. */
     Py_ssize_t nhalf = eb->len / 8 - 1;
-    if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 ||
-        nhalf < 0 || pb->len != (nhalf + 1) * 16 || cb->len != (nhalf + 1) * 8) {
+    if (pb->itemsize != 8 || cb->itemsize != 8 || eb->itemsize != 8 || xb->itemsize != 8 ||
+        nhalf < 0 || pb->len != (nhalf + 1) * 16 || cb->len != (nhalf + 1) * 8 ||
+        xb->len != (nhalf + 1) * 8) {
         PyBuffer_Release(pb);
         PyBuffer_Release(cb);
         PyBuffer_Release(eb);
+        PyBuffer_Release(xb);
         PyErr_SetString(PyExc_ValueError,
-                        "prefix must be uint64 (n+1, 2), counts and ends uint64 (n+1,)");
+                        "prefix must be uint64 (n+1, 2), counts, ends and extra uint64 (n+1,)");
         return NULL;
     }
     code_range *r = &self->st.ranges[n];
@@ -319,6 +491,7 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     r->prefix = (const uint64_t *)pb->buf;
     r->counts = (uint64_t *)cb->buf;
     r->ends = (uint64_t *)eb->buf;
+    r->extra = (uint64_t *)xb->buf;
     self->st.nranges = n + 1;
     self->st.last = &self->st.ranges[0];
     Py_RETURN_NONE;
@@ -365,6 +538,74 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     Py_RETURN_NONE;
 }
 
+static PyObject *Accounting_configure_aliases(AccountingObject *self, PyObject *args) {
+    unsigned long long flash_alias, io_lo, io_span, io_alias, reg_write, mem_read, mem_write;
+    PyObject *copy;
+    if (!PyArg_ParseTuple(args, "KKKKKKKO", &flash_alias, &io_lo, &io_span, &io_alias,
+                          &reg_write, &mem_read, &mem_write, &copy))
+        return NULL;
+    acct_state *s = &self->st;
+    if (!s->cache_span || !reg_write || !mem_read || !mem_write) {
+        PyErr_SetString(PyExc_ValueError, "aliases need a cache and the unicorn functions");
+        return NULL;
+    }
+    if (self->copy_buf.obj) {
+        PyBuffer_Release(&self->copy_buf);
+        s->flash_copy = NULL;
+    }
+    if (copy != Py_None) {
+        if (PyObject_GetBuffer(copy, &self->copy_buf, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+        if ((uint64_t)self->copy_buf.len != s->cache_span) {
+            PyBuffer_Release(&self->copy_buf);
+            PyErr_SetString(PyExc_ValueError, "the flash copy must cover the cached range");
+            return NULL;
+        }
+        s->flash_copy = (const uint8_t *)self->copy_buf.buf;
+    }
+    s->flash_alias = flash_alias;
+    s->io_lo = io_lo;
+    s->io_span = io_span;
+    s->io_alias = io_alias;
+    s->reg_write = (uc_reg_write_fn)(uintptr_t)reg_write;
+    s->mem_read = (uc_mem_fn)(uintptr_t)mem_read;
+    s->mem_write = (uc_mem_fn)(uintptr_t)mem_write;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_configure_data_cache(AccountingObject *self, PyObject *args) {
+    unsigned int size_bytes, ways, line_bytes;
+    unsigned long long miss_cycles;
+    if (!PyArg_ParseTuple(args, "IIIK", &size_bytes, &ways, &line_bytes, &miss_cycles))
+        return NULL;
+    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
+        size_bytes % (ways * line_bytes)) {
+        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+        return NULL;
+    }
+    uint32_t sets = size_bytes / (ways * line_bytes);
+    if (sets == 0 || (sets & (sets - 1))) {
+        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
+        return NULL;
+    }
+    data_cache *c = &self->st.dcache;
+    PyMem_Free(c->tags);
+    PyMem_Free(c->stamps);
+    c->ways = 0;
+    c->tags = PyMem_Malloc(sizeof(uint32_t) * sets * ways);
+    c->stamps = PyMem_Calloc((size_t)sets * ways, sizeof(uint64_t));
+    if (!c->tags || !c->stamps) return PyErr_NoMemory();
+    memset(c->tags, 0xff, sizeof(uint32_t) * sets * ways);
+    c->sets = sets;
+    c->ways = ways;
+    c->line_shift = 0;
+    while ((1u << c->line_shift) < line_bytes) c->line_shift++;
+    c->sets_shift = 0;
+    while ((1u << c->sets_shift) < sets) c->sets_shift++;
+    c->miss_cycles = miss_cycles;
+    c->clock = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) {
     unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -405,7 +646,7 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
     acct_state *s = &self->st;
     int started = s->cur_end != NO_BLOCK;
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "cycles", (unsigned long long)s->cycles,
         "instructions", (unsigned long long)s->instructions,
         "taken_branches", (unsigned long long)s->taken_branches,
@@ -420,7 +661,8 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "data_misses", (unsigned long long)s->data_misses,
         "cache_cycles", (unsigned long long)s->cache_cycles,
         "budget", (unsigned long long)s->budget,
-        "fast_io_accesses", (unsigned long long)s->fast_io_accesses);
+        "fast_io_accesses", (unsigned long long)s->fast_io_accesses,
+        "tlb_fills", (unsigned long long)s->tlb_fills);
 }
 
 static PyObject *Accounting_get_cycles(AccountingObject *self, void *closure) {
@@ -440,14 +682,21 @@ static PyObject *Accounting_get_stop_reason(AccountingObject *self, void *closur
 
 static PyMethodDef Accounting_methods[] = {
     {"add_range", (PyCFunction)Accounting_add_range, METH_VARARGS,
-     "add_range(start, prefix, counts, ends): a code range's prefix (uint64 (n+1,2)), "
-     "block-start counts and block-end counts (uint64 (n+1,) each)."},
+     "add_range(start, prefix, counts, ends, extra): a code range's prefix (uint64 "
+     "(n+1,2)), block-start counts, block-end counts and extra cycles (uint64 (n+1,) each)."},
     {"configure_cache", (PyCFunction)Accounting_configure_cache, METH_VARARGS,
      "configure_cache(start, end, size_bytes, ways, line_bytes, miss_cycles)."},
+    {"configure_aliases", (PyCFunction)Accounting_configure_aliases, METH_VARARGS,
+     "configure_aliases(flash_alias, io_lo, io_span, io_alias, uc_reg_write, uc_mem_read, "
+     "uc_mem_write, flash_copy): data accesses through the virtual TLB (after "
+     "configure_cache); flash_copy: the cached range's bytes (read-only) or None."},
+    {"configure_data_cache", (PyCFunction)Accounting_configure_data_cache, METH_VARARGS,
+     "configure_data_cache(size_bytes, ways, line_bytes, miss_cycles): data reads of the "
+     "cached range go through this cache instead of the shared one."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,
-     "set_fast_io_saving(cycles): subtracted per access seen by simcore_fast_io_hook."},
+     "set_fast_io_saving(cycles): subtracted per access to the single-cycle IO alias."},
     {"set_budget", (PyCFunction)Accounting_set_budget, METH_O,
      "set_budget(instructions): stop once this many have run (0 = no budget)."},
     {"clear_stop", (PyCFunction)Accounting_clear_stop, METH_NOARGS,

@@ -148,8 +148,8 @@ def run_bench(
     ``outer_iterations`` x about 255 x (4 x ``unroll`` + 2) instructions: the default
     is about 306 M for ``unroll=1``. Raw and accounted runs alternate so that load
     from other processes hits both alike.
-    ``data_reads`` adds the flash data-read hook (UC_HOOK_MEM_READ): unicorn then takes
-    its slow memory path for every load, not only for flash.
+    ``data_reads`` charges flash data reads too (virtual TLB + MMIO alias: only the
+    loads from flash leave unicorn's fast path; this kernel's data is in RAM).
     """
     if unroll not in (1, 2, 4):
         raise ValueError("unroll must be 1, 2 or 4")

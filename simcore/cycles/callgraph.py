@@ -17,8 +17,10 @@ counts (no extra hook, so it costs nothing while emulating):
 - **source lines** from the DWARF line table, **loops** from backward branches
   (a loop is [branch target, branch], its cycles exclude the functions it calls).
 
-Static costs only, as the per-function profile: taken-branch refills and cache
-misses are in the run's total, not here.
+With ``extras`` (:meth:`simcore.cycles.native.BlockAccounting.extra_arrays`),
+as the per-function profile, each function, line and loop also carries the
+taken-branch refills and memory stalls charged to its code, so the functions'
+exclusive cycles add up to the run's (or the sample's) cycles.
 """
 
 from __future__ import annotations
@@ -153,13 +155,14 @@ class DetailedProfile:
         total = self.total_cycles
         return {
             "scope": self.scope,
-            "static_cycles": total,
+            "cycles": total,
             "functions": [f.as_dict(total) for f in self.functions[:limit]],
             "lines": [line.as_dict() for line in self.lines[:limit]],
             "loops": [loop.as_dict() for loop in self.loops[:limit]],
             "indirect_calls": self.indirect_calls,
             "method": "exclusive cycles counted; inclusive ones apportioned by call counts "
-            "(gprof's method); static costs (refills and cache misses in the total only)",
+            "(gprof's method); each with the taken-branch refills and memory stalls of its "
+            "own code",
         }
 
 
@@ -212,8 +215,9 @@ def detailed_profile(
     line_at: LineAt,
     read_code: ReadCode,
     scope: str = "whole run",
+    extras: Sequence[npt.NDArray[np.int64]] | None = None,
 ) -> DetailedProfile:
-    """Build the profile from block counts (see the module docstring)."""
+    """Build the profile from block counts and dynamic extras (see the module docstring)."""
     ordered = sorted(((n, s & ~1, z) for n, s, z in symbols if z > 0), key=lambda t: t[1])
     funcs = [FunctionCost(n, s, z) for n, s, z in ordered]
     starts = np.asarray([f.start for f in funcs], dtype=np.int64)
@@ -230,15 +234,19 @@ def detailed_profile(
             return funcs[i]
         return unknown
 
-    for r, (start, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
+    for index, (r, (start, block_starts, block_ends)) in enumerate(
+        zip(classification.ranges, counts, strict=True)
+    ):
         if start != r.start:
             raise ValueError("counts do not match the classification's ranges")
         n = exec_counts(r, block_starts, block_ends)
         cyc = n * r.cost.astype(np.int64)
+        if extras is not None:
+            cyc = cyc + extras[index]
         total += int(cyc.sum())
         code = read_code(r.start, 2 * r.nhalf)
         hw = None if code is None else np.frombuffer(code, dtype="<u2")
-        executed = np.flatnonzero(n > 0)
+        executed = np.flatnonzero((n > 0) | (cyc != 0))  # extras may sit on a 2nd halfword
         for i in executed.tolist():
             address = r.start + 2 * i
             f = owner(address)

@@ -30,17 +30,23 @@ termination, IT-skipped instructions are charged like executed ones).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import capstone
 import numpy as np
 import numpy.typing as npt
 from capstone import arm_const
 
+from simcore import cache as disk_cache
+from simcore.boards import load_cores
 from simcore.cycles.tables import Issue, TimingRow, TimingTable, load_table
 from simcore.errors import CycleModelError
 
@@ -253,6 +259,9 @@ class _Insn:
     target: int | None
     #: (base register, byte offset) of a load/store with an immediate offset, else None.
     memory: tuple[str, int] | None = None
+    #: An unconditional B/BL to the next instruction: taken, but the block hook cannot
+    #: tell it from falling through, so its refill is part of its static cost.
+    to_next: bool = False
 
     @property
     def read_keys(self) -> frozenset[str]:
@@ -389,12 +398,23 @@ def _lookup(table: TimingTable, insn: capstone.CsInsn) -> tuple[TimingRow, int] 
     text = f"{insn.mnemonic} {insn.op_str}".strip()
     if table.thumb32_ids is not None and insn.size == 4 and insn.id not in table.thumb32_ids:
         return f"'{text}' is not an instruction of {table.core} (32-bit Thumb-2 encoding)"
+    if "F64" in _VECTOR_DATA_NAMES.get(insn.vector_data, "") and _fpu(table.core) != "double":
+        return (
+            f"'{text}' is a double-precision FPU instruction; {table.core} has "
+            f"{'a single-precision FPU only' if _fpu(table.core) == 'single' else 'no FPU'}"
+        )
     _, regs_write = insn.regs_access()
     writes_pc = arm_const.ARM_REG_PC in regs_write
     for row in table.rows_for(insn.id):
         if _matches(row, insn, writes_pc):
             return row, table.rows.index(row)
     return f"'{text}' has no entry in the {table.core} timing table"
+
+
+def _fpu(core: str) -> str:
+    """The core's FPU (data/cores.toml): "none", "single" or "double"."""
+    spec = load_cores().get(core)
+    return spec.fpu if spec is not None else "double"
 
 
 class _Scheduler:
@@ -636,6 +656,9 @@ def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
         leaves=leaves,
         target=target,
         memory=memory,
+        to_next=unconditional
+        and insn.id in (arm_const.ARM_INS_B, arm_const.ARM_INS_BL)
+        and target == insn.address + insn.size,
     )
 
 
@@ -760,7 +783,7 @@ def classify_range(
             if isinstance(item, _Insn):
                 if item.address in targets:
                     sched.reset()
-                cost[i] = sched.cost(item)
+                cost[i] = sched.cost(item) + (table.refill_cycles if item.to_next else 0)
                 count[i] = 1
                 row_index[i] = item.row_number
                 if item.size == 4:
@@ -819,7 +842,106 @@ def _classify_cached(
                 "overlap",
                 hint="pass each executable section once",
             )
-    return Classification(
+    key = cache_key(table, ordered, mapping_symbols)
+    found = _from_disk(table, ordered, key)
+    if found is not None:
+        return found
+    result = Classification(
         table=table,
         ranges=tuple(classify_range(table, r, mapping_symbols) for r in ordered),
     )
+    _to_disk(result, key)
+    return result
+
+
+# -- the on-disk cache (simcore.cache) ----------------------------------------------
+
+_CACHE_KIND = "classify"
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-ready, order-independent form of a timing table's fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _canonical(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in ("path", "by_id")  # where the file was; a derived index
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    return value
+
+
+@cache
+def _code_digest() -> str:
+    """The classifier's own source and capstone's version: a change to either changes costs."""
+    here = Path(__file__).resolve().parent
+    return disk_cache.source_digest(here / "classify.py", here / "tables.py") + (
+        f" capstone {capstone.__version__}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def table_digest(table: TimingTable) -> str:
+    """A digest of everything in ``table`` (not where it was read from)."""
+    return json.dumps(_canonical(table), sort_keys=True)
+
+
+def cache_key(
+    table: TimingTable, ranges: Sequence[CodeRange], mapping_symbols: Sequence[MappingSymbol]
+) -> str:
+    """The on-disk cache key of a classification: code bytes, mapping symbols, table, code."""
+    parts: list[bytes | str] = [_code_digest(), table_digest(table)]
+    for r in ranges:
+        parts += [f"range 0x{r.start:08x}", r.data]
+    parts.append(json.dumps(sorted((s.address, s.kind) for s in mapping_symbols)))
+    return disk_cache.digest(_CACHE_KIND, parts)
+
+
+def _to_disk(result: Classification, key: str) -> None:
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    unknown: list[list[list[int | str]]] = []
+    for i, r in enumerate(result.ranges):
+        arrays[f"prefix{i}"] = r.prefix
+        arrays[f"cost{i}"] = r.cost
+        arrays[f"row_index{i}"] = r.row_index
+        unknown.append([[a, text] for a, text in sorted(r.unknown.items())])
+    disk_cache.store(_CACHE_KIND, key, arrays, {"unknown": unknown})
+
+
+def _from_disk(table: TimingTable, ranges: Sequence[CodeRange], key: str) -> Classification | None:
+    """The cached classification of ``ranges``, or None (missing or not of the right shape)."""
+    found = disk_cache.load(_CACHE_KIND, key)
+    if found is None:
+        return None
+    arrays, data = found
+    try:
+        out = []
+        for i, rng in enumerate(ranges):
+            nhalf = len(rng.data) // 2
+            prefix = np.ascontiguousarray(arrays[f"prefix{i}"], dtype=np.uint64)
+            cost = np.asarray(arrays[f"cost{i}"], dtype=np.uint32)
+            row_index = np.asarray(arrays[f"row_index{i}"], dtype=np.int16)
+            if (
+                prefix.shape != (nhalf + 1, 2)
+                or cost.shape != (nhalf,)
+                or row_index.shape != (nhalf,)
+            ):
+                raise ValueError(f"range {i} has the wrong shape")
+            unknown = {int(a): str(text) for a, text in data["unknown"][i]}
+            for array in (prefix, cost, row_index):
+                array.flags.writeable = False
+            out.append(RangeCosts(rng.start, nhalf, prefix, cost, row_index, unknown))
+        if len(data["unknown"]) != len(ranges):
+            raise ValueError("wrong number of ranges")
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        disk_cache.log.debug("ignoring malformed classification cache entry %s: %s", key, exc)
+        return None
+    return Classification(table=table, ranges=tuple(out))

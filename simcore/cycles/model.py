@@ -9,16 +9,20 @@ and puts :meth:`CycleModel.report` into the run result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from simcore.boards import BoardSpec
 from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import cycles_by_tag, function_profile
-from simcore.cycles.tables import cache_for, load_table
+from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
@@ -43,7 +47,48 @@ class ProfileEntry:
     share: float
 
 
-def classify_image(image: ElfImage, core: str) -> Classification:
+#: A run is tagged "exact" only when less than this share of its cycles comes from rows
+#: or charges that are not exact (cache misses, proxy or approximate timing rows).
+EXACT_SHARE_THRESHOLD = 0.01
+
+
+def run_exactness(table_exactness: str, share_by_tag: dict[str, float]) -> tuple[str, float]:
+    """The tag a run's cycle figure deserves, and the share of its cycles that is not exact.
+
+    An exact core table gives an "exact" run only while the inexact share (cache misses,
+    rows tagged other than exact) stays below :data:`EXACT_SHARE_THRESHOLD`; otherwise
+    the run is "approximate". A table that is not exact keeps its own tag.
+    """
+    inexact = sum(share for tag, share in share_by_tag.items() if tag != "exact")
+    if table_exactness == "exact" and inexact >= EXACT_SHARE_THRESHOLD:
+        return "approximate", inexact
+    return table_exactness, inexact
+
+
+def flash_data_bytes(image: ElfImage, start: int, end: int) -> int:
+    """Bytes of ``image`` loaded into ``[start, end)`` that a program may read as data.
+
+    Everything loaded there except Thumb code: rodata, literal pools ($d spans of code
+    sections) and load images copied at start-up (.data, code run from RAM or TCM).
+    """
+    loaded = sum(
+        max(0, min(end, seg.load_address + len(seg.data)) - max(start, seg.load_address))
+        for seg in image.segments
+    )
+    code = 0
+    for sec in image.code_sections:
+        lo, hi = max(start, sec.address), min(end, sec.address + len(sec.data))
+        if lo >= hi:
+            continue
+        marks = sorted(sec.mapping) or [(sec.address, "t")]
+        bounds = [*marks[1:], (sec.address + len(sec.data), "")]
+        for (at, kind), (nxt, _) in zip(marks, bounds, strict=True):
+            if kind == "t":
+                code += max(0, min(hi, nxt) - max(lo, at))
+    return max(0, loaded - code)
+
+
+def classify_image(image: ElfImage, core: str | TimingTable) -> Classification:
     """Classify the executable sections of ``image`` with their own mapping symbols."""
     ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
     mapping = [
@@ -57,7 +102,7 @@ class CycleModel:
 
     ``budget`` is an instruction budget (0: none) enforced by the C hook;
     ``data_reads=False`` turns off flash data-read modeling where the board has it
-    (it makes every load take unicorn's slow path: several times slower).
+    (each load from flash then stays on unicorn's fast path: faster, and uncharged).
     """
 
     def __init__(
@@ -72,8 +117,8 @@ class CycleModel:
         self.image = image
         self.board = board
         self.memory_model = memory_model
-        self.table = load_table(board.core.name)
-        self.classification = classify_image(image, board.core.name)
+        self.table = table_for(board)
+        self.classification = classify_image(image, self.table)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
             self.classification, budget=budget, cache=self.cache, data_reads=data_reads
@@ -113,8 +158,13 @@ class CycleModel:
         timing entry (unknown instruction, data, or code outside the ELF's sections)."""
         self.accounting.check()
 
-    def profile(self, limit: int | None = None) -> list[ProfileEntry]:
-        """Exclusive static cycles per function, most first."""
+    def profile(
+        self, limit: int | None = None, *, final_pc: int | None = None
+    ) -> list[ProfileEntry]:
+        """Exclusive cycles per function, most first: the static costs of its executed
+        instructions plus its taken-branch refills and memory stalls. They add up to
+        :meth:`cycles_at` ``(final_pc)`` (the run's total when ``final_pc`` is None).
+        """
         # Aliases (one body, several names, as newlib's _vfiprintf_r/_vfprintf_r) are
         # reported once, named "a/b".
         names: dict[tuple[int, int], list[str]] = {}
@@ -122,7 +172,12 @@ class CycleModel:
             if s.kind == "func" and s.size_bytes > 0:
                 names.setdefault((s.address, s.size_bytes), []).append(s.name)
         symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
-        entries = function_profile(self.classification, self.accounting.count_arrays(), symbols)
+        entries = function_profile(
+            self.classification,
+            self._counts(final_pc),
+            symbols,
+            self.accounting.extra_arrays(),
+        )
         total = sum(e.cycles for e in entries) or 1
         out = [
             ProfileEntry(e.name, e.start, e.cycles, e.instructions, e.cycles / total)
@@ -131,10 +186,15 @@ class CycleModel:
         return out if limit is None else out[:limit]
 
     def detailed_profile(
-        self, counts: Counts | None = None, scope: str = "whole run"
+        self,
+        counts: Counts | None = None,
+        scope: str = "whole run",
+        extras: Sequence[npt.NDArray[np.int64]] | None = None,
+        final_pc: int | None = None,
     ) -> DetailedProfile:
         """Inclusive and exclusive cycles, calls, lines and loops (:mod:`simcore.cycles.callgraph`)
-        of the whole run, or of ``counts`` (block counts of a part of it)."""
+        of the whole run, or of ``counts`` and ``extras`` (block counts and dynamic
+        cycles of a part of it). ``final_pc``: where the whole run stopped."""
         symbols = [
             (s.name, s.address, s.size_bytes)
             for s in self.image.symbols.values()
@@ -142,12 +202,20 @@ class CycleModel:
         ]
         return detailed_profile(
             self.classification,
-            self.accounting.count_arrays() if counts is None else counts,
+            self._counts(final_pc) if counts is None else counts,
             symbols,
             self.image.line_at,
             self.image.initial_bytes,
             scope,
+            self.accounting.extra_arrays() if counts is None else extras,
         )
+
+    def _counts(
+        self, final_pc: int | None
+    ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+        if final_pc is None:
+            return self.accounting.count_arrays()
+        return self.accounting.cut_at(final_pc)
 
     def report(
         self, *, final_pc: int | None = None, profile_limit: int | None = 50
@@ -156,16 +224,23 @@ class CycleModel:
         ``done`` block when the run stopped at its start)."""
         cycles = self.cycles if final_pc is None else self.cycles_at(final_pc)
         snap = self.accounting.snapshot()
-        by_tag = cycles_by_tag(self.classification, self.accounting.count_arrays())
+        by_tag = cycles_by_tag(self.classification, self._counts(final_pc))
         refill = snap["taken_branches"] * self.accounting.refill_cycles
         by_tag[self.table.refill_tag.value] = by_tag.get(self.table.refill_tag.value, 0) + refill
         notes = [
-            "profile: exclusive static costs per function; taken-branch refills "
-            f"({refill} cycles) and cache misses are in the total only"
+            "profile: exclusive cycles per function, with its taken-branch refills "
+            f"({refill} cycles in all) and memory stalls; the functions add up to the total"
         ]
         cache: dict[str, Any] | None = None
         stats = self.accounting.cache_stats()
         if stats is not None and self.cache is not None:
+            # Say that data reads are left out only when this binary has data there.
+            data_reads, data_note = "modeled", stats.note
+            if not stats.data_reads_modeled:
+                data_reads = "not modeled"
+                if not flash_data_bytes(self.image, self.cache.start, self.cache.end):
+                    data_reads = "none"
+                    data_note = "nothing to model: this binary loads no data into the region"
             by_tag[self.cache.tag.value] = by_tag.get(self.cache.tag.value, 0) + stats.miss_cycles
             cache = {
                 "region": f"0x{self.cache.start:08x}-0x{self.cache.end:08x}",
@@ -177,11 +252,13 @@ class CycleModel:
                 "fetch_misses": stats.fetch_misses,
                 "data_hits": stats.data_hits if stats.data_reads_modeled else None,
                 "data_misses": stats.data_misses if stats.data_reads_modeled else None,
-                "data_reads": "modeled" if stats.data_reads_modeled else "not modeled",
-                "data_reads_note": stats.note,
+                "data_reads": data_reads,
+                "data_reads_note": data_note,
                 "miss_cycles": stats.miss_cycles,
             }
         total_tagged = sum(by_tag.values()) or 1
+        shares = {tag: round(n / total_tagged, 6) for tag, n in sorted(by_tag.items())}
+        exactness, inexact = run_exactness(self.table.exactness.value, shares)
         return {
             "cycles": cycles,
             "instructions": self.instructions,
@@ -189,11 +266,12 @@ class CycleModel:
             "clock_hz": self.board.clock_hz,
             "cycle_model": {
                 "core": self.table.core,
-                "exactness": self.table.exactness.value,
+                "exactness": exactness,
+                "table_exactness": self.table.exactness.value,
+                "inexact_share": round(inexact, 6),
+                "exact_share_threshold": EXACT_SHARE_THRESHOLD,
                 "summary": self.table.summary,
-                "share_by_tag": {
-                    tag: round(n / total_tagged, 6) for tag, n in sorted(by_tag.items())
-                },
+                "share_by_tag": shares,
                 "memory_model": self.memory_model.value,
             },
             "taken_branches": snap["taken_branches"],
@@ -206,10 +284,17 @@ class CycleModel:
                     "instructions": e.instructions,
                     "share": round(e.share, 6),
                 }
-                for e in self.profile(profile_limit)
+                for e in self.profile(profile_limit, final_pc=final_pc)
             ],
             "notes": notes,
         }
 
 
-__all__ = ["CycleModel", "MemoryModel", "ProfileEntry", "classify_image"]
+__all__ = [
+    "EXACT_SHARE_THRESHOLD",
+    "CycleModel",
+    "MemoryModel",
+    "ProfileEntry",
+    "classify_image",
+    "run_exactness",
+]

@@ -2,9 +2,11 @@
 
 This is the one module besides the engine that touches unicorn: it registers the C
 callbacks of :mod:`simcore.cycles._native` through unicorn's own ctypes handle
-(``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add``), so no Python runs
-per block. The C function pointers come from ``ctypes.CDLL(_native.__file__)`` and
-``uc_emu_stop`` from the library unicorn's binding loaded (no link-time dependency).
+(``uc._uch`` and ``unicorn.unicorn_py3.unicorn.uclib.uc_hook_add`` / ``uc_mmio_map``),
+so no Python runs per block or per flash access. The C function pointers come from
+``ctypes.CDLL(_native.__file__)``, and ``uc_emu_stop``, ``uc_reg_write``,
+``uc_mem_read``/``uc_mem_write`` from the library unicorn's binding loaded (no
+link-time dependency).
 
 Lifetime: the C state lives in the :class:`_native.Accounting` object; ``install``
 stores it in the engine's callback table under the hook handle, so the state cannot be
@@ -17,12 +19,21 @@ import ctypes
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from typing import Any
 
 import capstone
 import numpy as np
 import numpy.typing as npt
 from capstone import arm_const as cs_arm
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc, UcError, arm_const
+from unicorn import (
+    UC_HOOK_BLOCK,
+    UC_HOOK_TLB_FILL,
+    UC_TLB_CPU,
+    UC_TLB_VIRTUAL,
+    Uc,
+    UcError,
+    arm_const,
+)
 from unicorn.arm_const import UC_ARM_REG_PC
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -56,23 +67,56 @@ class CacheStats:
 @dataclass(frozen=True)
 class _Natives:
     block_hook: int
-    mem_read_hook: int
-    fast_io_hook: int
+    tlb_fill_hook: int
+    flash_data_read: int
+    fast_io_read: int
+    fast_io_write: int
     emu_stop: int
+    reg_write: int
+    mem_read: int
+    mem_write: int
 
 
 @cache
 def _natives() -> _Natives:
     lib = ctypes.CDLL(_native.__file__)
+
+    def address(fn: Any) -> int:
+        return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
     found = _Natives(
-        block_hook=ctypes.cast(lib.simcore_block_hook, ctypes.c_void_p).value or 0,
-        mem_read_hook=ctypes.cast(lib.simcore_mem_read_hook, ctypes.c_void_p).value or 0,
-        fast_io_hook=ctypes.cast(lib.simcore_fast_io_hook, ctypes.c_void_p).value or 0,
-        emu_stop=ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value or 0,
+        block_hook=address(lib.simcore_block_hook),
+        tlb_fill_hook=address(lib.simcore_tlb_fill_hook),
+        flash_data_read=address(lib.simcore_flash_data_read),
+        fast_io_read=address(lib.simcore_fast_io_read),
+        fast_io_write=address(lib.simcore_fast_io_write),
+        emu_stop=address(uclib.uc_emu_stop),
+        reg_write=address(uclib.uc_reg_write),
+        mem_read=address(uclib.uc_mem_read),
+        mem_write=address(uclib.uc_mem_write),
     )
     if not all(vars(found).values()):
         raise RuntimeError("cannot resolve the native hook addresses")
     return found
+
+
+def _mmio_map(uc: Uc, address: int, size: int, read: int, write: int, user_data: int) -> None:
+    status = uclib.uc_mmio_map(
+        uc._uch,
+        ctypes.c_uint64(address),
+        ctypes.c_uint64(size),
+        ctypes.c_void_p(read or None),
+        ctypes.c_void_p(user_data),
+        ctypes.c_void_p(write or None),
+        ctypes.c_void_p(user_data),
+    )
+    if status != 0:
+        raise UcError(status)
+
+
+#: Physical addresses of the MMIO aliases: above the 32-bit space the core can address, so
+#: no firmware address ever reaches them except through the TLB fill hook.
+_ALIAS_BASE = 1 << 32
 
 
 def _hook_add(uc: Uc, htype: int, fn: int, user_data: int, begin: int, end: int) -> int:
@@ -98,9 +142,10 @@ class BlockAccounting:
     stops the emulator once that many instructions have run (0: no budget; the stop
     lands at the end of the block that crossed it); ``cache`` adds the XIP cache model
     for instruction fetch, and for data reads when ``cache.data_reads`` and
-    ``data_reads`` allow it (together with the single-cycle IO hook of ``cache.fast_io``:
-    both need unicorn's slow memory path, which makes every load several times slower).
-    ``refill_cycles`` overrides the table's taken-branch cost.
+    ``data_reads`` allow it (together with the single-cycle IO charge of
+    ``cache.fast_io``: both through the virtual TLB and MMIO aliases, see
+    :meth:`install`; each load from flash then takes unicorn's MMIO path, RAM loads do
+    not). ``refill_cycles`` overrides the table's taken-branch cost.
     """
 
     def __init__(
@@ -118,12 +163,15 @@ class BlockAccounting:
         self._native = _native.Accounting(refill, budget)
         self._counts: list[npt.NDArray[np.uint64]] = []
         self._ends: list[npt.NDArray[np.uint64]] = []
+        self._extra: list[npt.NDArray[np.uint64]] = []
         for r in classification.ranges:
             counts = np.zeros(r.nhalf + 1, dtype=np.uint64)  # + a spare slot (see C)
             ends = np.zeros(r.nhalf + 1, dtype=np.uint64)
-            self._native.add_range(r.start, r.prefix, counts, ends)
+            extra = np.zeros(r.nhalf + 1, dtype=np.uint64)
+            self._native.add_range(r.start, r.prefix, counts, ends, extra)
             self._counts.append(counts[: r.nhalf])
             self._ends.append(ends)
+            self._extra.append(extra)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         if cache is not None:
@@ -135,27 +183,57 @@ class BlockAccounting:
                 cache.line_bytes,
                 cache.miss_cycles,
             )
+            if cache.data_cache is not None:
+                self._native.configure_data_cache(*cache.data_cache)
         self._handles: list[int] = []
+        self._aliases: list[tuple[int, int]] = []
         self._accesses: dict[tuple[int, int, bool], tuple[_Access, ...]] = {}
         # Per direction (read/write): the last matched access of a block execution.
         self._last_access: dict[bool, tuple[int, int, int]] = {}
 
     def install(self, uc: Uc) -> None:
-        """Register the C hooks on ``uc`` (call before ``emu_start``)."""
+        """Register the C hooks on ``uc`` (call before ``emu_start``).
+
+        With data reads modeled, the engine switches to unicorn's virtual TLB and maps two
+        MMIO aliases above 4 GB (see simcore_tlb_fill_hook in _native.c): no memory-read
+        hook, so loads from RAM keep unicorn's fast path and loads inside IT blocks run
+        as without accounting.
+        """
         natives = _natives()
         self._native.set_emu_stop(natives.emu_stop)
         state = self._native.state_address()
         hooks = [(UC_HOOK_BLOCK, natives.block_hook, 1, 0)]
         if self.data_reads_modeled and self.cache is not None:
-            hooks.append(
-                (UC_HOOK_MEM_READ, natives.mem_read_hook, self.cache.start, self.cache.end - 1)
+            cache = self.cache
+            flash_alias = _ALIAS_BASE + cache.start
+            io_lo, io_hi = cache.fast_io if cache.fast_io and cache.fast_io_saving else (0, 0)
+            io_alias = _ALIAS_BASE + io_lo
+            # Flash is read-only to the core (and to the engine's host writes): loads are
+            # served from a copy taken now instead of a uc_mem_read per access.
+            try:
+                copy: bytes | None = bytes(uc.mem_read(cache.start, cache.end - cache.start))
+            except UcError:
+                copy = None
+            self._native.configure_aliases(
+                flash_alias,
+                io_lo,
+                io_hi - io_lo,
+                io_alias,
+                natives.reg_write,
+                natives.mem_read,
+                natives.mem_write,
+                copy,
             )
-            if self.cache.fast_io is not None and self.cache.fast_io_saving:
-                self._native.set_fast_io_saving(self.cache.fast_io_saving)
-                lo, hi = self.cache.fast_io
-                hooks.append(
-                    (UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, natives.fast_io_hook, lo, hi - 1)
+            _mmio_map(uc, flash_alias, cache.end - cache.start, natives.flash_data_read, 0, state)
+            self._aliases.append((flash_alias, cache.end - cache.start))
+            if io_hi > io_lo:
+                self._native.set_fast_io_saving(cache.fast_io_saving)
+                _mmio_map(
+                    uc, io_alias, io_hi - io_lo, natives.fast_io_read, natives.fast_io_write, state
                 )
+                self._aliases.append((io_alias, io_hi - io_lo))
+            uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+            hooks.append((UC_HOOK_TLB_FILL, natives.tlb_fill_hook, 1, 0))
         for htype, fn, begin, end in hooks:
             handle = _hook_add(uc, htype, fn, state, begin, end)
             uc._callbacks[handle] = self._native  # keeps the C state alive with the hook
@@ -166,6 +244,11 @@ class BlockAccounting:
         for handle in self._handles:
             uc.hook_del(handle)
         self._handles.clear()
+        if self._aliases:
+            uc.ctl_set_tlb_mode(UC_TLB_CPU)
+            for address, size in self._aliases:
+                uc.mem_unmap(address, size)
+            self._aliases.clear()
 
     @property
     def cycles(self) -> int:
@@ -216,6 +299,37 @@ class BlockAccounting:
             (r.start, c, e)
             for r, c, e in zip(self.classification.ranges, self._counts, self._ends, strict=True)
         ]
+
+    def extra_arrays(self) -> list[npt.NDArray[np.int64]]:
+        """Per range: the dynamic cycles charged at each halfword (length nhalf).
+
+        Taken-branch refills sit at the last halfword of the block that branched, cache
+        misses and single-cycle IO savings (negative) at the first halfword of the block
+        that made the access, so ``static cycles of the executed blocks + sum(extra)``
+        is the total.
+        """
+        return [e[:-1].view(np.int64) + 0 for e in self._extra]
+
+    def cut_at(self, pc: int) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+        """:meth:`count_arrays` with the current block ending at ``pc``.
+
+        The block hook counts a whole block when it starts; a run stopped at ``pc``
+        (the ``done`` hook) has not executed the block's instructions from ``pc`` on.
+        """
+        out = self.count_arrays()
+        s = self._native.snapshot()
+        start, end = s["block_start"], s["block_end"]
+        if not start <= pc < end:
+            return out
+        r = self.classification.range_at(start)
+        fixed = []
+        for base, counts, ends in out:
+            if r is not None and base == r.start:
+                ends = ends.copy()
+                ends[(pc - base) >> 1] += np.uint64(1)
+                ends[(end - base) >> 1] -= np.uint64(1)
+            fixed.append((base, counts, ends))
+        return fixed
 
     def cache_stats(self) -> CacheStats | None:
         if self.cache is None:
@@ -363,13 +477,6 @@ def _effective_address(uc: Uc, a: _Access) -> int | None:
     return (addr + a.disp) & 0xFFFFFFFF
 
 
-_UC_CPU = {
-    "cortex-m0plus": "UC_CPU_ARM_CORTEX_M0",  # no M0+ model: M0 has the same ISA
-    "cortex-m33": "UC_CPU_ARM_CORTEX_M33",
-    "cortex-m7": "UC_CPU_ARM_CORTEX_M7",
-}
-
-
 def bare_engine(core: str, regions: list[tuple[int, int]]) -> Uc:
     """A unicorn engine for ``core`` with plain RAM mapped at ``regions`` (start, size).
 
@@ -379,7 +486,10 @@ def bare_engine(core: str, regions: list[tuple[int, int]]) -> Uc:
     from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, UC_PROT_ALL
 
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
-    uc.ctl_set_cpu_model(getattr(arm_const, _UC_CPU[core]))
+    from simcore.boards import load_cores
+
+    model = load_cores()[core].unicorn_model
+    uc.ctl_set_cpu_model(getattr(arm_const, f"UC_CPU_ARM_{model}"))
     for start, size in regions:
         uc.mem_map(start, size, UC_PROT_ALL)
     return uc

@@ -4,8 +4,9 @@ The C hook counts, per halfword, the blocks that started there and the blocks th
 ended just before it; the executions of each instruction are the running sum of
 starts minus ends, exact however unicorn split its blocks.
 
-Static costs only: taken-branch refills and cache-miss cycles are not attributed to
-functions (the report's total includes them; the profile says how much it leaves out).
+With ``extras`` (:meth:`simcore.cycles.native.BlockAccounting.extra_arrays`) each
+function also carries the dynamic cycles charged in it: its taken-branch refills, its
+cache misses and single-cycle IO savings, so that the functions add up to the total.
 """
 
 from __future__ import annotations
@@ -43,21 +44,27 @@ def function_profile(
     classification: Classification,
     counts: Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]],
     symbols: Sequence[tuple[str, int, int]],
+    extras: Sequence[npt.NDArray[np.int64]] | None = None,
 ) -> list[FunctionProfile]:
     """Exclusive cycles and instructions per function, most cycles first.
 
     ``counts`` are the per-range block-start counts of
     :meth:`simcore.cycles.native.BlockAccounting.count_arrays`; ``symbols`` are
     ``(name, start, size_bytes)`` of the functions (Thumb bit ignored). Code outside
-    every symbol is reported as ``"[unknown]"``.
+    every symbol is reported as ``"[unknown]"``. ``extras``: per range, dynamic cycles
+    charged at each halfword, added to the function holding that halfword.
     """
     ordered = sorted(((n, s & ~1, z) for n, s, z in symbols if z > 0), key=lambda t: t[1])
     totals: dict[tuple[str, int, int], list[int]] = {}
-    for r, (start, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
+    for i, (r, (start, block_starts, block_ends)) in enumerate(
+        zip(classification.ranges, counts, strict=True)
+    ):
         if start != r.start:
             raise ValueError("counts do not match the classification's ranges")
         n = exec_counts(r, block_starts, block_ends)
         cyc = n * r.cost.astype(np.int64)
+        if extras is not None:
+            cyc = cyc + extras[i]
         addresses = r.start + 2 * np.arange(r.nhalf, dtype=np.int64)
         covered = np.zeros(r.nhalf, dtype=bool)
         for name, fstart, size in ordered:
@@ -70,7 +77,7 @@ def function_profile(
             acc = totals.setdefault(key, [0, 0])
             acc[0] += int(cyc[lo:hi].sum())
             acc[1] += int(n[lo:hi].sum())
-        rest = ~covered & (n > 0)
+        rest = ~covered & ((n > 0) | (cyc != 0))
         if rest.any():
             key = ("[unknown]", int(addresses[rest][0]), 0)
             acc = totals.setdefault(key, [0, 0])
@@ -79,7 +86,7 @@ def function_profile(
     out = [
         FunctionProfile(name, start, size, c, i)
         for (name, start, size), (c, i) in totals.items()
-        if i > 0
+        if i > 0 or c != 0
     ]
     out.sort(key=lambda f: (-f.cycles, f.start))
     return out

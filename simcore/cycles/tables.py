@@ -10,7 +10,7 @@ an estimate is exact. The loader refuses unknown keys, unknown ids and unknown t
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache
 from importlib import resources
@@ -22,7 +22,7 @@ from capstone import arm_const
 from simcore.boards import BoardSpec
 from simcore.errors import CycleModelError
 
-CORE_NAMES = ("cortex-m0plus", "cortex-m33", "cortex-m7")
+CORE_NAMES = ("cortex-m0", "cortex-m0plus", "cortex-m4f", "cortex-m33", "cortex-m7")
 
 
 class Tag(Enum):
@@ -95,6 +95,7 @@ _ROW_KEYS = {
     "issue",
     "unit",
     "shifted",
+    "board_option",
     "tag",
     "source",
     "note",
@@ -166,6 +167,9 @@ class TimingRow:
     tag: Tag
     source: str
     note: str | None
+    #: An implementation option the chip vendor chooses (the M0/M0+ multiplier): a
+    #: board file may set its ``cycles`` in its ``[core_timing]`` table.
+    board_option: bool = False
 
 
 @dataclass(frozen=True)
@@ -354,6 +358,7 @@ def _parse_row(where: str, raw: dict[str, Any], model: dict[str, Any]) -> Timing
         tag=_tag(f"{where}.tag", raw["tag"]),
         source=raw["source"],
         note=note if isinstance(note, str) else None,
+        board_option=_bool(where, raw.get("board_option", False)),
     )
 
 
@@ -387,10 +392,8 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise _err(where, f"duplicate row name(s) {', '.join(sorted(dup))}")
-    by_id: dict[int, list[TimingRow]] = {}
-    for row in rows:
-        for i in row.ids:
-            by_id.setdefault(i, []).append(row)
+    if any(r.board_option and r.taken_cycles is not None for r in rows):
+        raise _err(where, "a board_option row cannot have taken_cycles")
     return TimingTable(
         core=model["core"],
         exactness=_tag(f"{mwhere}.exactness", model["exactness"]),
@@ -409,8 +412,16 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
         load_banks=_int(f"{mwhere}.load_banks", model.get("load_banks", 0)),
         rows=rows,
         path=where,
-        by_id={k: tuple(v) for k, v in by_id.items()},
+        by_id=_by_id(rows),
     )
+
+
+def _by_id(rows: tuple[TimingRow, ...]) -> dict[int, tuple[TimingRow, ...]]:
+    by_id: dict[int, list[TimingRow]] = {}
+    for row in rows:
+        for i in row.ids:
+            by_id.setdefault(i, []).append(row)
+    return {k: tuple(v) for k, v in by_id.items()}
 
 
 def read_table(path: Path) -> TimingTable:
@@ -444,6 +455,29 @@ def load_table(core: str) -> TimingTable:
     return table
 
 
+def table_for(board: BoardSpec) -> TimingTable:
+    """The timing table of ``board``'s core with the board's implementation options applied.
+
+    A core table describes the core; what the chip vendor chose (the M0/M0+
+    multiplier: 1 or 32 cycles) is the board file's ``[core_timing]`` (checked by
+    the board schema against the rows marked ``board_option``).
+    """
+    return _with_options(board.core.name, board.core_timing)
+
+
+@cache
+def _with_options(core: str, options: tuple[tuple[str, int], ...]) -> TimingTable:
+    table = load_table(core)
+    if not options:
+        return table
+    cycles = dict(options)
+    rows = tuple(
+        replace(r, cycles=cycles[r.name]) if r.name in cycles and r.board_option else r
+        for r in table.rows
+    )
+    return replace(table, rows=rows, by_id=_by_id(rows))
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     """A cache in front of slow memory: the cached address range, geometry, miss penalty."""
@@ -462,6 +496,9 @@ class CacheConfig:
     #: cycles less than the table's figure (RP2040 SIO), if the board has one.
     fast_io: tuple[int, int] | None = None
     fast_io_saving: int = 0
+    #: A separate data cache ``(size_bytes, ways, line_bytes, miss_cycles)`` for data
+    #: reads of the range (Cortex-M7 L1 D-cache); None: data reads share this cache.
+    data_cache: tuple[int, int, int, int] | None = None
 
 
 def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
@@ -492,4 +529,12 @@ def cache_for(board: BoardSpec, *, ideal: bool = False) -> CacheConfig | None:
         data_reads_note=spec.data_reads_note,
         fast_io=fast_io,
         fast_io_saving=spec.fast_io_saving,
+        data_cache=None
+        if spec.data_cache is None
+        else (
+            spec.data_cache.size_bytes,
+            spec.data_cache.ways,
+            spec.data_cache.line_bytes,
+            0 if ideal else spec.data_cache.miss_cycles,
+        ),
     )

@@ -68,7 +68,6 @@ def reference_for(
     from simcore.firmware.q16_ref import to_q16
     from simcore.golden.locate import find_golden_for_model
     from simcore.golden.store import load_golden_dir
-    from simcore.validate import MODEL_ROLE
 
     chain, consts = chain_of(model), encode(model, fmt)
     if inputs is not None:
@@ -80,7 +79,7 @@ def reference_for(
     folder = find_golden_for_model(Path(model.source), model.sha256)
     if folder is not None:
         golden = load_golden_dir(folder)
-        if golden.model_sha256.get(MODEL_ROLE[fmt]) == model.sha256:
+        if golden.model_sha256.get(golden.role(fmt)) == model.sha256:
             return _golden_reference(golden, model, fmt, samples or DEFAULT_SAMPLES)
     n = samples or DEFAULT_SAMPLES
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from typing import Any
 from simcore import paths
 from simcore.api import public
 from simcore.boards import STACK_GUARD_BYTES, BoardSpec, get_board, load_boards
-from simcore.errors import ToolchainError
+from simcore.errors import DoesNotFit, ToolchainError
 from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
@@ -96,9 +96,10 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
     """Return ``(name, path)`` of the model file a format builds from.
 
     ``model`` is a shipped model name, a golden folder (shipped or from
-    ``simcore golden create``), or a model file: ``.keras`` for f32/q16,
-    int8 ``.tflite`` for int8. A ``.keras`` asked for int8 builds from the
-    int8 model of its golden, when it has one (``golden create`` makes it).
+    ``simcore golden create``), or a model file: ``.keras`` or float ``.onnx``
+    for f32/q16, int8 ``.tflite`` or QDQ ``.onnx`` for int8. A ``.keras`` or
+    float ``.onnx`` asked for int8 builds from the int8 model of its golden,
+    when it has one (``golden create`` makes it).
     """
     from simcore.golden.locate import find_golden_for_model
     from simcore.golden.store import HEADER_FILE, load_golden_dir
@@ -115,9 +116,14 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
             )
         path = folder
     suffix = ".tflite" if fmt == "int8" else ".keras"
-    if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite"):
+    if path.is_file() and path.suffix == ".onnx":
+        suffix = ".onnx"  # one suffix for float and QDQ models: the content decides
+        if fmt == "int8" and not _onnx_quantized(path):
+            suffix = ".onnx (QDQ)"
+    if path.is_file() and path.suffix != suffix and path.suffix in (".keras", ".tflite", ".onnx"):
         found = find_golden_for_model(path)
-        if found is not None and (found / want).is_file():
+        onnx_file = "model_int8.onnx" if fmt == "int8" else "model.onnx"
+        if found is not None and ((found / want).is_file() or (found / onnx_file).is_file()):
             path = found
         else:
             hint = f"pass the model's {suffix} file or its golden folder"
@@ -143,6 +149,8 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
             name = path.parent.name
     if not path.is_file():
         raise FirmwareError(f"model file {path} does not exist", hint="check the name or path")
+    if path.suffix == ".onnx":
+        return name, path  # a golden's model_int8.onnx, or a model file checked above
     if path.suffix != suffix:
         raise FirmwareError(
             f"format {fmt} builds from a {suffix} file, not {path.name}",
@@ -151,8 +159,18 @@ def resolve_model(model: str | Path, fmt: str) -> tuple[str, Path]:
     return name, path
 
 
+def _onnx_quantized(path: Path) -> bool:
+    from simcore.firmware.onnx_model import is_quantized
+
+    return is_quantized(path)
+
+
 def load_model(name: str, path: Path, fmt: str) -> FloatModel | Int8Model:
     """Read the model file for ``fmt``."""
+    if path.suffix == ".onnx":
+        from simcore.firmware.onnx_model import read_onnx, read_onnx_int8
+
+        return read_onnx_int8(path, name) if fmt == "int8" else read_onnx(path, name)
     if fmt == "int8":
         from simcore.firmware.tflite_int8 import read_int8_tflite
 
@@ -225,6 +243,11 @@ def _arena_placed_apart(
             hint="--place it in a larger RAM region",
         )
     return arena_bytes
+
+
+def _kb(n: int) -> str:
+    """Bytes as KB with one decimal (29.5 KB), for does-not-fit messages."""
+    return f"{n / 1024:.1f} KB"
 
 
 def _variant_stem(
@@ -348,16 +371,17 @@ def build_model_firmware(
     arena_in_data = probe.arena_bytes - _arena_placed_apart(spec, script, link, probe.arena_bytes)
     room = free_ram - arena_in_data - per_sample
     if room < 0:
-        raise FirmwareError(
-            f"model {name} ({fmt}) needs a {probe.arena_bytes}-byte activation arena plus "
-            f"{per_sample} bytes of I/O, but board {spec.name} has {max(free_ram, 0)} bytes of "
-            f"RAM free for them",
+        need = probe.arena_bytes + per_sample
+        raise DoesNotFit(
+            f"model {name} ({fmt}) does not fit board {spec.name}: needs {_kb(need)} RAM (a "
+            f"{probe.arena_bytes}-byte activation arena plus {per_sample} bytes of I/O), board "
+            f"has {_kb(max(free_ram, 0))} free for them",
             hint="use a smaller model, the int8 format, or a board with more RAM",
         )
     if probe.weights_bytes > code_region:
-        raise FirmwareError(
-            f"model {name} ({fmt}) has {probe.weights_bytes} bytes of weights, more than the "
-            f"{code_region}-byte code region of board {spec.name}",
+        raise DoesNotFit(
+            f"model {name} ({fmt}) does not fit board {spec.name}: needs "
+            f"{_kb(probe.weights_bytes)} of weights, board has a {_kb(code_region)} code region",
             hint="use the int8 format or a board with more flash",
         )
     cap = capacity if capacity is not None else min(DEFAULT_CAPACITY, 1 + room // per_sample)

@@ -7,14 +7,16 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcore.boards import get_board, load_boards, parse_size
 from simcore.diagnose.mistakes import KINDS
-from simcore.errors import SimError, UsageError
-from simcore.firmware.build import FirmwareBuild, build_model_firmware, shipped_models
+from simcore.errors import DoesNotFit, SimError, UsageError
 from simcore.firmware.ir import FORMATS
 from simcore.linker import LinkOptions, resolve, script_text, write_script
+
+if TYPE_CHECKING:  # the builder (codegen, toolchain) is imported by `simcore build` only
+    from simcore.firmware.build import FirmwareBuild
 
 
 def register(subparsers: Any) -> None:
@@ -187,6 +189,8 @@ def run_linker_script(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``simcore build``; return the exit code."""
+    from simcore.firmware.build import build_model_firmware, shipped_models
+
     link = link_options(args)
     if not args.all:
         if args.format is None or args.board is None:
@@ -247,13 +251,17 @@ def run(args: argparse.Namespace) -> int:
         except SimError as exc:
             return f"{m} {f} {b}", exc
 
-    failed = 0
+    failed = unfit = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for what, result in pool.map(one, jobs):
-            if isinstance(result, SimError):
+            if isinstance(result, DoesNotFit):  # listed and skipped, as validate does
+                unfit += 1
+                sys.stdout.write(f"skipped {what}: {' '.join(str(result).split())}\n")
+            elif isinstance(result, SimError):
                 failed += 1
                 sys.stderr.write(f"simcore: error: {what}: {' '.join(str(result).split())}\n")
             else:
                 sys.stdout.write(f"built {_line(result)}\n")
-    sys.stdout.write(f"{len(jobs) - failed} built, {failed} failed\n")
-    return 2 if failed else 0
+    skipped = f", {unfit} skipped (do not fit the board)" if unfit else ""
+    sys.stdout.write(f"{len(jobs) - failed - unfit} built, {failed} failed{skipped}\n")
+    return 2 if failed or unfit == len(jobs) else 0

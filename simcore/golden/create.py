@@ -17,7 +17,9 @@ clone of the model (a batch-N conversion adds SHAPE/PACK operators no MCU
 runtime wants); int8 predictions from tflite-micro (bit-exact with TFLM).
 From an int8 ``.tflite``: int8 predictions from tflite-micro; the float
 reference is their dequantized value and only the int8 format can be
-validated.
+validated. From an ``.onnx``: see :mod:`simcore.golden.onnx_golden`
+(onnxruntime, no TensorFlow; the folder holds ``model.onnx`` and
+``model_int8.onnx`` instead of the Keras and TFLite models).
 
 TensorFlow is needed for a ``.keras`` model, tflite-micro for both (the
 ``golden`` extra); neither is imported anywhere on the validate path.
@@ -369,10 +371,24 @@ def create_golden(
     if not model_path.is_file():
         raise UsageError(f"model file {model_path} does not exist")
     kind = model_path.suffix
-    if kind not in (".keras", ".tflite"):
+    if kind not in (".keras", ".tflite", ".onnx"):
         raise UsageError(
-            f"{model_path} is not a .keras or .tflite model",
-            hint="save the Keras model as .keras, or give an int8 .tflite",
+            f"{model_path} is not a .keras, .tflite or .onnx model",
+            hint="save the Keras model as .keras, or give an int8 .tflite or an .onnx",
+        )
+    if kind == ".onnx":  # onnxruntime, no TensorFlow
+        from simcore.golden.onnx_golden import create_onnx_golden
+
+        name = name or model_path.stem
+        return create_onnx_golden(
+            model_path,
+            data_path,
+            labels_path=labels_path,
+            out=out_dir if out_dir is not None else Path("golden") / name,
+            name=name,
+            calibration_path=calibration_path,
+            description=description,
+            say=say,
         )
     if kind == ".keras":
         _need("tensorflow", "TensorFlow")
@@ -435,9 +451,81 @@ def create_golden(
     outputs_float = outputs_float.reshape((n, -1)) if outputs_float.ndim == 1 else outputs_float
     n_classes = 2 if n_outputs == 1 else n_outputs
 
-    # Written next to the target and renamed at the end: an interrupted or failed
-    # create never leaves a half-written golden where a valid one is expected.
-    final = out
+    data_arrays: dict[str, npt.NDArray[Any]] = {"inputs": inputs_stored}
+    if labels is not None:
+        data_arrays["labels"] = labels
+    rows = np.arange(n, dtype=np.int64)
+    arrays |= {
+        "rows": rows,
+        "labels": labels if labels is not None else np.full(n, -1, dtype=np.int64),
+        "outputs_float": outputs_float.astype(np.float32),
+        "outputs_int8_raw": outputs_q.reshape((n, -1)).astype(np.int8),
+        "layer_samples": layer_rows,
+        "split_test": rows,
+        "split_all": rows,
+    }
+    models = {"tflite_int8": (store.TFLITE_INT8_FILE, int8_bytes)}
+    if keras_model is not None:
+        models["keras"] = (store.KERAS_FILE, model_path.read_bytes())
+    header: dict[str, Any] = {
+        "format": store.FORMAT_NAME,
+        "version": store.FORMAT_VERSION,
+        "name": name,
+        "description": description or f"{model_path.name} on {data.source}",
+        "task": "classification",
+        "generated_by": "simcore golden create",
+        "source_model": {"path": str(model_path.resolve()), "sha256": sha256_file(model_path)},
+        "float_reference": "keras" if keras_model is not None else "tflite_int8 dequantized",
+        "int8_from": (
+            f"TensorFlow post-training full-integer quantization, calibrated on "
+            f"{min(len(calib), MAX_CALIBRATION)} samples of "
+            f"{calibration_path or data_path}"
+            if calib is not None
+            else "the given .tflite"
+        ),
+        "dataset": {
+            "name": "user",
+            "path": DATA_FILE,
+            "path_base": "golden",
+            "source": data.source,
+            "input_transform": "as given"
+            + (", int8 (the model's quantized input)" if inputs_stored.dtype == np.int8 else ""),
+        },
+        "has_labels": labels is not None,
+        "label_names": [str(i) for i in range(n_classes)],
+        "input": {
+            "shape": list(shape),
+            "scale": q_in.scale,
+            "zero_point": q_in.zero_point,
+            "int8_sha256": store.array_sha256(x_q),
+        },
+        "output": {
+            "shape": list(outputs_float.shape[1:]),
+            "scale": q_out.scale,
+            "zero_point": q_out.zero_point,
+        },
+        "splits": {"test": n, "all": n},
+        "versions": versions(),
+        "keras_layers": keras_layers,
+        "int8_ops": int8_ops,
+    }
+    return write_folder(out, models, data_arrays, arrays, header)
+
+
+def write_folder(
+    final: Path,
+    models: dict[str, tuple[str, bytes]],
+    data_arrays: dict[str, npt.NDArray[Any]] | None,
+    arrays: dict[str, npt.NDArray[Any]],
+    header: dict[str, Any],
+) -> Path:
+    """Write a golden folder: ``models`` (role -> file name, bytes), data, arrays and header.
+
+    ``header`` gets its ``files`` and the data set's sha256 here (without
+    ``data_arrays``, its ``dataset`` names a shipped data set). The folder is
+    written next to ``final`` and renamed at the end: an interrupted or failed
+    create never leaves a half-written golden where a valid one is expected.
+    """
     replaceable = not final.exists() or (final / store.HEADER_FILE).is_file()
     if not replaceable and (not final.is_dir() or any(final.iterdir())):
         raise UsageError(
@@ -448,75 +536,21 @@ def create_golden(
     shutil.rmtree(out, ignore_errors=True)
     try:
         out.mkdir(parents=True)
-        files: dict[str, str] = {"tflite_int8": store.TFLITE_INT8_FILE}
-        if keras_model is not None:
-            shutil.copyfile(model_path, out / store.KERAS_FILE)
-            files["keras"] = store.KERAS_FILE
-        (out / store.TFLITE_INT8_FILE).write_bytes(int8_bytes)
-        rows = np.arange(n, dtype=np.int64)
-        data_arrays: dict[str, npt.NDArray[Any]] = {"inputs": inputs_stored}
-        if labels is not None:
-            data_arrays["labels"] = labels
-        _savez(out / DATA_FILE, **data_arrays)
-        arrays |= {
-            "rows": rows,
-            "labels": labels if labels is not None else np.full(n, -1, dtype=np.int64),
-            "outputs_float": outputs_float.astype(np.float32),
-            "outputs_int8_raw": outputs_q.reshape((n, -1)).astype(np.int8),
-            "layer_samples": layer_rows,
-            "split_test": rows,
-            "split_all": rows,
-        }
+        files: dict[str, str] = {}
+        for role, (file_name, content) in models.items():
+            (out / file_name).write_bytes(content)
+            files[role] = file_name
         _savez(out / store.ARRAYS_FILE, **arrays)
         files["arrays"] = store.ARRAYS_FILE
-        header: dict[str, Any] = {
-            "format": store.FORMAT_NAME,
-            "version": store.FORMAT_VERSION,
-            "name": name,
-            "description": description or f"{model_path.name} on {data.source}",
-            "task": "classification",
-            "generated_by": "simcore golden create",
-            "source_model": {"path": str(model_path.resolve()), "sha256": sha256_file(model_path)},
+        header = {
+            **header,
             "files": {
                 role: {"path": f, "sha256": sha256_file(out / f)} for role, f in files.items()
             },
-            "float_reference": "keras" if keras_model is not None else "tflite_int8 dequantized",
-            "int8_from": (
-                f"TensorFlow post-training full-integer quantization, calibrated on "
-                f"{min(len(calib), MAX_CALIBRATION)} samples of "
-                f"{calibration_path or data_path}"
-                if calib is not None
-                else "the given .tflite"
-            ),
-            "dataset": {
-                "name": "user",
-                "path": DATA_FILE,
-                "path_base": "golden",
-                "sha256": sha256_file(out / DATA_FILE),
-                "source": data.source,
-                "input_transform": "as given"
-                + (
-                    ", int8 (the model's quantized input)" if inputs_stored.dtype == np.int8 else ""
-                ),
-            },
-            "has_labels": labels is not None,
-            "label_names": [str(i) for i in range(n_classes)],
-            "input": {
-                "shape": list(shape),
-                "scale": q_in.scale,
-                "zero_point": q_in.zero_point,
-                "int8_sha256": store.array_sha256(x_q),
-            },
-            "output": {
-                "shape": list(outputs_float.shape[1:]),
-                "scale": q_out.scale,
-                "zero_point": q_out.zero_point,
-            },
-            "splits": {"test": n, "all": n},
-            "versions": versions(),
-            "keras_layers": keras_layers,
-            "int8_ops": int8_ops,
         }
+        if data_arrays is not None:
+            _savez(out / DATA_FILE, **data_arrays)
+            header["dataset"] = {**header["dataset"], "sha256": sha256_file(out / DATA_FILE)}
         store.write_header(out / store.HEADER_FILE, header)
         # Read it back through the loader every command uses: what we wrote must load.
         store.load_golden_dir(out)

@@ -5,7 +5,7 @@ pytest plugin) resolves it here, so they all accept the same three things:
 
 - a shipped model name (``mnist_cnn``): the folder under the shipped ``golden/``;
 - a golden folder (one holding ``golden.json``, as ``simcore golden create`` writes);
-- a model file (``.keras`` or int8 ``.tflite``): the golden whose recorded model
+- a model file (``.keras``, int8 ``.tflite`` or ``.onnx``): the golden whose recorded model
   has the file's sha256, looked for in the file's own folder, its ``golden/``
   subfolder, ``./golden/`` and ``.`` of the working directory, and the shipped
   goldens. Matching by content means a renamed or copied model still finds its
@@ -23,7 +23,7 @@ from simcore.errors import GoldenError
 from simcore.golden.datasets import GOLDEN_DIR, sha256_file
 from simcore.golden.store import HEADER_FILE, Golden, list_models, load_golden_dir
 
-MODEL_SUFFIXES = (".keras", ".tflite")
+MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
 
 
 def _candidates(near: Path | None) -> Iterator[Path]:
@@ -82,7 +82,7 @@ def golden_folder(ref: str | Path) -> Path:
             return path.parent
         if path.suffix not in MODEL_SUFFIXES:
             raise GoldenError(
-                f"{path} is neither a model file (.keras, .tflite) nor a golden folder"
+                f"{path} is neither a model file (.keras, .tflite, .onnx) nor a golden folder"
             )
         folder = find_golden_for_model(path)
         if folder is None:
@@ -101,7 +101,7 @@ def golden_folder(ref: str | Path) -> Path:
     known = ", ".join(list_models()) or "none"
     raise GoldenError(
         f"unknown model {name!r}; shipped: {known}",
-        hint="or pass a golden folder or a model file (.keras, .tflite)",
+        hint="or pass a golden folder or a model file (.keras, .tflite, .onnx)",
     )
 
 

@@ -54,9 +54,13 @@ ARRAYS_FILE = "golden.npz"
 KERAS_FILE = "model.keras"
 TFLITE_FLOAT_FILE = "model_float.tflite"
 TFLITE_INT8_FILE = "model_int8.tflite"
-MODEL_ROLES = ("keras", "tflite_float", "tflite_int8")
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model_int8.onnx"
+MODEL_ROLES = ("keras", "tflite_float", "tflite_int8", "onnx", "onnx_int8")
 #: The model role each firmware format is built from and compared with.
 FORMAT_ROLE = {"f32": "keras", "q16": "keras", "int8": "tflite_int8"}
+#: The role used instead when the golden was made from an ONNX model (golden create model.onnx).
+ONNX_FORMAT_ROLE = {"f32": "onnx", "q16": "onnx", "int8": "onnx_int8"}
 
 
 # --- shared by the generator and the loader ------------------------------------------------
@@ -170,18 +174,28 @@ class Golden:
     header: dict[str, Any]
     #: False when the data came without labels: accuracy is then not reported.
     has_labels: bool = True
-    #: What ``outputs_float`` holds: "keras" or "tflite_int8 dequantized".
+    #: What ``outputs_float`` holds: "keras", "onnxruntime" or "tflite_int8 dequantized".
     float_reference: str = "keras"
+    #: The ONNX models of a golden made from an .onnx (float, and QDQ int8).
+    onnx_path: Path | None = None
+    onnx_int8_path: Path | None = None
 
     @property
     def num_samples(self) -> int:
         """Number of rows (samples) in this golden."""
         return len(self.labels)
 
+    def role(self, fmt: str) -> str:
+        """The model role firmware in ``fmt`` is built from: Keras/TFLite's, else ONNX's."""
+        role, onnx_role = FORMAT_ROLE[fmt], ONNX_FORMAT_ROLE[fmt]
+        if role not in self.model_sha256 and onnx_role in self.model_sha256:
+            return onnx_role
+        return role
+
     @property
     def formats(self) -> tuple[str, ...]:
         """The firmware formats this golden can validate (its model roles decide)."""
-        return tuple(f for f, role in FORMAT_ROLE.items() if role in self.model_sha256)
+        return tuple(f for f in FORMAT_ROLE if self.role(f) in self.model_sha256)
 
     @property
     def shipped(self) -> bool:
@@ -190,12 +204,21 @@ class Golden:
 
     def model_path(self, fmt: str) -> Path:
         """The model file firmware in ``fmt`` is built from; GoldenError if the golden has none."""
-        path = self.keras_path if FORMAT_ROLE[fmt] == "keras" else self.tflite_int8_path
+        path = {
+            "keras": self.keras_path,
+            "tflite_int8": self.tflite_int8_path,
+            "onnx": self.onnx_path,
+            "onnx_int8": self.onnx_int8_path,
+        }[self.role(fmt)]
         if path is None:
+            onnx = any(role.startswith("onnx") for role in self.model_sha256)
+            role, source = (
+                (ONNX_FORMAT_ROLE[fmt], ".onnx") if onnx else (FORMAT_ROLE[fmt], ".keras")
+            )
             raise GoldenError(
-                f"golden {self.name} ({self.directory}) has no {FORMAT_ROLE[fmt]} model, so it "
+                f"golden {self.name} ({self.directory}) has no {role} model, so it "
                 f"cannot validate {fmt}; it covers {', '.join(self.formats) or 'no format'}",
-                hint="create the golden from the .keras model to get f32, q16 and int8",
+                hint=f"create the golden from the float {source} model to get f32, q16 and int8",
             )
         return path
 
@@ -431,4 +454,6 @@ def load_golden_dir(directory: Path) -> Golden:
         header=header,
         has_labels=has_labels,
         float_reference=str(header.get("float_reference", "keras")),
+        onnx_path=paths.get("onnx"),
+        onnx_int8_path=paths.get("onnx_int8"),
     )

@@ -394,7 +394,11 @@ def check_cores(case: BoardCase, directory: Path) -> str | None:
                 and all(
                     isinstance(a, int) and not isinstance(a, bool) for a in core.accepted_cpu_arch
                 )
-                and core.unicorn_model in ("CORTEX_M0", "CORTEX_M33", "CORTEX_M7")
+                and core.unicorn_model in boards_module.UNICORN_MODELS
+                and isinstance(core.cpuid, int)
+                and isinstance(core.ccr_reset, int)
+                and core.compiler_flags
+                and all(isinstance(f, str) and f.startswith("-m") for f in core.compiler_flags)
                 and core.fpu in ("none", "single", "double")
                 and all(isinstance(b, bool) for b in (core.dsp, core.divide, core.unaligned_access))
                 and core.accepted_cpu_arch

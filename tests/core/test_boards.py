@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,14 @@ from simcore.errors import BoardError
 
 def test_shipped_boards_match_design() -> None:
     boards = load_boards()
-    assert set(boards) == {"rp2040", "rp2350", "stm32h743"}
+    assert set(boards) == {
+        "bbc-microbit",
+        "nrf52840",
+        "rp2040",
+        "rp2350",
+        "stm32f446",
+        "stm32h743",
+    }
     rp2040, rp2350, h7 = boards["rp2040"], boards["rp2350"], boards["stm32h743"]
     assert (rp2040.core.name, rp2040.clock_hz) == ("cortex-m0plus", 125_000_000)
     assert (rp2350.core.name, rp2350.clock_hz) == ("cortex-m33", 150_000_000)
@@ -54,6 +62,51 @@ def test_cores_know_their_isa() -> None:
     assert cores["cortex-m0plus"].unicorn_model == "CORTEX_M0"
     assert not cores["cortex-m0plus"].divide and cores["cortex-m0plus"].fpu == "none"
     assert cores["cortex-m33"].fpu == "single" and cores["cortex-m7"].fpu == "double"
+    m0, m4f = cores["cortex-m0"], cores["cortex-m4f"]
+    assert (m0.unicorn_model, m0.accepted_cpu_arch, m0.fpu) == ("CORTEX_M0", (11, 12), "none")
+    assert not m0.ccr_writable and m0.cpuid == 0x410CC200  # Cortex-M0 r0p0
+    assert (m4f.unicorn_model, m4f.fpu, m4f.dsp, m4f.divide) == ("CORTEX_M4", "single", True, True)
+    assert 16 not in m4f.accepted_cpu_arch and 13 in m4f.accepted_cpu_arch  # v7E-M, not v8-M
+    assert "-mfpu=fpv4-sp-d16" in m4f.compiler_flags and m4f.cpuid == 0x410FC241  # M4 r0p1
+
+
+def test_new_boards_match_their_datasheets() -> None:
+    """micro:bit (nRF51822), nRF52840 and STM32F446: core, clock, memory map, cache."""
+    boards = load_boards()
+    layout = {
+        name: (
+            b.core.name,
+            b.clock_hz,
+            b.vector_table,
+            [(r.name, r.kind.value, r.start, r.size_bytes) for r in b.memory],
+        )
+        for name, b in boards.items()
+        if name in ("bbc-microbit", "nrf52840", "stm32f446")
+    }
+    assert layout == {
+        "bbc-microbit": (
+            "cortex-m0",
+            16_000_000,
+            0,
+            [("flash", "flash", 0, 256 << 10), ("ram", "ram", 0x20000000, 16 << 10)],
+        ),
+        "nrf52840": (
+            "cortex-m4f",
+            64_000_000,
+            0,
+            [("flash", "flash", 0, 1 << 20), ("ram", "ram", 0x20000000, 256 << 10)],
+        ),
+        "stm32f446": (
+            "cortex-m4f",
+            180_000_000,
+            0x08000000,
+            [("flash", "flash", 0x08000000, 512 << 10), ("sram", "ram", 0x20000000, 128 << 10)],
+        ),
+    }
+    assert boards["bbc-microbit"].cache is None
+    art = boards["stm32f446"].cache
+    assert art is not None  # RM0390: 64 lines x 128 bits, 5 wait states at 180 MHz
+    assert (art.size_bytes, art.ways, art.line_bytes, art.miss_cycles) == (1024, 64, 16, 5)
 
 
 def _table(**override: object) -> dict[str, object]:
@@ -169,17 +222,104 @@ def test_user_board_file(tmp_path: Path) -> None:
 
 
 def test_unknown_board_names_the_choices() -> None:
-    with pytest.raises(BoardError, match="rp2040, rp2350, stm32h743"):
+    with pytest.raises(BoardError, match="nrf52840, rp2040, rp2350, stm32f446, stm32h743"):
         get_board("esp32")
 
 
 def test_boards_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boards", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [b["name"] for b in data] == ["rp2040", "rp2350", "stm32h743"]
-    assert data[2]["memory"][0] == {
+    names = ["bbc-microbit", "nrf52840", "rp2040", "rp2350", "stm32f446", "stm32h743"]
+    assert [b["name"] for b in data] == names
+    assert [b["core_exactness"] for b in data] == [
+        "exact",
+        "exact",
+        "exact",
+        "approximate",  # the M33's own model (fitted to silicon), no longer the M4 proxy
+        "exact",
+        "approximate",
+    ]
+    assert data[0]["core_timing"] == {"multiply": 1} and data[1]["core_timing"] == {}
+    assert data[5]["memory"][0] == {
         "name": "itcm",
         "kind": "ram",
         "start": "0x00000000",
         "size_bytes": 65536,
     }
+
+
+@pytest.mark.parametrize(
+    "board,old,new,key",
+    [
+        ("nrf52840", 'core = "cortex-m4f"', 'core = "cortex-m4"', "core"),
+        ("stm32f446", "ways = 64", 'ways = "64"', "cache.ways"),
+        ("stm32f446", "miss_cycles = 5", "miss_cycles = -5", "cache.miss_cycles"),
+        ("bbc-microbit", "size = 0x4000 ", "size = 0x4001 ", "memory[1].size"),
+    ],
+)
+def test_new_board_schema_errors_name_the_key(
+    tmp_path: Path, board: str, old: str, new: str, key: str
+) -> None:
+    """A user's copy of a new board with one bad value: one line naming the key."""
+    shipped = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards" / f"{board}.toml"
+    text = shipped.read_text()
+    assert old in text
+    path = tmp_path / "my-board.toml"
+    path.write_text(text.replace(old, new).replace(f'name = "{board}"', 'name = "my-board"'))
+    with pytest.raises(BoardError) as info:
+        get_board(str(path))
+    message = str(info.value)
+    assert "\n" not in message and f"my-board.toml: {key}" in message
+    assert "expected" in message
+
+
+@pytest.mark.parametrize(
+    "board,option,expected",
+    [
+        ("bbc-microbit", "multiply = 1", "core_timing: unknown key 'divide'"),
+        ("stm32f446", "", "core_timing: cortex-m4f has no implementation options"),
+        ("bbc-microbit", "multiply = 1", "core_timing.multiply is -1"),
+    ],
+)
+def test_core_timing_options_are_checked(
+    tmp_path: Path, board: str, option: str, expected: str
+) -> None:
+    """[core_timing] may only set the rows a core table marks as chip options."""
+    shipped = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boards" / f"{board}.toml"
+    text = shipped.read_text().replace(f'name = "{board}"', 'name = "mine"')
+    if "-1" in expected:
+        text = text.replace(option, "multiply = -1")
+    elif option:
+        text = text.replace(option, "divide = 1")
+    else:
+        text += "\n[core_timing]\nmultiply = 32\n"
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(BoardError, match="mine.toml: " + re.escape(expected)) as info:
+        get_board(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_io_region_peripheral_model_is_board_data() -> None:
+    """The RP2040/RP2350 SIO model is declared by the board file, not keyed by a name."""
+    boards = load_boards()
+    timer = boards["rp2040"].timer
+    assert timer is not None and timer.region == "timer"  # the [timer] table's model
+    assert {
+        r.name: r.peripheral for r in boards["rp2040"].regions(RegionKind.IO) if r.name != "timer"
+    } == {"sio": "rp2040-sio"}
+    io = {"name": "gpio", "kind": "io", "start": 0x40000000, "size": 0x1000}
+    board = parse_board(_table(memory=[*_table()["memory"], io]), "mine.toml")  # type: ignore[list-item]
+    assert board.region_at(0x40000000).peripheral == "registers"  # type: ignore[union-attr]
+    bad = {
+        "name": "ram2",
+        "kind": "ram",
+        "start": 0x4000,
+        "size": 0x1000,
+        "peripheral": "rp2040-sio",
+    }
+    with pytest.raises(BoardError, match=r"mine.toml: memory\[2\].peripheral .*kind io"):
+        parse_board(_table(memory=[*_table()["memory"], bad]), "mine.toml")  # type: ignore[list-item]
+    io["peripheral"] = "uart"
+    with pytest.raises(BoardError, match=r"memory\[2\].peripheral: unknown peripheral model"):
+        parse_board(_table(memory=[*_table()["memory"], io]), "mine.toml")  # type: ignore[list-item]

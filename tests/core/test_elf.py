@@ -47,6 +47,22 @@ def test_double_precision_refused_on_m33_single_fpu(example_elfs: dict[str, Path
         check_fits(load_elf(example_elfs["stm32h743"]), get_board("rp2350"))
 
 
+def test_m4f_refuses_double_precision_and_armv8m_and_m0_refuses_armv7m(
+    example_elfs: dict[str, Path],
+) -> None:
+    """The M7 build (fpv5-d16, may use doubles) and the M33 build (Armv8-M) on the
+    nRF52840's Cortex-M4F (FPv4-SP), and the M4F build (Armv7E-M) on the micro:bit's M0."""
+    with pytest.raises(ElfError) as info:
+        check_fits(load_elf(example_elfs["stm32h743"]), get_board("nrf52840"))
+    msg = str(info.value)
+    assert "double-precision" in msg and "Cortex-M4F" in msg and "-mfpu=fpv4-sp-d16" in msg
+    with pytest.raises(ElfError, match=r"Armv8-M Mainline code.*Cortex-M4F runs Armv7E-M"):
+        check_fits(load_elf(example_elfs["rp2350"]), get_board("stm32f446"))
+    with pytest.raises(ElfError, match=r"Armv7E-M code.*bbc-microbit's Cortex-M0 runs Armv6-M"):
+        check_fits(load_elf(example_elfs["nrf52840"]), get_board("bbc-microbit"))
+    check_fits(load_elf(example_elfs["nrf52840"]), get_board("nrf52840"))
+
+
 def test_segment_outside_board_named(example_elfs: dict[str, Path]) -> None:
     # Armv6-M code runs on an M7, but the RP2040 link puts flash at 0x10000000.
     with pytest.raises(ElfError) as info:

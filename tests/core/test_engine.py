@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sim_support import BOARD_NAMES, AsmBuilder
 
+from simcore.boards import get_board
 from simcore.cli import main
 from simcore.engine import run_firmware
 from simcore.errors import UnsupportedInstruction
@@ -58,7 +59,7 @@ def test_m7_runs_vadd_f64(asm_elf: AsmBuilder) -> None:
 def test_m_profile_divide_and_dsp_per_core(asm_elf: AsmBuilder, board: str) -> None:
     """udiv runs where the core has it: a sanity check that the model is not always an M33."""
     body = "movs r0, #9\nmovs r1, #2\nudiv r0, r0, r1"
-    if board == "rp2040":
+    if not get_board(board).core.divide:  # Armv6-M: rp2040, bbc-microbit
         with pytest.raises(UnsupportedInstruction):
             run_firmware(asm_elf(board, body, as_cpu="cortex-m7"), board)
     else:

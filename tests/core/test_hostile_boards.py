@@ -261,13 +261,39 @@ SHIPPED_RP2040 = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boa
         (('tag = "approximate"', 'tag = "guess"'), "unknown tag 'guess'"),
         (("miss_cycles = 50", "miss_cycles = -5"), "cache.miss_cycles is -5"),
         (('fast_io_region = "sio"', 'fast_io_region = "flash"'), "no io region named 'flash'"),
+        (('region = "timer"', 'region = "sram"'), "timer.region: no io region named 'sram'"),
+        (("timelr = 0x0c", "timelr = 0x0e"), "timer.timelr is 14"),
+        (("tick_hz = 1_000_000", "tick_hz = 0"), "timer.tick_hz is 0"),
     ],
-    ids=["sets", "line", "region", "tag", "miss", "fast-io"],
+    ids=["sets", "line", "region", "tag", "miss", "fast-io", "timer", "timer-reg", "tick"],
 )
 def test_bad_cache_tables_are_one_line_errors(
     tmp_path: Path, edit: tuple[str, str], message: str
 ) -> None:
     text = SHIPPED_RP2040.read_text().replace('name = "rp2040"', 'name = "mine"')
+    assert edit[0] in text
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(edit[0], edit[1]))
+    with pytest.raises(BoardError, match=re.escape(message)) as info:
+        get_board(str(path))
+    assert one_line(str(info.value))
+
+
+SHIPPED_H7 = SHIPPED_RP2040.with_name("stm32h743.toml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("ways = 4", "ways = 3"), "cache.data_cache.size_bytes: 16384 bytes in 3 ways"),
+        (("[cache.data_cache]", "[cache.data_cache]\ncolour = 1"), "unknown key 'colour'"),
+    ],
+    ids=["geometry", "key"],
+)
+def test_bad_data_cache_tables_are_one_line_errors(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    text = SHIPPED_H7.read_text().replace('name = "stm32h743"', 'name = "mine"')
     assert edit[0] in text
     path = tmp_path / "mine.toml"
     path.write_text(text.replace(edit[0], edit[1]))

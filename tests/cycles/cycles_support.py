@@ -27,7 +27,7 @@ from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.model import CycleModel
 from simcore.cycles.native import BlockAccounting
-from simcore.cycles.tables import CacheConfig
+from simcore.cycles.tables import CacheConfig, TimingTable
 from simcore.elf import ElfImage
 
 FLASH = 0x10000000
@@ -36,6 +36,8 @@ RAM_SIZE = 0x40000
 SCS = 0xE0000000
 
 CPU = {
+    "cortex-m0": ("cortex-m0", None, arm_const.UC_CPU_ARM_CORTEX_M0),
+    "cortex-m4f": ("cortex-m4", "fpv4-sp-d16", arm_const.UC_CPU_ARM_CORTEX_M4),
     "cortex-m0plus": ("cortex-m0plus", None, arm_const.UC_CPU_ARM_CORTEX_M0),
     "cortex-m33": ("cortex-m33", "fpv5-sp-d16", arm_const.UC_CPU_ARM_CORTEX_M33),
     "cortex-m7": ("cortex-m7", "fpv5-d16", arm_const.UC_CPU_ARM_CORTEX_M7),
@@ -54,7 +56,7 @@ class Program:
     symbols: dict[str, int]
     image: list[tuple[int, bytes]] = field(default_factory=list)
 
-    def classify(self, core: str) -> Classification:
+    def classify(self, core: str | TimingTable) -> Classification:
         return classify(core, self.ranges, self.mapping)
 
 

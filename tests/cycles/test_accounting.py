@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 from cycles_support import CPU, FLASH, RAM, Program, build, new_engine, run
-from unicorn import UC_HOOK_BLOCK, UC_PROT_ALL, Uc, UcError, arm_const
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_PROT_ALL, Uc, UcError, arm_const
 
 from simcore.boards import get_board
 from simcore.cycles.native import BlockAccounting
 from simcore.cycles.profile import function_profile
 from simcore.cycles.sysregs import SYST_CSR, SYST_CVR, SYST_RVR, cyccnt, systick_value
-from simcore.cycles.tables import CacheConfig, Tag, cache_for
+from simcore.cycles.tables import CacheConfig, Tag, cache_for, load_table
 
 HERE = Path(__file__).parent
 CORES = ["cortex-m0plus", "cortex-m33", "cortex-m7"]
@@ -93,10 +93,8 @@ def test_accounting_never_changes_execution(
 ) -> None:
     """Registers, RAM and instruction count are identical with and without the hooks.
 
-    ``fetch_and_data_cache`` installs the C UC_HOOK_MEM_READ over flash on every core;
-    this program has no flash load inside an IT block, so it does not trigger the
-    unicorn bug pinned by test_unicorn_read_hook_breaks_loads_in_it_blocks, and
-    passing here proves nothing for the M33/M7 in general.
+    ``fetch_and_data_cache`` charges flash data reads through the virtual TLB and MMIO
+    aliases on every core (loads inside IT blocks: test_flash_loads_in_it_blocks_are_charged).
     """
     prog = kernel(core)
     regs, ram, instructions = counted_run(prog, core)
@@ -355,20 +353,51 @@ loop:
 def test_unicorn_read_hook_breaks_loads_in_it_blocks(
     asm: Callable[..., Program], core: str
 ) -> None:
-    """Pins the unicorn 2.1.4 bug that rules out flash data-read modeling on Thumb-2 cores.
+    """Pins the unicorn 2.1.4 bug that rules out a UC_HOOK_MEM_READ on Thumb-2 cores.
 
-    A UC_HOOK_MEM_READ whose range covers a load inside an IT block (here LDRNE of a
-    literal in flash) makes a later conditional branch decode as invalid (compare
-    unicorn issue #2309); without the read hook the program runs (r5 = 120). The
-    Cortex-M0+ has no IT instruction, which is why its model is unaffected. If this
-    test starts failing, unicorn fixed the bug: data reads could then be modeled on
-    rp2350 (data/timing/caches.toml).
+    A read hook whose range covers a load inside an IT block (here LDRNE of a literal in
+    flash) makes a later conditional branch decode as invalid (unicorn issue #2309:
+    the hook restores the IT state in the middle of a translation block, see
+    simcore_tlb_fill_hook in _native.c); without the hook the program runs (r5 = 120).
+    If this test starts failing, unicorn fixed the bug.
     """
     prog = asm(core, IT_BLOCK_LOAD, "\n.align 2\nlit1: .word 7\nlit2: .word 9\n")
-    cache = flash_cache(core, data_reads=True)
-    assert run(prog, core, cache=cache, data_reads=False).registers[5] == 120
+    assert run(prog, core, accounting=False).registers[5] == 120
+
+    def read_hook(uc: Uc, _acc: object) -> None:
+        uc.hook_add(UC_HOOK_MEM_READ, lambda *a: None, None, FLASH, FLASH + 0xFFFFF)
+
     with pytest.raises(UcError, match="INSN_INVALID"):
-        run(prog, core, cache=cache, data_reads=True)
+        run(prog, core, accounting=False, mmio=read_hook)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_flash_loads_in_it_blocks_are_charged(asm: Callable[..., Program], core: str) -> None:
+    """Data reads from flash through the virtual TLB run loads inside IT blocks correctly.
+
+    The loop runs 20 times; LDRNE lit1 executes in 19 of them (not when r7 = 3) and
+    LDR lit2 in the 20: 39 loads from flash, all in the one 8-byte line of lit1/lit2
+    (1 miss, 38 hits). Cycles = the same run with data reads off + one 50-cycle miss.
+    On the M0+ (no IT) the body is the same without the IT instruction.
+    """
+    body = (
+        IT_BLOCK_LOAD
+        if core != "cortex-m0plus"
+        else IT_BLOCK_LOAD.replace(
+            "    itt ne\n    ldrne r0, lit1\n    cmpne r6, r0\n",
+            "    beq 3f\n    ldr r0, lit1\n    cmp r6, r0\n3:\n",
+        )
+    )
+    prog = asm(core, body, "\n.align 3\nlit1: .word 7\nlit2: .word 9\n")
+    off = run(prog, core, cache=flash_cache(core, data_reads=False))
+    on = run(prog, core, cache=flash_cache(core, data_reads=True))
+    assert on.registers == off.registers and on.registers[5] == 120
+    assert on.instructions == off.instructions
+    assert on.accounting is not None
+    stats = on.accounting.cache_stats()
+    assert stats is not None and stats.data_reads_modeled
+    assert (stats.data_misses, stats.data_hits) == (1, 38)
+    assert on.cycles == off.cycles + 50
 
 
 def test_a_board_file_of_your_own_brings_its_own_cache(tmp_path: Path) -> None:
@@ -394,3 +423,109 @@ def test_a_board_file_of_your_own_brings_its_own_cache(tmp_path: Path) -> None:
     assert misses > 0 and theirs.instructions == base.instructions
     assert theirs.cycles is not None and base.cycles is not None
     assert theirs.cycles - base.cycles == 50 * misses
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_flash_load_keeps_the_flags(asm: Callable[..., Program], core: str) -> None:
+    """The first load from a flash page (a TLB fill, which resets the IT state) between a
+    compare and its branch leaves the flags alone: r5 counts the taken paths (2)."""
+    body = """
+    movs r5, #0
+    movs r6, #1
+    cmp r6, #1
+    ldr r0, lit1
+    bne 1f
+    adds r5, r5, #1
+1:
+    cmp r6, #0
+    ldr r1, lit2
+    beq 2f
+    adds r5, r5, #1
+2:
+"""
+    prog = asm(core, body, "\n.align 3\nlit1: .word 7\nlit2: .word 9\n")
+    result = run(prog, core, cache=flash_cache(core, data_reads=True))
+    assert result.registers[5] == 2 and result.registers[0:2] == (7, 9)
+    assert result.accounting is not None
+    assert result.accounting.snapshot()["tlb_fills"] > 0
+
+
+def _h7_caches_over_test_flash(*, ideal: bool = False) -> CacheConfig:
+    """The stm32h743 board's I-cache and D-cache, placed over the test programs' flash."""
+    base = cache_for(get_board("stm32h743"), ideal=ideal)
+    assert base is not None and base.data_cache is not None
+    return dataclasses.replace(base, start=FLASH, end=FLASH + 0x100000)
+
+
+def test_h7_code_and_data_in_flash_through_l1_caches(asm: Callable[..., Program]) -> None:
+    """Code and data in flash on the M7: I-cache misses for fetch, D-cache misses for loads.
+
+    The code executed (0x10000000-0x10000018: 8 narrow, 2 wide instructions) lies in
+    one 32-byte line: 1 I-cache miss. The literal pool follows ``done: b done``
+    (0x10000018) at 0x1000001c: the literal of ``ldr r3, =...`` is in that same line
+    0, read as data: a D-cache miss (the two caches are separate); the literal of
+    ``ldr r0, =table`` at
+    0x10000020 is in line 1: another miss. The loop loads table+0, +32, +64, +96 (4
+    lines: 4 misses), the last load table+0 again (a hit). Memory cycles: (1 + 6)
+    misses x 16 = 112, the difference from the same run with every miss free
+    (--memory-model ideal).
+    """
+    body = """
+    ldr r3, =0x12345678
+    movw r2, #:lower16:table
+    movt r2, #:upper16:table
+    movs r1, #4
+loop:
+    ldr r0, [r2]
+    adds r2, #32
+    subs r1, #1
+    bne loop
+    ldr r0, =table
+    ldr r0, [r0]
+"""
+    tail = "\n.ltorg\n.balign 32\ntable: .word 1\n" + "".join(
+        f".space 28\n.word {n}\n" for n in (2, 3, 4)
+    )
+    prog = asm("cortex-m7", body, tail)
+    modeled = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash())
+    ideal = run(prog, "cortex-m7", cache=_h7_caches_over_test_flash(ideal=True))
+    assert modeled.registers[0] == 1 and modeled.registers[3] == 0x12345678
+    assert modeled.accounting is not None
+    stats = modeled.accounting.cache_stats()
+    assert stats is not None
+    assert stats.fetch_misses == 1
+    assert prog.symbols["done"] == FLASH + 0x18
+    assert (stats.data_misses, stats.data_hits) == (2 + 4, 1)
+    assert stats.miss_cycles == 112
+    assert modeled.cycles - ideal.cycles == 112
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_branch_to_the_next_instruction_costs_a_refill(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """``b 1f; 1:`` is a taken branch: it costs what a taken branch costs (the table's B
+    plus the refill), though execution falls through to the very next address. On the
+    M7 a predicted taken branch has no refill and pairs like a NOP (measured)."""
+    plain = run(asm(core, "movs r0, #1\nnop\nmovs r1, #2\n"), core)
+    branch = run(asm(core, "movs r0, #1\nb 1f\n1:\nmovs r1, #2\n"), core)
+    far = run(asm(core, "movs r0, #1\nb 1f\nnop\n1:\nmovs r1, #2\n"), core)
+    assert branch.accounting is not None and far.accounting is not None
+    assert far.accounting.snapshot()["taken_branches"] == 1
+    assert branch.accounting.snapshot()["taken_branches"] == 0
+    assert branch.cycles == far.cycles
+    if load_table(core).refill_cycles:
+        assert branch.cycles > plain.cycles
+    else:
+        assert branch.cycles == plain.cycles
+
+
+def test_flash_data_bytes_counts_only_data(asm: Callable[..., Program]) -> None:
+    """Literal pools count as data in flash; a program without any has none to leave out."""
+    from simcore.cycles.model import flash_data_bytes
+    from simcore.elf import load_elf
+
+    with_pool = load_elf(asm("cortex-m0plus", "ldr r0, =0x12345678\n").elf)
+    without = load_elf(asm("cortex-m0plus", "movs r0, #1\n").elf)
+    assert flash_data_bytes(with_pool, FLASH, FLASH + 0x100000) >= 4
+    assert flash_data_bytes(without, FLASH, FLASH + 0x100000) == 0

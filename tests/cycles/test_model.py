@@ -85,3 +85,23 @@ def test_dwt_read_by_firmware_equals_model_cycles(
     assert result.exit_code == region
     assert len(result.cyccnt_reads) == 2
     assert result.cyccnt_reads[1] - result.cyccnt_reads[0] == region
+
+
+@pytest.mark.parametrize("board_name", ["nrf52840", "stm32f446"])
+def test_flash_cache_of_the_m4f_boards_charges_misses(
+    example_elfs: dict[str, Path], board_name: str
+) -> None:
+    """Code runs from flash through the board's cache: modeled minus ideal cycles is
+    exactly the fetch misses times the board file's miss penalty (no data reads)."""
+    image, board = load_elf(example_elfs[board_name]), get_board(board_name)
+    assert board.cache is not None and not board.cache.data_reads
+    totals = {}
+    for mm in MemoryModel:
+        model = CycleModel(image, board, memory_model=mm)
+        run_image(image, board, model)
+        totals[mm] = (model.cycles, model.report()["cache"])
+    (modeled, cache), (ideal, _) = totals[MemoryModel.MODELED], totals[MemoryModel.IDEAL]
+    assert cache["fetch_misses"] > 0
+    assert (
+        modeled - ideal == cache["miss_cycles"] == cache["fetch_misses"] * board.cache.miss_cycles
+    )

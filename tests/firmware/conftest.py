@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fw_support import Builder
 
+from simcore.errors import DoesNotFit
 from simcore.firmware import FirmwareBuild, build_model_firmware
 from simcore.firmware.codegen import q16_tables_source
 from simcore.toolchain import INCLUDE_DIR, RUNTIME_DIR
@@ -25,17 +26,23 @@ def fw_build(tmp_path_factory: pytest.TempPathFactory) -> Builder:
     if not HAVE_ARM_GCC:
         pytest.skip("arm-none-eabi-gcc missing")
     root = tmp_path_factory.mktemp("fw")
-    cache: dict[tuple[Any, ...], FirmwareBuild] = {}
+    cache: dict[tuple[Any, ...], FirmwareBuild | DoesNotFit] = {}
     lock = threading.Lock()
 
     def build(model: Any, fmt: str, board: str, **kw: Any) -> FirmwareBuild:
+        """The firmware; a model too big for the board skips the test (as validate skips it)."""
         key = (str(model), fmt, board, tuple(sorted(kw.items())))
         with lock:
             hit = cache.get(key)
         if hit is None:
-            hit = build_model_firmware(model, fmt, board, root / board, **kw)
+            try:
+                hit = build_model_firmware(model, fmt, board, root / board, **kw)
+            except DoesNotFit as exc:
+                hit = exc
             with lock:
                 cache[key] = hit
+        if isinstance(hit, DoesNotFit):
+            pytest.skip(f"does not fit: {hit}")
         return hit
 
     return build

@@ -267,3 +267,20 @@ def test_cli_build_all_for_one_board_and_format(
     for name in models:
         assert (tmp_path / "rp2040" / f"{name}-int8.elf").exists()
     assert f"{len(models)} built, 0 failed" in capsys.readouterr().out
+
+
+def test_cli_build_all_skips_models_that_do_not_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the micro:bit's 16 KB, mnist_cnn is listed as skipped, the rest built, exit 0."""
+    from simcore.firmware import shipped_models
+
+    if "mnist_cnn" not in shipped_models():
+        pytest.skip("no shipped mnist_cnn")
+    argv = ["build", "--all", "--format", "q16", "--board", "bbc-microbit", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "skipped mnist_cnn q16 bbc-microbit: model mnist_cnn (q16) does not fit" in out
+    n = len(shipped_models())
+    assert f"{n - 1} built, 0 failed, 1 skipped (do not fit the board)" in out
+    assert not (tmp_path / "bbc-microbit" / "mnist_cnn-q16.elf").exists()

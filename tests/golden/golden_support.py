@@ -15,6 +15,8 @@ MODELS = (
     "mnist_cnn_pruned80",
     "mnist_cnn_student",
 )
+#: Shipped goldens made from an ONNX export (simcore.golden.onnx_export): no Keras/TFLite files.
+ONNX_MODELS = ("mnist_cnn_onnx",)
 
 CopyGolden = Callable[[str], Path]
 

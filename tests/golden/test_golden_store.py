@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from golden_support import GOLDEN_ROOT, MODELS, CopyGolden, flip_byte
+from golden_support import GOLDEN_ROOT, MODELS, ONNX_MODELS, CopyGolden, flip_byte
 
 from simcore.errors import GoldenError
 from simcore.golden import Golden, list_models, load_golden
@@ -28,7 +28,7 @@ EXPECTED = {
 
 
 def test_list_models_names_every_committed_golden() -> None:
-    assert list_models() == sorted(MODELS)
+    assert list_models() == sorted(MODELS + ONNX_MODELS)
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -207,9 +207,12 @@ def test_golden_root_is_the_repository_folder() -> None:
 
 def test_no_unused_or_unlisted_golden_files() -> None:
     """Every model folder belongs to a generator spec and holds only the files its header lists."""
-    from simcore.golden import generate  # imports no TensorFlow until it trains
+    from simcore.golden import (
+        generate,  # imports no TensorFlow until it trains
+        onnx_export,  # imports no torch until it exports
+    )
 
-    assert list_models() == sorted(generate.SPECS)
+    assert list_models() == sorted([*generate.SPECS, onnx_export.NAME])
     used_data = set()
     for name in list_models():
         g = load_golden(name)

@@ -21,8 +21,6 @@ from simcore.engine import run_firmware
 from simcore.errors import MemoryFault
 from simcore.results import StopReason
 
-_CPU = {"cortex-m0plus": "cortex-m0plus", "cortex-m33": "cortex-m33", "cortex-m7": "cortex-m7"}
-
 #: Reset handlers as vendor startup code writes them.
 STARTUPS = {
     # A C Reset_Handler that returns: its epilogue pops the reset LR into PC.
@@ -78,7 +76,7 @@ Reset_Handler:
         ".text : { *(.text*) } }\n"
     )
     obj, elf = tmp_path / "reset.o", tmp_path / f"reset-{board_name}.elf"
-    cpu = f"-mcpu={_CPU[board.core.name]}"
+    cpu = next(f for f in board.core.compiler_flags if f.startswith("-mcpu="))
     subprocess.run(["arm-none-eabi-as", "-mthumb", cpu, str(src), "-o", str(obj)], check=True)
     subprocess.run(["arm-none-eabi-ld", "-T", str(lds), str(obj), "-o", str(elf)], check=True)
     return elf

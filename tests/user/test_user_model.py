@@ -20,12 +20,13 @@ import numpy as np
 import pytest
 
 from simcore import cli
+from simcore.boards import load_boards
 from simcore.golden.store import load_golden_dir
 
 pytest.importorskip("tensorflow", reason="golden create needs the golden extra")
 pytest.importorskip("tflite_micro", reason="golden create needs the golden extra")
 
-BOARDS = ("rp2040", "rp2350", "stm32h743")
+BOARDS = tuple(sorted(load_boards()))
 TEST_SAMPLES = 60
 
 

@@ -226,6 +226,7 @@ def test_compare_mnist_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SIMCORE_OUT_DIR", str(tmp_path / "fw"))
     out = tmp_path / "mnist.json"
     argv = ["compare", "--limit", "20", "-j", "2", "-q", "--json", str(out)]
+    argv += ["-b", "rp2040", "-b", "rp2350", "-b", "stm32h743"]
     for variant in ("mnist_cnn", "mnist_cnn_pruned50", "mnist_cnn_pruned80", "mnist_cnn_student"):
         argv += ["-m", variant]
     assert cli.main(argv) == 0

@@ -1,0 +1,338 @@
+"""The on-disk cache of classified code and DWARF line rows (simcore.cache).
+
+Cached and uncached runs must agree byte for byte (cycles, profile, faults); an
+entry is used only for exactly the inputs, simcore version, classifier source
+and timing table it was computed from; an unreadable entry is ignored and
+rewritten; line tables are only decoded when a message needs a source line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sim_support import BOARD_NAMES, AsmBuilder
+
+from simcore import cache
+from simcore.cycles import classify as cl
+from simcore.cycles.classify import Classification, CodeRange, MappingSymbol
+from simcore.cycles.model import classify_image
+from simcore.cycles.tables import load_table
+from simcore.elf import LineTable, load_elf
+from simcore.engine import run_firmware
+from simcore.errors import BudgetExhausted, SimError, UnsupportedInstruction
+
+CORE = {"rp2040": "cortex-m0plus", "rp2350": "cortex-m33", "stm32h743": "cortex-m7"}
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh cache folder, with the per-process classification memo emptied around the test."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(folder))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    cl._classify_cached.cache_clear()
+    yield folder
+    cl._classify_cached.cache_clear()
+
+
+def _entries(folder: Path, kind: str) -> list[Path]:
+    return sorted((folder / kind).glob("*.npz"))
+
+
+def _fresh() -> None:
+    """Forget what this process classified, so the next run reads the disk (or recomputes)."""
+    cl._classify_cached.cache_clear()
+
+
+def _same(a: Classification, b: Classification) -> bool:
+    return len(a.ranges) == len(b.ranges) and all(
+        x.start == y.start
+        and x.nhalf == y.nhalf
+        and x.prefix.tobytes() == y.prefix.tobytes()
+        and x.prefix.dtype == y.prefix.dtype
+        and x.cost.tobytes() == y.cost.tobytes()
+        and x.row_index.tobytes() == y.row_index.tobytes()
+        and x.unknown == y.unknown
+        for x, y in zip(a.ranges, b.ranges, strict=True)
+    )
+
+
+def _result(elf: Path | Any, board: str, **kw: Any) -> dict[str, Any]:
+    out = run_firmware(elf, board, **kw).as_dict()
+    out.pop("wall_seconds")
+    return out
+
+
+def _outcome(elf: Path, board: str) -> str:
+    try:
+        return repr(_result(elf, board))
+    except SimError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_cached_and_uncached_runs_are_identical(
+    example_elfs: dict[str, Path], cache_dir: Path, board: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cycles, instructions, per-sample figures and the profile do not depend on the cache."""
+    elf = example_elfs[board]
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    uncached = _result(elf, board, profile_limit=50)
+    assert not cache_dir.exists()  # turned off: nothing written
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    _fresh()
+    cold = _result(elf, board, profile_limit=50)
+    assert len(_entries(cache_dir, "classify")) == 1
+    _fresh()
+    warm = _result(elf, board, profile_limit=50)
+    assert uncached == cold == warm
+    assert uncached["cycles"] > 0 and uncached["profile"]
+
+
+def test_faults_are_identical_with_and_without_the_cache(
+    asm_elf: AsmBuilder, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A foreign instruction (flagged from the classification) reads the same from a cache hit."""
+    elf = asm_elf("rp2040", "movs r0, #7\nmovs r1, #2\nudiv r0, r0, r1", as_cpu="cortex-m7")
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    uncached = _outcome(elf, "rp2040")
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    _fresh()
+    cold = _outcome(elf, "rp2040")
+    _fresh()
+    warm = _outcome(elf, "rp2040")
+    assert uncached == cold == warm
+    assert uncached.startswith(UnsupportedInstruction.__name__) and "udiv" in uncached
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_classification_from_the_cache_is_byte_identical(
+    example_elfs: dict[str, Path], cache_dir: Path, board: str
+) -> None:
+    image = load_elf(example_elfs[board])
+    computed = classify_image(image, CORE[board])
+    _fresh()
+    loaded = classify_image(image, CORE[board])
+    assert loaded is not computed and _same(computed, loaded)
+    assert any(r.unknown for r in computed.ranges)  # the data runs' reasons round-trip too
+
+
+def _ranges(image_path: Path) -> tuple[list[CodeRange], list[MappingSymbol]]:
+    image = load_elf(image_path)
+    ranges = [CodeRange(s.address, s.data) for s in image.code_sections]
+    mapping = [MappingSymbol(a, k) for s in image.code_sections for a, k in s.mapping]
+    return ranges, mapping
+
+
+def _poison(key: str, like: Classification) -> None:
+    """Store a classification under ``key`` whose costs are all one more than ``like``'s."""
+    arrays: dict[str, Any] = {}
+    for i, r in enumerate(like.ranges):
+        prefix = r.prefix.copy()
+        prefix[:, 0] += np.arange(len(prefix), dtype=np.uint64)
+        arrays[f"prefix{i}"], arrays[f"cost{i}"] = prefix, r.cost + 1
+        arrays[f"row_index{i}"] = r.row_index
+    unknown = [[[a, t] for a, t in sorted(r.unknown.items())] for r in like.ranges]
+    cache.store("classify", key, arrays, {"unknown": unknown})
+
+
+def test_stale_entries_are_never_used(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poisoned entry is read for its own key, and for nothing that differs in any input."""
+    table = load_table("cortex-m33")
+    ranges, mapping = _ranges(example_elfs["rp2350"])
+    truth = cl.classify(table, ranges, mapping)
+    key = cl.cache_key(table, ranges, mapping)
+    _poison(key, truth)
+    _fresh()
+    assert not _same(cl.classify(table, ranges, mapping), truth)  # the entry is used...
+
+    # ...but not when the ELF's code changed,
+    first = ranges[0]
+    changed = [CodeRange(first.start, first.data[:-2] + b"\x00\xbf"), *ranges[1:]]
+    _fresh()
+    assert _same(
+        cl.classify(table, changed, mapping),
+        Classification(table, tuple(cl.classify_range(table, r, mapping) for r in changed)),
+    )
+    # ...nor when the timing table, simcore's version or the classifier's source changed.
+    row = dataclasses.replace(table.rows[0], cycles=table.rows[0].cycles + 1)
+    other_table = dataclasses.replace(table, rows=(row, *table.rows[1:]))
+    assert cl.cache_key(other_table, ranges, mapping) != key
+    monkeypatch.setattr(cache, "__version__", "0.0.0-other")
+    assert cl.cache_key(table, ranges, mapping) != key
+    _fresh()
+    assert _same(cl.classify(table, ranges, mapping), truth)
+    monkeypatch.undo()
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(cache_dir))
+    monkeypatch.setattr(cl, "_code_digest", lambda: "edited classifier")
+    assert cl.cache_key(table, ranges, mapping) != key
+    _fresh()
+    assert _same(cl.classify(table, ranges, mapping), truth)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(b"not a zip file"), id="garbage"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:200]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(b""), id="empty"),
+    ],
+)
+def test_a_corrupt_entry_is_ignored_and_rewritten(
+    example_elfs: dict[str, Path], cache_dir: Path, damage: Any
+) -> None:
+    image = load_elf(example_elfs["rp2040"])
+    truth = classify_image(image, CORE["rp2040"])
+    (entry,) = _entries(cache_dir, "classify")
+    damage(entry)
+    _fresh()
+    assert _same(classify_image(image, CORE["rp2040"]), truth)
+    assert cache.load("classify", entry.stem) is not None  # rebuilt in place
+
+
+def test_an_entry_of_the_wrong_shape_or_key_is_ignored(
+    example_elfs: dict[str, Path], cache_dir: Path
+) -> None:
+    table = load_table("cortex-m0plus")
+    ranges, mapping = _ranges(example_elfs["rp2040"])
+    truth = cl.classify(table, ranges, mapping)
+    key = cl.cache_key(table, ranges, mapping)
+    cache.store("classify", key, {"prefix0": np.zeros(3, dtype=np.uint64)}, {"unknown": [[]]})
+    _fresh()
+    assert _same(cl.classify(table, ranges, mapping), truth)
+    # An entry copied under another name carries its own key: refused.
+    other = "0" * 64
+    (cache_dir / "classify" / f"{key}.npz").rename(cache_dir / "classify" / f"{other}.npz")
+    assert cache.load("classify", other) is None
+
+
+def test_line_rows_are_decoded_only_when_needed(asm_elf: AsmBuilder, cache_dir: Path) -> None:
+    """A clean run reads no DWARF; a fault message still names file:line, cached or not."""
+    done = asm_elf("rp2040", "movs r0, #0")
+    image = load_elf(done)
+    result = run_firmware(image, "rp2040")
+    assert result.exit_code == 0 and image._lines is None
+    assert not _entries(cache_dir, "lines")
+
+    spin = asm_elf("rp2040", "movs r0, #0\nspin:\nadds r0, #1\nb spin")
+    messages = []
+    for _ in range(2):  # decoded (and stored), then read from the cache
+        with pytest.raises(BudgetExhausted) as info:
+            run_firmware(load_elf(spin), "rp2040", max_instructions=10_000)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "(rp2040.s:1" in messages[0]
+    assert len(_entries(cache_dir, "lines")) == 1
+
+
+def test_cached_line_rows_equal_decoded_ones(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = example_elfs["stm32h743"]
+    image = load_elf(path)
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    decoded = LineTable.of(image.raw, image.symbols)
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    stored = LineTable.of(image.raw, image.symbols)
+    loaded = LineTable.of(image.raw, image.symbols)
+    assert decoded == stored == loaded and decoded.addresses
+    code = image.code_sections[0]
+    addresses = range(code.address, code.address + len(code.data), 2)
+    fresh = load_elf(path)
+    assert [image.describe(a) for a in addresses] == [fresh.describe(a) for a in addresses]
+    (entry,) = _entries(cache_dir, "lines")
+    entry.write_bytes(b"PK\x03\x04 broken")
+    assert LineTable.of(image.raw, image.symbols) == decoded
+
+
+def test_an_unusable_cache_folder_only_costs_time(
+    example_elfs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache 'folder' that is a file: nothing is stored, results are unchanged."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(blocker))
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "0")  # "0" leaves the cache on
+    _fresh()
+    elf = example_elfs["rp2350"]
+    first = _result(elf, "rp2350")
+    _fresh()
+    assert _result(elf, "rp2350") == first and blocker.read_text() == "x"
+    _fresh()
+
+
+def test_the_default_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(cache.CACHE_DIR_ENV, raising=False)
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.cache_dir() == tmp_path / "simcore"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "simcore"
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    assert cache.cache_dir() is None
+
+
+def test_validation_is_identical_with_and_without_the_cache(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through validate's worker pool: outputs, per-sample cycles, profile and memory agree."""
+    from simcore.validate import Combination, validate_many
+
+    combos = [Combination("iris_anne8", "int8", "rp2040"), Combination("iris3", "f32", "rp2350")]
+
+    def rows() -> list[dict[str, Any]]:
+        out = []
+        for r in validate_many(combos, limit=8, jobs=2):
+            row = r.as_dict()
+            row.pop("emulation_seconds")
+            row.pop("built")
+            out.append(row)
+        return out
+
+    validate_many(combos, limit=1, jobs=1)  # build the firmware outside the comparison
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    uncached = rows()
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    _fresh()
+    cold = rows()
+    warm = rows()
+    assert uncached == cold == warm
+    assert all(r["passed"] and r["cycles"]["mean"] for r in uncached)
+    assert len(_entries(cache_dir, "classify")) == len(combos)
+
+
+def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> None:
+    """Keys must not depend on hash randomisation, or processes would never share entries."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from simcore.elf import load_elf; from simcore.cycles import classify as cl;"
+        "from simcore.cycles.model import classify_image; from simcore.cycles.tables import "
+        "load_table; i = load_elf(sys.argv[1]); r = [cl.CodeRange(s.address, s.data) for s in "
+        "i.code_sections]; m = [cl.MappingSymbol(a, k) for s in i.code_sections for a, k in "
+        "s.mapping]; print(cl.cache_key(load_table(sys.argv[2]), r, m))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", probe, str(example_elfs[board]), CORE[board]],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout.strip()
+        for seed in ("1", "2")
+        for board in ("stm32h743",)
+    }
+    assert len(keys) == 1 and len(next(iter(keys))) == 64

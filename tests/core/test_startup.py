@@ -1,0 +1,60 @@
+"""Start-up stays light: what a clean ``simcore run`` imports and reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from simcore.api import _plain_classes
+
+_PROBE = """
+import contextlib, io, sys
+from simcore.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(["run", "-q", "--board", "rp2040", sys.argv[1]])
+heavy = sorted(m for m in ("typeguard", "tensorflow") if m in sys.modules)
+print(code, heavy)
+"""
+
+
+def test_a_clean_run_imports_no_typeguard(example_elfs: dict[str, Path]) -> None:
+    """The argument checks of the public API fall back to typeguard only for hard hints."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(example_elfs["rp2040"])],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.split("\n")[-2] == "0 []", out
+
+
+@pytest.mark.parametrize(
+    ("hint", "values"),
+    [
+        (str | Path, ["a", Path("b"), None, 3, b"x"]),
+        (int | None, [0, True, None, 1.5, "1"]),
+        (float, [1.0, 2, True, "1.0", None]),
+        (bytes | None, [b"", bytearray(b"x"), None, "s"]),
+        (Callable[[int, str], None] | None, [None, print, 3]),
+        (list[int], [[1], [], ["a"], (1,)]),
+        (Any, [object(), None]),
+    ],
+)
+def test_the_isinstance_shortcut_accepts_only_what_typeguard_accepts(
+    hint: Any, values: list[Any]
+) -> None:
+    classes = _plain_classes(hint)
+    for value in values:
+        if classes is None or not isinstance(value, classes):
+            continue
+        try:
+            check_type(value, hint, collection_check_strategy=CollectionCheckStrategy.FIRST_ITEM)
+        except TypeCheckError:  # pragma: no cover - the failure this test is for
+            pytest.fail(f"{value!r} passes the shortcut for {hint} but not typeguard")
