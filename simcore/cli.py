@@ -953,7 +953,12 @@ def _register_optional(sub: Any) -> None:
     """Subcommands owned by other modules (each has a ``register(subparsers)``)."""
     import importlib
 
-    for module in ("simcore.firmware.command", "simcore.report", "simcore.diagnose.command"):
+    for module in (
+        "simcore.firmware.command",
+        "simcore.report",
+        "simcore.diagnose.command",
+        "simcore.tradeoff",
+    ):
         importlib.import_module(module).register(sub)
 
 

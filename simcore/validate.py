@@ -60,13 +60,15 @@ class Combination:
 
     ``model`` is the model's name (it keys baselines and reports); ``golden``
     the golden folder when it is not a shipped one (a user's, from ``simcore
-    golden create``).
+    golden create``); ``sparse`` the build's sparse-kernel mode (auto, on,
+    off; see simcore.firmware.sparse).
     """
 
     model: str
     fmt: str
     board: str
     golden: str | None = None
+    sparse: str = "auto"
 
     @property
     def board_name(self) -> str:
@@ -75,7 +77,8 @@ class Combination:
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.fmt}/{self.board_name}"
+        forced = "" if self.sparse == "auto" else f"/sparse-{self.sparse}"
+        return f"{self.model}/{self.fmt}/{self.board_name}{forced}"
 
     def load_golden(self) -> Golden:
         """The golden this combination is judged against."""
@@ -282,7 +285,8 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
         from simcore.firmware.build import build_model_firmware, load_model
         from simcore.paths import out_dir
 
-        elf = out_dir() / board.name / f"{golden.name}-{combo.fmt}.elf"
+        forced = "" if combo.sparse == "auto" else f"-sparse-{combo.sparse}"
+        elf = out_dir() / board.name / f"{golden.name}-{combo.fmt}{forced}.elf"
         manifest = read_manifest(elf)
         if (
             not elf.exists()
@@ -291,7 +295,7 @@ def prepare_firmware(combo: Combination, golden: Golden, elf: Path | None) -> Fi
             or _placed_otherwise(manifest, board)
         ):
             model = load_model(golden.name, model_file, combo.fmt)
-            build = build_model_firmware(model, combo.fmt, board)
+            build = build_model_firmware(model, combo.fmt, board, sparse=combo.sparse)
             elf, manifest, built = build.elf, build.manifest, True
     else:
         if not elf.exists():
@@ -484,6 +488,8 @@ class Validation:
         """What makes the firmware other than a release build (trace, portable, injected)."""
         info = self.firmware_variant
         kinds = [k for k in ("trace", "portable") if info.get(k)]
+        if info.get("sparse") in ("on", "off"):
+            kinds.append(f"sparse-{info['sparse']}")
         if info.get("injected_mistakes"):
             kinds.append("mistake-injected")
         return "/".join(kinds) or None

@@ -11,6 +11,8 @@
  *   bias    [out]
  * Each layer's arrays are const (flash) under `layer<N>_weights`,
  * `layer<N>_bias` (int8 also `layer<N>_multiplier`, `layer<N>_shift`).
+ * A sparse Dense layer (see nn_sparse_t) has `layer<N>_sparse_values`,
+ * `layer<N>_sparse_gaps` and `layer<N>_sparse_rows` instead of its weights.
  *
  * No kernel allocates: the generator sizes a static arena of two ping-pong
  * buffers and passes pointers into it.
@@ -56,6 +58,18 @@ static inline nn_span_t nn_window_span(int32_t o, int32_t stride, int32_t pad, i
     nn_span_t s = {start, start < 0 ? -start : 0, start + k > in_len ? in_len - start : k};
     return s;
 }
+
+/* A pruned Dense weight matrix [out][in] without its zeros (simcore.firmware.sparse).
+ * Row o's entries are k in [rows[o-1], rows[o]) (rows[-1] is 0), each a weight
+ * values[k] (in the format's element type, held by the caller) at input column
+ * col(k) = col(k-1) + gaps[k], with col(first entry of a row) = gaps[k]. A gap of
+ * more than 255 columns is bridged by entries of weight 0 and gap 255, so every
+ * gap fits a byte; their product adds an exact zero. Kernels visit the entries
+ * of a row in column order, which keeps the dense kernel's sum order. */
+typedef struct {
+    const uint16_t *rows;
+    const uint8_t *gaps;
+} nn_sparse_t;
 
 /* After each layer: simcore_trace (its output bytes) in --trace builds, a
  * data-free simcore_layer mark (cycles per layer) in release builds, nothing

@@ -11,6 +11,12 @@ void nn_f32_activation(float *x, uint32_t n, uint32_t depth, nn_act_t act, float
 void nn_f32_dense(const float *in, float *out, const float *weights, const float *bias,
                   uint32_t n_in, uint32_t n_out, nn_act_t act, float alpha);
 
+/* Dense over a pruned matrix (nn_sparse_t in nn_common.h): equal to nn_f32_dense
+ * on the same weights. */
+void nn_f32_dense_sparse(const float *in, float *out, const float *values,
+                         const nn_sparse_t *s, const float *bias, uint32_t n_out, nn_act_t act,
+                         float alpha);
+
 void nn_f32_conv2d(const float *in, float *out, const float *weights, const float *bias,
                    const nn_geom_t *g, nn_act_t act, float alpha);
 

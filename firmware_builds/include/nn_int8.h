@@ -58,6 +58,12 @@ void nn_int8_fully_connected(const int8_t *in, int8_t *out, const int8_t *weight
                              const int32_t *bias, uint32_t n_in, uint32_t n_out,
                              const nn_int8_quant_t *q);
 
+/* Fully connected over a pruned matrix (nn_sparse_t in nn_common.h): bit-exact with
+ * nn_int8_fully_connected on the same weights (the skipped products are zeros). */
+void nn_int8_fully_connected_sparse(const int8_t *in, int8_t *out, const int8_t *values,
+                                    const nn_sparse_t *s, const int32_t *bias, uint32_t n_out,
+                                    const nn_int8_quant_t *q);
+
 void nn_int8_conv2d(const int8_t *in, int8_t *out, const int8_t *weights, const int32_t *bias,
                     const nn_geom_t *g, const nn_int8_quant_t *q);
 

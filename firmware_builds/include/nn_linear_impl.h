@@ -7,6 +7,7 @@
  * taps in memory order (OHWI weights, NHWC input), padding taps skipped.
  *
  *   NN_LINEAR_DENSE, NN_LINEAR_CONV2D   names of the two functions
+ *   NN_LINEAR_DENSE_SPARSE              name of the sparse Dense (nn_sparse_t weights)
  *   NN_LINEAR_T                         element type (weights, bias, activations)
  *   NN_LINEAR_ACC_T                     accumulator type
  *   NN_LINEAR_INIT(b)                   the accumulator holding bias value b
@@ -24,6 +25,27 @@ void NN_LINEAR_DENSE(const NN_LINEAR_T *in, NN_LINEAR_T *out, const NN_LINEAR_T 
         NN_LINEAR_ACC_T acc = NN_LINEAR_INIT(bias[o]);
         for (uint32_t i = 0; i < n_in; ++i) {
             acc += NN_LINEAR_TERM(w[i], in[i]);
+        }
+        out[o] = NN_LINEAR_OUT(acc);
+    }
+    NN_LINEAR_ACTIVATION(out, n_out, n_out, act, alpha);
+}
+
+/* Dense over a pruned weight matrix: the same sum as NN_LINEAR_DENSE without its
+ * zero-weight terms, in the same order (each skipped term adds an exact zero for
+ * finite inputs). */
+void NN_LINEAR_DENSE_SPARSE(const NN_LINEAR_T *in, NN_LINEAR_T *out, const NN_LINEAR_T *values,
+                            const nn_sparse_t *s, const NN_LINEAR_T *bias, uint32_t n_out,
+                            nn_act_t act, NN_LINEAR_T alpha)
+{
+    uint32_t k = 0;
+    for (uint32_t o = 0; o < n_out; ++o) {
+        const uint32_t end = s->rows[o];
+        const NN_LINEAR_T *x = in;
+        NN_LINEAR_ACC_T acc = NN_LINEAR_INIT(bias[o]);
+        for (; k < end; ++k) {
+            x += s->gaps[k];
+            acc += NN_LINEAR_TERM(values[k], *x);
         }
         out[o] = NN_LINEAR_OUT(acc);
     }
@@ -61,6 +83,7 @@ void NN_LINEAR_CONV2D(const NN_LINEAR_T *in, NN_LINEAR_T *out, const NN_LINEAR_T
 }
 
 #undef NN_LINEAR_DENSE
+#undef NN_LINEAR_DENSE_SPARSE
 #undef NN_LINEAR_CONV2D
 #undef NN_LINEAR_T
 #undef NN_LINEAR_ACC_T

@@ -40,6 +40,12 @@ void nn_q16_activation(int32_t *x, uint32_t n, uint32_t depth, nn_act_t act, int
 void nn_q16_dense(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
                   uint32_t n_in, uint32_t n_out, nn_act_t act, int32_t alpha);
 
+/* Dense over a pruned matrix (nn_sparse_t in nn_common.h): equal to nn_q16_dense
+ * on the same weights. */
+void nn_q16_dense_sparse(const int32_t *in, int32_t *out, const int32_t *values,
+                         const nn_sparse_t *s, const int32_t *bias, uint32_t n_out, nn_act_t act,
+                         int32_t alpha);
+
 void nn_q16_conv2d(const int32_t *in, int32_t *out, const int32_t *weights, const int32_t *bias,
                    const nn_geom_t *g, nn_act_t act, int32_t alpha);
 

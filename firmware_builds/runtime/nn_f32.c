@@ -52,6 +52,7 @@ void nn_f32_activation(float *x, uint32_t n, uint32_t depth, nn_act_t act, float
 }
 
 #define NN_LINEAR_DENSE nn_f32_dense
+#define NN_LINEAR_DENSE_SPARSE nn_f32_dense_sparse
 #define NN_LINEAR_CONV2D nn_f32_conv2d
 #define NN_LINEAR_T float
 #define NN_LINEAR_ACC_T float

@@ -341,6 +341,26 @@ void nn_int8_fully_connected(const int8_t *in, int8_t *out, const int8_t *weight
     }
 }
 
+void nn_int8_fully_connected_sparse(const int8_t *in, int8_t *out, const int8_t *values,
+                                    const nn_sparse_t *s, const int32_t *bias, uint32_t n_out,
+                                    const nn_int8_quant_t *q)
+{
+    uint32_t k = 0;
+    for (uint32_t o = 0; o < n_out; ++o) {
+        const uint32_t end = s->rows[o];
+        const int8_t *x = in;
+        int32_t acc = 0;
+        for (; k < end; ++k) {
+            x += s->gaps[k];
+            acc += ((int32_t)*x + q->input_offset) * (int32_t)values[k];
+        }
+        if (bias != 0) {
+            acc += bias[o];
+        }
+        out[o] = requant(acc, q->multiplier[o], q->shift[o], q);
+    }
+}
+
 void nn_int8_conv2d(const int8_t *in, int8_t *out, const int8_t *weights, const int32_t *bias,
                     const nn_geom_t *g, const nn_int8_quant_t *q)
 {

@@ -106,6 +106,7 @@ void nn_q16_activation(int32_t *x, uint32_t n, uint32_t depth, nn_act_t act, int
 }
 
 #define NN_LINEAR_DENSE nn_q16_dense
+#define NN_LINEAR_DENSE_SPARSE nn_q16_dense_sparse
 #define NN_LINEAR_CONV2D nn_q16_conv2d
 #define NN_LINEAR_T int32_t
 #define NN_LINEAR_ACC_T int64_t

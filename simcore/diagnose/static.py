@@ -150,14 +150,43 @@ def _num(v: float) -> str:
     return f"{v:.6g}"
 
 
+def _sparse_weights(image: ElfImage, fmt: str, layer: int, shape: tuple[int, ...]) -> bytes | None:
+    """A sparse Dense layer's weights decoded to the dense layout's bytes (None: not sparse)."""
+    from simcore.firmware.sparse import SparseMatrix
+
+    found = {}
+    for part in ("values", "gaps", "rows"):
+        sym = image.symbol(f"layer{layer}_sparse_{part}")
+        data = None if sym is None else image.initial_bytes(sym.address, sym.size_bytes)
+        if data is None:
+            return None
+        found[part] = data
+    rows = np.frombuffer(found["rows"], "<u2")
+    if len(shape) != 2 or rows.size != shape[0]:
+        return None
+    matrix = SparseMatrix(
+        values=from_bytes(fmt, "weights", found["values"]),
+        gaps=np.frombuffer(found["gaps"], np.uint8),
+        rows=rows.astype(np.uint16),
+        shape=(int(shape[0]), int(shape[1])),
+        nonzeros=0,
+    )
+    if rows.size and matrix.values.size < int(rows[-1]):
+        return None
+    return to_bytes(fmt, "weights", matrix.dense())
+
+
 def stored_arrays(
     image: ElfImage, layer: int, consts: Sequence[LayerConsts]
 ) -> dict[str, bytes] | None:
     """The bytes of one layer's arrays under the generator's symbols (None: not all found)."""
     out = {}
-    for role in consts[layer].arrays():
+    for role, arr in consts[layer].arrays().items():
         sym = image.symbol(f"layer{layer}_{role}")
         data = None if sym is None else image.initial_bytes(sym.address, sym.size_bytes)
+        if data is None and role == "weights":
+            fmt = {"float32": "f32", "int32": "q16", "int8": "int8"}.get(arr.dtype.name)
+            data = None if fmt is None else _sparse_weights(image, fmt, layer, arr.shape)
         if data is None:
             return None
         out[role] = data
@@ -190,6 +219,10 @@ def scan(
             name = f"layer{i}_{role}"
             sym = image.symbol(name)
             got = None if sym is None else image.initial_bytes(sym.address, sym.size_bytes)
+            if sym is None and role == "weights":  # a sparse Dense layer: judge it decoded
+                sym = image.symbol(f"layer{i}_sparse_values")
+                got = None if sym is None else _sparse_weights(image, fmt, i, arr.shape)
+                name = f"layer{i}_sparse_values"
             if sym is not None and got is not None:
                 findings.append(
                     _judge(fmt, i, role, name, sym.address, got, want, arr.shape, alternatives)

@@ -1,7 +1,8 @@
 """Build a model into firmware: resolve the model file, generate C, compile, write a manifest.
 
-Output for model ``M`` in format ``F`` (``-trace`` / ``-portable`` appended
-for those variants) in ``out_dir`` (default ``simcore.paths.out_dir()/<board>/``):
+Output for model ``M`` in format ``F`` (``-trace`` / ``-portable`` /
+``-sparse-on`` / ``-sparse-off`` appended for those variants) in ``out_dir``
+(default ``simcore.paths.out_dir()/<board>/``):
 ``M-F.c`` (generated source), ``M-F.elf``, ``M-F.map`` and ``M-F.json`` (the
 manifest). Everything written is a pure function of the model file, the
 format, the board and the compiler, so a rebuild is byte-identical.
@@ -28,6 +29,7 @@ from simcore.firmware.codegen import GeneratedSource, generate
 from simcore.firmware.ir import FORMATS, FirmwareError, FloatModel, Int8Model, Int8Op, Layer
 from simcore.firmware.q16_ref import Q16_TOLERANCE
 from simcore.firmware.reference import F32_TOLERANCE
+from simcore.firmware.sparse import SparseMode, parse_mode
 from simcore.linker import LinkOptions, resolve
 from simcore.toolchain import RUNTIME_DIR, build_elf
 
@@ -248,8 +250,13 @@ def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-def _variant_stem(name: str, fmt: str, trace: bool, portable: bool) -> str:
-    return f"{name}-{fmt}" + ("-trace" if trace else "") + ("-portable" if portable else "")
+def _variant_stem(
+    name: str, fmt: str, trace: bool, portable: bool, sparse: SparseMode = SparseMode.AUTO
+) -> str:
+    """The file stem of a build; a forced sparse mode never replaces the default build."""
+    forced = "" if sparse is SparseMode.AUTO else f"-sparse-{sparse.value}"
+    variants = ("-trace" if trace else "") + ("-portable" if portable else "")
+    return f"{name}-{fmt}{variants}{forced}"
 
 
 def _rel(p: Path) -> str:
@@ -285,6 +292,7 @@ def build_model_firmware(
     script: Path | None = None,
     cflags: Sequence[str] = (),
     link: LinkOptions | None = None,
+    sparse: str | SparseMode = SparseMode.AUTO,
 ) -> FirmwareBuild:
     """Generate, compile and describe the firmware of ``model`` in ``fmt`` for ``board``.
 
@@ -301,11 +309,14 @@ def build_model_firmware(
     ``<stem>.ld`` beside the ELF. ``script`` links with a linker script of your
     own instead (``build --ld``; the RAM it leaves for the arena and I/O buffers
     is read from it; not with ``link``), ``cflags`` are added to the compiler's
-    flags (``build --cflags``; paths in them must be absolute).
+    flags (``build --cflags``; paths in them must be absolute). ``sparse``
+    (auto, on, off) picks the sparse Dense kernels (simcore.firmware.sparse);
+    a forced mode gets its own ``-sparse-on``/``-sparse-off`` stem.
     """
     if fmt not in FORMATS:
         raise FirmwareError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
     spec = get_board(board) if isinstance(board, str) else board
+    sparse_mode = parse_mode(sparse)
     if isinstance(model, FloatModel | Int8Model):
         loaded = model
         if isinstance(loaded, Int8Model) != (fmt == "int8"):
@@ -315,8 +326,8 @@ def build_model_firmware(
         name, model_path = resolve_model(model, fmt)
         loaded = load_model(name, model_path, fmt)
     out = (out_dir or paths.out_dir() / spec.name).resolve()
-    stem = _variant_stem(name, fmt, trace, portable)
-    overrides: dict[str, Any] = {}
+    stem = _variant_stem(name, fmt, trace, portable, sparse_mode)
+    overrides: dict[str, Any] = {"sparse": sparse_mode}
     injected: list[dict[str, Any]] = []
     specs = [inject] if isinstance(inject, str) else list(inject or ())
     if specs:
@@ -340,7 +351,7 @@ def build_model_firmware(
             stem += f"-inject-{m.kind}-L{m.layer}-{re.sub(r'[^a-z0-9]+', '', m.variant)}"
         if len(fixups) > 1:
             raise FirmwareError("inject input-scale once at most")
-        overrides = {
+        overrides |= {
             "layers": chain,
             "consts": consts,
             "input_fixup": fixups[0] if fixups else None,
@@ -436,6 +447,7 @@ def build_model_firmware(
         injected,
         board_file=_board_file(board),
         link=link_record,
+        sparse=sparse_mode,
     )
 
 
@@ -464,6 +476,7 @@ def _describe(
     injected: list[dict[str, Any]],
     board_file: str | None = None,
     link: dict[str, Any] | None = None,
+    sparse: SparseMode = SparseMode.AUTO,
 ) -> FirmwareBuild:
     from simcore.elf import load_elf
     from simcore.memory import flash_bytes, harness_buffers, static_ram_bytes
@@ -506,6 +519,7 @@ def _describe(
             "trace": trace,
             "portable": portable,
             "int8_dsp_path": dsp,
+            "sparse": sparse.value,
             **({"injected_mistakes": injected} if injected else {}),
         },
         "files": {
@@ -534,6 +548,7 @@ def _describe(
             "flash_bytes": flash,
             "static_ram_bytes": ram,
             "harness_io_bytes": harness_io,
+            "sparse_saved_bytes": sum(i.sparse.get("saved_bytes", 0) for i in gen.layers),
         },
         "tolerance": _tolerance(fmt),
         "layers": [
@@ -546,6 +561,7 @@ def _describe(
                 **({"activation": info.activation} if info.activation else {}),
                 "buffer": info.buffer,
                 "symbols": info.symbols,
+                **({"sparse": info.sparse} if info.sparse else {}),
             }
             for info in gen.layers
         ],

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from simcore.firmware import q16_ref
 from simcore.firmware.consts import LayerConsts, encode
 from simcore.firmware.ir import FirmwareError, FloatModel, Geometry, Int8Model, Int8Op, Layer, numel
+from simcore.firmware.sparse import SparseMatrix, SparseMode, choose_sparse
 
 #: Largest int8 input patch (int16 elements) the DSP path buffers; larger layers use the
 #: unbuffered DSP dot product.
@@ -49,6 +50,8 @@ class LayerInfo:
     activation: str
     buffer: str
     symbols: dict[str, int] = field(default_factory=dict)
+    #: A sparse Dense layer's encoding figures (see :func:`sparse_figures`); {} when dense.
+    sparse: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class _Step:
     consts: list[str]
     call: list[str]  # lines with {X} (input pointer) and {Y} (output pointer)
     symbols: dict[str, int]
+    sparse: dict[str, int] = field(default_factory=dict)
 
 
 def _float_literal(v: float) -> str:
@@ -130,7 +134,39 @@ def _float_array(fmt: str, name: str, a: npt.NDArray[Any]) -> tuple[str, str]:
     return c_array("uint32_t", name, bits), f"(const float *){name}"
 
 
-def _float_steps(layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: str) -> list[_Step]:
+def sparse_figures(matrix: SparseMatrix, element_bytes: int) -> dict[str, int]:
+    """What a sparse layer's manifest entry records: sizes and what the encoding saved."""
+    dense = matrix.shape[0] * matrix.shape[1] * element_bytes
+    return {
+        "nonzeros": matrix.nonzeros,
+        "entries": matrix.entries,
+        "weights": matrix.shape[0] * matrix.shape[1],
+        "dense_bytes": dense,
+        "sparse_bytes": matrix.nbytes(element_bytes),
+        "saved_bytes": dense - matrix.nbytes(element_bytes),
+    }
+
+
+def _sparse_arrays(
+    sym: str, matrix: SparseMatrix, values_def: str
+) -> tuple[list[str], dict[str, int]]:
+    """C definitions of a sparse matrix's gaps, rows and nn_sparse_t (values given)."""
+    defs = [
+        values_def,
+        c_array("uint8_t", f"{sym}_sparse_gaps", matrix.gaps, per_line=16),
+        c_array("uint16_t", f"{sym}_sparse_rows", matrix.rows, per_line=12),
+        f"static const nn_sparse_t {sym}_sparse = {{{sym}_sparse_rows, {sym}_sparse_gaps}};\n",
+    ]
+    symbols = {
+        f"{sym}_sparse_gaps": int(matrix.gaps.size),
+        f"{sym}_sparse_rows": 2 * int(matrix.rows.size),
+    }
+    return defs, symbols
+
+
+def _float_steps(
+    layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: str, sparse: SparseMode
+) -> list[_Step]:
     prefix = f"nn_{fmt}"
     steps = []
     for i, (layer, lc) in enumerate(zip(layers, consts, strict=True)):
@@ -138,7 +174,16 @@ def _float_steps(layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: st
         defs: list[str] = []
         symbols: dict[str, int] = {}
         w_arg = b_arg = ""
-        if lc.weights is not None and lc.bias is not None:
+        matrix = None
+        if layer.kind == "dense" and lc.weights is not None and lc.bias is not None:
+            matrix = choose_sparse(lc.weights.reshape(numel(layer.out_shape), -1), fmt, sparse)
+        if matrix is not None and lc.bias is not None:
+            v_def, v_arg = _float_array(fmt, f"{sym}_sparse_values", matrix.values)
+            b_def, b_arg = _float_array(fmt, f"{sym}_bias", lc.bias)
+            s_defs, symbols = _sparse_arrays(sym, matrix, v_def)
+            defs += [*s_defs, b_def]
+            symbols |= {f"{sym}_sparse_values": matrix.entries * 4, f"{sym}_bias": lc.bias.size * 4}
+        elif lc.weights is not None and lc.bias is not None:
             w_def, w_arg = _float_array(fmt, f"{sym}_weights", lc.weights)
             b_def, b_arg = _float_array(fmt, f"{sym}_bias", lc.bias)
             defs += [w_def, b_def]
@@ -150,7 +195,12 @@ def _float_steps(layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: st
         n_out = numel(layer.out_shape)
         out_bytes = n_out * 4
         call: list[str]
-        if layer.kind == "dense":
+        if matrix is not None:
+            call = [
+                f"{prefix}_dense_sparse({{X}}, {{Y}}, {v_arg}, &{sym}_sparse, {b_arg}, "
+                f"{n_out}u, {act}, {alpha});"
+            ]
+        elif layer.kind == "dense":
             call = [
                 f"{prefix}_dense({{X}}, {{Y}}, {w_arg}, {b_arg}, "
                 f"{numel(layer.in_shape)}u, {n_out}u, {act}, {alpha});"
@@ -187,12 +237,15 @@ def _float_steps(layers: Sequence[Layer], consts: Sequence[LayerConsts], fmt: st
                 defs,
                 call,
                 symbols,
+                sparse_figures(matrix, 4) if matrix is not None else {},
             )
         )
     return steps
 
 
-def _int8_steps(ops: Sequence[Int8Op], consts: Sequence[LayerConsts]) -> list[_Step]:
+def _int8_steps(
+    ops: Sequence[Int8Op], consts: Sequence[LayerConsts], sparse: SparseMode
+) -> list[_Step]:
     steps = []
     for i, (op, lc) in enumerate(zip(ops, consts, strict=True)):
         sym = f"layer{i}"
@@ -200,10 +253,21 @@ def _int8_steps(ops: Sequence[Int8Op], consts: Sequence[LayerConsts]) -> list[_S
         symbols: dict[str, int] = {}
         p = op.params
         n_out = numel(op.out_shape)
+        matrix = None
         if op.kind in ("fully_connected", "conv2d"):
             assert lc.weights is not None and lc.multiplier is not None and lc.shift is not None
-            defs.append(c_array("int8_t", f"{sym}_weights", lc.weights.reshape(-1), per_line=16))
-            symbols[f"{sym}_weights"] = _array_bytes(lc.weights, 1)
+            if op.kind == "fully_connected":
+                matrix = choose_sparse(lc.weights, "int8", sparse)
+            if matrix is not None:
+                v_def = c_array("int8_t", f"{sym}_sparse_values", matrix.values, per_line=16)
+                s_defs, symbols = _sparse_arrays(sym, matrix, v_def)
+                defs += s_defs
+                symbols[f"{sym}_sparse_values"] = matrix.entries
+            else:
+                defs.append(
+                    c_array("int8_t", f"{sym}_weights", lc.weights.reshape(-1), per_line=16)
+                )
+                symbols[f"{sym}_weights"] = _array_bytes(lc.weights, 1)
             bias = "0"
             if lc.bias is not None:
                 defs.append(c_array("int32_t", f"{sym}_bias", lc.bias.reshape(-1)))
@@ -218,7 +282,12 @@ def _int8_steps(ops: Sequence[Int8Op], consts: Sequence[LayerConsts]) -> list[_S
                 f"{p['output_offset']}, {p['act_min']}, {p['act_max']}, {sym}_multiplier, "
                 f"{sym}_shift}};\n"
             )
-            if op.kind == "fully_connected":
+            if matrix is not None:
+                call = [
+                    f"nn_int8_fully_connected_sparse({{X}}, {{Y}}, {sym}_sparse_values, "
+                    f"&{sym}_sparse, {bias}, {n_out}u, &{sym}_quant);"
+                ]
+            elif op.kind == "fully_connected":
                 n_in = lc.weights.shape[1]
                 call = [
                     f"nn_int8_fully_connected({{X}}, {{Y}}, {sym}_weights, {bias}, {n_in}u, "
@@ -247,8 +316,20 @@ def _int8_steps(ops: Sequence[Int8Op], consts: Sequence[LayerConsts]) -> list[_S
             call = [f"memcpy({{Y}}, {{X}}, {n_out}u);"]
         else:  # reshape
             call = []
+        figures = sparse_figures(matrix, 1) if matrix is not None else {}
         steps.append(
-            _Step(op.name, op.kind, op.in_shape, op.out_shape, "", bool(call), defs, call, symbols)
+            _Step(
+                op.name,
+                op.kind,
+                op.in_shape,
+                op.out_shape,
+                "",
+                bool(call),
+                defs,
+                call,
+                symbols,
+                figures,
+            )
         )
     return steps
 
@@ -310,6 +391,7 @@ def generate(
     layers: Sequence[Layer | Int8Op] | None = None,
     consts: Sequence[LayerConsts] | None = None,
     input_fixup: str | None = None,
+    sparse: SparseMode = SparseMode.AUTO,
 ) -> GeneratedSource:
     """Return the C source of ``model`` in ``fmt`` with I/O room for ``capacity`` samples.
 
@@ -317,14 +399,16 @@ def generate(
     arrays, and ``input_fixup`` is C run on the input buffer ``x`` (``n``
     elements) before the first layer: the layout doctor's bug injection
     (simcore.diagnose.mistakes) builds deliberately wrong firmware this way.
+    ``sparse`` says which Dense layers use the sparse kernels
+    (simcore.firmware.sparse).
     """
     own = model.ops if isinstance(model, Int8Model) else model.layers
     chain = list(own if layers is None else layers)
     arrays = list(encode(model, fmt) if consts is None else consts)
     if isinstance(model, Int8Model):
-        steps = _int8_steps([op for op in chain if isinstance(op, Int8Op)], arrays)
+        steps = _int8_steps([op for op in chain if isinstance(op, Int8Op)], arrays, sparse)
     else:
-        steps = _float_steps([la for la in chain if isinstance(la, Layer)], arrays, fmt)
+        steps = _float_steps([la for la in chain if isinstance(la, Layer)], arrays, fmt, sparse)
     if len(steps) != len(own):
         raise FirmwareError("layer overrides must keep the model's layer types and count")
     elem = ELEMENT_BYTES[fmt]
@@ -374,6 +458,7 @@ def generate(
                 step.activation,
                 {"in": "input", "a": "arena_a", "b": "arena_b"}[loc],
                 step.symbols,
+                step.sparse,
             )
         )
     body.append(f"    memcpy(out, {ptr[prev]}, {out_bytes}u);")

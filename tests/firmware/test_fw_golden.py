@@ -98,7 +98,7 @@ def _build_in_parallel(fw_build: Builder) -> None:
 
     from simcore.firmware import shipped_models
 
-    jobs = [(m, f, b, {}) for m in shipped_models() for f in FORMATS for b in BOARDS]
+    jobs = [(m, f, b, {}) for m in shipped_models() if m in MODELS for f in FORMATS for b in BOARDS]
     jobs += [(m, "int8", b, {"portable": True}) for m in PORTABLE_MODELS for b in DSP_BOARDS]
     jobs += [(m, f, "rp2350", {"trace": True}) for m, f in TRACE_CASES]
 

@@ -6,7 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 GOLDEN_ROOT = Path(__file__).resolve().parents[2] / "golden"
-MODELS = ("iris3", "iris_anne6", "iris_anne8", "mnist_cnn")
+MODELS = (
+    "iris3",
+    "iris_anne6",
+    "iris_anne8",
+    "mnist_cnn",
+    "mnist_cnn_pruned50",
+    "mnist_cnn_pruned80",
+    "mnist_cnn_student",
+)
 #: Shipped goldens made from an ONNX export (simcore.golden.onnx_export): no Keras/TFLite files.
 ONNX_MODELS = ("mnist_cnn_onnx",)
 

@@ -21,6 +21,9 @@ EXPECTED = {
     "iris_anne6": {"n": 100, "test": 20, "classes": 2, "out": (1,)},
     "iris3": {"n": 150, "test": 30, "classes": 3, "out": (3,)},
     "mnist_cnn": {"n": 10000, "test": 10000, "classes": 10, "out": (10,)},
+    "mnist_cnn_pruned50": {"n": 10000, "test": 10000, "classes": 10, "out": (10,)},
+    "mnist_cnn_pruned80": {"n": 10000, "test": 10000, "classes": 10, "out": (10,)},
+    "mnist_cnn_student": {"n": 10000, "test": 10000, "classes": 10, "out": (10,)},
 }
 
 

@@ -13,18 +13,27 @@ from simcore.cli import main
 from simcore.elf import load_elf
 from simcore.errors import DoesNotFit
 from simcore.firmware.build import build_model_firmware
+from simcore.golden.store import list_folders
 from simcore.validate import Combination, all_combinations, validate
 
 pytestmark = needs_toolchain
 
 #: Few samples per combination in the default suite; the slow test runs whole sets.
 DEFAULT_LIMIT = {"mnist_cnn": 3, "mnist_cnn_onnx": 3}
+#: The mnist_cnn variants (pruned, distilled) validate in the slow session only.
+VARIANTS = ("mnist_cnn_pruned50", "mnist_cnn_pruned80", "mnist_cnn_student")
 
 
-@pytest.mark.parametrize("combo", all_combinations(), ids=lambda c: c.key)
+def _default_or_slow(combos: list[Combination]) -> list[object]:
+    return [pytest.param(c, marks=pytest.mark.slow) if c.model in VARIANTS else c for c in combos]
+
+
+@pytest.mark.parametrize("combo", _default_or_slow(all_combinations()), ids=lambda c: c.key)
 def test_every_combination_validates(combo: Combination) -> None:
     try:
-        result = validate(combo, limit=DEFAULT_LIMIT.get(combo.model, 12))
+        result = validate(
+            combo, limit=DEFAULT_LIMIT.get(combo.model, 3 if combo.model in VARIANTS else 12)
+        )
     except DoesNotFit as exc:  # mnist_cnn on the micro:bit's 16 KB: skipped, not failed
         pytest.skip(str(exc))
     assert result.passed, result.failures
@@ -207,7 +216,10 @@ def test_all_skips_what_does_not_fit_and_gates_the_rest(
         f"{m}/q16/bbc-microbit" for m in ("iris3", "iris_anne6", "iris_anne8")
     ]
     assert all(r["passed"] for r in data["results"])
-    assert [d["key"] for d in data["does_not_fit"]] == ["mnist_cnn/q16/bbc-microbit"]
+    mnist = sorted(m for m in list_folders() if m.startswith("mnist_cnn"))  # and its variants
+    assert sorted(d["key"] for d in data["does_not_fit"]) == [
+        f"{m}/q16/bbc-microbit" for m in mnist
+    ]
 
 
 def test_only_combinations_that_do_not_fit_is_a_usage_error(
