@@ -25,11 +25,12 @@ from simcore.golden.store import load_golden_dir
 ort = pytest.importorskip("onnxruntime", reason="ONNX import needs the onnx extra")
 pytest.importorskip("onnx", reason="ONNX import needs the onnx extra")
 
+from simcore.boards import load_boards  # noqa: E402
 from simcore.firmware import int8_eval, onnx_model  # noqa: E402
 from simcore.firmware.reference import forward_float  # noqa: E402
 from simcore.golden import store  # noqa: E402
 
-BOARDS = ("rp2040", "rp2350", "stm32h743")
+BOARDS = tuple(sorted(load_boards()))  # every board, the micro:bit included (IRIS-sized)
 SAMPLES = 24
 #: (builder, ONNX input shape per sample)
 MODELS = {
