@@ -103,12 +103,12 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         if b.link:
             k = b.link
             _out(
-                f"{'':<10} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
+                f"{'':<{width}} {'link':<11} code in {k.code_in}, data in {k.data_in}, "
                 f"stack {_size(k.stack_bytes)} + heap {_size(k.heap_bytes)} in {k.stack_in}"
             )
         if b.timer:
             t = b.timer
-            _out(f"{'':<10} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
+            _out(f"{'':<{width}} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
     return 0
 
 
