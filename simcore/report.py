@@ -57,12 +57,12 @@ _CORE_NOTES = {
     ),
     "cortex-m33": (
         "approximate: the M33's own static model fitted to silicon measurements on an "
-        "RP2350 (docs/timing.md); M4 figures where the M33 has none; an estimate, "
+        "RP2350 (simcore/data/timing/README.md); M4 figures where the M33 has none; an estimate, "
         "not cycle-exact on whole programs"
     ),
     "cortex-m7": (
         "approximate: a static dual-issue model of the M7 pipeline fitted to silicon "
-        "measurements on an STM32H743 (docs/timing.md; TCM at zero wait states, "
+        "measurements on an STM32H743 (simcore/data/timing/README.md; TCM at zero wait states, "
         "branches predicted); an estimate"
     ),
 }

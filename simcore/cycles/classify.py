@@ -14,7 +14,7 @@ scheduler issues in order; each register a consumer reads has a role (address,
 early/inline-shifted, multiplicand, accumulator, store data, flags, or normal), and
 the producer's row gives its latency to that role. On dual-issue cores (M7, M33) two
 consecutive instructions pair when the table's slot, unit and operand rules allow
-(see the header of data/timing/cortex-m7.toml and docs/timing.md). The M0+ table is
+(see the header of data/timing/cortex-m7.toml and simcore/data/timing/README.md). The M0+ table is
 scalar with no latencies, so its costs are the table's cycles.
 
 The scoreboard and pairing restart (all registers ready, no open issue slot) at the

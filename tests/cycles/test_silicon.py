@@ -3,7 +3,7 @@
 Every sequence of data/timing/silicon-<core>.toml runs under simcore (N-copies method,
 see simcore.cycles.silicon) and must come out exactly as measured, except the misses
 listed in KNOWN_MISSES with the value the model gives today: a change to any of them,
-better or worse, fails here and has to be looked at (and the list and docs/timing.md
+better or worse, fails here and has to be looked at (and the list and simcore/data/timing/README.md
 updated).
 """
 
