@@ -497,22 +497,31 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The number of sets of a cache geometry, or 0 with a ValueError set when the
+ * geometry is not one the LRU model can index (ways >= 1, power-of-two lines and sets). */
+static uint32_t cache_sets(unsigned int size_bytes, unsigned int ways, unsigned int line_bytes) {
+    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
+        size_bytes % (ways * line_bytes)) {
+        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+        return 0;
+    }
+    uint32_t sets = size_bytes / (ways * line_bytes);
+    if (sets == 0 || (sets & (sets - 1))) {
+        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
+        return 0;
+    }
+    return sets;
+}
+
 static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *args) {
     unsigned long long start, end, miss_cycles;
     unsigned int size_bytes, ways, line_bytes;
     if (!PyArg_ParseTuple(args, "KKIIIK", &start, &end, &size_bytes, &ways, &line_bytes,
                           &miss_cycles))
         return NULL;
-    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
-        size_bytes % (ways * line_bytes)) {
-        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+    uint32_t sets = cache_sets(size_bytes, ways, line_bytes);
+    if (sets == 0)
         return NULL;
-    }
-    uint32_t sets = size_bytes / (ways * line_bytes);
-    if (sets == 0 || (sets & (sets - 1))) {
-        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
-        return NULL;
-    }
     acct_state *s = &self->st;
     PyMem_Free(s->cache_tags);
     PyMem_Free(s->cache_stamps);
@@ -577,16 +586,9 @@ static PyObject *Accounting_configure_data_cache(AccountingObject *self, PyObjec
     unsigned long long miss_cycles;
     if (!PyArg_ParseTuple(args, "IIIK", &size_bytes, &ways, &line_bytes, &miss_cycles))
         return NULL;
-    if (ways == 0 || line_bytes == 0 || (line_bytes & (line_bytes - 1)) ||
-        size_bytes % (ways * line_bytes)) {
-        PyErr_SetString(PyExc_ValueError, "cache: ways >= 1, line a power of two, size a multiple");
+    uint32_t sets = cache_sets(size_bytes, ways, line_bytes);
+    if (sets == 0)
         return NULL;
-    }
-    uint32_t sets = size_bytes / (ways * line_bytes);
-    if (sets == 0 || (sets & (sets - 1))) {
-        PyErr_SetString(PyExc_ValueError, "cache: the number of sets must be a power of two");
-        return NULL;
-    }
     data_cache *c = &self->st.dcache;
     PyMem_Free(c->tags);
     PyMem_Free(c->stamps);

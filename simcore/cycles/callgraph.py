@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simcore.cycles.classify import Classification
-from simcore.cycles.profile import exec_counts
+from simcore.cycles.profile import range_costs
 
 Counts = Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]
 LineAt = Callable[[int], "tuple[str, int] | None"]
@@ -234,15 +234,7 @@ def detailed_profile(
             return funcs[i]
         return unknown
 
-    for index, (r, (start, block_starts, block_ends)) in enumerate(
-        zip(classification.ranges, counts, strict=True)
-    ):
-        if start != r.start:
-            raise ValueError("counts do not match the classification's ranges")
-        n = exec_counts(r, block_starts, block_ends)
-        cyc = n * r.cost.astype(np.int64)
-        if extras is not None:
-            cyc = cyc + extras[index]
+    for r, n, cyc in range_costs(classification, counts, extras):
         total += int(cyc.sum())
         code = read_code(r.start, 2 * r.nhalf)
         hw = None if code is None else np.frombuffer(code, dtype="<u2")

@@ -11,7 +11,7 @@ cache misses and single-cycle IO savings, so that the functions add up to the to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,26 @@ def exec_counts(
     return np.where(is_insn, live, 0)
 
 
+def range_costs(
+    classification: Classification,
+    counts: Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]],
+    extras: Sequence[npt.NDArray[np.int64]] | None = None,
+) -> Iterator[tuple[RangeCosts, npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Per code range: the range, executions and cycles charged at each halfword.
+
+    Cycles are the executions times the static cost, plus ``extras`` (the dynamic
+    cycles the accounting charged there: refills, cache misses) when given.
+    """
+    for i, (r, (start, block_starts, block_ends)) in enumerate(
+        zip(classification.ranges, counts, strict=True)
+    ):
+        if start != r.start:
+            raise ValueError("counts do not match the classification's ranges")
+        n = exec_counts(r, block_starts, block_ends)
+        cyc = n * r.cost.astype(np.int64)
+        yield r, n, cyc if extras is None else (cyc + extras[i]).astype(np.int64)
+
+
 def function_profile(
     classification: Classification,
     counts: Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]],
@@ -56,15 +76,7 @@ def function_profile(
     """
     ordered = sorted(((n, s & ~1, z) for n, s, z in symbols if z > 0), key=lambda t: t[1])
     totals: dict[tuple[str, int, int], list[int]] = {}
-    for i, (r, (start, block_starts, block_ends)) in enumerate(
-        zip(classification.ranges, counts, strict=True)
-    ):
-        if start != r.start:
-            raise ValueError("counts do not match the classification's ranges")
-        n = exec_counts(r, block_starts, block_ends)
-        cyc = n * r.cost.astype(np.int64)
-        if extras is not None:
-            cyc = cyc + extras[i]
+    for r, n, cyc in range_costs(classification, counts, extras):
         addresses = r.start + 2 * np.arange(r.nhalf, dtype=np.int64)
         covered = np.zeros(r.nhalf, dtype=bool)
         for name, fstart, size in ordered:

@@ -270,13 +270,7 @@ SHIPPED_RP2040 = Path(__file__).resolve().parents[2] / "simcore" / "data" / "boa
 def test_bad_cache_tables_are_one_line_errors(
     tmp_path: Path, edit: tuple[str, str], message: str
 ) -> None:
-    text = SHIPPED_RP2040.read_text().replace('name = "rp2040"', 'name = "mine"')
-    assert edit[0] in text
-    path = tmp_path / "mine.toml"
-    path.write_text(text.replace(edit[0], edit[1]))
-    with pytest.raises(BoardError, match=re.escape(message)) as info:
-        get_board(str(path))
-    assert one_line(str(info.value))
+    _edited_board_fails(tmp_path, SHIPPED_RP2040, edit, message)
 
 
 SHIPPED_H7 = SHIPPED_RP2040.with_name("stm32h743.toml")
@@ -293,7 +287,12 @@ SHIPPED_H7 = SHIPPED_RP2040.with_name("stm32h743.toml")
 def test_bad_data_cache_tables_are_one_line_errors(
     tmp_path: Path, edit: tuple[str, str], message: str
 ) -> None:
-    text = SHIPPED_H7.read_text().replace('name = "stm32h743"', 'name = "mine"')
+    _edited_board_fails(tmp_path, SHIPPED_H7, edit, message)
+
+
+def _edited_board_fails(tmp_path: Path, shipped: Path, edit: tuple[str, str], message: str) -> None:
+    """A shipped board file, renamed and with one edit, fails with ``message`` on one line."""
+    text = shipped.read_text().replace(f'name = "{shipped.stem}"', 'name = "mine"')
     assert edit[0] in text
     path = tmp_path / "mine.toml"
     path.write_text(text.replace(edit[0], edit[1]))
