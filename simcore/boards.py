@@ -202,6 +202,9 @@ class BoardSpec:
     #: Cycles of the core's implementation options as this chip has them (the board
     #: file's ``[core_timing]``: timing-table row name -> cycles, e.g. multiply = 1).
     core_timing: tuple[tuple[str, int], ...] = ()
+    #: The chip's peripheral data (``data/peripherals/<name>.toml``, simcore.registers),
+    #: if the board file names one (``peripherals = "rp2040"``).
+    peripherals: str | None = None
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -244,6 +247,7 @@ _BOARD_KEYS = (
     "link",
     "timer",
     "core_timing",
+    "peripherals",
 )
 _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
 #: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
@@ -591,6 +595,12 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "core_timing" in s.table:
         options = _parse_core_timing(_Schema(where, s.get("core_timing"), "core_timing"), core)
         board = replace(board, core_timing=options)
+    if "peripherals" in s.table:
+        from simcore.registers import load_chip  # the chip files use this module's schema
+
+        chip = s.text("peripherals", _REGION_NAME, "the name of a chip file in data/peripherals")
+        load_chip(chip)
+        board = replace(board, peripherals=chip)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(

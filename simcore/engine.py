@@ -32,6 +32,7 @@ effect only once the translated code is dropped (``ctl_remove_cache``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -55,7 +56,7 @@ from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
 from simcore.disasm import describe_instruction, mnemonic
-from simcore.elf import CodeSection, ElfImage, check_fits, load_elf
+from simcore.elf import CodeSection, ElfImage, Symbol, check_fits, load_elf
 from simcore.errors import (
     BudgetExhausted,
     BusFault,
@@ -79,6 +80,7 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
+from simcore.registers import PeripheralBus, boot2_valid, load_chip
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
@@ -264,12 +266,27 @@ class Machine:
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)
         uc.ctl_set_cpu_model(model)  # must precede every other call
         self.uc = uc
-        vectors = self._initial_bytes(board.vector_table, 8)
+        chip = load_chip(board.peripherals) if board.peripherals else None
+        #: Where the program's vector table is: after a boot2 the chip's bootrom runs
+        #: first (RP2040), else the board's.
+        self.vector_table = board.vector_table
+        self.boot2 = False
+        if chip is not None and chip.boot2 is not None:
+            start = self._image_bytes(board.vector_table, chip.boot2.size)
+            if start is not None and boot2_valid(chip.boot2, start):
+                self.vector_table, self.boot2 = chip.boot2.vector_table, True
+                self.image = image = _boot2_as_code(image, board.vector_table, chip.boot2.size)
+        vectors = self._initial_bytes(self.vector_table, 8)
         raw_sp, reset = struct.unpack("<II", vectors)
         # The core ignores bits [1:0] of the initial SP (SP_main reset value).
         self.initial_sp = raw_sp & ~3
         self.reset_pc = reset
         self._check_vectors(raw_sp, reset)
+        #: PC, SP and LR the run starts with: the reset vector, or boot2 entered as the
+        #: bootrom enters it (SP at the bootrom's stack, LR = 0: "vector into flash").
+        self.entry = (reset, self.initial_sp, _RESET_LR)
+        if self.boot2 and chip is not None and chip.boot2 is not None:
+            self.entry = (board.vector_table | 1, chip.boot2.stack, 0)
         self.stack = mem.stack_layout(image, board, self.initial_sp)
         self._map_memory()
         for seg in image.segments:
@@ -285,6 +302,10 @@ class Machine:
             core=board.core.name, cycles=self._cycles_at_access, on_ccr=self._ccr_written
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
+        #: Called with each byte firmware sends through a console register (UART TX).
+        self.console: Callable[[int], None] | None = None
+        #: The chip's peripheral windows (board data), or None for a board without.
+        self.bus = PeripheralBus(chip, {}, self._console_byte) if chip is not None else None
         for region in board.regions(RegionKind.IO):
             # The board file names the model: the RP2040/RP2350 SIO has a divider, the
             # board's [timer] counts microseconds; other peripherals read back.
@@ -300,9 +321,32 @@ class Machine:
                     cycles=self._cycles_at_access,
                     notes=self.ppb.notes,
                 )
+            if self.bus is not None and self.bus.add_model(region.start, region.size_bytes, regs):
+                continue  # reached through the chip's space (with its atomic aliases)
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
+        if self.bus is not None:
+            for start, size in self.bus.spaces():
+                bus, base = self.bus, start
+                self._map_mmio(
+                    start,
+                    size,
+                    lambda offset, n, bus=bus, base=base: bus.read(base + offset, n),
+                    lambda offset, n, v, bus=bus, base=base: bus.write(base + offset, n, v),
+                )
 
     # -- set-up ---------------------------------------------------------------
+
+    def _console_byte(self, byte: int) -> None:
+        if self.console is not None:
+            self.console(byte)
+
+    def _image_bytes(self, address: int, size: int) -> bytes | None:
+        """Bytes of the load image at ``address``, or None where nothing is loaded."""
+        for seg in self.image.segments:
+            off = address - seg.load_address
+            if off >= 0 and off + size <= len(seg.data):
+                return seg.data[off : off + size]
+        return None
 
     def _initial_bytes(self, address: int, size: int) -> bytes:
         """Bytes of the load image at ``address`` (before anything runs)."""
@@ -319,7 +363,7 @@ class Machine:
     def _check_vectors(self, raw_sp: int, reset: int) -> None:
         """Refuse an image whose vector table a real core could not start from."""
         name, board = self.image.path.name, self.board
-        at = f"(vector table entry {{}} at 0x{board.vector_table:08x})"
+        at = f"(vector table entry {{}} at 0x{self.vector_table:08x})"
         if mem.stack_region(board, self.initial_sp) is None:
             raise ElfError(
                 f"{name}: initial SP 0x{raw_sp:08x} {at.format(0)} is not in RAM "
@@ -618,6 +662,20 @@ class _Run:
         #: run ended there, if it did (a note for the result).
         self.main_return: int | None = None
         self.end_note: str | None = None
+        #: UART bytes not yet passed to the console (sent a line at a time, so
+        #: UTF-8 sequences stay whole).
+        self.uart = bytearray()
+        machine.console = self._on_uart
+
+    def _on_uart(self, byte: int) -> None:
+        self.uart.append(byte)
+        if byte == 0x0A or len(self.uart) >= 4096:
+            self._flush_uart()
+
+    def _flush_uart(self) -> None:
+        if self.uart:
+            data, self.uart = bytes(self.uart), bytearray()
+            self.semihost.console(1, data)
 
     # hooks ------------------------------------------------------------------
 
@@ -886,7 +944,17 @@ class _Run:
                         m.uc.reg_write(arm_const.UC_ARM_REG_R0, answer & 0xFFFFFFFF)
                         m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 2) | 1)
                     return
-                self.stop = (StopReason.BKPT, pc, insn & 0xFF)
+                function = m.image.function_at(pc)
+                if function is not None and function.name == "_exit":
+                    # pico-sdk's _exit (after exit(), after main returns) is a
+                    # `bkpt #0` loop with the status still in r0.
+                    self.stop = (StopReason.EXIT, pc, _signed(m.reg("r0")))
+                    self.end_note = (
+                        f"the program called exit() and stopped at the breakpoint in _exit "
+                        f"({m.where(pc)}); r0 is reported as the exit code"
+                    )
+                else:
+                    self.stop = (StopReason.BKPT, pc, insn & 0xFF)
                 m.uc.emu_stop()
                 return
             if pc == _NEVER and intno in (_INTR_EXCEPTION_EXIT, _INTR_PREFETCH_ABORT):
@@ -1294,7 +1362,7 @@ class _Run:
     def _emulate(self, timeout_us: int, count: int) -> None:
         """Run from reset until a stop or fault; YIELD, and WFE after SEV, continue."""
         m, uc = self.m, self.m.uc
-        begin = m.reset_pc | 1
+        begin = m.entry[0] | 1
         while True:
             remaining = 0
             if timeout_us:
@@ -1339,8 +1407,9 @@ class _Run:
         self._install_hooks()
         self._paint_stack()
         uc = m.uc
-        uc.reg_write(arm_const.UC_ARM_REG_SP, m.initial_sp)
-        uc.reg_write(arm_const.UC_ARM_REG_LR, _RESET_LR)
+        entry_pc, entry_sp, entry_lr = m.entry
+        uc.reg_write(arm_const.UC_ARM_REG_SP, entry_sp)
+        uc.reg_write(arm_const.UC_ARM_REG_LR, entry_lr)
         timeout_us = int(self.opt.timeout_s * 1e6) if self.opt.timeout_s else 0
         budget = self.opt.max_instructions or 0
         count = 0
@@ -1361,6 +1430,11 @@ class _Run:
             wall = time.perf_counter() - self.started
             m.cycle_model = None
             m.on_ccr = None
+            m.console = None
+            try:
+                self._flush_uart()
+            except SimError as exc:  # the console limit
+                self.fault = self.fault or exc
         if self.fault is None and m.mmio_fault is not None:
             exc, pc = m.mmio_fault
             self.fault = _relabel(
@@ -1480,6 +1554,15 @@ class _Run:
         report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
         exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
+        touched = m.bus.touched() if m.bus is not None else []
+        bus_note = m.bus.note() if m.bus is not None else None
+        if bus_note is not None:
+            notes.append(bus_note)
+        if m.boot2:
+            notes.append(
+                f"boot2 ran from 0x{m.board.vector_table:08x} (its CRC checked as the bootrom "
+                f"does); the program's vector table is at 0x{m.vector_table:08x}"
+            )
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None
@@ -1524,7 +1607,37 @@ class _Run:
             profile_detail=detail,
             cycle_report=cycle_report,
             notes=notes,
+            peripheral_registers=touched,
         )
+
+
+def _boot2_as_code(image: ElfImage, start: int, size: int) -> ElfImage:
+    """``image`` with its boot2 bytes classified as Thumb code, named ``boot2``.
+
+    pico-sdk links boot2 in as bytes (``.byte`` directives: ``$d`` mapping symbols);
+    the bootrom runs them, so the cycle model must decode them. The last word is the
+    CRC, data.
+    """
+    end = start + size
+    sections = []
+    for sec in image.code_sections:
+        sec_end = sec.address + len(sec.data)
+        if sec.address >= end or sec_end <= start:
+            sections.append(sec)
+            continue
+        kind_after = "t"
+        for at, kind in sec.mapping:
+            if at <= end:
+                kind_after = kind
+        mapping = [m for m in sec.mapping if not start <= m[0] <= end]
+        mapping += [(max(start, sec.address), "t"), (end - 4, "d")]
+        if sec_end > end:
+            mapping.append((end, kind_after))
+        sections.append(dataclasses.replace(sec, mapping=tuple(sorted(mapping))))
+    symbols = dict(image.symbols)
+    if not any(s.kind == "func" and s.address == start for s in symbols.values()):
+        symbols["boot2"] = Symbol("boot2", start, size - 4, "func")
+    return dataclasses.replace(image, code_sections=tuple(sections), symbols=symbols)
 
 
 def _count_diff(before: Counts, after: Counts) -> Counts:

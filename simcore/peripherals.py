@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from simcore.boards import CoreSpec, load_cores
 from simcore.errors import NotModeled
@@ -55,6 +56,14 @@ M0PLUS_CYCCNT_NOTE = (
     "firmware read DWT->CYCCNT, which the Cortex-M0+ does not have: it read 0, as on "
     "silicon; time with the board's TIMER (TIMELR/TIMEHR) or SysTick->VAL instead"
 )
+
+
+class RegisterWindow(Protocol):
+    """Registers declared as data (simcore.registers.Window) behind a model."""
+
+    def read(self, offset: int, size: int) -> int: ...
+
+    def write(self, offset: int, size: int, value: int) -> None: ...
 
 
 def _merge(registers: dict[int, int], offset: int, size: int, value: int) -> int:
@@ -202,7 +211,10 @@ def _signed(value: int) -> int:
 
 @dataclass
 class SioBlock:
-    """RP2040/RP2350 SIO: CPUID (core 0) and the hardware divider; the rest is plain memory.
+    """RP2040/RP2350 SIO: CPUID (core 0) and the hardware divider.
+
+    The other registers (spin locks, the inter-core FIFO status, GPIO) are the chip
+    data's ``sio`` window (``extra``, simcore.registers), or plain memory without one.
 
     The divider's result is ready at once (the real one takes 8 cycles; CSR
     reads READY). Division by zero gives what the RP2040 datasheet states:
@@ -211,6 +223,8 @@ class SioBlock:
     """
 
     registers: dict[int, int] = field(default_factory=dict)
+    #: The chip data's window for the registers this model does not implement.
+    extra: RegisterWindow | None = None
     _dividend: int = 0
     _divisor: int = 0
     _signed_op: bool = False
@@ -243,6 +257,8 @@ class SioBlock:
             return self._dividend
         if offset in (SIO_DIV_UDIVISOR, SIO_DIV_SDIVISOR):
             return self._divisor
+        if self.extra is not None:
+            return self.extra.read(offset, size)
         return self.registers.get(offset, 0)
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -256,6 +272,9 @@ class SioBlock:
             return
         elif offset == SIO_DIV_REMAINDER:
             self._remainder = value
+            return
+        elif self.extra is not None:
+            self.extra.write(offset, size, value)
             return
         else:
             self.registers[offset] = value

@@ -81,6 +81,9 @@ class RunResult:
     #: The cycle model's report: cycles, seconds_at_clock, cycle_model, cache, profile.
     cycle_report: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Every peripheral register the firmware touched in the chip's declared spaces:
+    #: address, peripheral, register, reads, writes, modeled (simcore.registers).
+    peripheral_registers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +125,7 @@ class RunResult:
                 for t in self.traces
             ],
             "notes": self.notes,
+            "peripheral_registers": self.peripheral_registers,
         }
         for key, value in self.cycle_report.items():
             out.setdefault(key, value)

@@ -112,6 +112,10 @@ class Semihost:
             out += chunk
         raise EmulationError(f"semihosting string at 0x{address:08x} has no terminating NUL")
 
+    def console(self, fd: int, data: bytes) -> None:
+        """Output that reached the console another way (a UART), counted with the rest."""
+        self._emit(fd, data)
+
     def _emit(self, fd: int, data: bytes) -> None:
         self._console_bytes += len(data)
         if self._console_bytes > MAX_CONSOLE_BYTES:
