@@ -599,7 +599,17 @@ def parse_board(table: object, where: str) -> BoardSpec:
         from simcore.registers import load_chip  # the chip files use this module's schema
 
         chip = s.text("peripherals", _REGION_NAME, "the name of a chip file in data/peripherals")
-        load_chip(chip)
+        for space in load_chip(chip).spaces:
+            for r in regions:
+                if r.kind is not RegionKind.IO and r.start < space.end and space.start < r.end:
+                    s.error(
+                        f"region {r.name} overlaps the peripheral space {space.name} of {chip} "
+                        f"(0x{space.start:08x}-0x{space.end:08x})",
+                        "memory regions outside the chip's peripheral spaces",
+                        "peripherals",
+                    )
+            if space.start < PPB_END and PPB_START < space.end:
+                s.error(f"{chip} space {space.name} overlaps the PPB", "no space in 0xe0000000-0xe00fffff", "peripherals")
         board = replace(board, peripherals=chip)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):

@@ -281,7 +281,21 @@ class Machine:
         # The core ignores bits [1:0] of the initial SP (SP_main reset value).
         self.initial_sp = raw_sp & ~3
         self.reset_pc = reset
-        self._check_vectors(raw_sp, reset)
+        try:
+            self._check_vectors(raw_sp, reset)
+        except ElfError as exc:
+            if chip is None or chip.boot2 is None or self.boot2:
+                raise
+            # An image for a chip whose bootrom runs boot2 first: most likely a boot2
+            # with a bad checksum (the real bootrom would not start it either).
+            raise ElfError(
+                f"{exc.message}; nor does it start with a boot2 the {chip.name} bootrom "
+                f"accepts (CRC-32 of its first {chip.boot2.size - 4} bytes does not match "
+                f"the word after them)",
+                hint=f"link a valid boot2 (pico-sdk's boot_stage2) at 0x{board.vector_table:08x} "
+                f"and the vector table at 0x{chip.boot2.vector_table:08x}, or the vector table "
+                f"at 0x{board.vector_table:08x}",
+            ) from None
         #: PC, SP and LR the run starts with: the reset vector, or boot2 entered as the
         #: bootrom enters it (SP at the bootrom's stack, LR = 0: "vector into flash").
         self.entry = (reset, self.initial_sp, _RESET_LR)

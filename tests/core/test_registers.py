@@ -1,0 +1,247 @@
+"""Peripheral register windows as data (simcore.registers): schema, rules, aliases, locks.
+
+No emulator: the windows and the bus are driven directly, with the register
+facts of the chip files (RP2040/RP2350 datasheets, RM0433) as expectations.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from simcore.boards import get_board, parse_board
+from simcore.errors import BoardError
+from simcore.registers import (
+    PeripheralBus,
+    boot2_valid,
+    chip_dir,
+    load_chip,
+    parse_chip,
+)
+
+CHIPS = ["rp2040", "rp2350", "stm32h743"]
+SET, CLR, XOR = 0x2000, 0x3000, 0x1000
+
+
+def bus(chip: str, console: list[int] | None = None) -> PeripheralBus:
+    return PeripheralBus(load_chip(chip), {}, console.append if console is not None else None)
+
+
+@pytest.mark.parametrize("chip", CHIPS)
+def test_shipped_chips_load_and_boards_name_them(chip: str) -> None:
+    spec = load_chip(chip)
+    assert spec.name == chip and spec.windows and spec.spaces
+    assert get_board(chip).peripherals == chip
+    rules = sum(len(r.rules) for w in spec.windows for r in w.registers)
+    assert rules >= 10
+
+
+def test_rp2040_reset_done_follows_reset_through_the_aliases() -> None:
+    b = bus("rp2040")
+    resets = 0x4000C000
+    assert b.read(resets + 0x8, 4) == 0  # everything held in reset
+    b.write(resets + CLR, 4, (1 << 22) | (1 << 5))  # release uart0 and io_bank0
+    assert b.read(resets, 4) == 0x01FFFFFF & ~((1 << 22) | (1 << 5))
+    assert b.read(resets + 0x8, 4) == (1 << 22) | (1 << 5)
+    b.write(resets + SET, 4, 1 << 22)
+    assert b.read(resets + 0x8, 4) == 1 << 5
+    b.write(resets + XOR, 4, 1 << 5)
+    assert b.read(resets + 0x8, 4) == 0
+
+
+def test_rp2040_xosc_pll_and_clock_selection() -> None:
+    b = bus("rp2040")
+    xosc, pll, clocks = 0x40024000, 0x40028000, 0x40008000
+    assert b.read(xosc + 0x4, 4) >> 31 == 0
+    b.write(xosc + SET, 4, 0xFAB << 12)
+    assert b.read(xosc + 0x4, 4) & 0x80001000 == 0x80001000  # STABLE, ENABLED
+    b.write(xosc, 4, 0xD1E << 12)  # DISABLE
+    assert b.read(xosc + 0x4, 4) >> 31 == 0
+    assert b.read(pll, 4) >> 31 == 0  # PWR.PD and VCOPD set at reset
+    b.write(pll + 0x4 + CLR, 4, 0x1)
+    assert b.read(pll, 4) >> 31 == 0  # the VCO is still powered down
+    b.write(pll + 0x4 + CLR, 4, 0x20)
+    assert b.read(pll, 4) >> 31 == 1
+    assert b.read(clocks + 0x44, 4) == 1  # clk_sys from clk_ref at reset
+    b.write(clocks + 0x3C + SET, 4, 1)
+    assert b.read(clocks + 0x44, 4) == 2
+    b.write(clocks + 0x30, 4, 2)
+    assert b.read(clocks + 0x38, 4) == 4
+    b.write(clocks + 0x38, 4, 0)  # read-only
+    assert b.read(clocks + 0x38, 4) == 4
+
+
+def test_uart_tx_is_console_output_and_status_never_blocks() -> None:
+    out: list[int] = []
+    b = bus("rp2040", out)
+    uart0 = 0x40034000
+    for byte in b"hi\n":
+        assert not b.read(uart0 + 0x18, 4) & (1 << 5)  # TXFF clear
+        b.write(uart0, 1, byte)
+    assert bytes(out) == b"hi\n"
+    assert b.read(uart0 + 0x18, 4) == 0x90  # TXFE | RXFE, not BUSY
+    b.write(uart0 + 0x24, 4, 67)
+    assert b.read(uart0 + 0x24, 4) == 67
+    h7: list[int] = []
+    h = bus("stm32h743", h7)
+    usart3 = 0x40004800
+    assert not h.read(usart3 + 0x1C, 4) & (1 << 21)  # TEACK follows CR1.TE
+    h.write(usart3, 4, 0x9)
+    isr = h.read(usart3 + 0x1C, 4)
+    assert isr & (1 << 21) and isr & (1 << 7) and isr & (1 << 6)
+    h.write(usart3 + 0x28, 4, ord("A"))
+    assert h7 == [ord("A")]
+
+
+def test_stm32h743_ready_bits_follow_their_enables() -> None:
+    b = bus("stm32h743")
+    rcc, pwr = 0x58024400, 0x58024800
+    assert b.read(rcc, 4) & 0x25 == 0x25  # HSION, HSIRDY, HSIDIVF at reset
+    b.write(rcc, 4, b.read(rcc, 4) | (1 << 16) | (1 << 24))
+    cr = b.read(rcc, 4)
+    assert cr & (1 << 17) and cr & (1 << 25)  # HSERDY, PLL1RDY
+    b.write(rcc, 4, cr & ~(1 << 24))
+    assert not b.read(rcc, 4) & (1 << 25)
+    b.write(rcc + 0x10, 4, 3)  # SW = PLL1
+    assert (b.read(rcc + 0x10, 4) >> 3) & 7 == 3  # SWS
+    assert b.read(pwr + 0x4, 4) & (1 << 13)  # ACTVOSRDY
+    b.write(pwr + 0x18, 4, 3 << 14)
+    assert b.read(pwr + 0x18, 4) & (1 << 13)  # VOSRDY
+    assert (b.read(pwr + 0x4, 4) >> 14) & 3 == 3  # ACTVOS follows VOS
+    b.write(0x52002000, 4, 0x24)
+    assert b.read(0x52002000, 4) == 0x24  # FLASH_ACR latency reads back
+
+
+def test_spin_locks_and_boot_locks_claim_on_read_release_on_write() -> None:
+    b = bus("rp2350")
+    sio, bootram = 0xD0000000, 0x400E0000
+    assert b.read(sio + 0x100 + 4 * 9, 4) == 1 << 9
+    assert b.read(sio + 0x100 + 4 * 9, 4) == 0
+    assert b.read(sio + 0x5C, 4) == 1 << 9
+    b.write(sio + 0x100 + 4 * 9, 4, 0)
+    assert b.read(sio + 0x5C, 4) == 0
+    assert b.read(bootram + 0x80C, 4) == 1
+    assert b.read(bootram + 0x808, 4) == 1
+    b.write(bootram + 0x80C, 4, 1)
+    assert b.read(bootram + 0x808, 4) == 0
+
+
+def test_undeclared_registers_read_back_and_are_reported() -> None:
+    b = bus("rp2040")
+    b.write(0x40014000 + 0xCC, 4, 5)  # IO_BANK0 GPIO25_CTRL: not declared
+    assert b.read(0x400140CC, 4) == 5
+    b.write(0x400140CC + SET, 4, 0x10)
+    assert b.read(0x400140CC, 2) == 0x15
+    b.read(0x4000C008, 4)
+    rows = {r["address"]: r for r in b.touched()}
+    assert rows["0x400140cc"] == {
+        "address": "0x400140cc",
+        "peripheral": "(undeclared)",
+        "register": "+0x0cc",
+        "reads": 2,
+        "writes": 2,
+        "modeled": False,
+    }
+    assert rows["0x4000c008"]["register"] == "RESET_DONE" and rows["0x4000c008"]["modeled"]
+    note = b.note()
+    assert note is not None and "1 peripheral register(s)" in note and "0x400140cc" in note
+
+
+def test_models_in_a_space_get_the_atomic_aliases() -> None:
+    class Model:
+        def __init__(self) -> None:
+            self.value = 0
+
+        def read(self, offset: int, size: int) -> int:
+            return self.value
+
+        def write(self, offset: int, size: int, value: int) -> None:
+            self.value = value
+
+    b = bus("rp2040")
+    model = Model()
+    assert b.add_model(0x40054000, 0x1000, model)
+    assert not b.add_model(0x30000000, 0x1000, Model())  # in no space
+    b.write(0x40054000 + 0x38 + SET, 4, 0x5)
+    b.write(0x40054000 + 0x38 + CLR, 4, 0x1)
+    assert model.value == 0x4
+    assert b.read(0x40054038, 4) == 0x4
+
+
+def _crc32_mpeg2(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def test_boot2_check_is_the_bootroms_crc() -> None:
+    spec = load_chip("rp2040").boot2
+    assert spec is not None
+    body = bytes(range(252))
+    good = body + _crc32_mpeg2(body).to_bytes(4, "little")
+    assert boot2_valid(spec, good)
+    assert not boot2_valid(spec, good[:-1] + bytes([good[-1] ^ 1]))
+    assert not boot2_valid(spec, good[:200])
+    assert _crc32_mpeg2(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
+
+
+def _chip(text: str) -> str:
+    return 'name = "x"\ndescription = "d"\n[[space]]\nname = "apb"\nstart = 0x40000000\nsize = 0x10000\n' + text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\ncolour = 1\n', "window[0]: unknown key 'colour'"),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "B[0]" }\n',
+            "'B' is not a register of this window",
+        ),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "open(A)" }\n',
+            "Call is not allowed",
+        ),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "40" = "1" }\n',
+            "read.40: field '40'",
+        ),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "A[" }\n',
+            "expression 'A['",
+        ),
+        ('[[window]]\nname = "w"\nbase = 0x50000000\nsize = 0x400\n', "window w (0x50000000) is in no [[space]]"),
+        (
+            '[[window]]\nname = "a"\nbase = 0x40000000\nsize = 0x800\n[[window]]\nname = "b"\nbase = 0x40000400\nsize = 0x400\n',
+            "windows a and b overlap",
+        ),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "ST"\noffset = 0\nclaim_status = "LOCK"\n',
+            "claim_status 'LOCK' names no array of kind claim",
+        ),
+        (
+            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0x3fe\n',
+            "register[0].offset",
+        ),
+    ],
+)
+def test_schema_errors_are_one_line(text: str, expected: str) -> None:
+    with pytest.raises(BoardError) as info:
+        parse_chip(tomllib.loads(_chip(text)), "x.toml")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("x.toml: ")
+
+
+def test_a_board_naming_an_unknown_chip_or_overlapping_a_space_is_refused(tmp_path: Path) -> None:
+    raw = tomllib.loads((chip_dir().parent / "boards" / "rp2040.toml").read_text())
+    raw["name"] = "mine"
+    with pytest.raises(BoardError, match="unknown peripherals 'nope'"):
+        parse_board({**raw, "peripherals": "nope"}, "mine.toml")
+    ram = {"name": "big", "kind": "ram", "start": 0x40000000, "size": 0x1000}
+    with pytest.raises(BoardError, match="region big overlaps the peripheral space apb of rp2040"):
+        parse_board({**raw, "memory": [*raw["memory"], ram]}, "mine.toml")
+    assert parse_board({k: v for k, v in raw.items() if k != "peripherals"}, "m").peripherals is None
