@@ -608,8 +608,12 @@ def parse_board(table: object, where: str) -> BoardSpec:
                         "memory regions outside the chip's peripheral spaces",
                         "peripherals",
                     )
-            if space.start < PPB_END and PPB_START < space.end:
-                s.error(f"{chip} space {space.name} overlaps the PPB", "no space in 0xe0000000-0xe00fffff", "peripherals")
+            if space.start < PPB_END and space.end > PPB_START:
+                s.error(
+                    f"{chip} space {space.name} overlaps the PPB",
+                    "no space in 0xe0000000-0xe00fffff",
+                    "peripherals",
+                )
         board = replace(board, peripherals=chip)
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):

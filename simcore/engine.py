@@ -272,8 +272,8 @@ class Machine:
         self.vector_table = board.vector_table
         self.boot2 = False
         if chip is not None and chip.boot2 is not None:
-            start = self._image_bytes(board.vector_table, chip.boot2.size)
-            if start is not None and boot2_valid(chip.boot2, start):
+            boot = self._image_bytes(board.vector_table, chip.boot2.size)
+            if boot is not None and boot2_valid(chip.boot2, boot):
                 self.vector_table, self.boot2 = chip.boot2.vector_table, True
                 self.image = image = _boot2_as_code(image, board.vector_table, chip.boot2.size)
         vectors = self._initial_bytes(self.vector_table, 8)
@@ -340,15 +340,20 @@ class Machine:
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
         if self.bus is not None:
             for start, size in self.bus.spaces():
-                bus, base = self.bus, start
-                self._map_mmio(
-                    start,
-                    size,
-                    lambda offset, n, bus=bus, base=base: bus.read(base + offset, n),
-                    lambda offset, n, v, bus=bus, base=base: bus.write(base + offset, n, v),
-                )
+                self._map_space(self.bus, start, size)
 
     # -- set-up ---------------------------------------------------------------
+
+    def _map_space(self, bus: PeripheralBus, base: int, size: int) -> None:
+        """Map one of the chip's peripheral spaces, routed by the bus."""
+
+        def read(offset: int, n: int) -> int:
+            return bus.read(base + offset, n)
+
+        def write(offset: int, n: int, value: int) -> None:
+            bus.write(base + offset, n, value)
+
+        self._map_mmio(base, size, read, write)
 
     def _console_byte(self, byte: int) -> None:
         if self.console is not None:
@@ -1421,7 +1426,7 @@ class _Run:
         self._install_hooks()
         self._paint_stack()
         uc = m.uc
-        entry_pc, entry_sp, entry_lr = m.entry
+        _, entry_sp, entry_lr = m.entry  # the PC is emu_start's begin
         uc.reg_write(arm_const.UC_ARM_REG_SP, entry_sp)
         uc.reg_write(arm_const.UC_ARM_REG_LR, entry_lr)
         timeout_us = int(self.opt.timeout_s * 1e6) if self.opt.timeout_s else 0
@@ -1447,8 +1452,8 @@ class _Run:
             m.console = None
             try:
                 self._flush_uart()
-            except SimError as exc:  # the console limit
-                self.fault = self.fault or exc
+            except SimError as console_error:  # the console limit
+                self.fault = self.fault or console_error
         if self.fault is None and m.mmio_fault is not None:
             exc, pc = m.mmio_fault
             self.fault = _relabel(

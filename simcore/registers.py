@@ -33,6 +33,7 @@ write-1-to-clear bits), so rules never chain. Every malformed entry is a one-lin
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import zlib
 from collections.abc import Callable
@@ -233,10 +234,15 @@ def _check_expression(node: ast.AST, names: set[str], fail: Callable[[str], None
         fail(f"{type(node).__name__} is not allowed")
 
 
+def _constant(node: ast.expr | None) -> int:
+    assert isinstance(node, ast.Constant) and isinstance(node.value, int)  # checked on load
+    return node.value
+
+
 def _evaluate(node: ast.expr, values: Callable[[str], int]) -> int:
     """The value of a checked rule expression (see :func:`_check_expression`)."""
     if isinstance(node, ast.Constant):
-        return int(node.value)
+        return _constant(node)
     if isinstance(node, ast.Name):
         return values(node.id)
     if isinstance(node, ast.Subscript):
@@ -244,11 +250,9 @@ def _evaluate(node: ast.expr, values: Callable[[str], int]) -> int:
         word = values(node.value.id)
         bounds = node.slice
         if isinstance(bounds, ast.Slice):
-            assert isinstance(bounds.upper, ast.Constant) and isinstance(bounds.lower, ast.Constant)
-            hi, lo = int(bounds.upper.value), int(bounds.lower.value)
+            hi, lo = _constant(bounds.upper), _constant(bounds.lower)
         else:
-            assert isinstance(bounds, ast.Constant)
-            hi = lo = int(bounds.value)
+            hi = lo = _constant(bounds)
         hi, lo = max(hi, lo), min(hi, lo)
         return (word >> lo) & ((1 << (hi - lo + 1)) - 1)
     if isinstance(node, ast.BinOp):
@@ -296,6 +300,7 @@ def _parse_rules(s: Any, names: set[str]) -> tuple[FieldRule, ...]:
         match = _FIELD.fullmatch(bits)
         if match is None:
             s.error(f"field {bits!r}", 'a bit "n" or a field "hi:lo" (0-31)', where)
+        assert match is not None  # s.error raises
         hi = int(match.group(1))
         lo = int(match.group(2)) if match.group(2) is not None else hi
         if not 0 <= lo <= hi <= 31:
@@ -322,10 +327,20 @@ def _parse_rules(s: Any, names: set[str]) -> tuple[FieldRule, ...]:
 def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
     s.keys(_REGISTER_KEYS, ("name", "offset"))
     name = s.text("name", _NAME, "a register name: letters, digits, '_' (at most 48)")
-    offset = s.integer("offset", 0, size - 4, f"an offset inside the window (0-{size - 4:#x}), a multiple of 4", 4)
+    offset = s.integer(
+        "offset", 0, size - 4, f"an offset inside the window (0-{size - 4:#x}), a multiple of 4", 4
+    )
     count = s.integer("count", 1, 256, "an array length 1-256") if "count" in s.table else None
-    stride = s.integer("stride", 4, size, "an array stride in bytes, a multiple of 4", 4) if "stride" in s.table else 4
-    kind = s.choice("kind", ("register", "claim"), "register kind") if "kind" in s.table else "register"
+    stride = (
+        s.integer("stride", 4, size, "an array stride in bytes, a multiple of 4", 4)
+        if "stride" in s.table
+        else 4
+    )
+    kind = (
+        s.choice("kind", ("register", "claim"), "register kind")
+        if "kind" in s.table
+        else "register"
+    )
     claim_status = None
     if "claim_status" in s.table:
         claim_status = s.text("claim_status", _NAME, "the name of an array of kind claim")
@@ -347,7 +362,11 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
         return [spec]
     last = offset + (count - 1) * stride
     if last > size - 4:
-        s.error(f"{count} registers of stride {stride:#x} from {offset:#x} end past the window", f"an array inside the window (size {size:#x})", "count")
+        s.error(
+            f"{count} registers of stride {stride:#x} from {offset:#x} end past the window",
+            f"an array inside the window (size {size:#x})",
+            "count",
+        )
     return [
         RegisterSpec(
             **{
@@ -365,7 +384,9 @@ def _parse_window(s: Any) -> WindowSpec:
     s.keys(_WINDOW_KEYS, ("name", "base", "size"))
     name = s.text("name", _NAME, "a window name: letters, digits, '_'")
     base = s.integer("base", 0, _WORD, "a base address, a multiple of 0x400", 0x400)
-    size = s.integer("size", 0x400, 0x100000, "a window size 0x400-0x100000, a multiple of 0x400", 0x400)
+    size = s.integer(
+        "size", 0x400, 0x100000, "a window size 0x400-0x100000, a multiple of 0x400", 0x400
+    )
     names = set(_register_names(s))
     registers: list[RegisterSpec] = []
     if "register" in s.table:
@@ -374,12 +395,20 @@ def _parse_window(s: Any) -> WindowSpec:
     seen: dict[int, str] = {}
     for reg in registers:
         if reg.offset in seen:
-            s.error(f"registers {seen[reg.offset]} and {reg.name} share offset {reg.offset:#x}", "one register per offset", "register")
+            s.error(
+                f"registers {seen[reg.offset]} and {reg.name} share offset {reg.offset:#x}",
+                "one register per offset",
+                "register",
+            )
         seen[reg.offset] = reg.name
     claims = {r.name.rstrip("0123456789") for r in registers if r.claim_index is not None}
     for reg in registers:
         if reg.claim_status is not None and reg.claim_status not in claims:
-            s.error(f"claim_status {reg.claim_status!r} names no array of kind claim", "the name of a kind = \"claim\" array", "register")
+            s.error(
+                f"claim_status {reg.claim_status!r} names no array of kind claim",
+                'the name of a kind = "claim" array',
+                "register",
+            )
     return WindowSpec(name, base, size, tuple(registers), s.get("source", ""))
 
 
@@ -387,7 +416,9 @@ def _parse_space(s: Any) -> SpaceSpec:
     s.keys(_SPACE_KEYS, ("name", "start", "size"))
     name = s.text("name", _NAME, "a space name")
     start = s.integer("start", 0, _WORD, "an address, a multiple of 0x1000", _PAGE)
-    size = s.integer("size", _PAGE, 1 << 31, "a size 0x1000-0x80000000, a multiple of 0x1000", _PAGE)
+    size = s.integer(
+        "size", _PAGE, 1 << 31, "a size 0x1000-0x80000000, a multiple of 0x1000", _PAGE
+    )
     if start + size > 1 << 32:
         s.error(f"space {name} ends past 0xffffffff", "a space inside the 32-bit address space")
     return SpaceSpec(name, start, size, s.flag("atomic_aliases"))
@@ -409,21 +440,35 @@ def parse_chip(table: object, where: str) -> ChipSpec:
         else []
     )
     windows.sort(key=lambda w: w.base)
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         if a.end > b.base:
             s.error(f"windows {a.name} and {b.name} overlap", "disjoint windows", "window")
     for w in windows:
         if not any(sp.start <= w.base and w.end <= sp.end for sp in spaces):
-            s.error(f"window {w.name} (0x{w.base:08x}) is in no [[space]]", "every window inside a declared space", "window")
+            s.error(
+                f"window {w.name} (0x{w.base:08x}) is in no [[space]]",
+                "every window inside a declared space",
+                "window",
+            )
     boot2 = None
     if "boot2" in s.table:
         b = _schema(where, s.get("boot2"), "boot2")
         b.keys(_BOOT2_KEYS, ("size", "check", "vector_table", "stack"))
         boot2 = Boot2Spec(
-            size=b.integer("size", 8, 0x10000, "the boot stage's size in bytes, a multiple of 4", 4),
+            size=b.integer(
+                "size", 8, 0x10000, "the boot stage's size in bytes, a multiple of 4", 4
+            ),
             check=b.choice("check", ("crc32",), "boot stage check"),
-            vector_table=b.integer("vector_table", 0, _WORD, "the program's vector table address (128-byte aligned)", 128),
-            stack=b.integer("stack", 0, 1 << 32, "the SP the bootrom enters the boot stage with", 4),
+            vector_table=b.integer(
+                "vector_table",
+                0,
+                _WORD,
+                "the program's vector table address (128-byte aligned)",
+                128,
+            ),
+            stack=b.integer(
+                "stack", 0, 1 << 32, "the SP the bootrom enters the boot stage with", 4
+            ),
             source=b.get("source", ""),
         )
     return ChipSpec(name, s.text("description"), tuple(spaces), tuple(windows), boot2)
@@ -446,7 +491,10 @@ def load_chip(name: str) -> ChipSpec:
         raise BoardError(f"unknown peripherals {name!r}", hint=f"expected one of {known}")
     chip = parse_chip(_read_toml(path), str(path))
     if chip.name != name:
-        raise BoardError(f"{path}: name {chip.name!r} differs from the file name", hint=f"expected name = {name!r}")
+        raise BoardError(
+            f"{path}: name {chip.name!r} differs from the file name",
+            hint=f"expected name = {name!r}",
+        )
     return chip
 
 
@@ -454,7 +502,10 @@ def boot2_valid(spec: Boot2Spec, image: bytes) -> bool:
     """Whether ``image`` (the first bytes of flash) starts with a boot stage the bootrom accepts."""
     if len(image) < spec.size:
         return False
-    body, stored = image[: spec.size - 4], int.from_bytes(image[spec.size - 4 : spec.size], "little")
+    body, stored = (
+        image[: spec.size - 4],
+        int.from_bytes(image[spec.size - 4 : spec.size], "little"),
+    )
     return _crc32_mpeg2(body) == stored
 
 
@@ -510,15 +561,20 @@ class Window:
             return value
         if reg.claim_status is not None:
             prefix = reg.claim_status
-            return sum(
-                1 << r.claim_index
-                for r in self.spec.registers
-                if r.claim_index is not None
-                and r.name.rstrip("0123456789") == prefix
-                and r.offset in self.claimed
-            ) & _WORD
+            return (
+                sum(
+                    1 << r.claim_index
+                    for r in self.spec.registers
+                    if r.claim_index is not None
+                    and r.name.rstrip("0123456789") == prefix
+                    and r.offset in self.claimed
+                )
+                & _WORD
+            )
         for rule in reg.rules:
-            value = (value & ~rule.mask) | ((_evaluate(rule.expression, self._stored) << rule.lo) & rule.mask)
+            value = (value & ~rule.mask) | (
+                (_evaluate(rule.expression, self._stored) << rule.lo) & rule.mask
+            )
         return value & _WORD
 
     def read(self, offset: int, size: int) -> int:
@@ -648,7 +704,9 @@ class PeripheralBus:
             else:
                 anonymous = self.unknown.get(base_page)
                 if anonymous is None:
-                    anonymous = Window(WindowSpec(f"{space.name}@{base_page:08x}", base_page, _GRAIN, ()))
+                    anonymous = Window(
+                        WindowSpec(f"{space.name}@{base_page:08x}", base_page, _GRAIN, ())
+                    )
                     self.unknown[base_page] = anonymous
                 route = _Route(base_page, anonymous, anonymous, alias)
         self._routes[page] = route
@@ -684,7 +742,7 @@ class PeripheralBus:
         ``modeled`` is false for registers the chip file does not declare: they
         read back what was written, which may not be what the chip does.
         """
-        rows = []
+        rows: list[dict[str, Any]] = []
         for window in [*self.windows, *self.unknown.values()]:
             for offset, access in sorted(window.access.items()):
                 reg = window.by_offset.get(offset)
@@ -699,7 +757,7 @@ class PeripheralBus:
                         "modeled": reg is not None,
                     }
                 )
-        rows.sort(key=lambda r: r["address"])
+        rows.sort(key=lambda r: str(r["address"]))
         return rows
 
     def note(self, limit: int = 8) -> str | None:
@@ -708,7 +766,9 @@ class PeripheralBus:
         if not unmodeled:
             return None
         shown = ", ".join(
-            f"{r['address']} ({r['peripheral']} {r['register']})" if r["peripheral"] != "(undeclared)" else r["address"]
+            f"{r['address']} ({r['peripheral']} {r['register']})"
+            if r["peripheral"] != "(undeclared)"
+            else r["address"]
             for r in unmodeled[:limit]
         )
         more = f" and {len(unmodeled) - limit} more" if len(unmodeled) > limit else ""

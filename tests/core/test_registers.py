@@ -191,41 +191,35 @@ def test_boot2_check_is_the_bootroms_crc() -> None:
 
 
 def _chip(text: str) -> str:
-    return 'name = "x"\ndescription = "d"\n[[space]]\nname = "apb"\nstart = 0x40000000\nsize = 0x10000\n' + text
+    space = '[[space]]\nname = "apb"\nstart = 0x40000000\nsize = 0x10000\n'
+    return f'name = "x"\ndescription = "d"\n{space}{text}'
+
+
+def _window(name: str = "w", base: str = "0x40000000", size: str = "0x400", extra: str = "") -> str:
+    return f'[[window]]\nname = "{name}"\nbase = {base}\nsize = {size}\n{extra}'
+
+
+def _register(body: str) -> str:
+    return _window(extra=f'[[window.register]]\nname = "A"\n{body}\n')
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\ncolour = 1\n', "window[0]: unknown key 'colour'"),
+        (_window(extra="colour = 1\n"), "window[0]: unknown key 'colour'"),
+        (_register('offset = 0\nread = { "3" = "B[0]" }'), "'B' is not a register of this window"),
+        (_register('offset = 0\nread = { "3" = "open(A)" }'), "Call is not allowed"),
+        (_register('offset = 0\nread = { "40" = "1" }'), "read.40: field '40'"),
+        (_register('offset = 0\nread = { "3" = "A[" }'), "expression 'A['"),
+        (_register("offset = 0x3fe"), "register[0].offset"),
+        (_window(base="0x50000000"), "window w (0x50000000) is in no [[space]]"),
         (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "B[0]" }\n',
-            "'B' is not a register of this window",
-        ),
-        (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "open(A)" }\n',
-            "Call is not allowed",
-        ),
-        (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "40" = "1" }\n',
-            "read.40: field '40'",
-        ),
-        (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0\nread = { "3" = "A[" }\n',
-            "expression 'A['",
-        ),
-        ('[[window]]\nname = "w"\nbase = 0x50000000\nsize = 0x400\n', "window w (0x50000000) is in no [[space]]"),
-        (
-            '[[window]]\nname = "a"\nbase = 0x40000000\nsize = 0x800\n[[window]]\nname = "b"\nbase = 0x40000400\nsize = 0x400\n',
+            _window("a", size="0x800") + _window("b", base="0x40000400"),
             "windows a and b overlap",
         ),
         (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "ST"\noffset = 0\nclaim_status = "LOCK"\n',
+            _window(extra='[[window.register]]\nname = "ST"\noffset = 0\nclaim_status = "LOCK"\n'),
             "claim_status 'LOCK' names no array of kind claim",
-        ),
-        (
-            '[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n[[window.register]]\nname = "A"\noffset = 0x3fe\n',
-            "register[0].offset",
         ),
     ],
 )
@@ -244,4 +238,6 @@ def test_a_board_naming_an_unknown_chip_or_overlapping_a_space_is_refused(tmp_pa
     ram = {"name": "big", "kind": "ram", "start": 0x40000000, "size": 0x1000}
     with pytest.raises(BoardError, match="region big overlaps the peripheral space apb of rp2040"):
         parse_board({**raw, "memory": [*raw["memory"], ram]}, "mine.toml")
-    assert parse_board({k: v for k, v in raw.items() if k != "peripherals"}, "m").peripherals is None
+    assert (
+        parse_board({k: v for k, v in raw.items() if k != "peripherals"}, "m").peripherals is None
+    )

@@ -47,8 +47,15 @@ def build_boot2(out: Path, *, corrupt: bool = False) -> Path:
     """boot2_like.S as the 256 bytes the bootrom loads: code, padding, CRC word."""
     obj, raw = out / "boot2.o", out / "boot2.raw"
     subprocess.run(
-        ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-c", str(HERE / "boot2_like.S"),
-         "-o", str(obj)],
+        [
+            "arm-none-eabi-gcc",
+            "-mcpu=cortex-m0plus",
+            "-mthumb",
+            "-c",
+            str(HERE / "boot2_like.S"),
+            "-o",
+            str(obj),
+        ],
         check=True,
     )
     subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(obj), str(raw)], check=True)
@@ -91,8 +98,23 @@ SECTIONS {{
     )
     elf = out / f"sdk_like_{board}{'_badcrc' if corrupt_boot2 else ''}.elf"
     subprocess.run(
-        ["arm-none-eabi-gcc", *flags, "-mthumb", "-O2", "-g", f"-D{macro}", "-ffreestanding",
-         "-nostdlib", "-nostartfiles", "-T", str(lds), *sources, "-lgcc", "-o", str(elf)],
+        [
+            "arm-none-eabi-gcc",
+            *flags,
+            "-mthumb",
+            "-O2",
+            "-g",
+            f"-D{macro}",
+            "-ffreestanding",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+            str(lds),
+            *sources,
+            "-lgcc",
+            "-o",
+            str(elf),
+        ],
         check=True,
     )
     return elf

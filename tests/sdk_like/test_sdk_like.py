@@ -49,15 +49,15 @@ def elves(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def results(elves: dict[str, Path]) -> dict[str, RunResult]:
-    return {board: run_firmware(elf, board, max_instructions=200_000) for board, elf in elves.items()}
+    return {
+        board: run_firmware(elf, board, max_instructions=200_000) for board, elf in elves.items()
+    }
 
 
 @pytest.mark.parametrize("board", BOARDS)
 def test_uart_output_and_exit_code(board: str, results: dict[str, RunResult]) -> None:
     result = results[board]
-    assert result.stdout == (
-        f"hello from {board} over the UART\nspin locks ok\nchecks failed: 0\n"
-    )
+    assert result.stdout == (f"hello from {board} over the UART\nspin locks ok\nchecks failed: 0\n")
     assert result.stop_reason is StopReason.EXIT and result.exit_code == 40
     assert result.stop_location.startswith("_exit")
     assert any("called exit()" in note for note in result.notes)
@@ -100,7 +100,11 @@ def test_rp2040_runs_boot2_first(elves: dict[str, Path], results: dict[str, RunR
     assert machine.initial_sp == 0x20042000  # from 0x10000100, not from boot2's code
     result = results["rp2040"]
     assert any("boot2 ran from 0x10000000" in note for note in result.notes)
-    ssi = {row["register"]: row for row in result.peripheral_registers if row["peripheral"] == "xip_ssi"}
+    ssi = {
+        row["register"]: row
+        for row in result.peripheral_registers
+        if row["peripheral"] == "xip_ssi"
+    }
     assert ssi["SR"]["reads"] >= 1 and ssi["DR0"]["reads"] == 2
     assert result.memory.stack_peak.used_bytes < 1024
     profile = result.cycle_report.get("profile") or []
@@ -111,7 +115,9 @@ def test_rp2040_bad_boot2_crc_is_refused(tmp_path: Path) -> None:
     if not HAVE_TOOLCHAIN:
         pytest.skip("arm-none-eabi-gcc missing")
     elf = build("rp2040", tmp_path, corrupt_boot2=True)
-    with pytest.raises(ElfError, match=r"nor does it start with a boot2 the rp2040 bootrom accepts"):
+    with pytest.raises(
+        ElfError, match=r"nor does it start with a boot2 the rp2040 bootrom accepts"
+    ):
         run_firmware(elf, "rp2040")
 
 
