@@ -130,23 +130,23 @@ def test_spin_locks_and_boot_locks_claim_on_read_release_on_write() -> None:
 
 def test_undeclared_registers_read_back_and_are_reported() -> None:
     b = bus("rp2040")
-    b.write(0x40014000 + 0xCC, 4, 5)  # IO_BANK0 GPIO25_CTRL: not declared
-    assert b.read(0x400140CC, 4) == 5
-    b.write(0x400140CC + SET, 4, 0x10)
-    assert b.read(0x400140CC, 2) == 0x15
+    b.write(0x40050000 + 0xC, 4, 5)  # PWM CH0_CC: not declared
+    assert b.read(0x4005000C, 4) == 5
+    b.write(0x4005000C + SET, 4, 0x10)
+    assert b.read(0x4005000C, 2) == 0x15
     b.read(0x4000C008, 4)
     rows = {r["address"]: r for r in b.touched()}
-    assert rows["0x400140cc"] == {
-        "address": "0x400140cc",
+    assert rows["0x4005000c"] == {
+        "address": "0x4005000c",
         "peripheral": "(undeclared)",
-        "register": "+0x0cc",
+        "register": "+0x00c",
         "reads": 2,
         "writes": 2,
         "modeled": False,
     }
     assert rows["0x4000c008"]["register"] == "RESET_DONE" and rows["0x4000c008"]["modeled"]
     note = b.note()
-    assert note is not None and "1 peripheral register(s)" in note and "0x400140cc" in note
+    assert note is not None and "1 peripheral register(s)" in note and "0x4005000c" in note
 
 
 def test_models_in_a_space_get_the_atomic_aliases() -> None:

@@ -29,6 +29,7 @@ static void check(int ok) { failures += !ok; }
 #define UART0 0x40034000u
 #define WATCHDOG_TICK 0x4005802cu
 #define GPIO25_CTRL 0x400140ccu
+#define PWM_CH0_CC 0x4005000cu
 #define UART0_RESET (1u << 22)
 #define PLL_SYS_RESET (1u << 12)
 #define ALL_RESETS 0x01ffffffu
@@ -41,6 +42,7 @@ static void check(int ok) { failures += !ok; }
 #define UART0 0x40070000u
 #define TICKS_TIMER0_CTRL 0x40108018u
 #define GPIO25_CTRL 0x400280ccu
+#define PWM_CH0_CC 0x400a800cu
 #define UART0_RESET (1u << 26)
 #define PLL_SYS_RESET (1u << 14)
 #define ALL_RESETS 0x1fffffffu
@@ -107,8 +109,10 @@ static void bring_up(void) {
     REG(UART0 + 0x2c) = 0x70; /* 8N1, FIFOs on */
     REG(UART0 + 0x30) = 0x301; /* UARTEN, TXE, RXE */
     check(REG(UART0 + 0x24) == 67 && REG(UART0 + 0x2c) == 0x70);
-    REG(GPIO25_CTRL) = 5; /* gpio_set_function(25, SIO): not modeled, reads back */
+    REG(GPIO25_CTRL) = 5; /* gpio_set_function(25, SIO) */
     check(REG(GPIO25_CTRL) == 5);
+    REG(PWM_CH0_CC) = 0x00400040u; /* PWM: not declared, reads back */
+    check(REG(PWM_CH0_CC) == 0x00400040u);
 }
 
 static int spin_locks(void) {
