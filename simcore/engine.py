@@ -47,6 +47,7 @@ import unicorn
 from unicorn import arm_const
 
 from simcore import memory as mem
+from simcore import rom as bootrom
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
 from simcore.cycles.callgraph import Counts, DetailedProfile
@@ -275,6 +276,15 @@ class Machine:
         for seg in image.segments:
             if seg.data:
                 uc.mem_write(seg.load_address, seg.data)  # host writes ignore protection
+        #: The board's bootroms (simcore.rom), mapped read/execute; their code joins
+        #: the image's for classification and profiles (``rom:`` names).
+        self.roms = bootrom.mappings(board)
+        for rom in self.roms:
+            if rom.image is not None:
+                prot = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
+                uc.mem_map(rom.region.start, rom.region.size_bytes, prot)
+                uc.mem_write(rom.region.start, rom.image.contents)
+        self.image = bootrom.with_roms(image, self.roms)
         #: The cycle model of the current run (set by run()).
         self.cycle_model: CycleModel | None = None
         #: A SimError raised by an MMIO register, with the PC of the access.
@@ -349,8 +359,8 @@ class Machine:
     def _map_memory(self) -> None:
         guard = self.stack.guard
         for region in self.board.memory:
-            if region.kind is RegionKind.IO:
-                continue  # mapped as MMIO
+            if region.kind in (RegionKind.IO, RegionKind.ROM):
+                continue  # mapped as MMIO, or with the ROM's image
             # A plain store does not change flash on the real boards: map it read-only
             # so such a store faults (UC_ERR_WRITE_PROT) instead of succeeding.
             prot = (
@@ -618,6 +628,8 @@ class _Run:
         #: run ended there, if it did (a note for the result).
         self.main_return: int | None = None
         self.end_note: str | None = None
+        #: Codes the ROM's table lookups did not find, in run order.
+        self.rom_missing: list[int] = []
 
     # hooks ------------------------------------------------------------------
 
@@ -819,6 +831,21 @@ class _Run:
     def _on_sev(self) -> None:
         self.event = True
 
+    def _on_rom_missing(self) -> None:
+        """A ROM table lookup found nothing (it returns NULL): note the code."""
+        code = self.m.reg("r0")
+        self.rom_missing.append(code)
+        self.m.ppb.notes.add(bootrom.missing_note(self.m.board.name, code))
+
+    def _on_rom_unsupported(self) -> None:
+        """The firmware called a ROM function simcore does not carry out: end the run."""
+        m = self.m
+        pc, lr = m.reg("pc"), m.reg("lr") & ~1
+        raise bootrom.unsupported_error(m.reg("r0"), m.where(lr), pc, m.image.describe(pc))
+
+    def _on_rom_null(self) -> None:
+        raise self._jump_fault(0)
+
     def _on_ccr(self, ccr: int) -> None:
         """CCR.DIV_0_TRP set: hook every SDIV/UDIV (once) so a zero divisor faults."""
         m = self.m
@@ -1005,6 +1032,11 @@ class _Run:
             )
         if target & ~1 == 0:
             site = self._caller()
+            looked_up = (
+                f"; the last ROM lookup that found nothing was {bootrom.code_name(self.rom_missing[-1])}"
+                if self.rom_missing
+                else ""
+            )
             what = (
                 f"call through a NULL pointer at {m.where(site)}"
                 if site is not None
@@ -1017,7 +1049,7 @@ class _Run:
                 pc=target,
                 location=m.image.describe(site) if site is not None else None,
                 hint="check the function pointer before calling it (a callback never set, "
-                "a weak function never defined)",
+                f"a weak function never defined{looked_up})",
             )
         return MemoryFault(
             f"jump to unmapped address 0x{target:08x} ({self._lr_note()})",
@@ -1063,6 +1095,8 @@ class _Run:
 
     def _not_an_instruction(self, start: int) -> EmulationError:
         m = self.m
+        if start & ~1 == 0:
+            return self._jump_fault(start)  # the ROM's header at 0: a call through NULL
         return EmulationError(
             f"execution reached {m.where(start)}, which is not the start of an instruction "
             f"(data, or the middle of an instruction; {self._lr_note()})",
@@ -1200,6 +1234,9 @@ class _Run:
             return self._unsupported(pc)
         if self.unmapped is not None:
             kind, address, size = self.unmapped
+            rom_error = bootrom.error_at(m.roms, address)
+            if rom_error is not None:
+                return rom_error
             guard = m.stack.guard
             sp = m.reg("sp")
             if (kind == "write" and guard is not None and guard[0] <= address < guard[1] + 4) or (
@@ -1283,6 +1320,19 @@ class _Run:
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
                 self._code_hook(address, functools.partial(self._on_parked, address))
+        for rom in m.roms:
+            if rom.image is None:
+                continue
+            for name, fn in (
+                (bootrom.MISSING_HOOK, self._on_rom_missing),
+                (bootrom.UNSUPPORTED_HOOK, self._on_rom_unsupported),
+            ):
+                address = rom.image.hook(name)
+                if address is not None:
+                    self._code_hook(address, fn)
+            if rom.region.start == 0:
+                # Address 0 holds the ROM's initial SP, not code: a call through NULL.
+                self._code_hook(0, self._on_rom_null)
         m.on_ccr = self._on_ccr
 
     def _paint_stack(self) -> None:
@@ -1348,7 +1398,11 @@ class _Run:
             # The C hook enforces the budget; emu_start(count=) would add a
             # per-instruction hook inside unicorn.
             self.model = CycleModel(
-                m.image, m.board, memory_model=self.opt.memory_model, budget=budget
+                m.image,
+                m.board,
+                memory_model=self.opt.memory_model,
+                budget=budget,
+                rom_ranges=bootrom.rom_ranges(m.roms),
             )
             self.model.install(uc)
             m.cycle_model = self.model

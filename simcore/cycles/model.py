@@ -21,7 +21,7 @@ from simcore.boards import BoardSpec
 from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
-from simcore.cycles.profile import cycles_by_tag, function_profile
+from simcore.cycles.profile import cycles_by_tag, function_profile, range_costs
 from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import ElfImage
 
@@ -46,6 +46,9 @@ class ProfileEntry:
     instructions: int
     share: float
 
+
+#: The tag of the cycles spent in the bootrom's code (simcore.rom: not the real ROM's code).
+ROM_CYCLE_TAG = "approximate"
 
 #: A run is tagged "exact" only when less than this share of its cycles comes from rows
 #: or charges that are not exact (cache misses, proxy or approximate timing rows).
@@ -113,8 +116,12 @@ class CycleModel:
         memory_model: MemoryModel = MemoryModel.MODELED,
         budget: int = 0,
         data_reads: bool = True,
+        rom_ranges: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.image = image
+        #: ``[start, end)`` of the board's bootrom code (simcore.rom): its cycles are
+        #: reported apart and tagged approximate.
+        self.rom_ranges = tuple(rom_ranges)
         self.board = board
         self.memory_model = memory_model
         self.table = table_for(board)
@@ -210,6 +217,30 @@ class CycleModel:
             self.accounting.extra_arrays() if counts is None else extras,
         )
 
+    def _rom_report(self, final_pc: int | None, by_tag: dict[str, int]) -> dict[str, Any] | None:
+        """Cycles spent in the bootrom's code (with its refills and stalls), moved to the
+        approximate tag in ``by_tag``; None when no ROM code ran."""
+        if not self.rom_ranges:
+            return None
+        counts = self._counts(final_pc)
+        static = cycles_by_tag(self.classification, counts, self.rom_ranges)
+        total = 0
+        for r, _, cyc in range_costs(self.classification, counts, self.accounting.extra_arrays()):
+            if any(lo <= r.start < hi for lo, hi in self.rom_ranges):
+                total += int(cyc.sum())
+        if total == 0:
+            return None
+        for tag, cycles in static.items():
+            by_tag[tag] -= cycles
+        by_tag[ROM_CYCLE_TAG] = by_tag.get(ROM_CYCLE_TAG, 0) + sum(static.values())
+        return {
+            "cycles": total,
+            "tag": ROM_CYCLE_TAG,
+            "note": f"cycles in the bootrom ({total:,}, in functions named rom:...) are those "
+            "of simcore's own ROM code timed with the core's table; the real bootrom's code "
+            "differs: tagged approximate",
+        }
+
     def _counts(
         self, final_pc: int | None
     ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
@@ -231,6 +262,9 @@ class CycleModel:
             "profile: exclusive cycles per function, with its taken-branch refills "
             f"({refill} cycles in all) and memory stalls; the functions add up to the total"
         ]
+        rom = self._rom_report(final_pc, by_tag)
+        if rom is not None:
+            notes.append(rom["note"])
         cache: dict[str, Any] | None = None
         stats = self.accounting.cache_stats()
         if stats is not None and self.cache is not None:
@@ -275,6 +309,7 @@ class CycleModel:
                 "memory_model": self.memory_model.value,
             },
             "taken_branches": snap["taken_branches"],
+            "rom": rom,
             "cache": cache,
             "profile": [
                 {
