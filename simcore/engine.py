@@ -435,10 +435,11 @@ class Machine:
     def _buffer_region(self, address: int, size: int, access: str) -> MemoryRegion:
         """The flash or RAM region holding ``[address, address + size)``, or a MemoryFault."""
         region = self.board.region_at(address, max(size, 1))
-        if region is not None and region.kind is not RegionKind.IO:
+        # Not a peripheral, nor the bootrom at 0x0: a NULL buffer stays a fault.
+        if region is not None and region.kind in (RegionKind.FLASH, RegionKind.RAM):
             return region
         first = self.board.region_at(address)
-        if first is not None and first.kind is not RegionKind.IO:
+        if first is not None and first.kind in (RegionKind.FLASH, RegionKind.RAM):
             problem = f"runs past the end of {first.name} (0x{first.start:08x}-0x{first.end:08x})"
         else:
             problem = "is in no flash or RAM region"

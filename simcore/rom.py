@@ -61,6 +61,7 @@ _CFLAGS = (
     "-ffreestanding",
     "-fno-builtin",
     "-fno-ipa-icf",  # one function per table entry, each with its own name
+    "-fno-strict-aliasing",  # the word loops of rom_memcpy/rom_memset
     "-fno-tree-loop-distribute-patterns",  # no memset/memcpy calls in rom_memset/memcpy
     "-ffunction-sections",
     "-Wall",

@@ -23,7 +23,7 @@ from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, cl
 from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import cycles_by_tag, function_profile, range_costs
 from simcore.cycles.tables import TimingTable, cache_for, table_for
-from simcore.elf import ElfImage
+from simcore.elf import CodeSection, ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
     from unicorn import Uc
@@ -91,13 +91,32 @@ def flash_data_bytes(image: ElfImage, start: int, end: int) -> int:
     return max(0, loaded - code)
 
 
-def classify_image(image: ElfImage, core: str | TimingTable) -> Classification:
-    """Classify the executable sections of ``image`` with their own mapping symbols."""
-    ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
-    mapping = [
-        MappingSymbol(address, kind) for s in image.code_sections for address, kind in s.mapping
+def classify_image(
+    image: ElfImage, core: str | TimingTable, apart: Sequence[tuple[int, int]] = ()
+) -> Classification:
+    """Classify the executable sections of ``image`` with their own mapping symbols.
+
+    Sections starting inside ``apart`` (the bootrom: the same code under every
+    program) are classified, and cached, on their own: each new firmware then
+    classifies only its own code.
+    """
+    groups: tuple[list[CodeSection], list[CodeSection]] = ([], [])
+    for s in image.code_sections:
+        if s.data:
+            groups[any(lo <= s.address < hi for lo, hi in apart)].append(s)
+    parts = [
+        classify(
+            core,
+            [CodeRange(s.address, s.data) for s in group],
+            [MappingSymbol(address, kind) for s in group for address, kind in s.mapping],
+        )
+        for group in groups
+        if group or group is groups[0]
     ]
-    return classify(core, ranges, mapping)
+    if len(parts) == 1:
+        return parts[0]
+    ranges = sorted((r for part in parts for r in part.ranges), key=lambda r: r.start)
+    return Classification(table=parts[0].table, ranges=tuple(ranges))
 
 
 class CycleModel:
@@ -125,7 +144,7 @@ class CycleModel:
         self.board = board
         self.memory_model = memory_model
         self.table = table_for(board)
-        self.classification = classify_image(image, self.table)
+        self.classification = classify_image(image, self.table, self.rom_ranges)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
             self.classification, budget=budget, cache=self.cache, data_reads=data_reads

@@ -20,7 +20,7 @@ from simcore.engine import run_firmware
 from simcore.errors import BoardError, MemoryFault, NotModeled, ToolchainError
 from simcore.results import RunResult
 from simcore.toolchain import INCLUDE_DIR, build_elf
-from tests.sim_support import needs_toolchain
+from sim_support import needs_toolchain
 
 HERE = Path(__file__).parent
 N_OUT = 64
@@ -167,7 +167,7 @@ def test_calling_a_code_the_rom_lacks_names_it(build, board: str) -> None:  # ty
 def test_without_the_toolchain_only_a_program_using_the_rom_fails(
     build, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.sim_support import build_asm
+    from sim_support import build_asm
 
     plain = build_asm(tmp_path, "rp2040", "    movs r0, #0")
     reads_rom = build_asm(tmp_path, "rp2040", "    movs r1, #0x10\n    ldr r0, [r1]", tag="reads")

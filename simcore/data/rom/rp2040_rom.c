@@ -24,34 +24,39 @@ void *rom_table_lookup(const uint16_t *table, uint32_t code) {
     return 0;
 }
 
-/* ---- memory (pico_mem_ops: memset, memset4, memcpy, memcpy44) ------------- */
+/* ---- memory (pico_mem_ops: memset, memset4, memcpy, memcpy44) -------------
+   Word at a time where both pointers allow it. -fno-builtin and
+   -fno-tree-loop-distribute-patterns keep gcc from turning the loops back into
+   memset/memcpy calls (there is no C library in the ROM). */
 
 uint8_t *rom_memset(uint8_t *ptr, uint8_t c, uint32_t n) {
-    volatile uint8_t *p = ptr; /* volatile: never turned back into a memset call */
+    uint8_t *p = ptr;
+    for (; n && ((uintptr_t)p & 3); n--) *p++ = c;
+    uint32_t word = c * 0x01010101u;
+    for (; n >= 4; n -= 4, p += 4) *(uint32_t *)p = word;
     while (n--) *p++ = c;
     return ptr;
 }
 
-/* ptr word aligned; n bytes, a multiple of 4 (a remainder is filled bytewise). */
+/* ptr word aligned; n bytes (a multiple of 4 for the SDK). */
 uint32_t *rom_memset4(uint32_t *ptr, uint8_t c, uint32_t n) {
-    uint32_t word = c * 0x01010101u;
-    volatile uint32_t *p = ptr;
-    for (; n >= 4; n -= 4) *p++ = word;
-    rom_memset((uint8_t *)p, c, n);
+    rom_memset((uint8_t *)ptr, c, n);
     return ptr;
 }
 
 uint8_t *rom_memcpy(uint8_t *dest, const uint8_t *src, uint32_t n) {
-    volatile uint8_t *d = dest;
+    uint8_t *d = dest;
+    if ((((uintptr_t)d ^ (uintptr_t)src) & 3) == 0) {
+        for (; n && ((uintptr_t)d & 3); n--) *d++ = *src++;
+        for (; n >= 4; n -= 4, d += 4, src += 4) *(uint32_t *)d = *(const uint32_t *)src;
+    }
     while (n--) *d++ = *src++;
     return dest;
 }
 
 /* dest and src word aligned; n bytes. */
 uint32_t *rom_memcpy44(uint32_t *dest, const uint32_t *src, uint32_t n) {
-    volatile uint32_t *d = dest;
-    for (; n >= 4; n -= 4) *d++ = *src++;
-    rom_memcpy((uint8_t *)d, (const uint8_t *)src, n);
+    rom_memcpy((uint8_t *)dest, (const uint8_t *)src, n);
     return dest;
 }
 
