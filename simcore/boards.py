@@ -528,7 +528,9 @@ def _parse_region(s: _Schema) -> MemoryRegion:
     image = None
     if kind is RegionKind.ROM:
         if "image" not in s.table:
-            s.error("missing key 'image'", f"the ROM image of a rom region: {', '.join(ROM_IMAGES)}")
+            s.error(
+                "missing key 'image'", f"the ROM image of a rom region: {', '.join(ROM_IMAGES)}"
+            )
         image = s.choice("image", ROM_IMAGES, "ROM image")
     elif "image" in s.table:
         s.fail(s.get("image"), "an image only on a region of kind rom", "image")

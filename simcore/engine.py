@@ -1033,11 +1033,10 @@ class _Run:
             )
         if target & ~1 == 0:
             site = self._caller()
-            looked_up = (
-                f"; the last ROM lookup that found nothing was {bootrom.code_name(self.rom_missing[-1])}"
-                if self.rom_missing
-                else ""
-            )
+            looked_up = ""
+            if self.rom_missing:
+                code = bootrom.code_name(self.rom_missing[-1])
+                looked_up = f"; the last ROM lookup that found nothing was {code}"
             what = (
                 f"call through a NULL pointer at {m.where(site)}"
                 if site is not None
@@ -1328,9 +1327,9 @@ class _Run:
                 (bootrom.MISSING_HOOK, self._on_rom_missing),
                 (bootrom.UNSUPPORTED_HOOK, self._on_rom_unsupported),
             ):
-                address = rom.image.hook(name)
-                if address is not None:
-                    self._code_hook(address, fn)
+                hook = rom.image.hook(name)
+                if hook is not None:
+                    self._code_hook(hook, fn)
             if rom.region.start == 0:
                 # Address 0 holds the ROM's initial SP, not code: a call through NULL.
                 self._code_hook(0, self._on_rom_null)

@@ -267,6 +267,8 @@ def mappings(board: BoardSpec) -> list[RomMapping]:
     """The board's ROM regions with their images; a missing toolchain is kept, not raised."""
     out = []
     for region in board.regions(RegionKind.ROM):
+        if region.image is None:
+            continue  # a board file always names it; a BoardSpec made in code may not
         try:
             image = load(region.image)
         except ToolchainError as exc:
@@ -323,4 +325,3 @@ def rom_ranges(roms: list[RomMapping]) -> tuple[tuple[int, int], ...]:
         for m in roms
         if m.image is not None
     )
-

@@ -9,10 +9,13 @@ double precision, rounding to nearest even, as the ROM's functions must).
 from __future__ import annotations
 
 import math
+import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sim_support import needs_toolchain
 
 from simcore import rom
 from simcore.boards import get_board, parse_board
@@ -20,12 +23,14 @@ from simcore.engine import run_firmware
 from simcore.errors import BoardError, MemoryFault, NotModeled, ToolchainError
 from simcore.results import RunResult
 from simcore.toolchain import INCLUDE_DIR, build_elf
-from sim_support import needs_toolchain
 
 HERE = Path(__file__).parent
 N_OUT = 64
 
 pytestmark = needs_toolchain
+
+#: Builds rom_fw.c for a board, with one of its endings (0: all checks, then return).
+Builder = Callable[..., Path]
 
 
 def _f32(x: float) -> int:
@@ -43,7 +48,7 @@ def _d(x: float) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def build(tmp_path_factory: pytest.TempPathFactory) -> Builder:
     out = tmp_path_factory.mktemp("rom")
     built: dict[tuple[str, int], Path] = {}
 
@@ -70,7 +75,7 @@ def _run(elf: Path, board: str) -> tuple[RunResult, list[int]]:
     return result, words[: result.exit_code]
 
 
-def test_rp2040_lookups_and_results(build) -> None:  # type: ignore[no-untyped-def]
+def test_rp2040_lookups_and_results(build: Builder) -> None:
     result, w = _run(build("rp2040"), "rp2040")
     a, b = _f(1.1), _f(3.3)
     x, y = 1.1, 3.3
@@ -100,7 +105,9 @@ def test_rp2040_lookups_and_results(build) -> None:  # type: ignore[no-untyped-d
     ]
     assert w[: len(expected)] == expected
     sin_bits, cos_bits, exp_bits = w[len(expected) : len(expected) + 3]
-    sin_a, cos_a, exp_a = (struct.unpack("<f", v.to_bytes(4, "little"))[0] for v in (sin_bits, cos_bits, exp_bits))
+    sin_a, cos_a, exp_a = (
+        struct.unpack("<f", v.to_bytes(4, "little"))[0] for v in (sin_bits, cos_bits, exp_bits)
+    )
     assert sin_a == pytest.approx(math.sin(a), rel=2e-7)
     assert cos_a == pytest.approx(math.cos(a), rel=2e-7)
     assert exp_a == pytest.approx(math.exp(a), rel=2e-7)
@@ -118,7 +125,7 @@ def test_rp2040_lookups_and_results(build) -> None:  # type: ignore[no-untyped-d
     assert any("'XY' (0x5958)" in note for note in result.notes)
 
 
-def test_rp2350_lookups(build) -> None:  # type: ignore[no-untyped-def]
+def test_rp2350_lookups(build: Builder) -> None:
     result, w = _run(build("rp2350"), "rp2350")
     assert w == [
         0x02_02_75_4D,  # 'M', 'u', 2, version 2
@@ -135,7 +142,7 @@ def test_rp2350_lookups(build) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("board", ["rp2040", "rp2350"])
-def test_rom_cycles_are_counted_tagged_and_deterministic(build, board: str) -> None:  # type: ignore[no-untyped-def]
+def test_rom_cycles_are_counted_tagged_and_deterministic(build: Builder, board: str) -> None:
     elf = build(board)
     first, _ = _run(elf, board)
     second, _ = _run(elf, board)
@@ -150,14 +157,16 @@ def test_rom_cycles_are_counted_tagged_and_deterministic(build, board: str) -> N
     assert any("bootrom" in note and "approximate" in note for note in first.notes)
 
 
-@pytest.mark.parametrize(("board", "what"), [("rp2040", "reset_usb_boot ('UB'"), ("rp2350", "reboot ('RB'")])
-def test_a_reboot_through_the_rom_ends_the_run(build, board: str, what: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(NotModeled, match=rf"ROM's {re_escape(what)}"):
+@pytest.mark.parametrize(
+    ("board", "what"), [("rp2040", "reset_usb_boot ('UB'"), ("rp2350", "reboot ('RB'")]
+)
+def test_a_reboot_through_the_rom_ends_the_run(build: Builder, board: str, what: str) -> None:
+    with pytest.raises(NotModeled, match=re.escape(f"ROM's {what}")):
         run_firmware(build(board, 1), board, inputs=b"\0" * 4)
 
 
 @pytest.mark.parametrize("board", ["rp2040", "rp2350"])
-def test_calling_a_code_the_rom_lacks_names_it(build, board: str) -> None:  # type: ignore[no-untyped-def]
+def test_calling_a_code_the_rom_lacks_names_it(build: Builder, board: str) -> None:
     with pytest.raises(MemoryFault) as info:
         run_firmware(build(board, 2), board, inputs=b"\0" * 4)
     assert "NULL pointer" in str(info.value)
@@ -165,8 +174,8 @@ def test_calling_a_code_the_rom_lacks_names_it(build, board: str) -> None:  # ty
 
 
 def test_without_the_toolchain_only_a_program_using_the_rom_fails(
-    build, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    build: Builder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from sim_support import build_asm
 
     plain = build_asm(tmp_path, "rp2040", "    movs r0, #0")
@@ -178,7 +187,7 @@ def test_without_the_toolchain_only_a_program_using_the_rom_fails(
 
     monkeypatch.setattr(rom, "build", no_gcc)
     assert run_firmware(plain, "rp2040").exit_code is not None
-    with pytest.raises(ToolchainError, match="reads or runs rp2040's bootrom .* not found"):
+    with pytest.raises(ToolchainError, match=r"reads or runs rp2040's bootrom .* not found"):
         run_firmware(reads_rom, "rp2040")
     with pytest.raises(ToolchainError, match="bootrom"):
         run_firmware(elf, "rp2040", inputs=b"\0" * 4)
@@ -200,7 +209,10 @@ def test_every_rom_image_a_board_can_name_has_a_recipe() -> None:
     [
         ({"kind": "rom", "start": 0, "size": 0x4000}, "missing key 'image'"),
         ({"kind": "rom", "start": 0, "size": 0x4000, "image": "nope"}, "unknown ROM image"),
-        ({"kind": "ram", "start": 0, "size": 0x4000, "image": "rp2040"}, "image only on a region of kind rom"),
+        (
+            {"kind": "ram", "start": 0, "size": 0x4000, "image": "rp2040"},
+            "image only on a region of kind rom",
+        ),
     ],
 )
 def test_rom_regions_are_checked(region: dict[str, object], message: str) -> None:
@@ -224,9 +236,3 @@ def test_a_rom_region_loads_no_firmware_and_maps_read_execute() -> None:
     board = get_board("rp2040")
     region = board.region_at(0)
     assert region is not None and region.image == "rp2040"
-
-
-def re_escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
