@@ -180,6 +180,11 @@ def _digest(recipe: RomRecipe, compiler: str) -> str:
     return cache.digest("rom", parts)
 
 
+#: ELF bytes built by this process, by key: another cache folder (tests give each their
+#: own) gets a copy instead of a second compilation.
+_BUILT: dict[str, bytes] = {}
+
+
 @functools.cache
 def _scratch_dir() -> Path:
     """A per-process folder for ROM images when the disk cache is off."""
@@ -234,7 +239,11 @@ def build(name: str) -> Path:
         work = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}-"))
     try:
         out = work / path.name
-        _compile(recipe, gcc, out)
+        if key in _BUILT:
+            out.write_bytes(_BUILT[key])
+        else:
+            _compile(recipe, gcc, out)
+            _BUILT[key] = out.read_bytes()
         os.replace(out, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
