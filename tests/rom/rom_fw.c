@@ -13,7 +13,7 @@
 
 #include "simcore_abi.h"
 
-#define N_OUT 64
+#define N_OUT 128
 SIMCORE_DEFINE_IO(4, N_OUT * 4, 1);
 
 #define CODE(c1, c2) ((uint32_t)(c1) | ((uint32_t)(c2) << 8))
@@ -66,6 +66,105 @@ typedef double (*dd2_fn)(double, double);
 typedef double (*dd1_fn)(double);
 typedef int64_t (*di64_fn)(double);
 typedef float (*df_fn)(double);
+
+typedef int32_t (*fix_fn)(float, int);
+typedef uint32_t (*ufix_fn)(float, int);
+typedef float (*i2f_fn)(int32_t);
+typedef float (*u2f_fn)(uint32_t);
+typedef float (*ufix2f_fn)(uint32_t, int);
+typedef float (*l2f_fn)(int64_t);
+typedef float (*lfix2f_fn)(int64_t, int);
+typedef int64_t (*f2l_fn)(float);
+typedef int64_t (*f2lfix_fn)(float, int);
+typedef uint64_t (*f2ul_fn)(float);
+typedef double (*f2d_fn)(float);
+typedef int32_t (*d2i_fn)(double);
+typedef int32_t (*d2fix_fn)(double, int);
+typedef uint32_t (*d2u_fn)(double);
+typedef uint32_t (*d2ufix_fn)(double, int);
+typedef double (*i2d_fn)(int32_t);
+typedef double (*fix2d_fn)(int32_t, int);
+typedef double (*lfix2d_fn)(int64_t, int);
+typedef double (*ul2d_fn)(uint64_t);
+typedef int64_t (*d2lfix_fn)(double, int);
+typedef uint64_t (*d2ul_fn)(double);
+typedef int (*cmp_fn)(float, float);
+typedef int (*dcmp_fn)(double, double);
+
+static void put64(uint64_t v) { put((uint32_t)v); put((uint32_t)(v >> 32)); }
+
+/* The flags a ..._flags entry leaves (APSR bits 31-28), registers r0-r3 as given. */
+static uint32_t flags_of(uint32_t fn, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3) {
+    register uint32_t r0 __asm__("r0") = a0;
+    register uint32_t r1 __asm__("r1") = a1;
+    register uint32_t r2 __asm__("r2") = a2;
+    register uint32_t r3 __asm__("r3") = a3;
+    uint32_t apsr;
+    __asm__ volatile("blx %[fn]\n\tmrs %[apsr], apsr"
+                     : [apsr] "=l"(apsr), "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3)
+                     : [fn] "l"(fn)
+                     : "r12", "lr", "cc", "memory");
+    /* The flags, and whether r0-r3 came back unchanged. */
+    return (apsr >> 28) | ((r0 == a0 && r1 == a1 && r2 == a2 && r3 == a3) << 4);
+}
+
+static void conversions(void) {
+    volatile float f175 = 1.75f, fm13 = -1.3f, fm1 = -1.0f, f399 = 3.99f, f5e9 = 5e9f;
+    volatile float f3e9 = 3e9f, fmhalf = -0.5f, f15 = 1.5f, f1e19 = 1e19f, f01 = 0.1f;
+    put((uint32_t)((fix_fn)sf_table[0x20 / 4])(f175, 4));     /* float2fix: 28 */
+    put((uint32_t)((fix_fn)sf_table[0x20 / 4])(fm13, 1));     /* floor(-2.6) = -3 */
+    put(((ufix_fn)sf_table[0x28 / 4])(fm1, 3));                /* float2ufix(-1): 0 */
+    put(((ufix_fn)sf_table[0x24 / 4])(f399, 0));               /* float2uint: 3 */
+    put(((ufix_fn)sf_table[0x24 / 4])(f5e9, 0));               /* saturates */
+    put((uint32_t)((fi_fn)sf_table[0x1c / 4])(f3e9));          /* float2int saturates */
+    put_f(((i2f_fn)sf_table[0x2c / 4])(16777217));             /* rounds to even */
+    put_f(((u2f_fn)sf_table[0x34 / 4])(0xFFFFFFFFu));
+    put_f(((ufix2f_fn)sf_table[0x38 / 4])(3u, 1));             /* 1.5 */
+    put_f(((l2f_fn)sf_table[0x5c / 4])(((int64_t)1 << 40) + 1));
+    put_f(((lfix2f_fn)sf_table[0x60 / 4])(-5, 2));             /* -1.25 */
+    put64((uint64_t)((f2l_fn)sf_table[0x6c / 4])(fmhalf));     /* float2int64: -1 */
+    put64((uint64_t)((f2lfix_fn)sf_table[0x70 / 4])(f15, 40)); /* 1.5 * 2**40 */
+    put64(((f2ul_fn)sf_table[0x74 / 4])(f1e19));
+    f64 d01 = {.d = ((f2d_fn)sf_table[0x7c / 4])(f01)};
+    put64(d01.u);
+    put((uint32_t)((cmp_fn)sf_table[0x10 / 4])(f15, f175));    /* -1 */
+
+    volatile double dm1e10 = -1e10, d075 = 0.75, dm1 = -1.0, d25 = 2.5, dm25 = -2.5, d1e19 = 1e19;
+    put((uint32_t)((d2i_fn)sd_table[0x1c / 4])(dm1e10));       /* double2int saturates */
+    put((uint32_t)((d2fix_fn)sd_table[0x20 / 4])(d075, 2));    /* 3 */
+    put(((d2u_fn)sd_table[0x24 / 4])(dm1));                     /* 0 */
+    put(((d2ufix_fn)sd_table[0x28 / 4])(d25, 1));               /* 5 */
+    put_d(((i2d_fn)sd_table[0x2c / 4])(-7));
+    put_d(((fix2d_fn)sd_table[0x30 / 4])(5, 3));                /* 0.625 */
+    put_d(((lfix2d_fn)sd_table[0x60 / 4])((int64_t)1 << 60, 60)); /* 1.0 */
+    put_d(((ul2d_fn)sd_table[0x64 / 4])(UINT64_MAX));           /* 2**64 */
+    put64((uint64_t)((d2lfix_fn)sd_table[0x70 / 4])(dm25, 1));  /* -5 */
+    put64(((d2ul_fn)sd_table[0x74 / 4])(d1e19));
+    put((uint32_t)((dcmp_fn)sd_table[0x10 / 4])(d25, d075));    /* 1 */
+
+    /* The flag-returning compares (as __aeabi_cfcmple): Z equal, C greater or equal. */
+    f32 one = {.f = 1.0f}, two = {.f = 2.0f};
+    put(flags_of(sf_table[0x14 / 4], one.u, two.u, 0x33, 0x44));
+    put(flags_of(sf_table[0x14 / 4], two.u, two.u, 0x33, 0x44));
+    put(flags_of(sf_table[0x14 / 4], two.u, one.u, 0x33, 0x44));
+    f64 dtwo_ = {.d = 2.0}, done_ = {.d = 1.0};
+    put(flags_of(sd_table[0x14 / 4], (uint32_t)done_.u, (uint32_t)(done_.u >> 32),
+                 (uint32_t)dtwo_.u, (uint32_t)(dtwo_.u >> 32)));
+
+    /* dsincos: the sine in r0:r1, the cosine in r2:r3. */
+    f64 half = {.d = 0.5};
+    register uint32_t r0 __asm__("r0") = (uint32_t)half.u;
+    register uint32_t r1 __asm__("r1") = (uint32_t)(half.u >> 32);
+    register uint32_t r2 __asm__("r2");
+    register uint32_t r3 __asm__("r3");
+    __asm__ volatile("blx %[fn]"
+                     : "+r"(r0), "+r"(r1), "=r"(r2), "=r"(r3)
+                     : [fn] "l"(sd_table[0x48 / 4])
+                     : "r12", "lr", "cc", "memory");
+    /* Copied before any call: a call may reuse r0-r3. */
+    uint32_t sincos[4] = {r0, r1, r2, r3};
+    for (unsigned i = 0; i < 4; i++) put(sincos[i]);
+}
 
 static void checks(void) {
     const volatile uint8_t *header = rom_at(0x10);
@@ -132,6 +231,7 @@ static void checks(void) {
     put_f(((df_fn)sd_table[0x7c / 4])(x));              /* double2float */
 
     put((uint32_t)(uintptr_t)func_lookup(CODE('X', 'Y'))); /* not in the ROM: NULL */
+    conversions();
 }
 
 static void ending(int which) {

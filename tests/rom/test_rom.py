@@ -25,7 +25,7 @@ from simcore.results import RunResult
 from simcore.toolchain import INCLUDE_DIR, build_elf
 
 HERE = Path(__file__).parent
-N_OUT = 64
+N_OUT = 128
 
 pytestmark = needs_toolchain
 
@@ -40,6 +40,12 @@ def _f32(x: float) -> int:
 def _f(x: float) -> float:
     """``x`` rounded to single precision."""
     return float(struct.unpack("<f", struct.pack("<f", x))[0])
+
+
+def _u64(n: int) -> tuple[int, int]:
+    """The two words of a 64-bit integer (two's complement), low first."""
+    n &= (1 << 64) - 1
+    return n & 0xFFFFFFFF, n >> 32
 
 
 def _d(x: float) -> tuple[int, int]:
@@ -112,7 +118,7 @@ def test_rp2040_lookups_and_results(build: Builder) -> None:
     assert cos_a == pytest.approx(math.cos(a), rel=2e-7)
     assert exp_a == pytest.approx(math.exp(a), rel=2e-7)
     rest = w[len(expected) + 3 :]
-    assert rest == [
+    assert rest[:12] == [
         *_d(x + y),
         *_d(x * y),
         *_d(x / y),
@@ -122,6 +128,47 @@ def test_rp2040_lookups_and_results(build: Builder) -> None:
         _f32(x),  # double2float(1.1)
         0,  # 'XY' is not in the ROM: NULL
     ]
+    conversions = rest[12:]
+    assert conversions[:41] == [
+        28,  # float2fix(1.75, 4)
+        (-3) & 0xFFFFFFFF,  # float2fix(-1.3, 1) = floor(-2.6)
+        0,  # float2ufix(-1.0, 3)
+        3,  # float2uint(3.99)
+        0xFFFFFFFF,  # float2uint(5e9) saturates
+        0x7FFFFFFF,  # float2int(3e9) saturates
+        _f32(16777216.0),  # int2float(16777217) rounds to even
+        _f32(4294967296.0),  # uint2float(0xffffffff)
+        _f32(1.5),  # ufix2float(3, 1)
+        _f32(2.0**40),  # int642float(2**40 + 1)
+        _f32(-1.25),  # fix642float(-5, 2)
+        *_u64(-1),  # float2int64(-0.5) rounds down
+        *_u64(3 << 39),  # float2fix64(1.5, 40)
+        *_u64(int(_f(1e19))),  # float2uint64(1e19f)
+        *_d(_f(0.1)),  # float2double(0.1f)
+        (-1) & 0xFFFFFFFF,  # fcmp(1.5, 1.75)
+        0x80000000,  # double2int(-1e10) saturates
+        3,  # double2fix(0.75, 2)
+        0,  # double2uint(-1.0)
+        5,  # double2ufix(2.5, 1)
+        *_d(-7.0),  # int2double
+        *_d(0.625),  # fix2double(5, 3)
+        *_d(1.0),  # fix642double(2**60, 60)
+        *_d(2.0**64),  # uint642double(2**64 - 1)
+        *_u64(-5),  # double2fix64(-2.5, 1)
+        *_u64(10**19),  # double2uint64(1e19)
+        1,  # dcmp(2.5, 0.75)
+        # fcmp_flags / dcmp_flags: NZCV in bits 3-0, bit 4 = r0-r3 kept
+        0x10 | 0b1000,  # 1 < 2: C clear
+        0x10 | 0b0110,  # 2 == 2: Z and C set
+        0x10 | 0b0010,  # 2 > 1: C set
+        0x10 | 0b1000,  # 1.0 < 2.0 (double)
+    ]
+    sin_lo, sin_hi, cos_lo, cos_hi = conversions[41:45]
+    sin_half = struct.unpack("<d", struct.pack("<II", sin_lo, sin_hi))[0]
+    cos_half = struct.unpack("<d", struct.pack("<II", cos_lo, cos_hi))[0]
+    assert sin_half == pytest.approx(math.sin(0.5), rel=1e-15)
+    assert cos_half == pytest.approx(math.cos(0.5), rel=1e-15)
+    assert len(conversions) == 45
     assert any("'XY' (0x5958)" in note for note in result.notes)
 
 
