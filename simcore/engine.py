@@ -838,11 +838,11 @@ class _Run:
         self.rom_missing.append(code)
         self.m.ppb.notes.add(bootrom.missing_note(self.m.board.name, code))
 
-    def _on_rom_unsupported(self) -> None:
+    def _on_rom_unsupported(self, symbol: str) -> None:
         """The firmware called a ROM function simcore does not carry out: end the run."""
         m = self.m
-        pc, lr = m.reg("pc"), m.reg("lr") & ~1
-        raise bootrom.unsupported_error(m.reg("r0"), m.where(lr), pc, m.image.describe(pc))
+        site = self._caller() or m.reg("lr") & ~1
+        raise bootrom.unsupported_error(symbol, m.where(site), site, m.image.describe(site))
 
     def _on_rom_null(self) -> None:
         raise self._jump_fault(0)
@@ -1323,13 +1323,13 @@ class _Run:
         for rom in m.roms:
             if rom.image is None:
                 continue
-            for name, fn in (
-                (bootrom.MISSING_HOOK, self._on_rom_missing),
-                (bootrom.UNSUPPORTED_HOOK, self._on_rom_unsupported),
-            ):
-                hook = rom.image.hook(name)
-                if hook is not None:
-                    self._code_hook(hook, fn)
+            missing = rom.image.hook(bootrom.MISSING_HOOK)
+            if missing is not None:
+                self._code_hook(missing, self._on_rom_missing)
+            for symbol in bootrom.UNSUPPORTED:
+                entry = rom.image.hook(symbol)
+                if entry is not None:
+                    self._code_hook(entry, functools.partial(self._on_rom_unsupported, symbol))
             if rom.region.start == 0:
                 # Address 0 holds the ROM's initial SP, not code: a call through NULL.
                 self._code_hook(0, self._on_rom_null)

@@ -51,9 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Prefix of the ROM's function names in profiles and messages (``rom:rom_fadd``).
 SYMBOL_PREFIX = "rom:"
-#: The ROM's hook functions simcore watches by address (rom_common.h).
+#: The ROM's hook simcore watches by address (rom_common.h): a lookup found nothing.
 MISSING_HOOK = "simcore_rom_missing"
-UNSUPPORTED_HOOK = "simcore_rom_unsupported"
 _COMMON = ("rom_common.c",)
 _HEADERS = ("rom_common.h", "rom_float.h", "rom.ld")
 _CFLAGS = (
@@ -116,6 +115,7 @@ class RomImage:
     contents: bytes
 
     def hook(self, name: str) -> int | None:
+        """The address of the ROM's function ``name`` (unprefixed), if it has one."""
         sym = self.elf.symbol(name)
         return sym.address if sym is not None else None
 
@@ -137,14 +137,15 @@ def code_name(code: int) -> str:
     return f"0x{code:08x}"
 
 
-#: What the unsupported ROM functions are, by code.
-_UNSUPPORTED = {
-    0x4552: "flash_range_erase",  # 'RE'
-    0x5052: "flash_range_program",  # 'RP'
-    0x4255: "reset_usb_boot",  # 'UB'
-    0x4252: "reboot",  # 'RB'
-    0x4F46: "flash_op",  # 'FO'
-    0x414F: "otp_access",  # 'OA'
+#: The ROM functions simcore does not carry out: symbol -> (name in the datasheet, code).
+#: simcore stops the run at their first instruction, where LR still holds the caller.
+UNSUPPORTED = {
+    "rom_flash_range_erase": ("flash_range_erase", 0x4552),  # 'RE'
+    "rom_flash_range_program": ("flash_range_program", 0x5052),  # 'RP'
+    "rom_reset_usb_boot": ("reset_usb_boot", 0x4255),  # 'UB'
+    "rom_reboot": ("reboot", 0x4252),  # 'RB'
+    "rom_flash_op": ("flash_op", 0x4F46),  # 'FO'
+    "rom_otp_access": ("otp_access", 0x414F),  # 'OA'
 }
 
 
@@ -156,10 +157,10 @@ def missing_note(board: str, code: int) -> str:
     )
 
 
-def unsupported_error(code: int, where: str, pc: int, location: str) -> NotModeled:
+def unsupported_error(symbol: str, where: str, pc: int, location: str) -> NotModeled:
     """The error that ends a run calling a ROM function simcore does not carry out."""
-    what = _UNSUPPORTED.get(code, "a ROM function")
-    if code in (0x4255, 0x4252):
+    what, code = UNSUPPORTED[symbol]
+    if what in ("reset_usb_boot", "reboot"):
         hint = "the firmware asked to reboot: end the program by returning from main instead"
     else:
         hint = "simcore does not model flash programming or OTP: run code that does not write them"

@@ -18,8 +18,9 @@
  * Hooks simcore watches by address (simcore/rom.py). They do nothing on their own:
  * - simcore_rom_missing(code): a lookup found no entry for code; the lookup then
  *   returns NULL, as the real ROM does, and simcore notes the code in the run.
- * - simcore_rom_unsupported(code): firmware called a ROM function simcore's ROM does
- *   not carry out (flash programming, reboot); simcore ends the run saying which.
+ * - simcore_rom_unsupported(code): the end of the ROM functions simcore does not
+ *   carry out (flash programming, reboot). simcore ends the run at their entry
+ *   (simcore/rom.py UNSUPPORTED), naming the caller; without simcore they park here.
  */
 void simcore_rom_missing(uint32_t code);
 void simcore_rom_unsupported(uint32_t code);
