@@ -1235,8 +1235,8 @@ class _Run:
         if self.unmapped is not None:
             kind, address, size = self.unmapped
             rom_error = bootrom.error_at(m.roms, address)
-            if rom_error is not None:
-                return rom_error
+            if rom_error is not None and not (kind == "fetch" and address & ~1 == 0):
+                return rom_error  # (a jump to 0 stays a NULL call, ROM or not)
             guard = m.stack.guard
             sp = m.reg("sp")
             if (kind == "write" and guard is not None and guard[0] <= address < guard[1] + 4) or (

@@ -214,10 +214,12 @@ def test_a_reboot_through_the_rom_ends_the_run(build: Builder, board: str, what:
     assert re.search(r"\) from 0x1000[0-9a-f]{4} in (main|ending)\+", str(info.value))
 
 
+@pytest.mark.parametrize("cycles", [True, False], ids=["cycles", "no-cycles"])
 @pytest.mark.parametrize("board", ["rp2040", "rp2350"])
-def test_calling_a_code_the_rom_lacks_names_it(build: Builder, board: str) -> None:
+def test_calling_a_code_the_rom_lacks_names_it(build: Builder, board: str, cycles: bool) -> None:
+    """The NULL the lookup returns is called: a NULL call (address 0 is the ROM's header)."""
     with pytest.raises(MemoryFault) as info:
-        run_firmware(build(board, 2), board, inputs=b"\0" * 4)
+        run_firmware(build(board, 2), board, inputs=b"\0" * 4, cycles=cycles)
     assert "NULL pointer" in str(info.value)
     assert "'QQ' (0x5151)" in str(info.value)
 
@@ -240,6 +242,9 @@ def test_without_the_toolchain_only_a_program_using_the_rom_fails(
         run_firmware(reads_rom, "rp2040")
     with pytest.raises(ToolchainError, match="bootrom"):
         run_firmware(elf, "rp2040", inputs=b"\0" * 4)
+    null_call = build_asm(tmp_path, "rp2040", "    movs r0, #0\n    blx r0", tag="null")
+    with pytest.raises(MemoryFault, match="NULL pointer"):
+        run_firmware(null_call, "rp2040")
 
 
 def test_code_names() -> None:
