@@ -54,7 +54,7 @@ SYMBOL_PREFIX = "rom:"
 #: The ROM's hook simcore watches by address (rom_common.h): a lookup found nothing.
 MISSING_HOOK = "simcore_rom_missing"
 _COMMON = ("rom_common.c",)
-_HEADERS = ("rom_common.h", "rom_float.h", "rom.ld")
+_HEADERS = ("rom_common.h", "rom.ld")
 _CFLAGS = (
     "-Os",
     "-ffreestanding",
@@ -87,7 +87,7 @@ class RomRecipe:
 RECIPES = {
     "rp2040": RomRecipe(
         "rp2040",
-        ("rp2040_rom.S", "rp2040_rom.c", *_COMMON),
+        ("rp2040_rom.S", "rp2040_rom.c", "rp2040_float.c", *_COMMON),
         ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
         # newlib's libm kernels (sin, exp, ...) and libgcc's soft float
         ("-lm", "-lgcc"),

@@ -67,6 +67,4 @@ void rom_reset_usb_boot(uint32_t gpio_mask, uint32_t disable_mask) {
     simcore_rom_unsupported(ROM_CODE('U', 'B'));
 }
 
-/* ---- soft float and soft double ------------------------------------------- */
-
-#include "rom_float.h"
+/* The soft-float and soft-double functions: rp2040_float.c. */

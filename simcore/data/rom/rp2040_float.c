@@ -1,7 +1,7 @@
 /*
  * The functions of the RP2040 ROM's soft-float ('SF') and soft-double ('SD')
  * tables (RP2040 datasheet 2.8.3.2-2.8.3.3; entry offsets: pico-sdk sf_table.h),
- * in C on top of libgcc and newlib's libm kernels. Included by rp2040_rom.c.
+ * in C on top of libgcc and newlib's libm kernels (the tables: rp2040_rom.S).
  *
  * Conventions of the tables (AAPCS soft-float, as pico-sdk's wrappers call them):
  * conversions to integers round towards minus infinity and saturate; fix/ufix take
