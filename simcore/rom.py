@@ -309,23 +309,28 @@ def error_at(roms: list[RomMapping], address: int) -> SimError | None:
 
 
 def with_roms(image: ElfImage, roms: list[RomMapping]) -> ElfImage:
-    """``image`` with the ROMs' code sections and functions added (names prefixed ``rom:``).
+    """``image`` with the ROMs' code, segments and functions added (names prefixed ``rom:``).
 
-    The loadable segments stay the firmware's own: memory reports and load checks
-    are unchanged; the cycle model classifies and profiles the ROM's code too.
+    The cycle model classifies and profiles the ROM's code too, and the call graph
+    reads its instructions; memory reports count flash and RAM regions only, so the
+    ROM's segments add nothing to the firmware's figures.
     """
     built = [m.image for m in roms if m.image is not None]
     if not built:
         return image
     symbols: dict[str, Symbol] = {}
     sections = list(image.code_sections)
+    segments = list(image.segments)
     for rom in built:
         sections += rom.elf.code_sections
+        segments += rom.elf.segments
         for name, sym in rom.elf.symbols.items():
             if sym.kind == "func":
                 symbols[SYMBOL_PREFIX + name] = replace(sym, name=SYMBOL_PREFIX + name)
     symbols.update(image.symbols)
-    return replace(image, code_sections=tuple(sections), symbols=symbols)
+    return replace(
+        image, code_sections=tuple(sections), segments=tuple(segments), symbols=symbols
+    )
 
 
 def rom_ranges(roms: list[RomMapping]) -> tuple[tuple[int, int], ...]:
