@@ -328,9 +328,7 @@ def with_roms(image: ElfImage, roms: list[RomMapping]) -> ElfImage:
             if sym.kind == "func":
                 symbols[SYMBOL_PREFIX + name] = replace(sym, name=SYMBOL_PREFIX + name)
     symbols.update(image.symbols)
-    return replace(
-        image, code_sections=tuple(sections), segments=tuple(segments), symbols=symbols
-    )
+    return replace(image, code_sections=tuple(sections), segments=tuple(segments), symbols=symbols)
 
 
 def rom_ranges(roms: list[RomMapping]) -> tuple[tuple[int, int], ...]:
