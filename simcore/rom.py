@@ -177,7 +177,14 @@ def _digest(recipe: RomRecipe, compiler: str) -> str:
     folder = source_dir()
     parts: list[bytes | str] = [recipe.name, compiler, *recipe.target, *_CFLAGS, *recipe.libs]
     for name in (*recipe.sources, *_HEADERS):
-        parts += [name, (folder / name).read_bytes()]
+        try:
+            parts += [name, (folder / name).read_bytes()]
+        except OSError as exc:
+            raise ToolchainError(
+                f"simcore's {recipe.name} ROM source {name} cannot be read: "
+                f"{exc.strerror or type(exc).__name__}",
+                hint="reinstall simcore (the ROM sources are package data in simcore/data/rom)",
+            ) from None
     return cache.digest("rom", parts)
 
 
