@@ -27,6 +27,8 @@ class RegionKind(Enum):
     FLASH = "flash"
     RAM = "ram"
     IO = "io"
+    #: A mask ROM simcore supplies itself (simcore.rom), mapped read/execute only.
+    ROM = "rom"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class MemoryRegion:
     xip_cache: bool = False
     #: The peripheral model behind an ``io`` region (:data:`PERIPHERALS`).
     peripheral: str = "registers"
+    #: The ROM image of a ``rom`` region (:data:`ROM_IMAGES`, built by simcore.rom).
+    image: str | None = None
 
     @property
     def end(self) -> int:
@@ -254,7 +258,9 @@ _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
 _TIMER_REGISTERS = ("timehw", "timelw", "timehr", "timelr", "timerawh", "timerawl")
 _TIMER_KEYS = ("region", "tick_hz", "source", *_TIMER_REGISTERS)
 _BOARD_REQUIRED = ("name", "description", "core", "clock_hz", "vector_table", "memory")
-_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache", "peripheral")
+_REGION_KEYS = ("name", "kind", "start", "size", "xip_cache", "peripheral", "image")
+#: The ROM images simcore writes and builds itself (simcore.rom.RECIPES).
+ROM_IMAGES = ("rp2040", "rp2350")
 #: Peripheral models an ``io`` region can have: plain registers that read back what
 #: was written, or the RP2040/RP2350 SIO block (CPUID, hardware divider).
 PERIPHERALS = ("registers", "rp2040-sio")
@@ -523,6 +529,15 @@ def _parse_region(s: _Schema) -> MemoryRegion:
         peripheral = s.choice("peripheral", PERIPHERALS, "peripheral model")
         if kind is not RegionKind.IO:
             s.fail(peripheral, "a peripheral only on a region of kind io", "peripheral")
+    image = None
+    if kind is RegionKind.ROM:
+        if "image" not in s.table:
+            s.error(
+                "missing key 'image'", f"the ROM image of a rom region: {', '.join(ROM_IMAGES)}"
+            )
+        image = s.choice("image", ROM_IMAGES, "ROM image")
+    elif "image" in s.table:
+        s.fail(s.get("image"), "an image only on a region of kind rom", "image")
     return MemoryRegion(
         name=name,
         kind=kind,
@@ -530,6 +545,7 @@ def _parse_region(s: _Schema) -> MemoryRegion:
         size_bytes=size,
         xip_cache=xip,
         peripheral=peripheral,
+        image=image,
     )
 
 

@@ -543,7 +543,9 @@ def check_fits(image: ElfImage, board: BoardSpec) -> None:
             if size == 0:
                 continue
             region = board.region_at(address, size)
-            if region is None or (what == "load image" and region.kind is RegionKind.IO):
+            if region is None or (
+                what == "load image" and region.kind in (RegionKind.IO, RegionKind.ROM)
+            ):
                 raise ElfError(
                     f"{image.path.name}: segment {what} 0x{address:08x}-0x{address + size:08x} "
                     f"does not fit {board.name}'s memory ({board.describe_map()})",

@@ -48,6 +48,7 @@ import unicorn
 from unicorn import arm_const
 
 from simcore import memory as mem
+from simcore import rom as bootrom
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
 from simcore.cycles.callgraph import Counts, DetailedProfile
@@ -306,6 +307,15 @@ class Machine:
         for seg in image.segments:
             if seg.data:
                 uc.mem_write(seg.load_address, seg.data)  # host writes ignore protection
+        #: The board's bootroms (simcore.rom), mapped read/execute; their code joins
+        #: the image's for classification and profiles (``rom:`` names).
+        self.roms = bootrom.mappings(board)
+        for rom in self.roms:
+            if rom.image is not None:
+                prot = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
+                uc.mem_map(rom.region.start, rom.region.size_bytes, prot)
+                uc.mem_write(rom.region.start, rom.image.contents)
+        self.image = bootrom.with_roms(image, self.roms)
         #: The cycle model of the current run (set by run()).
         self.cycle_model: CycleModel | None = None
         #: A SimError raised by an MMIO register, with the PC of the access.
@@ -412,8 +422,8 @@ class Machine:
     def _map_memory(self) -> None:
         guard = self.stack.guard
         for region in self.board.memory:
-            if region.kind is RegionKind.IO:
-                continue  # mapped as MMIO
+            if region.kind in (RegionKind.IO, RegionKind.ROM):
+                continue  # mapped as MMIO, or with the ROM's image
             # A plain store does not change flash on the real boards: map it read-only
             # so such a store faults (UC_ERR_WRITE_PROT) instead of succeeding.
             prot = (
@@ -488,10 +498,11 @@ class Machine:
     def _buffer_region(self, address: int, size: int, access: str) -> MemoryRegion:
         """The flash or RAM region holding ``[address, address + size)``, or a MemoryFault."""
         region = self.board.region_at(address, max(size, 1))
-        if region is not None and region.kind is not RegionKind.IO:
+        # Not a peripheral, nor the bootrom at 0x0: a NULL buffer stays a fault.
+        if region is not None and region.kind in (RegionKind.FLASH, RegionKind.RAM):
             return region
         first = self.board.region_at(address)
-        if first is not None and first.kind is not RegionKind.IO:
+        if first is not None and first.kind in (RegionKind.FLASH, RegionKind.RAM):
             problem = f"runs past the end of {first.name} (0x{first.start:08x}-0x{first.end:08x})"
         else:
             problem = "is in no flash or RAM region"
@@ -681,6 +692,8 @@ class _Run:
         #: run ended there, if it did (a note for the result).
         self.main_return: int | None = None
         self.end_note: str | None = None
+        #: Codes the ROM's table lookups did not find, in run order.
+        self.rom_missing: list[int] = []
         #: UART bytes not yet passed to the console (sent a line at a time, so
         #: UTF-8 sequences stay whole).
         self.uart = bytearray()
@@ -896,6 +909,21 @@ class _Run:
     def _on_sev(self) -> None:
         self.event = True
 
+    def _on_rom_missing(self) -> None:
+        """A ROM table lookup found nothing (it returns NULL): note the code."""
+        code = self.m.reg("r0")
+        self.rom_missing.append(code)
+        self.m.ppb.notes.add(bootrom.missing_note(self.m.board.name, code))
+
+    def _on_rom_unsupported(self, symbol: str) -> None:
+        """The firmware called a ROM function simcore does not carry out: end the run."""
+        m = self.m
+        site = self._caller() or m.reg("lr") & ~1
+        raise bootrom.unsupported_error(symbol, m.where(site), site, m.image.describe(site))
+
+    def _on_rom_null(self) -> None:
+        raise self._jump_fault(0)
+
     def _on_ccr(self, ccr: int) -> None:
         """CCR.DIV_0_TRP set: hook every SDIV/UDIV (once) so a zero divisor faults."""
         m = self.m
@@ -1092,6 +1120,10 @@ class _Run:
             )
         if target & ~1 == 0:
             site = self._caller()
+            looked_up = ""
+            if self.rom_missing:
+                code = bootrom.code_name(self.rom_missing[-1])
+                looked_up = f"; the last ROM lookup that found nothing was {code}"
             what = (
                 f"call through a NULL pointer at {m.where(site)}"
                 if site is not None
@@ -1104,7 +1136,7 @@ class _Run:
                 pc=target,
                 location=m.image.describe(site) if site is not None else None,
                 hint="check the function pointer before calling it (a callback never set, "
-                "a weak function never defined)",
+                f"a weak function never defined{looked_up})",
             )
         return MemoryFault(
             f"jump to unmapped address 0x{target:08x} ({self._lr_note()})",
@@ -1150,6 +1182,8 @@ class _Run:
 
     def _not_an_instruction(self, start: int) -> EmulationError:
         m = self.m
+        if start & ~1 == 0:
+            return self._jump_fault(start)  # the ROM's header at 0: a call through NULL
         return EmulationError(
             f"execution reached {m.where(start)}, which is not the start of an instruction "
             f"(data, or the middle of an instruction; {self._lr_note()})",
@@ -1287,6 +1321,9 @@ class _Run:
             return self._unsupported(pc)
         if self.unmapped is not None:
             kind, address, size = self.unmapped
+            rom_error = bootrom.error_at(m.roms, address)
+            if rom_error is not None and not (kind == "fetch" and address & ~1 == 0):
+                return rom_error  # (a jump to 0 stays a NULL call, ROM or not)
             guard = m.stack.guard
             sp = m.reg("sp")
             if (kind == "write" and guard is not None and guard[0] <= address < guard[1] + 4) or (
@@ -1370,6 +1407,19 @@ class _Run:
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
                 self._code_hook(address, functools.partial(self._on_parked, address))
+        for rom in m.roms:
+            if rom.image is None:
+                continue
+            missing = rom.image.hook(bootrom.MISSING_HOOK)
+            if missing is not None:
+                self._code_hook(missing, self._on_rom_missing)
+            for symbol in bootrom.UNSUPPORTED:
+                entry = rom.image.hook(symbol)
+                if entry is not None:
+                    self._code_hook(entry, functools.partial(self._on_rom_unsupported, symbol))
+            if rom.region.start == 0:
+                # Address 0 holds the ROM's initial SP, not code: a call through NULL.
+                self._code_hook(0, self._on_rom_null)
         m.on_ccr = self._on_ccr
 
     def _paint_stack(self) -> None:
@@ -1436,7 +1486,11 @@ class _Run:
             # The C hook enforces the budget; emu_start(count=) would add a
             # per-instruction hook inside unicorn.
             self.model = CycleModel(
-                m.image, m.board, memory_model=self.opt.memory_model, budget=budget
+                m.image,
+                m.board,
+                memory_model=self.opt.memory_model,
+                budget=budget,
+                rom_ranges=bootrom.rom_ranges(m.roms),
             )
             self.model.install(uc)
             m.cycle_model = self.model

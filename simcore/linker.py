@@ -255,7 +255,7 @@ def script_text(layout: LinkLayout) -> str:
         "{",
     ]
     for r in board.memory:
-        if r.kind is RegionKind.IO:
+        if r.kind in (RegionKind.IO, RegionKind.ROM):
             continue
         start = board.vector_table if r == layout.load else r.start
         mode = "rx" if r.kind is RegionKind.FLASH else "rwx"

@@ -334,7 +334,7 @@ def region_usages(
     heap_region = board.region_at(heap.address) if heap is not None else None
     out = []
     for region in board.memory:
-        if region.kind is RegionKind.IO:
+        if region.kind in (RegionKind.IO, RegionKind.ROM):
             continue
         is_flash = region.kind is RegionKind.FLASH
         out.append(

@@ -21,9 +21,9 @@ from simcore.boards import BoardSpec
 from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
-from simcore.cycles.profile import cycles_by_tag, function_profile
+from simcore.cycles.profile import cycles_by_tag, function_profile, range_costs
 from simcore.cycles.tables import TimingTable, cache_for, table_for
-from simcore.elf import ElfImage
+from simcore.elf import CodeSection, ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
     from unicorn import Uc
@@ -46,6 +46,9 @@ class ProfileEntry:
     instructions: int
     share: float
 
+
+#: The tag of the cycles spent in the bootrom's code (simcore.rom: not the real ROM's code).
+ROM_CYCLE_TAG = "approximate"
 
 #: A run is tagged "exact" only when less than this share of its cycles comes from rows
 #: or charges that are not exact (cache misses, proxy or approximate timing rows).
@@ -88,13 +91,32 @@ def flash_data_bytes(image: ElfImage, start: int, end: int) -> int:
     return max(0, loaded - code)
 
 
-def classify_image(image: ElfImage, core: str | TimingTable) -> Classification:
-    """Classify the executable sections of ``image`` with their own mapping symbols."""
-    ranges = [CodeRange(s.address, s.data) for s in image.code_sections if s.data]
-    mapping = [
-        MappingSymbol(address, kind) for s in image.code_sections for address, kind in s.mapping
+def classify_image(
+    image: ElfImage, core: str | TimingTable, apart: Sequence[tuple[int, int]] = ()
+) -> Classification:
+    """Classify the executable sections of ``image`` with their own mapping symbols.
+
+    Sections starting inside ``apart`` (the bootrom: the same code under every
+    program) are classified, and cached, on their own: each new firmware then
+    classifies only its own code.
+    """
+    groups: tuple[list[CodeSection], list[CodeSection]] = ([], [])
+    for s in image.code_sections:
+        if s.data:
+            groups[any(lo <= s.address < hi for lo, hi in apart)].append(s)
+    parts = [
+        classify(
+            core,
+            [CodeRange(s.address, s.data) for s in group],
+            [MappingSymbol(address, kind) for s in group for address, kind in s.mapping],
+        )
+        for group in groups
+        if group or group is groups[0]
     ]
-    return classify(core, ranges, mapping)
+    if len(parts) == 1:
+        return parts[0]
+    ranges = sorted((r for part in parts for r in part.ranges), key=lambda r: r.start)
+    return Classification(table=parts[0].table, ranges=tuple(ranges))
 
 
 class CycleModel:
@@ -113,12 +135,16 @@ class CycleModel:
         memory_model: MemoryModel = MemoryModel.MODELED,
         budget: int = 0,
         data_reads: bool = True,
+        rom_ranges: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.image = image
+        #: ``[start, end)`` of the board's bootrom code (simcore.rom): its cycles are
+        #: reported apart and tagged approximate.
+        self.rom_ranges = tuple(rom_ranges)
         self.board = board
         self.memory_model = memory_model
         self.table = table_for(board)
-        self.classification = classify_image(image, self.table)
+        self.classification = classify_image(image, self.table, self.rom_ranges)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
             self.classification, budget=budget, cache=self.cache, data_reads=data_reads
@@ -210,6 +236,30 @@ class CycleModel:
             self.accounting.extra_arrays() if counts is None else extras,
         )
 
+    def _rom_report(self, final_pc: int | None, by_tag: dict[str, int]) -> dict[str, Any] | None:
+        """Cycles spent in the bootrom's code (with its refills and stalls), moved to the
+        approximate tag in ``by_tag``; None when no ROM code ran."""
+        if not self.rom_ranges:
+            return None
+        counts = self._counts(final_pc)
+        static = cycles_by_tag(self.classification, counts, self.rom_ranges)
+        total = 0
+        for r, _, cyc in range_costs(self.classification, counts, self.accounting.extra_arrays()):
+            if any(lo <= r.start < hi for lo, hi in self.rom_ranges):
+                total += int(cyc.sum())
+        if total == 0:
+            return None
+        for tag, cycles in static.items():
+            by_tag[tag] -= cycles
+        by_tag[ROM_CYCLE_TAG] = by_tag.get(ROM_CYCLE_TAG, 0) + sum(static.values())
+        return {
+            "cycles": total,
+            "tag": ROM_CYCLE_TAG,
+            "note": f"cycles in the bootrom ({total:,}, in functions named rom:...) are those "
+            "of simcore's own ROM code timed with the core's table; the real bootrom's code "
+            "differs: tagged approximate",
+        }
+
     def _counts(
         self, final_pc: int | None
     ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
@@ -231,6 +281,9 @@ class CycleModel:
             "profile: exclusive cycles per function, with its taken-branch refills "
             f"({refill} cycles in all) and memory stalls; the functions add up to the total"
         ]
+        rom = self._rom_report(final_pc, by_tag)
+        if rom is not None:
+            notes.append(rom["note"])
         cache: dict[str, Any] | None = None
         stats = self.accounting.cache_stats()
         if stats is not None and self.cache is not None:
@@ -275,6 +328,7 @@ class CycleModel:
                 "memory_model": self.memory_model.value,
             },
             "taken_branches": snap["taken_branches"],
+            "rom": rom,
             "cache": cache,
             "profile": [
                 {

@@ -107,11 +107,17 @@ def function_profile(
 def cycles_by_tag(
     classification: Classification,
     counts: Sequence[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]],
+    within: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, int]:
-    """Static cycles executed per confidence tag of the timing rows (exact, proxy, ...)."""
+    """Static cycles executed per confidence tag of the timing rows (exact, proxy, ...).
+
+    ``within``: only the code ranges starting inside one of these ``[start, end)``.
+    """
     rows = classification.table.rows
     per_row = np.zeros(len(rows), dtype=np.int64)
     for r, (_, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
+        if within is not None and not any(lo <= r.start < hi for lo, hi in within):
+            continue
         n = exec_counts(r, block_starts, block_ends)
         mask = r.row_index >= 0
         np.add.at(

@@ -104,7 +104,13 @@ def _valid_board(rng: random.Random) -> dict[str, Any]:
         "clock_hz": shipped.clock_hz,
         "vector_table": shipped.vector_table,
         "memory": [
-            {"name": r.name, "kind": r.kind.value, "start": r.start, "size": r.size_bytes}
+            {
+                "name": r.name,
+                "kind": r.kind.value,
+                "start": r.start,
+                "size": r.size_bytes,
+                **({"image": r.image} if r.image is not None else {}),
+            }
             for r in shipped.memory
         ],
     }

@@ -141,7 +141,7 @@ def _table(**override: object) -> dict[str, object]:
             },
             "overlap",
         ),
-        ({"memory": [{"name": "a", "kind": "rom", "start": 0, "size": 4}]}, "kind"),
+        ({"memory": [{"name": "a", "kind": "eeprom", "start": 0, "size": 4}]}, "kind"),
     ],
     ids=["unknown-key", "unknown-core", "zero-clock", "vector-outside", "overlap", "bad-kind"],
 )

@@ -19,7 +19,7 @@ import pytest
 from sim_support import BOARD_NAMES, AsmBuilder
 
 from simcore import cache
-from simcore.boards import load_boards
+from simcore.boards import RegionKind, get_board, load_boards
 from simcore.cycles import classify as cl
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol
 from simcore.cycles.model import classify_image
@@ -89,7 +89,8 @@ def test_cached_and_uncached_runs_are_identical(
     monkeypatch.delenv(cache.NO_CACHE_ENV)
     _fresh()
     cold = _result(elf, board, profile_limit=50)
-    assert len(_entries(cache_dir, "classify")) == 1
+    # One classification of the firmware, one of the bootrom (classified on its own).
+    assert len(_entries(cache_dir, "classify")) == 1 + len(get_board(board).regions(RegionKind.ROM))
     _fresh()
     warm = _result(elf, board, profile_limit=50)
     assert uncached == cold == warm
@@ -308,7 +309,9 @@ def test_validation_is_identical_with_and_without_the_cache(
     warm = rows()
     assert uncached == cold == warm
     assert all(r["passed"] and r["cycles"]["mean"] for r in uncached)
-    assert len(_entries(cache_dir, "classify")) == len(combos)
+    # One per firmware, one per bootrom (rp2040's and rp2350's).
+    roms = {r.image for c in combos for r in get_board(c.board).regions(RegionKind.ROM)}
+    assert len(_entries(cache_dir, "classify")) == len(combos) + len(roms) == 4
 
 
 def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> None:
