@@ -1656,6 +1656,8 @@ class _Run:
         report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
         exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
+        if m.interrupts.taken:
+            notes.append(m.interrupts.summary())
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None

@@ -465,7 +465,7 @@ class InterruptController:
             else:
                 self.systick.write_cvr(now)
         elif NVIC_IPR <= word < NVIC_IPR_END or SHPR1 <= word < SHPR3_END:
-            first = (FIRST_IRQ + word - NVIC_IPR) if word >= NVIC_IPR else 4 + word - SHPR1
+            first = (FIRST_IRQ + word - NVIC_IPR) if word < NVIC_IPR_END else 4 + word - SHPR1
             for i in range(4):
                 if mask >> (8 * i) & 0xFF:
                     self.priority[first + i] = (value >> (8 * i)) & self._prio_mask()
@@ -711,6 +711,16 @@ class InterruptController:
             uc.reg_write(_R.UC_ARM_REG_CONTROL, new_control)
         uc.reg_write(_R.UC_ARM_REG_PC, words[6] & ~1)
         return self.spec.timing.exit
+
+    def summary(self) -> str:
+        """One line for the run's notes: what was taken and what it was charged."""
+        taken = ", ".join(f"{exception_name(n)} {c}" for n, c in sorted(self.taken.items()))
+        t = self.spec.timing
+        chains = f", {self.tail_chains} tail-chained" if self.tail_chains else ""
+        return (
+            f"exceptions taken: {taken}{chains} (entry {t.entry}, return {t.exit}, "
+            f"tail-chain {t.tail_chain} cycles each, {t.tag})"
+        )
 
     def report(self) -> dict[str, Any]:
         """Exceptions taken (by name), tail-chains and the timing used, for the result."""

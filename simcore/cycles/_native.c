@@ -214,7 +214,16 @@ __attribute__((noinline, cold)) static void flag_and_stop(acct_state *s, void *u
 
 __attribute__((noinline, cold)) static void budget_stop(acct_state *s, void *uc) {
     if (s->stop_reason != STOP_NONE) return;
-    s->stop_reason = s->instructions >= s->budget_limit ? STOP_BUDGET : STOP_DEADLINE;
+    s->stop_reason = STOP_BUDGET;
+    if (s->emu_stop) s->emu_stop(uc);
+}
+
+/* The deadline passed: stop before this block. Unicorn 2.1.4 does not execute a block
+ * whose hook requested the stop (measured: PC is the block's start afterwards), so the
+ * block is not counted; it runs, and is counted, when emulation resumes there. */
+__attribute__((noinline, cold)) static void deadline_stop(acct_state *s, void *uc) {
+    if (s->stop_reason != STOP_NONE) return;
+    s->stop_reason = STOP_DEADLINE;
     if (s->emu_stop) s->emu_stop(uc);
 }
 
@@ -250,6 +259,10 @@ __attribute__((noinline, cold)) static void block_other_range(void *uc, uint64_t
 __attribute__((visibility("default")))
 void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
+    if (UNLIKELY(s->cycles >= s->deadline)) {
+        deadline_stop(s, uc);
+        return;
+    }
     uint64_t end = address + size;
     const code_range *r = s->last;
     if (UNLIKELY(address < r->start || end > r->end)) {
@@ -280,7 +293,7 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     s->instructions = instructions;
     r->counts[off0 >> 1]++;
     r->ends[off1 >> 1]++;
-    int over = (instructions >= s->budget_limit) | (cycles >= s->deadline);
+    int over = instructions >= s->budget_limit;
     if (address - s->cache_lo < s->cache_span) {
         if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
             s->fetch_hits += s->lf_lines;

@@ -1,0 +1,449 @@
+"""Exceptions and time (simcore.exceptions): firmware written here does what the SDKs
+do (a SysTick-driven delay like HAL_Delay, a TIMER alarm and WFE like pico-sdk's
+sleep_ms, SVC, a pended PendSV), and the tests check the architectural state register
+for register: the stacked frame seen by the handler and every register after the return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sim_support import AsmBuilder, build_asm, needs_toolchain, ram_of
+from unicorn import arm_const
+
+from simcore.boards import get_board
+from simcore.elf import load_elf
+from simcore.engine import Machine, RunOptions
+from simcore.errors import BudgetExhausted, MemoryFault
+from simcore.results import RunResult
+
+pytestmark = needs_toolchain
+
+BOARDS = ["rp2040", "rp2350", "stm32h743"]
+
+
+def _vectors(**handlers: str) -> str:
+    """Vector table entries 2.. with the named exceptions' handlers, others ``bad``."""
+    numbers = {"svc": 11, "pendsv": 14, "systick": 15, "irq0": 16}
+    table = {numbers[name]: label for name, label in handlers.items()}
+    last = max(table, default=15)
+    return "\n".join(f"    .word {table.get(n, 'bad')} + 1" for n in range(2, last + 1))
+
+
+_BAD = """
+    .thumb_func
+bad:
+    bkpt #9
+"""
+
+SYSTICK_ON = """
+    ldr r0, =0xE000E014
+    ldr r1, ={reload}
+    str r1, [r0]
+    ldr r0, =0xE000E018
+    movs r1, #0
+    str r1, [r0]
+    ldr r0, =0xE000E010
+    movs r1, #7
+    str r1, [r0]
+"""
+
+
+def _machine(directory: Path, board: str, body: str, extra: str, data: str, **vec: str) -> Machine:
+    elf = build_asm(
+        directory, board, body, extra=extra + _BAD + "\n.ltorg", data=data, vectors=_vectors(**vec)
+    )
+    return Machine(load_elf(elf), get_board(board))
+
+
+def _run(m: Machine, budget: int = 5_000_000) -> RunResult:
+    return m.run(RunOptions(max_instructions=budget))
+
+
+def _words(m: Machine, symbol: str, count: int) -> list[int]:
+    sym = m.image.symbol(symbol)
+    assert sym is not None
+    raw = bytes(m.uc.mem_read(sym.address, 4 * count))
+    return [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4)]
+
+
+# -- SysTick: HAL_Delay's shape -----------------------------------------------------------
+
+DELAY = SYSTICK_ON.format(reload=999) + """
+    ldr r2, =ticks
+wait:
+    ldr r1, [r2]
+    cmp r1, #10
+    blo wait
+    movs r0, r1
+"""
+TICK = """
+    .thumb_func
+systick:
+    ldr r0, =ticks
+    ldr r1, [r0]
+    adds r1, #1
+    str r1, [r0]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_systick_delay_counts_ticks_like_hal_delay(tmp_path: Path, board: str) -> None:
+    """uwTick in the SysTick handler, polled by the program: ten ticks of 1000 cycles."""
+    runs = []
+    for _ in range(2):
+        m = _machine(tmp_path, board, DELAY, TICK, "ticks: .word 0", systick="systick")
+        runs.append((_run(m), m))
+    (result, m), (again, _) = runs
+    assert result.exit_code == 10
+    assert m.interrupts.taken == {15: 10}
+    assert result.cycles is not None and 10_000 <= result.cycles < 11_000
+    assert again.cycles == result.cycles and again.instructions == result.instructions
+    assert any("exceptions taken: SysTick 10" in note for note in result.notes)
+
+
+def test_systick_not_delivered_without_tickint(tmp_path: Path) -> None:
+    """Enabled without TICKINT, SysTick only counts: the poll loop never ends."""
+    body = DELAY.replace("movs r1, #7", "movs r1, #5")
+    m = _machine(tmp_path, "rp2040", body, TICK, "ticks: .word 0", systick="systick")
+    with pytest.raises(BudgetExhausted):
+        _run(m, budget=200_000)
+    assert not m.interrupts.taken
+
+
+# -- register for register -----------------------------------------------------------------
+
+VALUES = [0x10101010 * (i + 1) & 0xFFFFFFFF for i in range(13)]
+LR_BEFORE = 0x1E1E1E1F
+
+FILL = "\n".join(
+    [f"    ldr r0, ={VALUES[i]:#x}\n    mov r{i}, r0" for i in range(8, 13)]
+    + [f"    ldr r{i}, ={VALUES[i]:#x}" for i in range(8)]
+)
+
+RECORD = """
+    .thumb_func
+systick:
+    ldr r0, =hbuf
+    mov r1, lr
+    str r1, [r0, #0]
+    mrs r1, ipsr
+    str r1, [r0, #4]
+    mov r1, sp
+    str r1, [r0, #8]
+    ldr r2, =0xE000E010
+    movs r3, #0
+    str r3, [r2]
+    movs r3, #0
+copy:
+    ldr r2, [r1, r3]
+    adds r3, #12
+    str r2, [r0, r3]
+    subs r3, #8
+    cmp r3, #32
+    blo copy
+    ldr r2, =0xDEADBEEF
+    mov r12, r2
+    movs r0, #0
+    movs r1, #1
+    movs r2, #2
+    movs r3, #3
+{fp_clobber}
+    bx lr
+"""
+
+
+def _registers_body(misalign: bool, fp: bool) -> str:
+    lines = [SYSTICK_ON.format(reload=199)]
+    if fp:
+        lines.append("    ldr r0, =0xE000ED88\n    ldr r1, =0x00F00000\n    str r1, [r0]")
+        lines += [f"    ldr r0, ={0x3F800000 + (i << 16):#x}\n    vmov s{i}, r0" for i in range(16)]
+    if misalign:
+        lines.append("    mov r0, sp\n    subs r0, #4\n    mov sp, r0")
+    lines.append(f"    ldr r0, ={LR_BEFORE:#x}\n    mov lr, r0")
+    lines.append(FILL)
+    lines.append("    cmp r0, r1")  # N set, C clear: flags the frame must carry
+    lines.append("    wfi\n    .global after\nafter:")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("misalign", [False, True], ids=["sp8", "sp4"])
+@pytest.mark.parametrize("board", BOARDS)
+def test_interrupt_entry_and_return_register_for_register(
+    tmp_path: Path, board: str, misalign: bool
+) -> None:
+    m = _machine(
+        tmp_path,
+        board,
+        _registers_body(misalign, fp=False),
+        RECORD.format(fp_clobber=""),
+        "hbuf: .space 44",
+        systick="systick",
+    )
+    _run(m)
+    _, ram_end = ram_of(m.board)
+    sp_before = ram_end - (4 if misalign else 0)
+    after = m.image.symbol("after")
+    assert after is not None
+    lr, ipsr, handler_sp, *frame = _words(m, "hbuf", 11)
+    # In the handler: EXC_RETURN to Thread mode on the MSP, IPSR = 15, the 8-word frame
+    # below the (8-byte aligned) stack with the registers of the interrupted code.
+    assert (lr, ipsr) == (0xFFFFFFF9, 15)
+    assert handler_sp == (sp_before - 32) & ~7
+    assert frame[:6] == [*VALUES[:4], VALUES[12], LR_BEFORE]
+    assert frame[6] == after.address
+    xpsr = frame[7]
+    assert xpsr & 0x1FF == 0 and xpsr & (1 << 24)  # Thread mode, Thumb
+    assert bool(xpsr & (1 << 9)) == misalign  # the stack-alignment pad
+    assert xpsr >> 28 == 0b1000  # N set by `cmp r0, r1`, Z, C, V clear
+    # After the return every register is what it was before the interrupt.
+    uc = m.uc
+    regs = [int(uc.reg_read(getattr(arm_const, f"UC_ARM_REG_R{i}"))) for i in range(13)]
+    assert regs == VALUES
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_SP)) == sp_before
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_LR)) == LR_BEFORE
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_XPSR)) == xpsr & ~(1 << 9)
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_IPSR)) == 0
+
+
+FP_CLOBBER = "\n".join(f"    vmov s{i}, r3" for i in range(16)) + "\n    vadd.f32 s0, s1, s2"
+
+
+@pytest.mark.parametrize("board", ["rp2350", "stm32h743"])
+def test_fp_registers_live_across_an_interrupt(tmp_path: Path, board: str) -> None:
+    """FP context active (CONTROL.FPCA): the extended frame, EXC_RETURN 0xFFFFFFE9, and
+    S0-S15 restored after a handler that overwrote them."""
+    m = _machine(
+        tmp_path,
+        board,
+        _registers_body(misalign=False, fp=True),
+        RECORD.format(fp_clobber=FP_CLOBBER),
+        "hbuf: .space 44",
+        systick="systick",
+    )
+    _run(m)
+    _, ram_end = ram_of(m.board)
+    lr, _, handler_sp, *_ = _words(m, "hbuf", 11)
+    assert lr == 0xFFFFFFE9
+    assert handler_sp == ram_end - 0x68
+    uc = m.uc
+    fp = [int(uc.reg_read(getattr(arm_const, f"UC_ARM_REG_S{i}"))) for i in range(16)]
+    assert fp == [0x3F800000 + (i << 16) for i in range(16)]
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_CONTROL)) & 4  # FPCA back on
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_SP)) == ram_end
+
+
+# -- SVC, PendSV, priorities, tail-chaining -----------------------------------------------
+
+SVC_HANDLER = """
+    .thumb_func
+svc:
+    ldr r1, [sp, #24]
+    subs r1, #2
+    ldrb r1, [r1]
+    lsls r1, #3
+    ldr r2, [sp]
+    adds r2, r2, r1
+    str r2, [sp]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_svc_handler_reads_its_number_and_returns_a_value(tmp_path: Path, board: str) -> None:
+    m = _machine(tmp_path, board, "movs r0, #2\n    svc #5", SVC_HANDLER, "", svc="svc")
+    result = _run(m)
+    assert result.exit_code == 42 and m.interrupts.taken == {11: 1}
+
+
+PRIORITIES = (
+    """
+    ldr r0, =0xE000ED20
+    ldr r1, ={shpr3:#x}
+    str r1, [r0]
+"""
+    + SYSTICK_ON.format(reload=999)
+    + """
+    ldr r0, =0xE000ED04
+    ldr r1, =0x10000000
+    str r1, [r0]
+    dsb
+    isb
+    ldr r0, =ticks
+    ldr r0, [r0]
+"""
+)
+NESTED = """
+    .thumb_func
+pendsv:
+    ldr r0, =ticks
+1:
+    ldr r1, [r0]
+    cmp r1, #3
+    blo 1b
+    ldr r2, =0xE000E010
+    movs r3, #0
+    str r3, [r2]
+    bx lr
+    .thumb_func
+systick:
+    ldr r0, =ticks
+    ldr r1, [r0]
+    adds r1, #1
+    str r1, [r0]
+    ldr r0, =seen
+    mov r1, lr
+    str r1, [r0]
+    mrs r1, ipsr
+    str r1, [r0, #4]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_systick_preempts_a_lower_priority_pendsv(tmp_path: Path, board: str) -> None:
+    """PendSV (pended through ICSR) at the lowest priority waits in its handler for
+    three SysTicks, which preempt it: nested EXC_RETURN 0xFFFFFFF1."""
+    m = _machine(
+        tmp_path,
+        board,
+        PRIORITIES.format(shpr3=0x00FF0000),
+        NESTED,
+        "ticks: .word 0\nseen: .word 0, 0",
+        pendsv="pendsv",
+        systick="systick",
+    )
+    result = _run(m)
+    assert result.exit_code == 3
+    assert _words(m, "seen", 2) == [0xFFFFFFF1, 15]
+    assert m.interrupts.taken == {14: 1, 15: 3}
+
+
+@pytest.mark.parametrize("board", ["rp2040", "stm32h743"])
+def test_lower_priority_systick_cannot_preempt(tmp_path: Path, board: str) -> None:
+    """The same program with SysTick below PendSV: the PendSV handler waits for ever."""
+    m = _machine(
+        tmp_path,
+        board,
+        PRIORITIES.format(shpr3=0xC0000000),
+        NESTED,
+        "ticks: .word 0\nseen: .word 0, 0",
+        pendsv="pendsv",
+        systick="systick",
+    )
+    with pytest.raises(BudgetExhausted):
+        _run(m, budget=300_000)
+    assert m.interrupts.active == [14] and 15 in m.interrupts.pending
+
+
+TAIL = (
+    SYSTICK_ON.format(reload=499)
+    + """
+    ldr r2, =flag
+wait:
+    ldr r1, [r2]
+    cmp r1, #0
+    beq wait
+    movs r0, r1
+"""
+)
+TAIL_HANDLERS = """
+    .thumb_func
+systick:
+    ldr r2, =0xE000E010
+    movs r3, #0
+    str r3, [r2]
+    ldr r0, =0xE000ED04
+    ldr r1, =0x10000000
+    str r1, [r0]
+    nop
+    nop
+    bx lr
+    .thumb_func
+pendsv:
+    ldr r0, =flag
+    movs r1, #7
+    str r1, [r0]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_pendsv_pended_in_a_handler_is_tail_chained(tmp_path: Path, board: str) -> None:
+    m = _machine(
+        tmp_path, board, TAIL, TAIL_HANDLERS, "flag: .word 0", pendsv="pendsv", systick="systick"
+    )
+    result = _run(m)
+    assert result.exit_code == 7
+    assert m.interrupts.taken == {14: 1, 15: 1} and m.interrupts.tail_chains == 1
+
+
+def test_missing_handler_is_reported(tmp_path: Path) -> None:
+    m = _machine(
+        tmp_path, "stm32h743", SYSTICK_ON.format(reload=99) + "1: b 1b", "", "", svc="bad"
+    )
+    with pytest.raises(MemoryFault, match="SysTick: its vector .* is 0x"):
+        _run(m)
+
+
+# -- TIMER alarm and WFE: pico-sdk's sleep_ms ---------------------------------------------
+
+TIMERS = {"rp2040": (0x40054000, 0x34, 0x38), "rp2350": (0x400B0000, 0x3C, 0x40)}
+
+SLEEP = """
+    ldr r4, ={base:#x}
+    ldr r5, [r4, #0x28]
+    ldr r0, =1000
+    adds r0, r5, r0
+    movs r1, #1
+    str r1, [r4, #{inte:#x}]
+    ldr r2, =0xE000E100
+    str r1, [r2]
+    str r0, [r4, #0x10]
+wait:
+    ldr r2, =fired
+    ldr r3, [r2]
+    cmp r3, #0
+    bne woke
+    wfe
+    b wait
+woke:
+    ldr r0, [r4, #0x28]
+    subs r0, r0, r5
+"""
+ALARM_IRQ = """
+    .thumb_func
+alarm:
+    ldr r0, ={base:#x}
+    movs r1, #1
+    str r1, [r0, #{intr:#x}]
+    ldr r0, =fired
+    str r1, [r0]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", ["rp2040", "rp2350"])
+def test_timer_alarm_wakes_wfe_like_sleep_ms(tmp_path: Path, board: str) -> None:
+    base, intr, inte = TIMERS[board]
+    results = []
+    for _ in range(2):
+        m = _machine(
+            tmp_path,
+            board,
+            SLEEP.format(base=base, inte=inte),
+            ALARM_IRQ.format(base=base, intr=intr),
+            "fired: .word 0",
+            irq0="alarm",
+        )
+        results.append(_run(m))
+        assert m.interrupts.taken == {16: 1}
+    result, again = results
+    assert result.exit_code is not None and 1000 <= result.exit_code <= 1001
+    clock = get_board(board).clock_hz
+    assert result.cycles is not None and result.cycles >= 1000 * clock // 1_000_000
+    # The sleep is charged as cycles, not instructions: the program ran few.
+    assert result.instructions is not None and result.instructions < 100
+    assert (again.cycles, again.instructions) == (result.cycles, result.instructions)
