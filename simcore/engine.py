@@ -453,9 +453,7 @@ class Machine:
 
     def _is_code(self, address: int) -> bool:
         """Whether ``address`` lies in an executable section of the ELF."""
-        return any(
-            s.address <= address < s.address + len(s.data) for s in self.image.code_sections
-        )
+        return any(s.address <= address < s.address + len(s.data) for s in self.image.code_sections)
 
     def _ccr_written(self, value: int) -> None:
         if self.on_ccr is not None:
@@ -1445,8 +1443,10 @@ class _Run:
                 self._deliver()
                 return True
             waiting = self._waiting_hint(m.reg("pc"))
-            if waiting is not None and waiting[0] == "WFI" and not (
-                self.model is not None and self.model.budget_exhausted
+            if (
+                waiting is not None
+                and waiting[0] == "WFI"
+                and not (self.model is not None and self.model.budget_exhausted)
             ):
                 return self._sleep_until_event()
         except SimError as exc:

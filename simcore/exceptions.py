@@ -545,11 +545,7 @@ class InterruptController:
         return prio
 
     def _best_pending(self, *, enabled_only: bool) -> int | None:
-        ready = [
-            n
-            for n in self.pending
-            if n < FIRST_IRQ or not enabled_only or n in self.enabled
-        ]
+        ready = [n for n in self.pending if n < FIRST_IRQ or not enabled_only or n in self.enabled]
         return min(ready, key=lambda n: (self.group(n), self.priority.get(n, 0), n), default=None)
 
     def to_take(self, uc: Any) -> int | None:

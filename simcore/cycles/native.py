@@ -41,7 +41,6 @@ from simcore.cycles import _native
 from simcore.cycles.classify import Classification, disassembler
 from simcore.cycles.tables import CacheConfig
 
-
 _NO_DEADLINE = (1 << 64) - 1
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sim_support import AsmBuilder, build_asm, needs_toolchain, ram_of
+from sim_support import build_asm, needs_toolchain, ram_of
 from unicorn import arm_const
 
 from simcore.boards import get_board
@@ -70,7 +70,9 @@ def _words(m: Machine, symbol: str, count: int) -> list[int]:
 
 # -- SysTick: HAL_Delay's shape -----------------------------------------------------------
 
-DELAY = SYSTICK_ON.format(reload=999) + """
+DELAY = (
+    SYSTICK_ON.format(reload=999)
+    + """
     ldr r2, =ticks
 wait:
     ldr r1, [r2]
@@ -78,6 +80,7 @@ wait:
     blo wait
     movs r0, r1
 """
+)
 TICK = """
     .thumb_func
 systick:
@@ -381,10 +384,8 @@ def test_pendsv_pended_in_a_handler_is_tail_chained(tmp_path: Path, board: str) 
 
 
 def test_missing_handler_is_reported(tmp_path: Path) -> None:
-    m = _machine(
-        tmp_path, "stm32h743", SYSTICK_ON.format(reload=99) + "1: b 1b", "", "", svc="bad"
-    )
-    with pytest.raises(MemoryFault, match="SysTick: its vector .* is 0x"):
+    m = _machine(tmp_path, "stm32h743", SYSTICK_ON.format(reload=99) + "1: b 1b", "", "", svc="bad")
+    with pytest.raises(MemoryFault, match=r"SysTick: its vector .* is 0x"):
         _run(m)
 
 
