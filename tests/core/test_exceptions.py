@@ -261,6 +261,12 @@ def test_svc_handler_reads_its_number_and_returns_a_value(tmp_path: Path, board:
     assert result.exit_code == 42 and m.interrupts.taken == {11: 1}
 
 
+def test_svc_is_taken_without_cycle_accounting(tmp_path: Path) -> None:
+    """SVC needs no time: taken with --no-cycles too (timed interrupts are not)."""
+    m = _machine(tmp_path, "rp2040", "movs r0, #2\n    svc #5", SVC_HANDLER, "", svc="svc")
+    assert m.run(RunOptions(cycles=False)).exit_code == 42
+
+
 PRIORITIES = (
     """
     ldr r0, =0xE000ED20
