@@ -19,11 +19,11 @@ engine is created in Thumb mode and given its CPU model before any other
 call (``UC_MODE_MCLASS`` would silently make every core an M33); the M0 model
 stands in for the M0+; memory is mapped in 1 KB pages; BKPT arrives as
 interrupt 7 with PC at the BKPT; an unaligned access on the M0 arrives as
-interrupt 4 (data abort); SVC arrives as interrupt 2 with PC after it, a branch to EXC_RETURN in Handler mode as
-interrupt 8 (simcore.exceptions performs entry and return between two
-``emu_start`` calls), and any interrupt the hook returns from is consumed
-(execution continues, or repeats the faulting instruction forever), so every one
-is turned into a stop here;
+interrupt 4 (data abort); SVC arrives as interrupt 2 with PC after it, a
+branch to EXC_RETURN in Handler mode as interrupt 8 (simcore.exceptions performs
+entry and return between two ``emu_start`` calls), and any interrupt the hook
+returns from is consumed (execution continues, or repeats the faulting
+instruction forever), so every one is turned into a stop here;
 UDF and a branch that clears the Thumb bit (EPSR.T = 0: INVSTATE) stop with
 UC_ERR_INSN_INVALID with PC at the instruction; WFE and YIELD stop with
 UC_ERR_INSN_INVALID with PC after them; WFI makes ``emu_start`` return
