@@ -16,6 +16,8 @@ from simcore.boards import get_board
 from simcore.elf import load_elf
 from simcore.engine import Machine, RunOptions
 from simcore.errors import BudgetExhausted, MemoryFault
+from simcore.exceptions import interrupt_spec
+from simcore.peripherals import MicrosecondTimer
 from simcore.results import RunResult
 
 pytestmark = needs_toolchain
@@ -454,3 +456,36 @@ def test_timer_alarm_wakes_wfe_like_sleep_ms(tmp_path: Path, board: str) -> None
     # The sleep is charged as cycles, not instructions: the program ran few.
     assert result.instructions is not None and result.instructions < 100
     assert (again.cycles, again.instructions) == (result.cycles, result.instructions)
+
+
+def test_timer_alarm_registers_and_atomic_aliases() -> None:
+    """INTE set through the +0x2000 alias (pico-sdk's hw_set_bits), INTR cleared by
+    writing 1, ALARM arming and firing at the count's low word, as board data says."""
+    board = get_board("rp2040")
+    spec = interrupt_spec(board)
+    assert spec.alarms is not None
+    a = spec.alarms
+    now = [0]
+    timer = MicrosecondTimer(
+        base=0x40054000,
+        offsets={},
+        tick_hz=1_000_000,
+        clock_hz=board.clock_hz,
+        cycles=lambda _address, _write: now[0],
+        notes=set(),
+        alarms=a,
+    )
+    timer.write(0x2000 + a.inte, 4, 0b0100)
+    timer.write(0x2000 + a.inte, 4, 0b0001)
+    assert timer.read(a.inte, 4) == 0b0101
+    timer.write(0x3000 + a.inte, 4, 0b0100)
+    assert timer.read(a.inte, 4) == 0b0001
+    timer.write(a.alarm0, 4, 10)  # fires at 10 us = 1250 cycles at 125 MHz
+    assert timer.read(a.armed, 4) == 1 and timer.next_event(0) == 1250
+    now[0] = 1249
+    assert timer.read(a.ints, 4) == 0
+    now[0] = 1250
+    assert timer.read(a.armed, 4) == 0 and timer.read(a.ints, 4) == 1
+    assert timer.lines() == {16}  # TIMER_IRQ_0 = NVIC line 0 = exception 16
+    timer.write(a.intr, 4, 1)
+    assert timer.read(a.intr, 4) == 0 and timer.lines() == set()
