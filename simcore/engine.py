@@ -965,16 +965,6 @@ class _Run:
 
     def _exception(self, intno: int, pc: int) -> SimError:
         m = self.m
-        if intno == _INTR_SVC:
-            at = pc - 2  # reported with PC after the SVC
-            code = m.code_at(at, 2)
-            imm = f" #{code[0]}" if len(code) == 2 and code[1] == 0xDF else ""
-            return NotModeled(
-                f"SVC{imm} at {m.where(at)}: simcore does not model exception entry, so the "
-                "SVCall handler would not run",
-                **m.at(at),
-                hint="run code that makes no supervisor calls (an RTOS start, a syscall layer)",
-            )
         if intno == 18:
             return self._invstate(pc)
         if intno in _USAGE_FAULTS:
@@ -986,13 +976,19 @@ class _Run:
                 hint="on hardware this is a UsageFault; fix the code at that place",
             )
         if intno == _INTR_EXCEPTION_EXIT:
-            what = "an exception return (EXC_RETURN)"
-        else:
-            what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
+            return UsageFault(
+                f"INVPC: branch to EXC_RETURN 0x{pc | 1:08x} in Thread mode (no exception "
+                f"is active; {self._lr_note()})",
+                kind="INVPC",
+                pc=pc,
+                hint="only an exception handler returns through EXC_RETURN; a return address "
+                "was corrupted",
+            )
+        what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
         return NotModeled(
-            f"{what} at {m.where(pc)}: simcore does not model exception entry and return",
+            f"{what} at {m.where(pc)}: simcore does not model this exception",
             **m.at(pc),
-            hint="run code that needs no exception handlers",
+            hint="run code that does not raise it",
         )
 
     def _abort(self, intno: int, pc: int) -> EmulationError:
@@ -1143,11 +1139,19 @@ class _Run:
             what = "WFI with no interrupt source"
         else:
             what = "WFE with no event pending (no SEV before it, and no interrupt source)"
+        if self.model is None:
+            hint = (
+                "SysTick and TIMER interrupts need the cycle model (run without --no-cycles); "
+                "otherwise end the program instead of waiting"
+            )
+        else:
+            hint = (
+                "nothing armed can wake the core (SysTick with TICKINT, a TIMER alarm with "
+                "its interrupt enabled in the timer and the NVIC): arm one, or end the "
+                "program instead of waiting (return from main, bkpt or SYS_EXIT)"
+            )
         return SleepForever(
-            f"{what} at {m.where(at)}: the core would sleep forever",
-            **m.at(at),
-            hint="simcore delivers no interrupts or events: end the program instead of "
-            "waiting (return from main, bkpt or SYS_EXIT)",
+            f"{what} at {m.where(at)}: the core would sleep forever", **m.at(at), hint=hint
         )
 
     def _unsupported(self, pc: int) -> SimError:

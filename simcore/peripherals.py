@@ -33,15 +33,11 @@ PPB_SIZE = 0x100000
 
 DWT_CTRL = 0x1000
 DWT_CYCCNT = 0x1004
-SYST_CSR = 0xE010
-SYST_RVR = 0xE014
-SYST_CVR = 0xE018
 SYST_CALIB = 0xE01C
 CPUID = 0xED00
 AIRCR = 0xED0C
 CCR = 0xED14
 CPACR = 0xED88
-NVIC_ISER = range(0xE100, 0xE140)
 
 AIRCR_VECTKEY = 0x05FA
 AIRCR_RESET_BITS = 0x5  # SYSRESETREQ (bit 2) and, on Armv7-M, VECTRESET (bit 0)
@@ -88,7 +84,8 @@ class RegisterFile:
 
 @dataclass
 class PrivatePeripheralBus:
-    """CPUID, CPACR, CCR, AIRCR, DWT and SysTick; other registers read back what was written.
+    """CPUID, CPACR, CCR, AIRCR and DWT; SysTick, NVIC and the SCB's exception registers
+    through ``interrupts``; other registers read back what was written.
 
     ``on_ccr`` is called with the new CCR value after every write to it (the engine
     traps divides by zero while DIV_0_TRP is set).
@@ -104,7 +101,6 @@ class PrivatePeripheralBus:
     #: Whether CPACR ever granted access to CP10 (the FPU): unicorn's FPU is always
     #: on, so the engine checks afterwards that no FPU instruction ran without it.
     fpu_enabled: bool = False
-    _systick_start: int = 0
     _cyccnt_base: int = 0
 
     def __post_init__(self) -> None:
@@ -137,12 +133,6 @@ class PrivatePeripheralBus:
             return 0
         if offset == DWT_CYCCNT:
             return (self._now(offset) - self._cyccnt_base) & 0xFFFFFFFF
-        if offset == SYST_CVR:
-            reload = self.registers.get(SYST_RVR, 0) & 0xFFFFFF
-            if not self.registers.get(SYST_CSR, 0) & 1 or reload == 0:
-                return self.registers.get(SYST_CVR, 0)
-            elapsed = self._now(offset) - self._systick_start
-            return reload - (elapsed % (reload + 1))
         if offset == SYST_CALIB:
             return 0x80000000  # NOREF: no reference clock, TENMS unknown
         return _extract(self.registers, offset, size)
@@ -155,12 +145,6 @@ class PrivatePeripheralBus:
             # Firmware resets CYCCNT to 0 before timing a region.
             self._cyccnt_base = self._now(offset, True) - value
             return
-        if offset == SYST_CSR and value & 1 and not self.registers.get(SYST_CSR, 0) & 1:
-            self._systick_start = self._now(offset, True)
-            if value & 2:
-                self.notes.add("SysTick interrupts (TICKINT) are not delivered by simcore")
-        if offset == SYST_CVR:
-            self._systick_start = self._now(offset, True)  # any write clears the counter
         word = offset & ~3
         if (
             word == AIRCR
@@ -192,8 +176,6 @@ class PrivatePeripheralBus:
             cpacr = _merge(self.registers, offset, size, value)
             self.fpu_enabled = self.fpu_enabled or (cpacr >> 20) & 3 in (1, 3)
             return
-        if word in NVIC_ISER and value:
-            self.notes.add("interrupts enabled in the NVIC are never delivered by simcore")
         _merge(self.registers, offset, size, value)
 
 
