@@ -1442,6 +1442,9 @@ class _Run:
                 if kind == "svc":
                     self._take_svc(value)
                 else:
+                    if self.model is not None:
+                        # What became pending while the handler ran is tail-chained.
+                        ctl.update(self.model.accounting.cycles)
                     self._charge(ctl.exit(m.uc, value))
                 self._deliver()
                 return True

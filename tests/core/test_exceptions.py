@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sim_support import build_asm, needs_toolchain, ram_of
+from sim_support import BOARD_NAMES, build_asm, needs_toolchain, ram_of
 from unicorn import arm_const
 
 from simcore.boards import get_board
@@ -23,6 +23,7 @@ from simcore.results import RunResult
 pytestmark = needs_toolchain
 
 BOARDS = ["rp2040", "rp2350", "stm32h743"]
+FPU_BOARDS = [b for b in BOARD_NAMES if get_board(b).core.fpu != "none"]
 
 
 def _vectors(**handlers: str) -> str:
@@ -94,7 +95,7 @@ systick:
 """
 
 
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", BOARD_NAMES)
 def test_systick_delay_counts_ticks_like_hal_delay(tmp_path: Path, board: str) -> None:
     """uwTick in the SysTick handler, polled by the program: ten ticks of 1000 cycles."""
     runs = []
@@ -175,7 +176,7 @@ def _registers_body(misalign: bool, fp: bool) -> str:
 
 
 @pytest.mark.parametrize("misalign", [False, True], ids=["sp8", "sp4"])
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", BOARD_NAMES)
 def test_interrupt_entry_and_return_register_for_register(
     tmp_path: Path, board: str, misalign: bool
 ) -> None:
@@ -216,7 +217,7 @@ def test_interrupt_entry_and_return_register_for_register(
 FP_CLOBBER = "\n".join(f"    vmov s{i}, r3" for i in range(16)) + "\n    vadd.f32 s0, s1, s2"
 
 
-@pytest.mark.parametrize("board", ["rp2350", "stm32h743"])
+@pytest.mark.parametrize("board", FPU_BOARDS)
 def test_fp_registers_live_across_an_interrupt(tmp_path: Path, board: str) -> None:
     """FP context active (CONTROL.FPCA): the extended frame, EXC_RETURN 0xFFFFFFE9, and
     S0-S15 restored after a handler that overwrote them."""
@@ -256,7 +257,7 @@ svc:
 """
 
 
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", BOARD_NAMES)
 def test_svc_handler_reads_its_number_and_returns_a_value(tmp_path: Path, board: str) -> None:
     m = _machine(tmp_path, board, "movs r0, #2\n    svc #5", SVC_HANDLER, "", svc="svc")
     result = _run(m)
@@ -489,3 +490,169 @@ def test_timer_alarm_registers_and_atomic_aliases() -> None:
     assert timer.lines() == {16}  # TIMER_IRQ_0 = NVIC line 0 = exception 16
     timer.write(a.intr, 4, 1)
     assert timer.read(a.intr, 4) == 0 and timer.lines() == set()
+
+
+# -- stacks and masks ----------------------------------------------------------------------
+
+PSP_BODY = """
+    ldr r0, =0x400
+    mov r1, sp
+    subs r1, r1, r0
+    msr psp, r1
+    movs r0, #2
+    msr control, r0
+    isb
+    ldr r4, =0x44444444
+    movs r0, #2
+    svc #5
+"""
+PSP_SVC = """
+    .thumb_func
+svc:
+    ldr r0, =hbuf
+    mov r1, lr
+    str r1, [r0, #0]
+    mov r1, sp
+    str r1, [r0, #4]
+    mrs r1, psp
+    str r1, [r0, #8]
+    mrs r2, control
+    str r2, [r0, #12]
+    ldr r2, [r1]
+    adds r2, #40
+    str r2, [r1]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_thread_mode_on_the_psp(tmp_path: Path, board: str) -> None:
+    """An RTOS thread on the PSP: the frame goes to the PSP, the handler runs on the MSP
+    with EXC_RETURN 0xFFFFFFFD, and the return puts Thread mode back on the PSP."""
+    m = _machine(tmp_path, board, PSP_BODY, PSP_SVC, "hbuf: .space 16", svc="svc")
+    result = _run(m)
+    _, ram_end = ram_of(m.board)
+    psp = ram_end - 0x400
+    lr, msp, handler_psp, control = _words(m, "hbuf", 4)
+    assert (lr, msp, handler_psp, control & 2) == (0xFFFFFFFD, ram_end, psp - 32, 0)
+    assert result.exit_code == 42
+    uc = m.uc
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_CONTROL)) & 2
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_SP)) == psp
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_MSP)) == ram_end
+    assert int(uc.reg_read(arm_const.UC_ARM_REG_R4)) == 0x44444444
+
+
+MASKED = (
+    "{mask}\n"
+    + SYSTICK_ON.format(reload=1999)
+    + """
+    ldr r4, =1000
+1:
+    subs r4, #1
+    bne 1b
+    ldr r2, =ticks
+    ldr r5, [r2]
+    {unmask}
+    isb
+    ldr r6, [r2]
+    lsls r0, r5, #4
+    adds r0, r0, r6
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("board", "mask", "unmask"),
+    [
+        ("rp2040", "cpsid i", "cpsie i"),
+        ("stm32h743", "cpsid i", "cpsie i"),
+        ("rp2350", "movs r0, #1\n    msr primask, r0", "movs r0, #0\n    msr primask, r0"),
+        (
+            "stm32h743",
+            "ldr r0, =0xE000ED20\n    ldr r1, =0x80000000\n    str r1, [r0]\n"
+            "    movs r0, #0x40\n    msr basepri, r0",
+            "movs r0, #0\n    msr basepri, r0",
+        ),
+    ],
+    ids=["m0plus-cpsid", "m7-cpsid", "m33-primask", "m7-basepri"],
+)
+def test_masked_interrupt_waits_for_the_unmask(
+    tmp_path: Path, board: str, mask: str, unmask: str
+) -> None:
+    """SysTick pends while masked (PRIMASK, or BASEPRI above its priority), is taken
+    once, right after the unmask: the handler had not run before it, and had after."""
+    m = _machine(
+        tmp_path,
+        board,
+        MASKED.format(mask=mask, unmask=unmask),
+        TICK,
+        "ticks: .word 0",
+        systick="systick",
+    )
+    result = _run(m)
+    assert result.exit_code == 0 * 16 + 1
+    assert m.interrupts.taken == {15: 1}
+
+
+FORCED = """
+    ldr r4, ={base:#x}
+    movs r1, #2
+    str r1, [r4, #{inte:#x}]
+    str r1, [r4, #{intf:#x}]
+    ldr r2, =0xE000E100
+    isb
+    ldr r3, =fired
+    ldr r5, [r3]
+    str r1, [r2]
+    isb
+    ldr r6, [r3]
+    lsls r0, r5, #4
+    adds r0, r0, r6
+"""
+FORCED_IRQ = """
+    .thumb_func
+alarm1:
+    ldr r0, ={base:#x}
+    movs r1, #0
+    str r1, [r0, #{intf:#x}]
+    ldr r0, =fired
+    ldr r1, [r0]
+    adds r1, #1
+    str r1, [r0]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", ["rp2040", "rp2350"])
+def test_forced_alarm_interrupt_taken_when_the_nvic_enables_it(tmp_path: Path, board: str) -> None:
+    """INTF forces alarm 1's line (pico-sdk's hardware_alarm_force_irq): nothing happens
+    until the NVIC enables IRQ 1, then the handler runs once (it clears INTF)."""
+    base, _, inte = TIMERS[board]
+    intf = inte + 4
+    m = _machine(
+        tmp_path,
+        board,
+        FORCED.format(base=base, inte=inte, intf=intf),
+        FORCED_IRQ.format(base=base, intf=intf),
+        "fired: .word 0",
+        irq0="bad",
+    )
+    # IRQ 1 is vector entry 17: one more word after irq0.
+    elf_vectors = _vectors(irq0="bad") + "\n    .word alarm1 + 1"
+    m = Machine(
+        load_elf(
+            build_asm(
+                tmp_path,
+                board,
+                FORCED.format(base=base, inte=inte, intf=intf),
+                extra=FORCED_IRQ.format(base=base, intf=intf) + _BAD + "\n.ltorg",
+                data="fired: .word 0",
+                vectors=elf_vectors,
+            )
+        ),
+        get_board(board),
+    )
+    result = _run(m)
+    assert result.exit_code == 0 * 16 + 1
+    assert m.interrupts.taken == {17: 1}
