@@ -1404,11 +1404,10 @@ class _Run:
                 return
             if self.fault is not None or self.stop is not None or m.mmio_fault is not None:
                 return
-            if self.restart:
+            # Both may hold at once (a CCR write stopped the run at a deadline).
+            carry_on = self._exceptions_continue()
+            if self.fault is None and (self.restart or carry_on):
                 self.restart = False
-                begin = m.reg("pc") | 1
-                continue
-            if self._exceptions_continue():
                 begin = m.reg("pc") | 1
                 continue
             return

@@ -222,8 +222,7 @@ __attribute__((noinline, cold)) static void budget_stop(acct_state *s, void *uc)
  * whose hook requested the stop (measured: PC is the block's start afterwards), so the
  * block is not counted; it runs, and is counted, when emulation resumes there. */
 __attribute__((noinline, cold)) static void deadline_stop(acct_state *s, void *uc) {
-    if (s->stop_reason != STOP_NONE) return;
-    s->stop_reason = STOP_DEADLINE;
+    if (s->stop_reason == STOP_NONE) s->stop_reason = STOP_DEADLINE;
     if (s->emu_stop) s->emu_stop(uc);
 }
 
