@@ -14,11 +14,12 @@ from unicorn import arm_const
 
 from simcore.boards import get_board
 from simcore.elf import load_elf
-from simcore.engine import Machine, RunOptions
+from simcore.engine import Machine, RunOptions, run_firmware
 from simcore.errors import BudgetExhausted, MemoryFault
 from simcore.exceptions import interrupt_spec
 from simcore.peripherals import MicrosecondTimer
 from simcore.results import RunResult
+from simcore.toolchain import build_elf
 
 pytestmark = needs_toolchain
 
@@ -656,3 +657,33 @@ def test_forced_alarm_interrupt_taken_when_the_nvic_enables_it(tmp_path: Path, b
     result = _run(m)
     assert result.exit_code == 0 * 16 + 1
     assert m.interrupts.taken == {17: 1}
+
+
+# -- the same in C, on the project's runtime ------------------------------------------------
+
+_TIMER_DEFINES = {
+    "rp2040": ("TIMER_BASE=0x40054000u", "TIMER_INTR=0x34u", "TIMER_INTE=0x38u", "TIMER_IRQ=0"),
+    "rp2350": ("TIMER_BASE=0x400b0000u", "TIMER_INTR=0x3cu", "TIMER_INTE=0x40u", "TIMER_IRQ=0"),
+}
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_c_firmware_with_a_ram_vector_table(tmp_path: Path, board: str) -> None:
+    """VTOR moved to a RAM table, a HAL_Delay-style wait on SysTick ticks, SVC, and on
+    the RP2040/RP2350 a sleep on a TIMER alarm with WFE, printed over semihosting."""
+    spec = get_board(board)
+    elf = build_elf(
+        [Path(__file__).with_name("exceptions_fw.c")],
+        spec,
+        tmp_path / "exc.elf",
+        defines=_TIMER_DEFINES.get(board, ()),
+    ).elf
+    results = [run_firmware(elf, board, max_instructions=5_000_000) for _ in range(2)]
+    result = results[0]
+    # HAL_Delay(5) waits 6 whole ticks: it returns within the 7th.
+    assert result.exit_code in (6, 7)
+    expected = f"delay: {result.exit_code} ticks, svc 23"
+    if board in _TIMER_DEFINES:
+        expected += ", slept 200"
+    assert result.stdout.startswith(expected), result.stdout
+    assert (results[1].cycles, results[1].stdout) == (result.cycles, result.stdout)
