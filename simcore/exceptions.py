@@ -87,6 +87,8 @@ _CONTROL_SPSEL = 2
 _CONTROL_FPCA = 4
 _CONTROL_SFPA = 8
 _XPSR_ALIGN = 1 << 9
+_XPSR_T = 1 << 24
+_XPSR_FLAGS = 0xF80F0000  # N, Z, C, V, Q and GE[3:0]
 _BASIC_FRAME = 0x20
 _EXTENDED_FRAME = 0x68
 
@@ -625,7 +627,10 @@ class InterruptController:
                 hint="put the handler's address with bit 0 set in the vector table "
                 "(a missing handler?)",
             )
-        uc.reg_write(_R.UC_ARM_REG_IPSR, number)
+        # Handler mode: IPSR = the exception, EPSR's IT bits cleared (the handler does
+        # not continue an interrupted IT block), T set; the flags are left as they are.
+        xpsr = int(uc.reg_read(_R.UC_ARM_REG_XPSR))
+        uc.reg_write(_R.UC_ARM_REG_XPSR, (xpsr & _XPSR_FLAGS) | _XPSR_T | number)
         _rebuild_flags(uc)
         uc.reg_write(_R.UC_ARM_REG_LR, exc_return)
         uc.reg_write(_R.UC_ARM_REG_PC, vector & ~1)

@@ -687,3 +687,47 @@ def test_c_firmware_with_a_ram_vector_table(tmp_path: Path, board: str) -> None:
         expected += ", slept 200"
     assert result.stdout.startswith(expected), result.stdout
     assert (results[1].cycles, results[1].stdout) == (result.cycles, result.stdout)
+
+
+IT_BODY = (
+    SYSTICK_ON.format(reload=199)
+    + """
+    movs r1, #0
+    cmp r0, r0
+    ite eq
+    wfieq
+    movne r1, #1
+    ldr r2, =mark
+    ldr r2, [r2]
+    lsls r0, r2, #4
+    adds r0, r0, r1
+"""
+)
+IT_HANDLER = """
+    .thumb_func
+systick:
+    movs r3, #5
+    ldr r2, =mark
+    str r3, [r2]
+    ldr r2, =0xE000E010
+    movs r3, #0
+    str r3, [r2]
+    bx lr
+"""
+
+
+@pytest.mark.parametrize("board", ["rp2350", "stm32h743"])
+def test_interrupt_inside_an_it_block(tmp_path: Path, board: str) -> None:
+    """Woken inside an IT block: the handler runs outside it (its first instruction is
+    not made conditional), and the return restores it (the `movne` stays skipped)."""
+    m = _machine(tmp_path, board, IT_BODY, IT_HANDLER, "mark: .word 0", systick="systick")
+    frame_xpsr: list[int] = []
+    enter = m.interrupts.enter
+
+    def spy(uc: object, number: int, return_address: int) -> int:
+        frame_xpsr.append(int(m.uc.reg_read(arm_const.UC_ARM_REG_XPSR)))
+        return enter(uc, number, return_address)
+
+    m.interrupts.enter = spy  # type: ignore[method-assign]
+    assert _run(m).exit_code == 5 * 16 + 0
+    assert frame_xpsr and frame_xpsr[0] & 0x0600FC00  # the IT state was live
