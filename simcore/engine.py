@@ -19,9 +19,11 @@ engine is created in Thumb mode and given its CPU model before any other
 call (``UC_MODE_MCLASS`` would silently make every core an M33); the M0 model
 stands in for the M0+; memory is mapped in 1 KB pages; BKPT arrives as
 interrupt 7 with PC at the BKPT; an unaligned access on the M0 arrives as
-interrupt 4 (data abort); SVC arrives as interrupt 2 with PC after it, and any
-interrupt the hook returns from is consumed (execution continues, or repeats
-the faulting instruction forever), so every one is turned into a stop here;
+interrupt 4 (data abort); SVC arrives as interrupt 2 with PC after it, a
+branch to EXC_RETURN in Handler mode as interrupt 8 (simcore.exceptions performs
+entry and return between two ``emu_start`` calls), and any interrupt the hook
+returns from is consumed (execution continues, or repeats the faulting
+instruction forever), so every one is turned into a stop here;
 UDF and a branch that clears the Thumb bit (EPSR.T = 0: INVSTATE) stop with
 UC_ERR_INSN_INVALID with PC at the instruction; WFE and YIELD stop with
 UC_ERR_INSN_INVALID with PC after them; WFI makes ``emu_start`` return
@@ -71,6 +73,11 @@ from simcore.errors import (
     UnsupportedInstruction,
     UsageError,
     UsageFault,
+)
+from simcore.exceptions import (
+    EXC_RETURN_MIN,
+    InterruptController,
+    interrupt_spec,
 )
 from simcore.peripherals import (
     CCR_DIV_0_TRP,
@@ -137,6 +144,15 @@ _REGISTERS = (
     arm_const.UC_ARM_REG_LR,
     arm_const.UC_ARM_REG_PC,
 )
+
+
+def _unmasks(hw: int, nxt: int) -> bool:
+    """CPSIE i/f, or MSR to PRIMASK, BASEPRI, BASEPRI_MAX or FAULTMASK (Armv7-M A7.7)."""
+    return hw in (0xB662, 0xB661) or (hw & 0xFFF0 == 0xF380 and nxt in _MASK_SYSM)
+
+
+#: MSR's second halfword (mask 0b10) for SYSm 16-19: PRIMASK, BASEPRI(_MAX), FAULTMASK.
+_MASK_SYSM = frozenset(0x8800 | sysm for sysm in (0x10, 0x11, 0x12, 0x13))
 
 
 def _halfwords(code: bytes) -> tuple[int, ...]:
@@ -322,8 +338,26 @@ class Machine:
         self.mmio_fault: tuple[SimError, int] | None = None
         #: Called with CCR after the firmware writes it (set by the current run).
         self.on_ccr: Callable[[int], None] | None = None
+        notes: set[str] = set()
+        #: Exceptions: NVIC, SysTick, entry and return (simcore.exceptions).
+        self.interrupts = InterruptController(
+            spec=interrupt_spec(board),
+            has_fpu=board.core.fpu != "none",
+            vector_table=self.vector_table,
+            cycles=self._cycles_at_access,
+            notes=notes,
+            poke=self._poke,
+            armv6=board.core.architecture == "Armv6-M",
+            is_code=self._is_code,
+        )
+        #: Called when firmware changed what is pending or masked (set by the run).
+        self.on_poke: Callable[[], None] | None = None
         self.ppb = PrivatePeripheralBus(
-            core=board.core.name, cycles=self._cycles_at_access, on_ccr=self._ccr_written
+            core=board.core.name,
+            cycles=self._cycles_at_access,
+            on_ccr=self._ccr_written,
+            interrupts=self.interrupts,
+            notes=notes,
         )
         self._map_mmio(PPB_BASE, PPB_SIZE, self.ppb.read, self.ppb.write)
         #: Called with each byte firmware sends through a console register (UART TX).
@@ -344,7 +378,11 @@ class Machine:
                     clock_hz=board.clock_hz,
                     cycles=self._cycles_at_access,
                     notes=self.ppb.notes,
+                    alarms=self.interrupts.spec.alarms,
+                    poke=self._poke,
                 )
+                if regs.alarms is not None:
+                    self.interrupts.add_source(regs)
             if self.bus is not None and self.bus.add_model(region.start, region.size_bytes, regs):
                 continue  # reached through the chip's space (with its atomic aliases)
             self._map_mmio(region.start, region.size_bytes, regs.read, regs.write)
@@ -483,6 +521,14 @@ class Machine:
             )
             self.mmio_fault = (exc, pc)
         self.uc.emu_stop()
+
+    def _poke(self) -> None:
+        if self.on_poke is not None:
+            self.on_poke()
+
+    def _is_code(self, address: int) -> bool:
+        """Whether ``address`` lies in an executable section of the ELF."""
+        return any(s.address <= address < s.address + len(s.data) for s in self.image.code_sections)
 
     def _ccr_written(self, value: int) -> None:
         if self.on_ccr is not None:
@@ -694,6 +740,9 @@ class _Run:
         self.end_note: str | None = None
         #: Codes the ROM's table lookups did not find, in run order.
         self.rom_missing: list[int] = []
+        #: An exception action the interrupt hook stopped for: ("svc", return address)
+        #: or ("return", EXC_RETURN); performed between two emu_start calls.
+        self.exc_action: tuple[str, int] | None = None
         #: UART bytes not yet passed to the console (sent a line at a time, so
         #: UTF-8 sequences stay whole).
         self.uart = bytearray()
@@ -1012,6 +1061,14 @@ class _Run:
                 self._end_at_reset_lr()
                 m.uc.emu_stop()
                 return
+            if intno == _INTR_SVC:
+                self.exc_action = ("svc", pc)
+                m.uc.emu_stop()
+                return
+            if intno == _INTR_EXCEPTION_EXIT and m.interrupts.active and pc >= EXC_RETURN_MIN:
+                self.exc_action = ("return", pc | 1)
+                m.uc.emu_stop()
+                return
             if intno in (_INTR_DATA_ABORT, _INTR_PREFETCH_ABORT, _INTR_UNDEF):
                 raise self._abort(intno, pc)
             # Unicorn does not enter exception handlers: returning from this hook would
@@ -1023,16 +1080,6 @@ class _Run:
 
     def _exception(self, intno: int, pc: int) -> SimError:
         m = self.m
-        if intno == _INTR_SVC:
-            at = pc - 2  # reported with PC after the SVC
-            code = m.code_at(at, 2)
-            imm = f" #{code[0]}" if len(code) == 2 and code[1] == 0xDF else ""
-            return NotModeled(
-                f"SVC{imm} at {m.where(at)}: simcore does not model exception entry, so the "
-                "SVCall handler would not run",
-                **m.at(at),
-                hint="run code that makes no supervisor calls (an RTOS start, a syscall layer)",
-            )
         if intno == 18:
             return self._invstate(pc)
         if intno in _USAGE_FAULTS:
@@ -1044,13 +1091,19 @@ class _Run:
                 hint="on hardware this is a UsageFault; fix the code at that place",
             )
         if intno == _INTR_EXCEPTION_EXIT:
-            what = "an exception return (EXC_RETURN)"
-        else:
-            what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
+            return UsageFault(
+                f"INVPC: branch to EXC_RETURN 0x{pc | 1:08x} in Thread mode (no exception "
+                f"is active; {self._lr_note()})",
+                kind="INVPC",
+                pc=pc,
+                hint="only an exception handler returns through EXC_RETURN; a return address "
+                "was corrupted",
+            )
+        what = f"exception {_EXCEPTION_NAMES.get(intno, intno)}"
         return NotModeled(
-            f"{what} at {m.where(pc)}: simcore does not model exception entry and return",
+            f"{what} at {m.where(pc)}: simcore does not model this exception",
             **m.at(pc),
-            hint="run code that needs no exception handlers",
+            hint="run code that does not raise it",
         )
 
     def _abort(self, intno: int, pc: int) -> EmulationError:
@@ -1207,11 +1260,19 @@ class _Run:
             what = "WFI with no interrupt source"
         else:
             what = "WFE with no event pending (no SEV before it, and no interrupt source)"
+        if self.model is None:
+            hint = (
+                "SysTick and TIMER interrupts need the cycle model (run without --no-cycles); "
+                "otherwise end the program instead of waiting"
+            )
+        else:
+            hint = (
+                "nothing armed can wake the core (SysTick with TICKINT, a TIMER alarm with "
+                "its interrupt enabled in the timer and the NVIC): arm one, or end the "
+                "program instead of waiting (return from main, bkpt or SYS_EXIT)"
+            )
         return SleepForever(
-            f"{what} at {m.where(at)}: the core would sleep forever",
-            **m.at(at),
-            hint="simcore delivers no interrupts or events: end the program instead of "
-            "waiting (return from main, bkpt or SYS_EXIT)",
+            f"{what} at {m.where(at)}: the core would sleep forever", **m.at(at), hint=hint
         )
 
     def _unsupported(self, pc: int) -> SimError:
@@ -1404,6 +1465,11 @@ class _Run:
                 lambda hw, nxt: hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004),
             ):
                 self._code_hook(address, self._on_sev)
+            # Unmasking (CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK) may let a pending
+            # exception in: look again at the next block boundary.
+            for address in _scan(section.data, section.address, _unmasks):
+                self._code_hook(address, self._poke)
+        m.on_poke = self._poke
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
                 self._code_hook(address, functools.partial(self._on_parked, address))
@@ -1457,6 +1523,14 @@ class _Run:
                     self.event = self.event and waiting[0] != "WFE"
                     begin = pc | 1
                     continue
+                if waiting is not None and waiting[0] == "WFE":
+                    try:
+                        if self._sleep_until_event():
+                            begin = m.reg("pc") | 1
+                            continue
+                    except SimError as fault:
+                        self.fault = fault
+                        return
                 if pc == _NEVER:
                     try:
                         self._end_at_reset_lr()
@@ -1465,11 +1539,121 @@ class _Run:
                     return
                 self.fault = self._translate(exc)
                 return
-            if self.restart and self.fault is None and self.stop is None and m.mmio_fault is None:
+            if self.fault is not None or self.stop is not None or m.mmio_fault is not None:
+                return
+            # Both may hold at once (a CCR write stopped the run at a deadline).
+            carry_on = self._exceptions_continue()
+            if self.fault is None and (self.restart or carry_on):
                 self.restart = False
                 begin = m.reg("pc") | 1
                 continue
             return
+
+    # exceptions -----------------------------------------------------------------
+
+    def _poke(self) -> None:
+        """Firmware changed what is pending or masked: look again at the next block."""
+        if self.model is not None:
+            self.model.accounting.set_deadline(0)
+        elif self.m.interrupts.pending:
+            self.m.ppb.notes.add(
+                "an interrupt was pended but is not delivered without the cycle model "
+                "(--no-cycles): simcore takes exceptions at block boundaries it finds "
+                "through the cycle accounting"
+            )
+
+    def _charge(self, cycles: int) -> None:
+        if self.model is not None:
+            self.model.accounting.charge(cycles)
+
+    def _exceptions_continue(self) -> bool:
+        """After emu_start returned without a stop: perform an exception action (SVC,
+        return), deliver what became due at the deadline, or sleep through a WFI.
+        True when emulation goes on at the (new) PC."""
+        m, ctl = self.m, self.m.interrupts
+        action, self.exc_action = self.exc_action, None
+        try:
+            if action is not None:
+                kind, value = action
+                if kind == "svc":
+                    self._take_svc(value)
+                else:
+                    if self.model is not None:
+                        # What became pending while the handler ran is tail-chained.
+                        ctl.update(self.model.accounting.cycles)
+                    self._charge(ctl.exit(m.uc, value))
+                self._deliver()
+                return True
+            if self.model is not None and self.model.accounting.stop_reason is CycleStop.DEADLINE:
+                self._deliver()
+                return True
+            waiting = self._waiting_hint(m.reg("pc"))
+            if (
+                waiting is not None
+                and waiting[0] == "WFI"
+                and not (self.model is not None and self.model.budget_exhausted)
+            ):
+                return self._sleep_until_event()
+        except SimError as exc:
+            self.fault = exc
+        return False
+
+    def _take_svc(self, after: int) -> None:
+        """SVC (PC after it): SVCall is taken at once, or it is a fault when it cannot be."""
+        m, ctl = self.m, self.m.interrupts
+        at = after - 2
+        code = m.code_at(at, 2)
+        imm = f" #{code[0]}" if len(code) == 2 and code[1] == 0xDF else ""
+        if ctl.group(11) >= ctl.execution_priority(m.uc):
+            raise UsageFault(
+                f"SVC{imm} at {m.where(at)} with SVCall masked or already active: on "
+                "hardware this escalates to HardFault",
+                kind="HARDFAULT",
+                **m.at(at),
+                hint="make supervisor calls with interrupts enabled, from Thread mode or a "
+                "handler of lower priority than SVCall",
+            )
+        try:
+            self._charge(ctl.enter(m.uc, 11, after))
+        except SimError as exc:
+            raise _relabel(exc, f"SVC{imm} at {m.where(at)}: {exc.message}", **m.at(at)) from None
+
+    def _deliver(self) -> None:
+        """Take the pending exception that may preempt now, if any; set the next deadline."""
+        m, ctl = self.m, self.m.interrupts
+        if self.model is None:
+            return
+        acc = self.model.accounting
+        if acc.stop_reason is CycleStop.DEADLINE:
+            acc.clear_stop()
+        now = acc.cycles
+        ctl.update(now)
+        number = ctl.to_take(m.uc)
+        if number is not None:
+            self._charge(ctl.enter(m.uc, number, m.reg("pc")))
+        acc.set_deadline(ctl.next_event(acc.cycles))
+
+    def _sleep_until_event(self) -> bool:
+        """WFI/WFE without an event: skip to the next interrupt that wakes the core.
+
+        The skipped cycles are charged as the sleep's cost. False when nothing can ever
+        wake it (the run then ends with SleepForever).
+        """
+        ctl = self.m.interrupts
+        if self.model is None:
+            return False
+        acc = self.model.accounting
+        now = acc.cycles
+        ctl.update(now)
+        while not ctl.wakes():
+            at = ctl.next_event(now)
+            if at is None:
+                return False
+            acc.charge(at - now)
+            now = at
+            ctl.update(now)
+        self._deliver()
+        return True
 
     def execute(self) -> RunResult:
         m = self.m
@@ -1636,6 +1820,8 @@ class _Run:
                 f"boot2 ran from 0x{m.board.vector_table:08x} (its CRC checked as the bootrom "
                 f"does); the program's vector table is at 0x{m.vector_table:08x}"
             )
+        if m.interrupts.taken:
+            notes.append(m.interrupts.summary())
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None

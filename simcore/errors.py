@@ -143,7 +143,7 @@ class BusFault(MemoryFault):
 
 
 class SleepForever(EmulationError):
-    """WFI or WFE with nothing that could wake the core (simcore delivers no interrupts)."""
+    """WFI or WFE with nothing armed that could wake the core (no SysTick, no timer alarm)."""
 
 
 class NotModeled(EmulationError):

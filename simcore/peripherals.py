@@ -4,9 +4,9 @@ Plain Python register files; the engine maps them with MMIO callbacks, which
 run only when firmware accesses these addresses (rare next to compute).
 
 - The Private Peripheral Bus (0xE0000000-0xE0100000): CPUID, CPACR (writes
-  accepted; unicorn's FPU is always on), DWT->CYCCNT and SysTick->VAL, which
-  read the cycle model's count at that instant. SysTick interrupts are not
-  delivered (the engine notes it when firmware enables them).
+  accepted; unicorn's FPU is always on), DWT->CYCCNT, which reads the cycle
+  model's count at that instant; SysTick, the NVIC and the SCB's exception
+  registers are served by :class:`simcore.exceptions.InterruptController`.
 - RP2040/RP2350 SIO hardware divider, which pico-sdk uses for every ``/``.
 - A board's microsecond TIMER (the ``[timer]`` table of its board file: RP2040 TIMER,
   RP2350 TIMER0), counting from the cycle model. The Cortex-M0+ has no DWT cycle
@@ -27,21 +27,18 @@ from typing import Protocol
 
 from simcore.boards import CoreSpec, load_cores
 from simcore.errors import NotModeled
+from simcore.exceptions import AlarmSpec, InterruptController
 
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x100000
 
 DWT_CTRL = 0x1000
 DWT_CYCCNT = 0x1004
-SYST_CSR = 0xE010
-SYST_RVR = 0xE014
-SYST_CVR = 0xE018
 SYST_CALIB = 0xE01C
 CPUID = 0xED00
 AIRCR = 0xED0C
 CCR = 0xED14
 CPACR = 0xED88
-NVIC_ISER = range(0xE100, 0xE140)
 
 AIRCR_VECTKEY = 0x05FA
 AIRCR_RESET_BITS = 0x5  # SYSRESETREQ (bit 2) and, on Armv7-M, VECTRESET (bit 0)
@@ -96,7 +93,8 @@ class RegisterFile:
 
 @dataclass
 class PrivatePeripheralBus:
-    """CPUID, CPACR, CCR, AIRCR, DWT and SysTick; other registers read back what was written.
+    """CPUID, CPACR, CCR, AIRCR and DWT; SysTick, NVIC and the SCB's exception registers
+    through ``interrupts``; other registers read back what was written.
 
     ``on_ccr`` is called with the new CCR value after every write to it (the engine
     traps divides by zero while DIV_0_TRP is set).
@@ -105,12 +103,13 @@ class PrivatePeripheralBus:
     core: str
     cycles: CycleSource
     on_ccr: Callable[[int], None] | None = None
+    #: NVIC, SCB exception registers and SysTick (simcore.exceptions), when delivered.
+    interrupts: InterruptController | None = None
     registers: dict[int, int] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
     #: Whether CPACR ever granted access to CP10 (the FPU): unicorn's FPU is always
     #: on, so the engine checks afterwards that no FPU instruction ran without it.
     fpu_enabled: bool = False
-    _systick_start: int = 0
     _cyccnt_base: int = 0
 
     def __post_init__(self) -> None:
@@ -133,6 +132,8 @@ class PrivatePeripheralBus:
         return value
 
     def read(self, offset: int, size: int) -> int:
+        if self.interrupts is not None and self.interrupts.serves(offset & ~3):
+            return self.interrupts.read(offset, size)
         if offset == CPUID:
             return self._spec.cpuid if self._spec else 0
         if offset == DWT_CYCCNT and self._spec is not None and self._spec.architecture == "Armv6-M":
@@ -141,27 +142,18 @@ class PrivatePeripheralBus:
             return 0
         if offset == DWT_CYCCNT:
             return (self._now(offset) - self._cyccnt_base) & 0xFFFFFFFF
-        if offset == SYST_CVR:
-            reload = self.registers.get(SYST_RVR, 0) & 0xFFFFFF
-            if not self.registers.get(SYST_CSR, 0) & 1 or reload == 0:
-                return self.registers.get(SYST_CVR, 0)
-            elapsed = self._now(offset) - self._systick_start
-            return reload - (elapsed % (reload + 1))
         if offset == SYST_CALIB:
             return 0x80000000  # NOREF: no reference clock, TENMS unknown
         return _extract(self.registers, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if self.interrupts is not None and self.interrupts.serves(offset & ~3):
+            self.interrupts.write(offset, size, value)
+            return
         if offset == DWT_CYCCNT:
             # Firmware resets CYCCNT to 0 before timing a region.
             self._cyccnt_base = self._now(offset, True) - value
             return
-        if offset == SYST_CSR and value & 1 and not self.registers.get(SYST_CSR, 0) & 1:
-            self._systick_start = self._now(offset, True)
-            if value & 2:
-                self.notes.add("SysTick interrupts (TICKINT) are not delivered by simcore")
-        if offset == SYST_CVR:
-            self._systick_start = self._now(offset, True)  # any write clears the counter
         word = offset & ~3
         if (
             word == AIRCR
@@ -175,6 +167,8 @@ class PrivatePeripheralBus:
                 hint="stop the program by returning from main, bkpt or semihosting "
                 "SYS_EXIT instead",
             )
+        if self.interrupts is not None and word == AIRCR and value >> 16 == AIRCR_VECTKEY:
+            self.interrupts.prigroup = (value >> 8) & 7
         if word == CCR:
             if self._spec is not None and not self._spec.ccr_writable:
                 return  # Armv6-M: CCR is read-only
@@ -191,8 +185,6 @@ class PrivatePeripheralBus:
             cpacr = _merge(self.registers, offset, size, value)
             self.fpu_enabled = self.fpu_enabled or (cpacr >> 20) & 3 in (1, 3)
             return
-        if word in NVIC_ISER and value:
-            self.notes.add("interrupts enabled in the NVIC are never delivered by simcore")
         _merge(self.registers, offset, size, value)
 
 
@@ -284,13 +276,21 @@ class SioBlock:
 
 @dataclass
 class MicrosecondTimer:
-    """The RP2040/RP2350 TIMER: a 64-bit tick count derived from the cycle model.
+    """The RP2040/RP2350 TIMER: a 64-bit tick count derived from the cycle model, and alarms.
 
     ``ticks = cycles before the accessing instruction * tick_hz // clock_hz``, plus what
     firmware set through TIMELW/TIMEHW. A TIMELR read latches the high half for TIMEHR
     (read TIMELR first, as pico-sdk's ``time_us_64`` does); TIMERAWL/TIMERAWH read the
-    count without latching. Other registers (alarms, interrupts) read back what was
-    written: alarms never fire.
+    count without latching.
+
+    With ``alarms`` (data/interrupts.toml): writing ALARMn arms alarm n; it fires when
+    the low 32 bits of the count equal it (RP2040 datasheet 4.6: a target already
+    passed fires only after the count wraps, as on silicon), which disarms it and sets
+    its INTR bit; INTR and ARMED are write-1-to-clear, INTE and INTF read back, INTS is
+    (INTR | INTF) & INTE. Each INTS bit is the level of NVIC line ``irq + n``: the
+    timer is an event source of :class:`~simcore.exceptions.InterruptController`.
+    Writes to the atomic aliases (+0x1000 XOR, +0x2000 set, +0x3000 clear), where the
+    region maps them, act on the register. Other registers read back what was written.
     """
 
     base: int
@@ -299,10 +299,19 @@ class MicrosecondTimer:
     clock_hz: int
     cycles: CycleSource
     notes: set[str]
+    alarms: AlarmSpec | None = None
+    #: Called after a write that may change the interrupt lines.
+    poke: Callable[[], None] = lambda: None
     registers: dict[int, int] = field(default_factory=dict)
     _latched_high: int = 0
     _set_ticks: int = 0
     _written_low: int = 0
+    _targets: dict[int, int] = field(default_factory=dict)
+    #: Cycle at which each armed alarm fires.
+    _fire: dict[int, int] = field(default_factory=dict)
+    _intr: int = 0
+    _inte: int = 0
+    _intf: int = 0
 
     def _raw(self, offset: int, write: bool = False) -> int:
         value = self.cycles(self.base + offset, write)
@@ -313,6 +322,94 @@ class MicrosecondTimer:
 
     def _now(self, offset: int) -> int:
         return (self._raw(offset) + self._set_ticks) & 0xFFFFFFFFFFFFFFFF
+
+    # alarms ------------------------------------------------------------------------
+
+    def _alarm(self, offset: int) -> int | None:
+        """The alarm number of an ALARMn offset, else None."""
+        a = self.alarms
+        if a is None or not a.alarm0 <= offset < a.alarm0 + 4 * a.count:
+            return None
+        return (offset - a.alarm0) // 4
+
+    def _cycle_now(self, offset: int, write: bool = False) -> int:
+        value = self.cycles(self.base + offset, write)
+        if value is None:
+            self.notes.add("TIMER alarms need the cycle model (run without --no-cycles)")
+            return 0
+        return value
+
+    def _arm(self, alarm: int, target: int, now: int) -> None:
+        ticks = now * self.tick_hz // self.clock_hz + self._set_ticks
+        fire_tick = ticks + ((target - ticks) & 0xFFFFFFFF)
+        needed = fire_tick - self._set_ticks
+        self._fire[alarm] = max(now, -((-needed * self.clock_hz) // self.tick_hz))
+
+    def poll(self, now: int) -> None:
+        for alarm, at in list(self._fire.items()):
+            if at <= now:
+                del self._fire[alarm]
+                self._intr |= 1 << alarm
+
+    def next_event(self, now: int) -> int | None:
+        times = [at for alarm, at in self._fire.items() if self._inte >> alarm & 1]
+        return min(times) if times else None
+
+    def lines(self) -> set[int]:
+        if self.alarms is None:
+            return set()
+        ints = (self._intr | self._intf) & self._inte
+        first = 16 + self.alarms.irq
+        return {first + i for i in range(self.alarms.count) if ints >> i & 1}
+
+    def _alarm_read(self, offset: int) -> int | None:
+        a = self.alarms
+        assert a is not None
+        alarm = self._alarm(offset)
+        if alarm is not None:
+            return self._targets.get(alarm, 0)
+        if offset in (a.armed, a.intr, a.ints):
+            self.poll(self._cycle_now(offset))
+        mask = (1 << a.count) - 1
+        if offset == a.armed:
+            return sum(1 << n for n in self._fire)
+        if offset == a.intr:
+            return self._intr
+        if offset == a.inte:
+            return self._inte
+        if offset == a.intf:
+            return self._intf
+        if offset == a.ints:
+            return (self._intr | self._intf) & self._inte & mask
+        return None
+
+    def _alarm_write(self, offset: int, value: int) -> bool:
+        a = self.alarms
+        assert a is not None
+        mask = (1 << a.count) - 1
+        alarm = self._alarm(offset)
+        if alarm is not None:
+            now = self._cycle_now(offset, True)
+            self.poll(now)
+            self._targets[alarm] = value & 0xFFFFFFFF
+            self._arm(alarm, value & 0xFFFFFFFF, now)
+        elif offset == a.armed:
+            for n in range(a.count):
+                if value >> n & 1:
+                    self._fire.pop(n, None)
+        elif offset == a.intr:
+            self.poll(self._cycle_now(offset, True))
+            self._intr &= ~value & mask
+        elif offset == a.inte:
+            self._inte = value & mask
+        elif offset == a.intf:
+            self._intf = value & mask
+        else:
+            return False
+        self.poke()
+        return True
+
+    # registers -----------------------------------------------------------------------
 
     def read(self, offset: int, size: int) -> int:
         name = self.offsets.get(offset & ~3)
@@ -326,14 +423,33 @@ class MicrosecondTimer:
             return self._now(offset) & 0xFFFFFFFF
         if name == "timerawh":
             return self._now(offset) >> 32
+        if self.alarms is not None and size == 4:
+            value = self._alarm_read(offset & 0xFFF)
+            if value is not None:
+                return value
         return _extract(self.registers, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        alias, offset = offset >> 12 & 3, offset & 0xFFF
+        if alias and self.alarms is not None and size == 4:
+            # RP2040 datasheet 2.1.2: XOR, set and clear aliases. On the
+            # write-1-to-clear registers the set alias writes the ones (clears them).
+            a = self.alarms
+            w1c = offset in (a.armed, a.intr)
+            current = 0 if w1c else self.read(offset, 4)
+            if alias == 1:
+                value ^= current
+            elif alias == 2:
+                value |= current
+            else:
+                value = 0 if w1c else current & ~value
         name = self.offsets.get(offset & ~3)
         if name == "timelw":
             self._written_low = value & 0xFFFFFFFF
         elif name == "timehw":
             wanted = ((value & 0xFFFFFFFF) << 32) | self._written_low
             self._set_ticks = wanted - self._raw(offset, True)
+        elif self.alarms is not None and size == 4 and self._alarm_write(offset, value):
+            return
         else:
             _merge(self.registers, offset, size, value)

@@ -44,11 +44,13 @@ def build_asm(
     reset: str = "_start + 1",
     as_cpu: str | None = None,
     tag: str = "fw",
+    vectors: str = "",
 ) -> Path:
     """Assemble ``body`` (run from reset, ending at ``done``) into an ELF for a board.
 
     ``extra`` is more code after ``done`` (functions, literal data); ``data`` goes
-    to .data in RAM, loaded by simcore. ``sp``/``reset`` are the vector table's words.
+    to .data in RAM, loaded by simcore. ``sp``/``reset`` are the vector table's words,
+    ``vectors`` more of its entries (exception 2 on).
     """
     board = get_board(board_name)
     ram_start, ram_end = ram_of(board)
@@ -60,6 +62,7 @@ def build_asm(
     .section .vectors, "a"
     .word {sp if sp is not None else hex(ram_end)}
     .word {reset}
+{vectors}
     .text
     .global _start
     .thumb_func

@@ -41,6 +41,8 @@ from simcore.cycles import _native
 from simcore.cycles.classify import Classification, disassembler
 from simcore.cycles.tables import CacheConfig
 
+_NO_DEADLINE = (1 << 64) - 1
+
 
 class StopReason(Enum):
     """Why the accounting hook stopped the emulator (``NONE`` if it did not)."""
@@ -49,6 +51,7 @@ class StopReason(Enum):
     BUDGET = _native.STOP_BUDGET
     OUTSIDE_CODE = _native.STOP_OUTSIDE_CODE
     UNKNOWN_INSTRUCTION = _native.STOP_UNKNOWN_INSTRUCTION
+    DEADLINE = _native.STOP_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,21 @@ class BlockAccounting:
     def set_budget(self, instructions: int) -> None:
         """Change the instruction budget (0: none); clears a previous budget stop."""
         self._native.set_budget(instructions)
+
+    def set_deadline(self, cycles: int | None) -> None:
+        """Stop at the first block starting at or after ``cycles`` (None: never; 0: at the
+        next block); clears a previous deadline stop. The block that starts at the
+        deadline still runs (see DESIGN: the hook cannot stop before its own block)."""
+        self._native.set_deadline(_NO_DEADLINE if cycles is None else max(0, cycles))
+
+    def clear_stop(self) -> None:
+        """Forget why the hook stopped the emulator (before resuming)."""
+        self._native.clear_stop()
+
+    def charge(self, cycles: int) -> None:
+        """Add cycles spent outside any block (exception entry and return, sleep)."""
+        if cycles > 0:
+            self._native.charge(cycles)
 
     def check(self) -> None:
         """Raise :class:`CycleModelError` if the hook refused a block (call after a run)."""
