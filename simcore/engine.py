@@ -80,6 +80,7 @@ from simcore.exceptions import (
     interrupt_spec,
 )
 from simcore.peripherals import (
+    CPACR,
     CCR_DIV_0_TRP,
     PPB_BASE,
     PPB_SIZE,
@@ -89,6 +90,7 @@ from simcore.peripherals import (
     SioBlock,
 )
 from simcore.registers import PeripheralBus, boot2_valid, load_chip
+from simcore import coprocessors as copro
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
@@ -108,6 +110,7 @@ _INTR_PREFETCH_ABORT = 3
 _INTR_DATA_ABORT = 4
 _INTR_BKPT = 7
 _INTR_EXCEPTION_EXIT = 8
+_INTR_NOCP = 17
 _USAGE_FAULTS = {
     17: ("NOCP", "a coprocessor (FPU) instruction with the coprocessor disabled"),
     18: ("INVSTATE", "execution with the Thumb bit clear"),
@@ -389,6 +392,8 @@ class Machine:
         if self.bus is not None:
             for start, size in self.bus.spaces():
                 self._map_space(self.bus, start, size)
+        #: The board's coprocessors (``coprocessors`` in its file; simcore.coprocessors).
+        self.coprocessors = copro.Coprocessors(board.coprocessors, self.bus, image, board.name)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -1061,6 +1066,8 @@ class _Run:
                 self._end_at_reset_lr()
                 m.uc.emu_stop()
                 return
+            if intno == _INTR_NOCP and self._coprocessor(pc):
+                return
             if intno == _INTR_SVC:
                 self.exc_action = ("svc", pc)
                 m.uc.emu_stop()
@@ -1077,6 +1084,37 @@ class _Run:
         except SimError as exc:
             self.fault = exc
             m.uc.emu_stop()
+
+    def _coprocessor(self, pc: int) -> bool:
+        """A NOCP for a coprocessor instruction: run it on the board's coprocessor model
+        and go on after it (True), or raise its fault; False for the FPU's (p10/p11)."""
+        m = self.m
+        insn = copro.decode(m.code_at(pc, 4))
+        if insn is None or insn.coproc >= 8:
+            return False
+        cpacr = m.ppb.registers.get(CPACR, 0)
+        try:
+            m.coprocessors.execute(insn, copro.Cpu(m.uc), cpacr, m.where(pc))
+        except SimError as exc:
+            raise _relabel(exc, exc.message, **m.at(pc)) from None
+        m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 4) | 1)
+        return True
+
+    def _on_dcp_function(self, function: copro.DcpFunction) -> None:
+        """A pico-sdk DCP function: its result from the host, its cycles from its code."""
+        m = self.m
+        dcp = m.coprocessors.dcp
+        assert dcp is not None
+        try:
+            dcp.call(function, copro.Cpu(m.uc))
+        except SimError as exc:
+            raise _relabel(exc, exc.message, **m.at(function.address)) from None
+        if self.model is not None:
+            # The block hook charged PCMP and BMI (the entry block); the straight path
+            # after them to the BX LR is charged here, as the core table costs it.
+            r = self.model.classification.range_at(function.address)
+            if r is not None and function.end <= r.end:
+                self._charge(r.block_cost(function.address + 6, function.end)[0])
 
     def _exception(self, intno: int, pc: int) -> SimError:
         m = self.m
@@ -1487,6 +1525,9 @@ class _Run:
                 # Address 0 holds the ROM's initial SP, not code: a call through NULL.
                 self._code_hook(0, self._on_rom_null)
         m.on_ccr = self._on_ccr
+        dcp = m.coprocessors.dcp
+        for function in dcp.functions.values() if dcp is not None else ():
+            self._code_hook(function.address, functools.partial(self._on_dcp_function, function))
 
     def _paint_stack(self) -> None:
         layout = self.m.stack
@@ -1822,6 +1863,7 @@ class _Run:
             )
         if m.interrupts.taken:
             notes.append(m.interrupts.summary())
+        notes.extend(m.coprocessors.report_notes())
         if exhausted:
             notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None

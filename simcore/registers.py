@@ -17,7 +17,10 @@ firmware written for the vendor SDK needs to get through reset and clock bring-u
   follows ENABLE); ``console = true`` (a write's low byte is console output: UART
   TX); ``kind = "claim"`` (a spin lock: a read claims and returns nonzero if the
   lock was free, a write releases), ``claim_status = "SPINLOCK"`` (bit n: lock n
-  is claimed); ``count`` and ``stride`` declare an array NAME0..NAMEn-1.
+  is claimed); ``count`` and ``stride`` declare an array NAME0..NAMEn-1;
+  ``acts_on = "GPIO_OUT:set"`` (a write sets, clears or XORs (``set``/``clr``/``xor``)
+  its bits in another register of the window and is not stored: the RP2040/RP2350
+  SIO's GPIO_OUT_SET & co.).
 - ``[boot2]``: a second-stage boot loader the bootrom runs from the start of flash
   before the program's vector table (the RP2040's 256-byte boot2, recognised by its
   CRC as the bootrom does).
@@ -53,6 +56,7 @@ _GRAIN = 0x400
 ALIAS_XOR, ALIAS_SET, ALIAS_CLR = 1, 2, 3
 _ALIAS_SPAN = 0x4000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_ACTS_ON = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}:(set|clr|xor)")
 _FIELD = re.compile(r"(\d{1,2})(?::(\d{1,2}))?")
 _CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2")
 _SPACE_KEYS = ("name", "start", "size", "atomic_aliases")
@@ -70,6 +74,7 @@ _REGISTER_KEYS = (
     "count",
     "stride",
     "note",
+    "acts_on",
 )
 _BOOT2_KEYS = ("size", "check", "vector_table", "stack", "source")
 _BINOPS: dict[type, Callable[[int, int], int]] = {
@@ -115,6 +120,9 @@ class RegisterSpec:
     claim_index: int | None = None
     #: The array name whose claim states this register reads, bit n for element n.
     claim_status: str | None = None
+    #: ``(register name, op)``: a write applies ``op`` ("set", "clr", "xor") with its
+    #: bits to that register instead of being stored (``acts_on``).
+    acts_on: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +364,12 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
     )
     if "note" in s.table:
         s.text("note", max_len=1000)
+    if "acts_on" in s.table:
+        text = s.text("acts_on", _ACTS_ON, "REGISTER:set, REGISTER:clr or REGISTER:xor")
+        target, op = text.split(":")
+        if target not in names:
+            s.error(f"acts_on names {target}, not a register of the window", "a register name", "acts_on")
+        spec = RegisterSpec(**{**spec.__dict__, "acts_on": (target, op)})
     if count is None:
         if kind == "claim":
             spec = RegisterSpec(**{**spec.__dict__, "claim_index": 0})
@@ -604,6 +618,14 @@ class Window:
             return
         if reg.claim_index is not None:
             self.claimed.discard(word)  # any write releases the lock
+            return
+        if reg.acts_on is not None:
+            target, op = reg.acts_on
+            offset = self.by_name[target].offset
+            bits = value & lanes
+            now = self.values.get(offset, 0)
+            new = {"set": now | bits, "clr": now & ~bits, "xor": now ^ bits}[op]
+            self.store(offset, new & _WORD)
             return
         if reg.console and self.console is not None and lanes & 0xFF:
             self.console(value & 0xFF)
