@@ -372,10 +372,27 @@ def _run_op(op: str, cpu: Cpu) -> None:
 
 
 _DCP_OPS = frozenset(
-    (
-        "dadd dsub drsub dmul ddiv sqrt i2d ui2d d2f d2iz d2uiz dcmpeq dcmplt dcmple dcmpge "
-        "dcmpgt dcmpun cdcmple cdrcmple"
-    ).split()
+    [
+        "dadd",
+        "dsub",
+        "drsub",
+        "dmul",
+        "ddiv",
+        "sqrt",
+        "i2d",
+        "ui2d",
+        "d2f",
+        "d2iz",
+        "d2uiz",
+        "dcmpeq",
+        "dcmplt",
+        "dcmple",
+        "dcmpge",
+        "dcmpgt",
+        "dcmpun",
+        "cdcmple",
+        "cdrcmple",
+    ]
 )
 
 
@@ -465,9 +482,7 @@ class Coprocessors:
         self.notes: list[str] = []
         for number, model in declared:
             if model == "rp2350-gpioc":
-                sio = next(
-                    (w for w in (bus.windows if bus else []) if w.spec.name == "sio"), None
-                )
+                sio = next((w for w in (bus.windows if bus else []) if w.spec.name == "sio"), None)
                 if sio is None:
                     raise BoardError(
                         f"board {board_name}: coprocessor p{number} (rp2350-gpioc) needs a "

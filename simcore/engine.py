@@ -49,6 +49,7 @@ import numpy as np
 import unicorn
 from unicorn import arm_const
 
+from simcore import coprocessors as copro
 from simcore import memory as mem
 from simcore import rom as bootrom
 from simcore.api import public
@@ -80,8 +81,8 @@ from simcore.exceptions import (
     interrupt_spec,
 )
 from simcore.peripherals import (
-    CPACR,
     CCR_DIV_0_TRP,
+    CPACR,
     PPB_BASE,
     PPB_SIZE,
     MicrosecondTimer,
@@ -90,7 +91,6 @@ from simcore.peripherals import (
     SioBlock,
 )
 from simcore.registers import PeripheralBus, boot2_valid, load_chip
-from simcore import coprocessors as copro
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest

@@ -368,7 +368,11 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
         text = s.text("acts_on", _ACTS_ON, "REGISTER:set, REGISTER:clr or REGISTER:xor")
         target, op = text.split(":")
         if target not in names:
-            s.error(f"acts_on names {target}, not a register of the window", "a register name", "acts_on")
+            s.error(
+                f"acts_on names {target}, not a register of the window",
+                "a register name",
+                "acts_on",
+            )
         spec = RegisterSpec(**{**spec.__dict__, "acts_on": (target, op)})
     if count is None:
         if kind == "claim":
