@@ -20,6 +20,7 @@ from simcore import coprocessors as copro
 from simcore.boards import get_board, parse_board
 from simcore.engine import run_firmware
 from simcore.errors import BoardError, NotModeled, UsageFault
+from simcore.registers import PeripheralBus, load_chip, parse_chip
 
 pytestmark = needs_toolchain
 
@@ -112,7 +113,7 @@ def test_coprocessor_not_enabled_in_cpacr_is_nocp(tmp_path: Path) -> None:
 def test_only_the_gpio_coprocessor_enabled_still_faults_the_dcp(tmp_path: Path) -> None:
     body = "ldr r2, =0xe000ed88\nmovs r1, #3\nstr r1, [r2]\nmrc p0, #0, r0, c0, c0\n"
     elf = _build(tmp_path, body + "mrc p4, #0, r0, c0, c0, #1")
-    with pytest.raises(UsageFault, match="p4 .* not enabled in CPACR"):
+    with pytest.raises(UsageFault, match=r"p4 .* not enabled in CPACR"):
         run_firmware(elf, "rp2350")
 
 
@@ -298,3 +299,47 @@ def test_bad_coprocessor_table_is_a_board_error(bad: dict[str, str]) -> None:
     table["coprocessors"] = bad
     with pytest.raises(BoardError, match="coprocessors"):
         parse_board(table, "test.toml")
+
+
+def test_a_board_without_coprocessors_faults_nocp(tmp_path: Path) -> None:
+    """On the STM32H7 (no coprocessor on p0-p7) the fault, not the cycle model, reports it."""
+    body = "ldr r2, =0xe000ed88\nldr r1, =0xffff\nstr r1, [r2]\nmcr p0, #0, r1, c0, c0, #0"
+    elf = build_asm(tmp_path, "stm32h743", body, tag="h7")
+    with pytest.raises(UsageFault) as info:
+        run_firmware(elf, "stm32h743")
+    assert info.value.kind == "NOCP"
+    assert "board stm32h743 declares no coprocessor" in info.value.message
+
+
+# -- the SIO GPIO registers the GPIO coprocessor shares (chip data, acts_on) ---------------
+
+
+def test_sio_gpio_set_clr_xor_act_on_gpio_out_and_oe() -> None:
+    b = PeripheralBus(load_chip("rp2350"), {}, None)
+    sio = 0xD0000000
+    b.write(sio + 0x18, 4, 0xF0)  # GPIO_OUT_SET
+    b.write(sio + 0x20, 4, 0x30)  # GPIO_OUT_CLR
+    b.write(sio + 0x28, 4, 0x01)  # GPIO_OUT_XOR
+    assert b.read(sio + 0x10, 4) == 0xC1
+    b.write(sio + 0x38, 4, 0x81)  # GPIO_OE_SET
+    assert b.read(sio + 0x04, 4) == 0x81  # GPIO_IN: OUT & OE
+    b.write(sio + 0x1C, 4, 0x4)  # GPIO_HI_OUT_SET
+    assert b.read(sio + 0x14, 4) == 0x4
+    assert b.read(sio + 0x08, 4) == 0  # GPIO_HI_OE is 0
+
+
+@pytest.mark.parametrize(
+    ("acts_on", "expected"),
+    [('"B:set"', "acts_on names B"), ('"A:nand"', "acts_on is the string 'A:nand'")],
+)
+def test_acts_on_schema_errors(acts_on: str, expected: str) -> None:
+    import tomllib
+
+    text = (
+        'name = "x"\ndescription = "d"\n[[space]]\nname = "apb"\nstart = 0x40000000\n'
+        'size = 0x10000\n[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n'
+        f'[[window.register]]\nname = "A"\noffset = 0\nacts_on = {acts_on}\n'
+    )
+    with pytest.raises(BoardError) as info:
+        parse_chip(tomllib.loads(text), "x.toml")
+    assert expected in str(info.value)
