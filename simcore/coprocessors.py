@@ -27,9 +27,10 @@ Models (``MODELS``):
     says so. Any other DCP instruction outside a recognised function is an error.
 
 Timing: the core's timing table costs each coprocessor instruction (cortex-m33.toml,
-row ``coprocessor``: 1 cycle, approximate). A coprocessor instruction executed here
-ends unicorn's block: the rest of that block is charged again when execution resumes
-after it (a few cycles too many per instruction that is not last in its block).
+row ``coprocessor``: 1 cycle, approximate). Unicorn ends its translation block at an
+instruction that raises NOCP, so the block hook has charged exactly the instructions
+up to it and execution resumes with a new block after it: nothing is charged twice
+(tests/run/test_coprocessors.py checks an ``mcr p0`` costs what an ``orr.w`` does).
 """
 
 from __future__ import annotations

@@ -343,3 +343,14 @@ def test_acts_on_schema_errors(acts_on: str, expected: str) -> None:
     with pytest.raises(BoardError) as info:
         parse_chip(tomllib.loads(text), "x.toml")
     assert expected in str(info.value)
+
+
+def test_a_coprocessor_instruction_costs_one_cycle_and_is_counted_once(tmp_path: Path) -> None:
+    """The NOCP ends unicorn's block there: the code after it is not charged twice."""
+    pad = "adds r3, #1\n" * 6
+    runs = []
+    for tag, middle in (("cp", "mcr p0, #2, r1, c0, c0"), ("alu", "orr.w r9, r9, r1")):
+        elf = build_asm(tmp_path, "rp2350", ENABLE_CP0_CP4 + pad + middle + "\n" + pad, tag=tag)
+        runs.append(run_firmware(elf, "rp2350"))
+    assert runs[0].cycles == runs[1].cycles
+    assert runs[0].cycle_report["instructions"] == runs[1].cycle_report["instructions"]
