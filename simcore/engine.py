@@ -128,6 +128,7 @@ _RESET_LR = 0xFFFFFFFF
 #: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
 _SELF_BRANCH_16 = 0xE7FE
 _SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
+_BX_LR = 0x4770
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
@@ -726,6 +727,8 @@ class _Run:
         #: between its entry and return.
         self.sbrk_returns: list[int] = []
         self.sbrk_pending: int | None = None
+        #: The highest heap break ``_sbrk`` returned (None: not seen).
+        self.heap_top: int | None = None
         self.started = 0.0
         self.n_samples = 0
         #: The event register WFE waits on (set by SEV; simcore has no other event source).
@@ -819,20 +822,32 @@ class _Run:
         self.m.uc.emu_stop()
 
     def _on_parked(self, address: int) -> None:
-        """A `b .` right after a call: if main returned to it, the program has ended.
+        """A `b .` or `bx lr` right after a call: if main returned to it, the program ended.
 
         Vendor startup code ends `bl main` (or `blx r0`) with `b .`: on hardware
-        the core spins there for ever with main's result in r0. Any other such
-        loop is left to run into the budget, as before.
+        the core spins there for ever with main's result in r0. Other startup
+        code (STM32CubeH7's startup_stm32h7xx.s) ends it with `bx lr`: LR then
+        still holds the return address of main's last call, so on hardware the
+        core jumps back into main and runs off with a corrupt stack. Either way
+        the program's work ended when main returned. Any other such instruction
+        is left to run, as before.
         """
         if address != self.main_return:
             return
         m = self.m
         self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
-        self.end_note = (
-            f"main returned to an endless loop at {m.where(address)} (the startup "
-            "code's `b .`); r0 is reported as the exit code"
-        )
+        if _halfwords(m.code_at(address, 2))[:1] == (_BX_LR,):
+            self.end_note = (
+                f"main returned to a `bx lr` at {m.where(address)} in the startup code, "
+                f"whose LR is stale (0x{m.reg('lr'):08x}, main's last call): on hardware "
+                "it would jump back into main; the run ends here and r0 is reported as "
+                "the exit code"
+            )
+        else:
+            self.end_note = (
+                f"main returned to an endless loop at {m.where(address)} (the startup "
+                "code's `b .`); r0 is reported as the exit code"
+            )
         m.uc.emu_stop()
 
     def returned_from_reset(self) -> bool:
@@ -954,6 +969,8 @@ class _Run:
             return
         self.heap_now += increment
         self.heap_peak = max(self.heap_peak, self.heap_now)
+        # r0 is the old break: the heap now ends at r0 + increment.
+        self.heap_top = max(self.heap_top or 0, (self.m.reg("r0") + increment) & 0xFFFFFFFF)
 
     def _on_sev(self) -> None:
         self.event = True
@@ -1805,6 +1822,10 @@ class _Run:
         if self.io is not None and self.io.output_bytes:
             outputs = m.read(self.io.output, self.n_samples * self.io.output_bytes)
         layout = m.stack
+        if self.heap_top is not None and layout.limit < self.heap_top < layout.top:
+            # A heap that grows up into the painted region (a vendor linker script's
+            # heap-and-stack block): the stack's room is what the heap left.
+            layout = dataclasses.replace(layout, limit=(self.heap_top + 3) & ~3)
         painted = (
             m.read(layout.limit, layout.top - layout.limit) if layout.top > layout.limit else b""
         )
@@ -1905,14 +1926,15 @@ def _count_diff(before: Counts, after: Counts) -> Counts:
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
-    """Addresses of `b .` / `b.w .` right after a BL or BLX Rm: where startup code parks."""
+    """Addresses of `b .` / `b.w .` / `bx lr` right after a BL or BLX Rm: where startup
+    code parks or returns with a stale LR once main has returned."""
     found = []
     for section in sections:
         data, base = section.data, section.address
         for address in _scan(
             data,
             base,
-            lambda hw, nxt: hw == _SELF_BRANCH_16 or (hw, nxt) == _SELF_BRANCH_32,
+            lambda hw, nxt: hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32,
         ):
             before = _halfwords(data[max(0, address - base - 4) : address - base])
             blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780
