@@ -731,3 +731,25 @@ def test_interrupt_inside_an_it_block(tmp_path: Path, board: str) -> None:
     m.interrupts.enter = spy  # type: ignore[method-assign]
     assert _run(m).exit_code == 5 * 16 + 0
     assert frame_xpsr and frame_xpsr[0] & 0x0600FC00  # the IT state was live
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_interrupt_data_of_every_board(board: str) -> None:
+    """data/interrupts.toml: every shipped board has an NVIC and exception timing; the
+    RP2040/RP2350 timer alarms lie in the timer's region, clear of its counter registers."""
+    spec = get_board(board)
+    data = interrupt_spec(spec)
+    assert 2 <= data.priority_bits <= 8 and data.irqs >= 32
+    assert 0 < data.timing.tail_chain <= data.timing.entry
+    if board in ("rp2040", "rp2350"):
+        assert data.alarms is not None and spec.timer is not None
+        a = data.alarms
+        region = next(r for r in spec.memory if r.name == spec.timer.region)
+        alarm_words = {a.alarm0 + 4 * i for i in range(a.count)}
+        others = {a.armed, a.intr, a.inte, a.intf, a.ints}
+        counter = {offset for _, offset in spec.timer.registers}
+        assert len(alarm_words | others) == a.count + 5
+        assert not (alarm_words | others) & counter
+        assert max(alarm_words | others) < region.size_bytes
+    else:
+        assert data.alarms is None
