@@ -388,7 +388,7 @@ class InterruptController:
     #: Exceptions taken, by number (for the run's report).
     taken: dict[int, int] = field(default_factory=dict)
     tail_chains: int = 0
-    #: Register words read back as written (SHCSR, reserved NVIC words).
+    #: Register words read back as written (reserved NVIC words).
     registers: dict[int, int] = field(default_factory=dict)
     #: Armv6-M: no BASEPRI, FAULTMASK or priority grouping.
     armv6: bool = False
