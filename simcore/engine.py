@@ -1485,7 +1485,7 @@ class _Run:
             # Unmasking (CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK) may let a pending
             # exception in: look again at the next block boundary.
             for address in _scan(section.data, section.address, _unmasks):
-                self._code_hook(address, self._poke)
+                self._code_hook(address, self._unmasking)
         m.on_poke = self._poke
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
@@ -1578,6 +1578,13 @@ class _Run:
                 "(--no-cycles): simcore takes exceptions at block boundaries it finds "
                 "through the cycle accounting"
             )
+
+    def _unmasking(self) -> None:
+        """CPSIE or MSR to a mask register: only a pending exception can be let in (events
+        still to come have their deadline), so stop only then; critical sections that
+        find nothing pending (pico-sdk's spin locks) cost no stop."""
+        if self.m.interrupts.pending:
+            self._poke()
 
     def _charge(self, cycles: int) -> None:
         if self.model is not None:
