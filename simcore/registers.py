@@ -174,6 +174,17 @@ class ChipSpec:
     windows: tuple[WindowSpec, ...]
     boot2: Boot2Spec | None = None
 
+    def summary(self) -> str:
+        """One line for ``simcore boards``: what the chip data declares."""
+        registers = sum(len(w.registers) for w in self.windows)
+        rules = sum(len(r.rules) for w in self.windows for r in w.registers)
+        boot = "; boot2 checked by CRC and run" if self.boot2 is not None else ""
+        return (
+            f"{self.name}: {len(self.windows)} windows, {registers} registers, "
+            f"{rules} read rules in {len(self.spaces)} space"
+            f"{'' if len(self.spaces) == 1 else 's'}{boot}"
+        )
+
 
 # -- loading ---------------------------------------------------------------------
 
