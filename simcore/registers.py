@@ -646,9 +646,12 @@ class _Route:
 class PeripheralBus:
     """Routes accesses in a chip's spaces to its windows, the engine's models and readback pages.
 
-    The engine maps each piece :meth:`pieces` returns as MMIO with :meth:`read` and
-    :meth:`write`; ``models`` are the engine's own register models (SIO, TIMER) at
-    their base addresses, reached through the spaces too (with the atomic aliases).
+    The engine maps each of :meth:`spaces` as MMIO with :meth:`read` and :meth:`write`;
+    ``models`` are the engine's own register models (SIO, TIMER) at their base
+    addresses, reached through the spaces too. An atomic-alias write to a model is a
+    read-modify-write of the register at the base address, unless the model has a
+    true ``decodes_aliases`` attribute: then it gets the offset with the alias bits
+    (+0x1000/+0x2000/+0x3000) and applies the operation itself.
     """
 
     def __init__(
@@ -740,6 +743,9 @@ class PeripheralBus:
         elif route.window is not None:
             shift = 8 * (offset & 3)
             route.window.atomic(offset, route.alias, (value << shift) & _WORD)
+        elif getattr(route.target, "decodes_aliases", False):
+            # The model knows its write-1-to-clear registers: it gets the alias offset.
+            route.target.write(offset + route.alias * _PAGE, size, value)
         else:
             word = offset & ~3
             old = route.target.read(word, 4)
