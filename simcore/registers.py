@@ -37,7 +37,7 @@ import itertools
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -115,6 +115,8 @@ class RegisterSpec:
     claim_index: int | None = None
     #: The array name whose claim states this register reads, bit n for element n.
     claim_status: str | None = None
+    #: The array this register belongs to (``count`` in the file), if any.
+    array: str | None = None
 
 
 @dataclass(frozen=True)
@@ -368,9 +370,7 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
     if "note" in s.table:
         s.text("note", max_len=1000)
     if count is None:
-        if kind == "claim":
-            spec = RegisterSpec(**{**spec.__dict__, "claim_index": 0})
-        return [spec]
+        return [replace(spec, claim_index=0, array=name) if kind == "claim" else spec]
     last = offset + (count - 1) * stride
     if last > size - 4:
         s.error(
@@ -379,13 +379,12 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
             "count",
         )
     return [
-        RegisterSpec(
-            **{
-                **spec.__dict__,
-                "name": f"{name}{i}",
-                "offset": offset + i * stride,
-                "claim_index": i if kind == "claim" else None,
-            }
+        replace(
+            spec,
+            name=f"{name}{i}",
+            offset=offset + i * stride,
+            claim_index=i if kind == "claim" else None,
+            array=name,
         )
         for i in range(count)
     ]
@@ -412,7 +411,7 @@ def _parse_window(s: Any) -> WindowSpec:
                 "register",
             )
         seen[reg.offset] = reg.name
-    claims = {r.name.rstrip("0123456789") for r in registers if r.claim_index is not None}
+    claims = {r.array for r in registers if r.claim_index is not None}
     for reg in registers:
         if reg.claim_status is not None and reg.claim_status not in claims:
             s.error(
@@ -576,9 +575,7 @@ class Window:
                 sum(
                     1 << r.claim_index
                     for r in self.spec.registers
-                    if r.claim_index is not None
-                    and r.name.rstrip("0123456789") == prefix
-                    and r.offset in self.claimed
+                    if r.claim_index is not None and r.array == prefix and r.offset in self.claimed
                 )
                 & _WORD
             )
