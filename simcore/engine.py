@@ -120,6 +120,8 @@ _RESET_LR = 0xFFFFFFFF
 #: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
 _SELF_BRANCH_16 = 0xE7FE
 _SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
+#: `bx lr`: STM32Cube startup files follow `bl main` with it.
+_BX_LR = 0x4770
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
@@ -757,20 +759,28 @@ class _Run:
         self.m.uc.emu_stop()
 
     def _on_parked(self, address: int) -> None:
-        """A `b .` right after a call: if main returned to it, the program has ended.
+        """A `b .` or `bx lr` right after a call: if main returned to it, the program ended.
 
         Vendor startup code ends `bl main` (or `blx r0`) with `b .`: on hardware
-        the core spins there for ever with main's result in r0. Any other such
-        loop is left to run into the budget, as before.
+        the core spins there for ever with main's result in r0. STM32Cube's
+        startup files end it with `bx lr`, whose LR is stale once main has
+        returned (it jumps back into main, or to itself). Any other such
+        instruction is left to run, as before.
         """
         if address != self.main_return:
             return
         m = self.m
         self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
-        self.end_note = (
-            f"main returned to an endless loop at {m.where(address)} (the startup "
-            "code's `b .`); r0 is reported as the exit code"
-        )
+        if m.code_at(address, 2) == _BX_LR.to_bytes(2, "little"):
+            self.end_note = (
+                f"main returned to {m.where(address)}, the startup code's `bx lr` (its LR "
+                "is stale once main has returned); r0 is reported as the exit code"
+            )
+        else:
+            self.end_note = (
+                f"main returned to an endless loop at {m.where(address)} (the startup "
+                "code's `b .`); r0 is reported as the exit code"
+            )
         m.uc.emu_stop()
 
     def returned_from_reset(self) -> bool:
@@ -1665,14 +1675,15 @@ def _count_diff(before: Counts, after: Counts) -> Counts:
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
-    """Addresses of `b .` / `b.w .` right after a BL or BLX Rm: where startup code parks."""
+    """Addresses of `b .`, `b.w .` or `bx lr` right after a BL or BLX Rm: where startup
+    code parks (or returns with a stale LR) after main."""
     found = []
     for section in sections:
         data, base = section.data, section.address
         for address in _scan(
             data,
             base,
-            lambda hw, nxt: hw == _SELF_BRANCH_16 or (hw, nxt) == _SELF_BRANCH_32,
+            lambda hw, nxt: hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32,
         ):
             before = _halfwords(data[max(0, address - base - 4) : address - base])
             blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780
