@@ -73,6 +73,7 @@ from simcore.errors import (
 )
 from simcore.peripherals import (
     CCR_DIV_0_TRP,
+    CPACR,
     PPB_BASE,
     PPB_SIZE,
     MicrosecondTimer,
@@ -80,7 +81,7 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
-from simcore.registers import PeripheralBus, boot2_valid, load_chip
+from simcore.registers import PeripheralBus, boot2_valid, decode_coprocessor, load_chip
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
@@ -99,6 +100,7 @@ _INTR_SVC = 2
 _INTR_PREFETCH_ABORT = 3
 _INTR_DATA_ABORT = 4
 _INTR_BKPT = 7
+_INTR_NOCP = 17
 _INTR_EXCEPTION_EXIT = 8
 _USAGE_FAULTS = {
     17: ("NOCP", "a coprocessor (FPU) instruction with the coprocessor disabled"),
@@ -322,6 +324,8 @@ class Machine:
         self.console: Callable[[int], None] | None = None
         #: The chip's peripheral windows (board data), or None for a board without.
         self.bus = PeripheralBus(chip, {}, self._console_byte) if chip is not None else None
+        #: Coprocessors the chip has and unicorn lacks, by number (chip data).
+        self.coprocessors = {c.number: c for c in chip.coprocessors} if chip is not None else {}
         for region in board.regions(RegionKind.IO):
             # The board file names the model: the RP2040/RP2350 SIO has a divider, the
             # board's [timer] counts microseconds; other peripherals read back.
@@ -954,6 +958,8 @@ class _Run:
         m = self.m
         pc = m.reg("pc")
         try:
+            if intno == _INTR_NOCP and self._coprocessor(pc):
+                return
             if intno == _INTR_BKPT:
                 insn = struct.unpack("<H", m.code_at(pc, 2).ljust(2, b"\0"))[0]
                 if insn == _SEMIHOSTING_BKPT:
@@ -1002,6 +1008,34 @@ class _Run:
         except SimError as exc:
             self.fault = exc
             m.uc.emu_stop()
+
+    def _coprocessor(self, pc: int) -> bool:
+        """Answer an instruction for a coprocessor the chip has (unicorn takes NOCP).
+
+        Only with CPACR granting access to it; a read the chip data lists gets its value
+        and execution continues after the instruction (True). Anything else for that
+        coprocessor is NotModeled; a coprocessor the chip lacks stays a NOCP fault (False).
+        """
+        m = self.m
+        hw1, hw2 = struct.unpack("<HH", m.code_at(pc, 4).ljust(4, b"\0"))
+        access = decode_coprocessor(hw1, hw2)
+        spec = m.coprocessors.get(access.coprocessor) if access is not None else None
+        if access is None or spec is None:
+            return False
+        cpacr = m.ppb.registers.get(CPACR, 0)
+        if not (cpacr >> (2 * spec.number)) & 3:
+            return False
+        value = dict(spec.reads).get(access.key) if access.kind == "mrc" else None
+        if value is None or access.rt == 15:
+            raise NotModeled(
+                f"'{access.text}' at {m.where(pc)}: the {m.board.name} {spec.name} coprocessor "
+                f"(p{spec.number}) is not modeled beyond its start-up reads",
+                hint=spec.hint or "avoid the coprocessor in this build",
+                **m.at(pc),
+            )
+        m.uc.reg_write(_REGISTERS[access.rt], value)
+        m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 4) | 1)
+        return True
 
     def _exception(self, intno: int, pc: int) -> SimError:
         m = self.m

@@ -54,7 +54,9 @@ ALIAS_XOR, ALIAS_SET, ALIAS_CLR = 1, 2, 3
 _ALIAS_SPAN = 0x4000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _FIELD = re.compile(r"(\d{1,2})(?::(\d{1,2}))?")
-_CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2")
+_CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2", "coprocessor")
+_COPROCESSOR_KEYS = ("number", "name", "source", "reads", "hint")
+_MRC_KEY = re.compile(r"(\d) c(\d{1,2}) c(\d{1,2}) (\d)")
 _SPACE_KEYS = ("name", "start", "size", "atomic_aliases")
 _WINDOW_KEYS = ("name", "base", "size", "source", "register")
 _REGISTER_KEYS = (
@@ -167,6 +169,21 @@ class Boot2Spec:
 
 
 @dataclass(frozen=True)
+class CoprocessorSpec:
+    """A coprocessor of the chip that the core emulator lacks (the RP2350's DCP, GPIOC).
+
+    ``reads``: the MRC reads simcore answers, keyed ``(opc1, CRn, CRm, opc2)``; any
+    other instruction for the coprocessor stops the run as not modeled, with ``hint``.
+    """
+
+    number: int
+    name: str
+    reads: tuple[tuple[tuple[int, int, int, int], int], ...] = ()
+    hint: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ChipSpec:
     """A chip's peripheral spaces, windows and boot stage (one ``data/peripherals`` file)."""
 
@@ -175,6 +192,7 @@ class ChipSpec:
     spaces: tuple[SpaceSpec, ...]
     windows: tuple[WindowSpec, ...]
     boot2: Boot2Spec | None = None
+    coprocessors: tuple[CoprocessorSpec, ...] = ()
 
     def summary(self) -> str:
         """One line for ``simcore boards``: what the chip data declares."""
@@ -481,7 +499,81 @@ def parse_chip(table: object, where: str) -> ChipSpec:
             ),
             source=b.get("source", ""),
         )
-    return ChipSpec(name, s.text("description"), tuple(spaces), tuple(windows), boot2)
+    coprocessors = (
+        [_parse_coprocessor(t) for t in s.tables("coprocessor", 1, 8, "1-8 [[coprocessor]] tables")]
+        if "coprocessor" in s.table
+        else []
+    )
+    numbers = [c.number for c in coprocessors]
+    if len(set(numbers)) != len(numbers):
+        s.error("two [[coprocessor]] tables have one number", "one table per coprocessor")
+    return ChipSpec(
+        name, s.text("description"), tuple(spaces), tuple(windows), boot2, tuple(coprocessors)
+    )
+
+
+def _parse_coprocessor(s: Any) -> CoprocessorSpec:
+    s.keys(_COPROCESSOR_KEYS, ("number", "name"))
+    number = s.integer("number", 0, 7, "a coprocessor number 0-7 (8-15 are the FPU's and Arm's)")
+    reads: list[tuple[tuple[int, int, int, int], int]] = []
+    table = s.get("reads", {})
+    if not isinstance(table, dict):
+        s.fail(table, 'a table of MRC operands and values, e.g. { "0 c0 c0 1" = 0 }', "reads")
+    for key, value in table.items():
+        match = _MRC_KEY.fullmatch(key)
+        fields = tuple(int(g) for g in match.groups()) if match else ()
+        if len(fields) != 4 or fields[1] > 15 or fields[2] > 15:
+            s.error(f"operands {key!r}", '"opc1 cN cM opc2", e.g. "0 c0 c0 1"', f"reads.{key}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _WORD:
+            s.fail(value, "a 32-bit value", f"reads.{key}")
+        reads.append(((fields[0], fields[1], fields[2], fields[3]), value))
+    return CoprocessorSpec(
+        number=number,
+        name=s.text("name", _NAME, "a coprocessor name"),
+        reads=tuple(reads),
+        hint=s.text("hint", max_len=1000) if "hint" in s.table else "",
+        source=s.get("source", ""),
+    )
+
+
+@dataclass(frozen=True)
+class CoprocessorAccess:
+    """One decoded MRC/MCR/MRRC/MCRR/CDP (T1/T2 encodings, Armv8-M ARM C2.4)."""
+
+    coprocessor: int
+    #: "mrc", "mcr", "mrrc", "mcrr" or "cdp".
+    kind: str
+    rt: int
+    #: (opc1, CRn, CRm, opc2); MCRR/MRRC: (opc1, Rt2, CRm, 0); CDP: Rt is CRd.
+    key: tuple[int, int, int, int]
+
+    @property
+    def text(self) -> str:
+        """The instruction in assembler syntax."""
+        opc1, n, m, opc2 = self.key
+        p = f"p{self.coprocessor}"
+        if self.kind in ("mrc", "mcr"):
+            return f"{self.kind} {p}, #{opc1}, r{self.rt}, c{n}, c{m}, #{opc2}"
+        if self.kind == "cdp":
+            return f"cdp {p}, #{opc1}, c{self.rt}, c{n}, c{m}, #{opc2}"
+        return f"{self.kind} {p}, #{opc1}, r{self.rt}, r{n}, c{m}"
+
+
+def decode_coprocessor(hw1: int, hw2: int) -> CoprocessorAccess | None:
+    """The coprocessor instruction ``hw1 hw2`` (two Thumb halfwords), or None if it is none."""
+    if hw1 & 0xEF00 == 0xEE00:  # MRC/MCR (bit 4 of hw2 set) or CDP (clear); MRC2/... have bit 12
+        cp = (hw2 >> 8) & 0xF
+        opc2 = (hw2 >> 5) & 7
+        crn, crm, rt = hw1 & 0xF, hw2 & 0xF, hw2 >> 12
+        if hw2 & 0x10:
+            kind = "mrc" if hw1 & 0x10 else "mcr"
+            return CoprocessorAccess(cp, kind, rt, ((hw1 >> 5) & 7, crn, crm, opc2))
+        return CoprocessorAccess(cp, "cdp", rt, ((hw1 >> 4) & 0xF, crn, crm, opc2))
+    if hw1 & 0xEFE0 == 0xEC40:  # MCRR/MRRC
+        cp = (hw2 >> 8) & 0xF
+        kind = "mrrc" if hw1 & 0x10 else "mcrr"
+        return CoprocessorAccess(cp, kind, hw2 >> 12, ((hw2 >> 4) & 0xF, hw1 & 0xF, hw2 & 0xF, 0))
+    return None
 
 
 def chip_dir() -> Path:
