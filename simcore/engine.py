@@ -651,6 +651,10 @@ class _Run:
             seconds=lambda: time.perf_counter() - self.started,
             echo=options.echo,
         )
+        #: UART bytes not yet passed to the console (sent a line at a time, so
+        #: UTF-8 sequences stay whole).
+        self.uart = bytearray()
+        machine.console = self._on_uart
         self.stop: tuple[StopReason, int, int | None] | None = None  # reason, pc, exit code
         self.fault: SimError | None = None
         self.unmapped: tuple[str, int, int] | None = None  # access, address, size
@@ -687,20 +691,6 @@ class _Run:
         #: run ended there, if it did (a note for the result).
         self.main_return: int | None = None
         self.end_note: str | None = None
-        #: UART bytes not yet passed to the console (sent a line at a time, so
-        #: UTF-8 sequences stay whole).
-        self.uart = bytearray()
-        machine.console = self._on_uart
-
-    def _on_uart(self, byte: int) -> None:
-        self.uart.append(byte)
-        if byte == 0x0A or len(self.uart) >= 4096:
-            self._flush_uart()
-
-    def _flush_uart(self) -> None:
-        if self.uart:
-            data, self.uart = bytes(self.uart), bytearray()
-            self.semihost.console(1, data)
 
     # hooks ------------------------------------------------------------------
 
@@ -906,6 +896,16 @@ class _Run:
             return
         self.heap_now += increment
         self.heap_peak = max(self.heap_peak, self.heap_now)
+
+    def _on_uart(self, byte: int) -> None:
+        self.uart.append(byte)
+        if byte == 0x0A or len(self.uart) >= 4096:
+            self._flush_uart()
+
+    def _flush_uart(self) -> None:
+        if self.uart:
+            data, self.uart = bytes(self.uart), bytearray()
+            self.semihost.console(1, data)
 
     def _on_sev(self) -> None:
         self.event = True
@@ -1617,6 +1617,8 @@ class _Run:
         report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
         exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
+        if exhausted:
+            notes.append("the whole painted stack region was used: the real peak may be higher")
         touched = m.bus.touched() if m.bus is not None else []
         bus_note = m.bus.note() if m.bus is not None else None
         if bus_note is not None:
@@ -1626,8 +1628,6 @@ class _Run:
                 f"boot2 ran from 0x{m.board.vector_table:08x} (its CRC checked as the bootrom "
                 f"does); the program's vector table is at 0x{m.vector_table:08x}"
             )
-        if exhausted:
-            notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None
         cycle_report: dict[str, Any] = {}
         sample_cycles: list[int] = []
