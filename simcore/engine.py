@@ -1,8 +1,10 @@
 """Run firmware under Unicorn: the only module that creates a Unicorn engine.
 
-A :class:`Machine` maps a board's memory, loads an ELF's PT_LOAD segments at
-their load addresses, and starts the core from the vector table (SP from
-entry 0, PC from entry 1). Python runs only on rare events, each hooked by
+A :class:`Machine` maps a board's memory and its chip's peripheral spaces
+(simcore.registers), loads an ELF's PT_LOAD segments at their load addresses,
+and starts the core from the vector table (SP from entry 0, PC from entry 1),
+or, on a chip whose bootrom runs a boot2 stage it finds at the start of flash
+(RP2040), from that boot2 as the bootrom enters it. Python runs only on rare events, each hooked by
 address: the first instruction of ``main`` (inputs are written then, after the
 startup code has initialised .data and .bss), the harness hooks of
 ``simcore_abi.h``, ``_sbrk``, ``done``, SEV (and, while CCR.DIV_0_TRP is set,
@@ -375,10 +377,9 @@ class Machine:
 
     def _initial_bytes(self, address: int, size: int) -> bytes:
         """Bytes of the load image at ``address`` (before anything runs)."""
-        for seg in self.image.segments:
-            off = address - seg.load_address
-            if off >= 0 and off + size <= len(seg.data):
-                return seg.data[off : off + size]
+        data = self._image_bytes(address, size)
+        if data is not None:
+            return data
         raise ElfError(
             f"{self.image.path.name}: no vector table at 0x{address:08x} "
             f"(the reset vector of {self.board.name})",
