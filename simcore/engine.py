@@ -1,8 +1,10 @@
 """Run firmware under Unicorn: the only module that creates a Unicorn engine.
 
-A :class:`Machine` maps a board's memory, loads an ELF's PT_LOAD segments at
-their load addresses, and starts the core from the vector table (SP from
-entry 0, PC from entry 1). Python runs only on rare events, each hooked by
+A :class:`Machine` maps a board's memory and its chip's peripheral spaces
+(simcore.registers), loads an ELF's PT_LOAD segments at their load addresses,
+and starts the core from the vector table (SP from entry 0, PC from entry 1),
+or, on a chip whose bootrom runs a boot2 stage it finds at the start of flash
+(RP2040), from that boot2 as the bootrom enters it. Python runs only on rare events, each hooked by
 address: the first instruction of ``main`` (inputs are written then, after the
 startup code has initialised .data and .bss), the harness hooks of
 ``simcore_abi.h``, ``_sbrk``, ``done``, SEV (and, while CCR.DIV_0_TRP is set,
@@ -81,6 +83,7 @@ from simcore.exceptions import (
 )
 from simcore.peripherals import (
     CCR_DIV_0_TRP,
+    CPACR,
     PPB_BASE,
     PPB_SIZE,
     MicrosecondTimer,
@@ -88,7 +91,7 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
-from simcore.registers import PeripheralBus, boot2_valid, load_chip
+from simcore.registers import PeripheralBus, boot2_valid, decode_coprocessor, load_chip
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
@@ -107,6 +110,7 @@ _INTR_SVC = 2
 _INTR_PREFETCH_ABORT = 3
 _INTR_DATA_ABORT = 4
 _INTR_BKPT = 7
+_INTR_NOCP = 17
 _INTR_EXCEPTION_EXIT = 8
 _USAGE_FAULTS = {
     17: ("NOCP", "a coprocessor (FPU) instruction with the coprocessor disabled"),
@@ -128,6 +132,7 @@ _RESET_LR = 0xFFFFFFFF
 #: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
 _SELF_BRANCH_16 = 0xE7FE
 _SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
+#: `bx lr`: STM32Cube startup files follow `bl main` with it.
 _BX_LR = 0x4770
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
@@ -365,6 +370,8 @@ class Machine:
         self.console: Callable[[int], None] | None = None
         #: The chip's peripheral windows (board data), or None for a board without.
         self.bus = PeripheralBus(chip, {}, self._console_byte) if chip is not None else None
+        #: Coprocessors the chip has and unicorn lacks, by number (chip data).
+        self.coprocessors = {c.number: c for c in chip.coprocessors} if chip is not None else {}
         for region in board.regions(RegionKind.IO):
             # The board file names the model: the RP2040/RP2350 SIO has a divider, the
             # board's [timer] counts microseconds; other peripherals read back.
@@ -418,10 +425,9 @@ class Machine:
 
     def _initial_bytes(self, address: int, size: int) -> bytes:
         """Bytes of the load image at ``address`` (before anything runs)."""
-        for seg in self.image.segments:
-            off = address - seg.load_address
-            if off >= 0 and off + size <= len(seg.data):
-                return seg.data[off : off + size]
+        data = self._image_bytes(address, size)
+        if data is not None:
+            return data
         raise ElfError(
             f"{self.image.path.name}: no vector table at 0x{address:08x} "
             f"(the reset vector of {self.board.name})",
@@ -703,6 +709,10 @@ class _Run:
             seconds=lambda: time.perf_counter() - self.started,
             echo=options.echo,
         )
+        #: UART bytes not yet passed to the console (sent a line at a time, so
+        #: UTF-8 sequences stay whole).
+        self.uart = bytearray()
+        machine.console = self._on_uart
         self.stop: tuple[StopReason, int, int | None] | None = None  # reason, pc, exit code
         self.fault: SimError | None = None
         self.unmapped: tuple[str, int, int] | None = None  # access, address, size
@@ -746,20 +756,6 @@ class _Run:
         #: An exception action the interrupt hook stopped for: ("svc", return address)
         #: or ("return", EXC_RETURN); performed between two emu_start calls.
         self.exc_action: tuple[str, int] | None = None
-        #: UART bytes not yet passed to the console (sent a line at a time, so
-        #: UTF-8 sequences stay whole).
-        self.uart = bytearray()
-        machine.console = self._on_uart
-
-    def _on_uart(self, byte: int) -> None:
-        self.uart.append(byte)
-        if byte == 0x0A or len(self.uart) >= 4096:
-            self._flush_uart()
-
-    def _flush_uart(self) -> None:
-        if self.uart:
-            data, self.uart = bytes(self.uart), bytearray()
-            self.semihost.console(1, data)
 
     # hooks ------------------------------------------------------------------
 
@@ -825,23 +821,19 @@ class _Run:
         """A `b .` or `bx lr` right after a call: if main returned to it, the program ended.
 
         Vendor startup code ends `bl main` (or `blx r0`) with `b .`: on hardware
-        the core spins there for ever with main's result in r0. Other startup
-        code (STM32CubeH7's startup_stm32h7xx.s) ends it with `bx lr`: LR then
-        still holds the return address of main's last call, so on hardware the
-        core jumps back into main and runs off with a corrupt stack. Either way
-        the program's work ended when main returned. Any other such instruction
-        is left to run, as before.
+        the core spins there for ever with main's result in r0. STM32Cube's
+        startup files end it with `bx lr`, whose LR is stale once main has
+        returned (it jumps back into main, or to itself). Any other such
+        instruction is left to run, as before.
         """
         if address != self.main_return:
             return
         m = self.m
         self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
-        if _halfwords(m.code_at(address, 2))[:1] == (_BX_LR,):
+        if m.code_at(address, 2) == _BX_LR.to_bytes(2, "little"):
             self.end_note = (
-                f"main returned to a `bx lr` at {m.where(address)} in the startup code, "
-                f"whose LR is stale (0x{m.reg('lr'):08x}, main's last call): on hardware "
-                "it would jump back into main; the run ends here and r0 is reported as "
-                "the exit code"
+                f"main returned to {m.where(address)}, the startup code's `bx lr` (its LR "
+                "is stale once main has returned); r0 is reported as the exit code"
             )
         else:
             self.end_note = (
@@ -972,6 +964,16 @@ class _Run:
         # r0 is the old break: the heap now ends at r0 + increment.
         self.heap_top = max(self.heap_top or 0, (self.m.reg("r0") + increment) & 0xFFFFFFFF)
 
+    def _on_uart(self, byte: int) -> None:
+        self.uart.append(byte)
+        if byte == 0x0A or len(self.uart) >= 4096:
+            self._flush_uart()
+
+    def _flush_uart(self) -> None:
+        if self.uart:
+            data, self.uart = bytes(self.uart), bytearray()
+            self.semihost.console(1, data)
+
     def _on_sev(self) -> None:
         self.event = True
 
@@ -1038,6 +1040,8 @@ class _Run:
         m = self.m
         pc = m.reg("pc")
         try:
+            if intno == _INTR_NOCP and self._coprocessor(pc):
+                return
             if intno == _INTR_BKPT:
                 insn = struct.unpack("<H", m.code_at(pc, 2).ljust(2, b"\0"))[0]
                 if insn == _SEMIHOSTING_BKPT:
@@ -1094,6 +1098,34 @@ class _Run:
         except SimError as exc:
             self.fault = exc
             m.uc.emu_stop()
+
+    def _coprocessor(self, pc: int) -> bool:
+        """Answer an instruction for a coprocessor the chip has (unicorn takes NOCP).
+
+        Only with CPACR granting access to it; a read the chip data lists gets its value
+        and execution continues after the instruction (True). Anything else for that
+        coprocessor is NotModeled; a coprocessor the chip lacks stays a NOCP fault (False).
+        """
+        m = self.m
+        hw1, hw2 = struct.unpack("<HH", m.code_at(pc, 4).ljust(4, b"\0"))
+        access = decode_coprocessor(hw1, hw2)
+        spec = m.coprocessors.get(access.coprocessor) if access is not None else None
+        if access is None or spec is None:
+            return False
+        cpacr = m.ppb.registers.get(CPACR, 0)
+        if not (cpacr >> (2 * spec.number)) & 3:
+            return False
+        value = dict(spec.reads).get(access.key) if access.kind == "mrc" else None
+        if value is None or access.rt == 15:
+            raise NotModeled(
+                f"'{access.text}' at {m.where(pc)}: the {m.board.name} {spec.name} coprocessor "
+                f"(p{spec.number}) is not modeled beyond its start-up reads",
+                hint=spec.hint or "avoid the coprocessor in this build",
+                **m.at(pc),
+            )
+        m.uc.reg_write(_REGISTERS[access.rt], value)
+        m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 4) | 1)
+        return True
 
     def _exception(self, intno: int, pc: int) -> SimError:
         m = self.m
@@ -1839,6 +1871,8 @@ class _Run:
         report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
         exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
+        if exhausted:
+            notes.append("the whole painted stack region was used: the real peak may be higher")
         touched = m.bus.touched() if m.bus is not None else []
         bus_note = m.bus.note() if m.bus is not None else None
         if bus_note is not None:
@@ -1850,8 +1884,6 @@ class _Run:
             )
         if m.interrupts.taken:
             notes.append(m.interrupts.summary())
-        if exhausted:
-            notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None
         cycle_report: dict[str, Any] = {}
         sample_cycles: list[int] = []
@@ -1933,8 +1965,8 @@ def _count_diff(before: Counts, after: Counts) -> Counts:
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
-    """Addresses of `b .` / `b.w .` / `bx lr` right after a BL or BLX Rm: where startup
-    code parks or returns with a stale LR once main has returned."""
+    """Addresses of `b .`, `b.w .` or `bx lr` right after a BL or BLX Rm: where startup
+    code parks (or returns with a stale LR) after main."""
     found = []
     for section in sections:
         data, base = section.data, section.address

@@ -30,7 +30,7 @@ STARTUPS = {
     # `bl main` then park, as most vendor startup files do.
     "bl-then-park": "bl main\n    b .",
     "blx-then-park": "ldr r0, =main\n    blx r0\n    b .",
-    # STM32Cube's startup_stm32h7xx.s: `bl main` then `bx lr` with a stale LR.
+    # STM32Cube startup files: `bl main; bx lr`, LR stale once main has returned.
     "bl-then-bx-lr": "bl main\n    bx lr",
 }
 
