@@ -209,9 +209,6 @@ class BoardSpec:
     #: The chip's peripheral data (``data/peripherals/<name>.toml``, simcore.registers),
     #: if the board file names one (``peripherals = "rp2040"``).
     peripherals: str | None = None
-    #: Coprocessor number -> model name (``coprocessors = { 0 = "rp2350-gpioc" }``):
-    #: instructions for these run on simcore.coprocessors' models instead of faulting.
-    coprocessors: tuple[tuple[int, str], ...] = ()
 
     def region_at(self, address: int, size_bytes: int = 1) -> MemoryRegion | None:
         """Return the region holding ``[address, address + size_bytes)``, if one does."""
@@ -255,7 +252,6 @@ _BOARD_KEYS = (
     "timer",
     "core_timing",
     "peripherals",
-    "coprocessors",
 )
 _LINK_KEYS = ("code_in", "data_in", "stack_in", "stack_size", "heap_size")
 #: The ``[timer]`` table: a free-running microsecond counter (RP2040/RP2350 TIMER).
@@ -635,8 +631,6 @@ def parse_board(table: object, where: str) -> BoardSpec:
                     "peripherals",
                 )
         board = replace(board, peripherals=chip)
-    if "coprocessors" in s.table:
-        board = replace(board, coprocessors=_parse_coprocessors(s))
     for r in regions:
         if r.xip_cache and (board.cache is None or board.cache.region != r.name):
             s.error(
@@ -656,22 +650,6 @@ def parse_board(table: object, where: str) -> BoardSpec:
     if "link" in s.table:
         default = _parse_link(_Schema(where, s.get("link"), "link"), regions, default)
     return replace(board, link=default)
-
-
-def _parse_coprocessors(s: _Schema) -> tuple[tuple[int, str], ...]:
-    """``coprocessors = { 0 = "rp2350-gpioc", 4 = "rp2350-dcp" }``: p0-p7 to known models."""
-    from simcore.coprocessors import MODELS
-
-    raw = s.get("coprocessors")
-    expected = f"a table of coprocessor numbers 0-7 to one of {', '.join(MODELS)}"
-    if not isinstance(raw, dict) or not raw:
-        s.fail(raw, expected, "coprocessors")
-    out = []
-    for key, name in raw.items():
-        if not (key.isdigit() and int(key) <= 7) or name not in MODELS:
-            s.fail({key: name}, expected, "coprocessors")
-        out.append((int(key), name))
-    return tuple(sorted(out))
 
 
 def _parse_link(s: _Schema, regions: list[MemoryRegion], default: LinkSpec) -> LinkSpec:

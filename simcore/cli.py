@@ -72,6 +72,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
                 if b.timer
                 else None,
                 "core_timing": dict(b.core_timing),
+                "peripherals": b.peripherals,
             }
             for b in boards.values()
         ]
@@ -109,6 +110,10 @@ def _cmd_boards(args: argparse.Namespace) -> int:
         if b.timer:
             t = b.timer
             _out(f"{'':<{width}} {'timer':<11} {t.tick_hz / 1e6:g} MHz tick count in {t.region}")
+        if b.peripherals:
+            from simcore.registers import load_chip
+
+            _out(f"{'':<{width}} {'peripherals':<11} {load_chip(b.peripherals).summary()}")
     return 0
 
 

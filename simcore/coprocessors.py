@@ -1,17 +1,21 @@
-"""Coprocessor instructions on the coprocessors a board declares (``coprocessors`` in its file).
+"""Coprocessor instructions on the coprocessors a chip has (``[[coprocessor]]`` in its data).
 
 A Cortex-M33 passes MCR/MRC/MCRR/MRRC/CDP (and their "2" forms) for p0-p7 to the
 coprocessor interface. Unicorn's M33 has nothing there: it raises a NOCP UsageFault
 (QEMU exception 17) for every such instruction, whatever CPACR says. The engine's
 interrupt hook hands those to :meth:`Coprocessors.execute`, which
 
-- faults NOCP, naming the coprocessor and the instruction, when the board declares no
+- faults NOCP, naming the coprocessor and the instruction, when the chip has no
   coprocessor with that number, or when CPACR does not grant access to it (as the
   core does: CPACR.CPn = 0b00 or 0b10);
-- otherwise runs the instruction on the board's model and returns; the engine then
-  goes on after it (every coprocessor instruction is 32 bits).
+- answers an MRC the chip data lists in the coprocessor's ``reads`` with its
+  constant (pico-sdk's start-up RCMP, ``mrc p4, #0, Rt, c0, c0, #1``, reads 0; the
+  run's notes say so);
+- otherwise runs the instruction on the coprocessor's ``model`` and returns; the
+  engine then goes on after it (every coprocessor instruction is 32 bits). What no
+  model runs is :class:`~simcore.errors.NotModeled`, with the chip data's ``hint``.
 
-Models (``MODELS``):
+Models (registers.COPROCESSOR_MODELS):
 
 ``rp2350-gpioc``
     The RP2350 GPIO coprocessor (p0): each instruction is a read or a write of an SIO
@@ -21,10 +25,8 @@ Models (``MODELS``):
     through the SIO and the other way round.
 ``rp2350-dcp``
     The RP2350 double-precision coprocessor (p4), at function level: see
-    :class:`DcpFunctions`. The only DCP instruction run on its own is RCMP
-    (``mrc p4, #0, Rt, c0, c0, #1``), which pico-sdk's runtime init issues once to
-    clear the "engaged" flag; it reads 0 (no comparison ran) and the run's report
-    says so. Any other DCP instruction outside a recognised function is an error.
+    :class:`DcpFunctions`. A DCP instruction outside a recognised function (other
+    than the ``reads``) is an error naming it and its function.
 
 Timing: the core's timing table costs each coprocessor instruction (cortex-m33.toml,
 row ``coprocessor``: 1 cycle, approximate). Unicorn ends its translation block at an
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -46,9 +48,8 @@ from typing import Any
 
 from simcore.elf import ElfImage
 from simcore.errors import BoardError, NotModeled, UsageFault
-from simcore.registers import PeripheralBus, Window
+from simcore.registers import CoprocessorSpec, PeripheralBus, Window
 
-MODELS = ("rp2350-gpioc", "rp2350-dcp")
 _DATA = Path(__file__).parent / "data" / "coprocessors"
 _WORD = 0xFFFFFFFF
 
@@ -73,6 +74,14 @@ class CoprocessorInsn:
     rt: int = 0
     rt2: int = 0
     crd: int = 0
+
+    @property
+    def mrc_key(self) -> tuple[int, int, int, int] | None:
+        """``(opc1, CRn, CRm, opc2)`` of an MRC to a core register (the chip data's
+        ``reads`` keys), else None."""
+        if self.kind != "mrc" or self.two or self.rt == 15:
+            return None
+        return (self.opc1, self.crn, self.crm, self.opc2)
 
     def text(self) -> str:
         """The instruction as an assembler writes it."""
@@ -251,8 +260,6 @@ class GpioCoprocessor:
 #: PCMP APSR_nzcv (``mrc2 p4, #0, APSR_nzcv, c0, c0, #1``): the first instruction of
 #: pico-sdk's DCP functions (double_aeabi_dcp.S, saving_func).
 _PCMP_NZCV = bytes.fromhex("10fe30f4")
-#: RCMP with any Rt: ``mrc p4, #0, Rt, c0, c0, #1``.
-_RCMP = ("mrc", False, 4, 0, 1, 0, 0)
 _BX_LR = 0x4770
 
 
@@ -467,44 +474,45 @@ def _sdk_shape(image: ElfImage, address: int) -> int | None:
 
 
 class Coprocessors:
-    """The board's coprocessors for one run; the engine calls :meth:`execute` on NOCP."""
+    """The chip's coprocessors for one run; the engine calls :meth:`execute` on NOCP."""
 
     def __init__(
         self,
-        declared: tuple[tuple[int, str], ...],
+        specs: Sequence[CoprocessorSpec],
         bus: PeripheralBus | None,
         image: ElfImage,
         board_name: str,
     ) -> None:
-        self.declared = dict(declared)
+        self.specs = {c.number: c for c in specs}
         self.board_name = board_name
         self.gpioc: GpioCoprocessor | None = None
         self.dcp: DcpFunctions | None = None
         self.notes: list[str] = []
-        for number, model in declared:
-            if model == "rp2350-gpioc":
-                sio = next((w for w in (bus.windows if bus else []) if w.spec.name == "sio"), None)
+        for spec in specs:
+            if spec.model == "rp2350-gpioc":
+                windows = bus.windows if bus is not None else []
+                sio = next((w for w in windows if w.spec.name == "sio"), None)
                 if sio is None:
                     raise BoardError(
-                        f"board {board_name}: coprocessor p{number} (rp2350-gpioc) needs a "
-                        "chip with an sio window (peripherals = ...)",
-                        hint="name the chip file in the board's peripherals key",
+                        f"{board_name}: coprocessor p{spec.number} (rp2350-gpioc) needs the "
+                        "chip data's sio window",
+                        hint="declare a [[window]] named sio in the chip file",
                     )
                 self.gpioc = GpioCoprocessor(sio)
-            elif model == "rp2350-dcp":
+            elif spec.model == "rp2350-dcp":
                 self.dcp = DcpFunctions.find(image)
 
     def describe(self) -> str:
-        if not self.declared:
-            return f"board {self.board_name} declares no coprocessor"
-        return f"board {self.board_name} declares " + ", ".join(
-            f"p{n} ({m})" for n, m in sorted(self.declared.items())
+        if not self.specs:
+            return f"the {self.board_name} chip has no coprocessor on p0-p7"
+        return f"the {self.board_name} chip has " + ", ".join(
+            f"p{n} ({c.name})" for n, c in sorted(self.specs.items())
         )
 
     def execute(self, insn: CoprocessorInsn, cpu: Cpu, cpacr: int, where: str) -> None:
         """Run ``insn`` or raise the fault (UsageFault NOCP) or error a core would give."""
-        model = self.declared.get(insn.coproc)
-        if model is None:
+        spec = self.specs.get(insn.coproc)
+        if spec is None:
             raise UsageFault(
                 f"NOCP: '{insn.text()}' at {where}: coprocessor p{insn.coproc} is not "
                 f"there ({self.describe()})",
@@ -512,27 +520,40 @@ class Coprocessors:
                 hint="on hardware this is a NOCP UsageFault; check that the program was "
                 "built for this board",
             )
+        what = f"the {self.board_name} {spec.name} coprocessor (p{spec.number})"
         if (cpacr >> (2 * insn.coproc)) & 1 == 0:
             raise UsageFault(
-                f"NOCP: '{insn.text()}' at {where}: coprocessor p{insn.coproc} ({model}) "
-                f"is not enabled in CPACR (0x{cpacr:08x})",
+                f"NOCP: '{insn.text()}' at {where}: {what} is not enabled in CPACR (0x{cpacr:08x})",
                 kind="NOCP",
                 hint=f"enable it first (SCB->CPACR |= 3 << {2 * insn.coproc}), as pico-sdk's "
                 "runtime_init_per_core_enable_coprocessors does",
             )
+        value = dict(spec.reads).get(insn.mrc_key) if insn.mrc_key is not None else None
+        if value is not None:
+            cpu.set(insn.rt, value)
+            note = (
+                f"{spec.name} (p{spec.number}): '{insn.text()}' at {where} read "
+                f"0x{value:x}, a constant of the chip data"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+            return
         try:
-            if model == "rp2350-gpioc" and self.gpioc is not None:
+            if spec.model == "rp2350-gpioc" and self.gpioc is not None:
                 self.gpioc.execute(insn, cpu)
                 return
-            if model == "rp2350-dcp":
-                self._dcp_instruction(insn, cpu, where)
-                return
+            if spec.model == "rp2350-dcp":
+                raise _Unmodelled(
+                    "simcore runs the DCP at function level (pico-sdk's DCP functions, "
+                    "recognised by name and code shape, on the host); this instruction is "
+                    "outside any recognised function"
+                )
+            raise _Unmodelled("not modeled beyond the reads the chip data lists")
         except _Unmodelled as exc:
             raise NotModeled(
-                f"'{insn.text()}' at {where} ({model}): {exc}",
-                hint="see the coprocessor section of the README for what is modelled",
+                f"'{insn.text()}' at {where}: {what}: {exc}",
+                hint=spec.hint or "see the RP2350 coprocessors section of the README",
             ) from None
-        raise NotModeled(f"'{insn.text()}' at {where}: {model} has no model")  # pragma: no cover
 
     def report_notes(self) -> list[str]:
         """What the run's report says about the coprocessors."""
@@ -545,20 +566,3 @@ class Coprocessors:
                 "them, coprocessor instructions 1 cycle each [approximate]"
             )
         return notes
-
-    def _dcp_instruction(self, insn: CoprocessorInsn, cpu: Cpu, where: str) -> None:
-        key = (insn.kind, insn.two, insn.coproc, insn.opc1, insn.opc2, insn.crn, insn.crm)
-        if key == _RCMP and insn.rt != 15:
-            cpu.set(insn.rt, 0)
-            note = (
-                f"DCP: RCMP ('{insn.text()}') at {where} read 0 (simcore keeps no DCP "
-                "state between functions; pico-sdk issues it to clear the engaged flag)"
-            )
-            if note not in self.notes:
-                self.notes.append(note)
-            return
-        raise _Unmodelled(
-            "simcore runs the DCP at function level (pico-sdk's DCP functions, recognised "
-            "by symbol and code shape, on the host); this instruction is outside any "
-            "recognised function"
-        )

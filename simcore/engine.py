@@ -1,8 +1,10 @@
 """Run firmware under Unicorn: the only module that creates a Unicorn engine.
 
-A :class:`Machine` maps a board's memory, loads an ELF's PT_LOAD segments at
-their load addresses, and starts the core from the vector table (SP from
-entry 0, PC from entry 1). Python runs only on rare events, each hooked by
+A :class:`Machine` maps a board's memory and its chip's peripheral spaces
+(simcore.registers), loads an ELF's PT_LOAD segments at their load addresses,
+and starts the core from the vector table (SP from entry 0, PC from entry 1),
+or, on a chip whose bootrom runs a boot2 stage it finds at the start of flash
+(RP2040), from that boot2 as the bootrom enters it. Python runs only on rare events, each hooked by
 address: the first instruction of ``main`` (inputs are written then, after the
 startup code has initialised .data and .bss), the harness hooks of
 ``simcore_abi.h``, ``_sbrk``, ``done``, SEV (and, while CCR.DIV_0_TRP is set,
@@ -109,6 +111,7 @@ _INTR_SVC = 2
 _INTR_PREFETCH_ABORT = 3
 _INTR_DATA_ABORT = 4
 _INTR_BKPT = 7
+_INTR_NOCP = 17
 _INTR_EXCEPTION_EXIT = 8
 _INTR_NOCP = 17
 _USAGE_FAULTS = {
@@ -131,6 +134,8 @@ _RESET_LR = 0xFFFFFFFF
 #: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
 _SELF_BRANCH_16 = 0xE7FE
 _SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
+#: `bx lr`: STM32Cube startup files follow `bl main` with it.
+_BX_LR = 0x4770
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
@@ -367,6 +372,7 @@ class Machine:
         self.console: Callable[[int], None] | None = None
         #: The chip's peripheral windows (board data), or None for a board without.
         self.bus = PeripheralBus(chip, {}, self._console_byte) if chip is not None else None
+        #: Coprocessors the chip has and unicorn lacks, by number (chip data).
         for region in board.regions(RegionKind.IO):
             # The board file names the model: the RP2040/RP2350 SIO has a divider, the
             # board's [timer] counts microseconds; other peripherals read back.
@@ -392,8 +398,10 @@ class Machine:
         if self.bus is not None:
             for start, size in self.bus.spaces():
                 self._map_space(self.bus, start, size)
-        #: The board's coprocessors (``coprocessors`` in its file; simcore.coprocessors).
-        self.coprocessors = copro.Coprocessors(board.coprocessors, self.bus, image, board.name)
+        #: Coprocessors the chip has and unicorn lacks (chip data; simcore.coprocessors).
+        self.coprocessors = copro.Coprocessors(
+            chip.coprocessors if chip is not None else (), self.bus, image, board.name
+        )
 
     # -- set-up ---------------------------------------------------------------
 
@@ -422,10 +430,9 @@ class Machine:
 
     def _initial_bytes(self, address: int, size: int) -> bytes:
         """Bytes of the load image at ``address`` (before anything runs)."""
-        for seg in self.image.segments:
-            off = address - seg.load_address
-            if off >= 0 and off + size <= len(seg.data):
-                return seg.data[off : off + size]
+        data = self._image_bytes(address, size)
+        if data is not None:
+            return data
         raise ElfError(
             f"{self.image.path.name}: no vector table at 0x{address:08x} "
             f"(the reset vector of {self.board.name})",
@@ -707,6 +714,10 @@ class _Run:
             seconds=lambda: time.perf_counter() - self.started,
             echo=options.echo,
         )
+        #: UART bytes not yet passed to the console (sent a line at a time, so
+        #: UTF-8 sequences stay whole).
+        self.uart = bytearray()
+        machine.console = self._on_uart
         self.stop: tuple[StopReason, int, int | None] | None = None  # reason, pc, exit code
         self.fault: SimError | None = None
         self.unmapped: tuple[str, int, int] | None = None  # access, address, size
@@ -731,6 +742,8 @@ class _Run:
         #: between its entry and return.
         self.sbrk_returns: list[int] = []
         self.sbrk_pending: int | None = None
+        #: The highest heap break ``_sbrk`` returned (None: not seen).
+        self.heap_top: int | None = None
         self.started = 0.0
         self.n_samples = 0
         #: The event register WFE waits on (set by SEV; simcore has no other event source).
@@ -748,20 +761,6 @@ class _Run:
         #: An exception action the interrupt hook stopped for: ("svc", return address)
         #: or ("return", EXC_RETURN); performed between two emu_start calls.
         self.exc_action: tuple[str, int] | None = None
-        #: UART bytes not yet passed to the console (sent a line at a time, so
-        #: UTF-8 sequences stay whole).
-        self.uart = bytearray()
-        machine.console = self._on_uart
-
-    def _on_uart(self, byte: int) -> None:
-        self.uart.append(byte)
-        if byte == 0x0A or len(self.uart) >= 4096:
-            self._flush_uart()
-
-    def _flush_uart(self) -> None:
-        if self.uart:
-            data, self.uart = bytes(self.uart), bytearray()
-            self.semihost.console(1, data)
 
     # hooks ------------------------------------------------------------------
 
@@ -824,20 +823,28 @@ class _Run:
         self.m.uc.emu_stop()
 
     def _on_parked(self, address: int) -> None:
-        """A `b .` right after a call: if main returned to it, the program has ended.
+        """A `b .` or `bx lr` right after a call: if main returned to it, the program ended.
 
         Vendor startup code ends `bl main` (or `blx r0`) with `b .`: on hardware
-        the core spins there for ever with main's result in r0. Any other such
-        loop is left to run into the budget, as before.
+        the core spins there for ever with main's result in r0. STM32Cube's
+        startup files end it with `bx lr`, whose LR is stale once main has
+        returned (it jumps back into main, or to itself). Any other such
+        instruction is left to run, as before.
         """
         if address != self.main_return:
             return
         m = self.m
         self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
-        self.end_note = (
-            f"main returned to an endless loop at {m.where(address)} (the startup "
-            "code's `b .`); r0 is reported as the exit code"
-        )
+        if m.code_at(address, 2) == _BX_LR.to_bytes(2, "little"):
+            self.end_note = (
+                f"main returned to {m.where(address)}, the startup code's `bx lr` (its LR "
+                "is stale once main has returned); r0 is reported as the exit code"
+            )
+        else:
+            self.end_note = (
+                f"main returned to an endless loop at {m.where(address)} (the startup "
+                "code's `b .`); r0 is reported as the exit code"
+            )
         m.uc.emu_stop()
 
     def returned_from_reset(self) -> bool:
@@ -959,6 +966,18 @@ class _Run:
             return
         self.heap_now += increment
         self.heap_peak = max(self.heap_peak, self.heap_now)
+        # r0 is the old break: the heap now ends at r0 + increment.
+        self.heap_top = max(self.heap_top or 0, (self.m.reg("r0") + increment) & 0xFFFFFFFF)
+
+    def _on_uart(self, byte: int) -> None:
+        self.uart.append(byte)
+        if byte == 0x0A or len(self.uart) >= 4096:
+            self._flush_uart()
+
+    def _flush_uart(self) -> None:
+        if self.uart:
+            data, self.uart = bytes(self.uart), bytearray()
+            self.semihost.console(1, data)
 
     def _on_sev(self) -> None:
         self.event = True
@@ -1026,6 +1045,8 @@ class _Run:
         m = self.m
         pc = m.reg("pc")
         try:
+            if intno == _INTR_NOCP and self._coprocessor(pc):
+                return
             if intno == _INTR_BKPT:
                 insn = struct.unpack("<H", m.code_at(pc, 2).ljust(2, b"\0"))[0]
                 if insn == _SEMIHOSTING_BKPT:
@@ -1086,7 +1107,7 @@ class _Run:
             m.uc.emu_stop()
 
     def _coprocessor(self, pc: int) -> bool:
-        """A NOCP for a coprocessor instruction: run it on the board's coprocessor model
+        """A NOCP for a coprocessor instruction: run it on the chip's coprocessor model
         and go on after it (True), or raise its fault; False for the FPU's (p10/p11)."""
         m = self.m
         insn = copro.decode(m.code_at(pc, 4))
@@ -1506,7 +1527,7 @@ class _Run:
             # Unmasking (CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK) may let a pending
             # exception in: look again at the next block boundary.
             for address in _scan(section.data, section.address, _unmasks):
-                self._code_hook(address, self._poke)
+                self._code_hook(address, self._unmasking)
         m.on_poke = self._poke
         if img.symbol("main") is not None:
             for address in _parks_after_calls(img.code_sections):
@@ -1602,6 +1623,13 @@ class _Run:
                 "(--no-cycles): simcore takes exceptions at block boundaries it finds "
                 "through the cycle accounting"
             )
+
+    def _unmasking(self) -> None:
+        """CPSIE or MSR to a mask register: only a pending exception can be let in (events
+        still to come have their deadline), so stop only then; critical sections that
+        find nothing pending (pico-sdk's spin locks) cost no stop."""
+        if self.m.interrupts.pending:
+            self._poke()
 
     def _charge(self, cycles: int) -> None:
         if self.model is not None:
@@ -1846,12 +1874,18 @@ class _Run:
         if self.io is not None and self.io.output_bytes:
             outputs = m.read(self.io.output, self.n_samples * self.io.output_bytes)
         layout = m.stack
+        if self.heap_top is not None and layout.limit < self.heap_top < layout.top:
+            # A heap that grows up into the painted region (a vendor linker script's
+            # heap-and-stack block): the stack's room is what the heap left.
+            layout = dataclasses.replace(layout, limit=(self.heap_top + 3) & ~3)
         painted = (
             m.read(layout.limit, layout.top - layout.limit) if layout.top > layout.limit else b""
         )
         report = mem.memory_report(m.image, m.board, layout, painted, self.heap_peak)
         exhausted = report.stack_overflowed_paint
         notes = sorted(m.ppb.notes)
+        if exhausted:
+            notes.append("the whole painted stack region was used: the real peak may be higher")
         touched = m.bus.touched() if m.bus is not None else []
         bus_note = m.bus.note() if m.bus is not None else None
         if bus_note is not None:
@@ -1864,8 +1898,6 @@ class _Run:
         if m.interrupts.taken:
             notes.append(m.interrupts.summary())
         notes.extend(m.coprocessors.report_notes())
-        if exhausted:
-            notes.append("the whole painted stack region was used: the real peak may be higher")
         cycles = instructions = None
         cycle_report: dict[str, Any] = {}
         sample_cycles: list[int] = []
@@ -1947,14 +1979,15 @@ def _count_diff(before: Counts, after: Counts) -> Counts:
 
 
 def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
-    """Addresses of `b .` / `b.w .` right after a BL or BLX Rm: where startup code parks."""
+    """Addresses of `b .`, `b.w .` or `bx lr` right after a BL or BLX Rm: where startup
+    code parks (or returns with a stale LR) after main."""
     found = []
     for section in sections:
         data, base = section.data, section.address
         for address in _scan(
             data,
             base,
-            lambda hw, nxt: hw == _SELF_BRANCH_16 or (hw, nxt) == _SELF_BRANCH_32,
+            lambda hw, nxt: hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32,
         ):
             before = _halfwords(data[max(0, address - base - 4) : address - base])
             blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780

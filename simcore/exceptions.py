@@ -167,10 +167,40 @@ def _integer(table: dict[str, Any], key: str, where: str, lo: int, hi: int) -> i
     return value
 
 
+_CORE_KEYS = frozenset({"entry", "exit", "tail_chain", "priority_bits", "irqs", "tag", "source"})
+_BOARD_KEYS = frozenset({"priority_bits", "irqs", "alarms"})
+_ALARM_KEYS = frozenset({"alarm0", "armed", "intr", "inte", "intf", "ints", "count", "irq"})
+
+
+def _check_keys(table: object, allowed: frozenset[str], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise BoardError(f"data/interrupts.toml: {where} is not a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise BoardError(
+            f"data/interrupts.toml: {where} has unknown key(s) {', '.join(unknown)}",
+            hint=f"use {', '.join(sorted(allowed))}",
+        )
+    return table
+
+
 @cache
 def _interrupt_data() -> dict[str, Any]:
     path = resources.files("simcore") / "data" / "interrupts.toml"
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    _check_keys(data, frozenset({"cores", "boards"}), "the file")
+    for name, core in data.get("cores", {}).items():
+        _check_keys(core, _CORE_KEYS, f"cores.{name}")
+    for name, board in data.get("boards", {}).items():
+        _check_keys(board, _BOARD_KEYS, f"boards.{name}")
+        if "alarms" in board:
+            alarms = _check_keys(board["alarms"], _ALARM_KEYS, f"boards.{name}.alarms")
+            missing = sorted(_ALARM_KEYS - set(alarms))
+            if missing:
+                raise BoardError(
+                    f"data/interrupts.toml: boards.{name}.alarms lacks {', '.join(missing)}"
+                )
+    return data
 
 
 def interrupt_spec(board: BoardSpec) -> InterruptSpec:
@@ -358,7 +388,7 @@ class InterruptController:
     #: Exceptions taken, by number (for the run's report).
     taken: dict[int, int] = field(default_factory=dict)
     tail_chains: int = 0
-    #: Register words read back as written (SHCSR, reserved NVIC words).
+    #: Register words read back as written (reserved NVIC words).
     registers: dict[int, int] = field(default_factory=dict)
     #: Armv6-M: no BASEPRI, FAULTMASK or priority grouping.
     armv6: bool = False

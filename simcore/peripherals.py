@@ -12,6 +12,9 @@ run only when firmware accesses these addresses (rare next to compute).
   RP2350 TIMER0), counting from the cycle model. The Cortex-M0+ has no DWT cycle
   counter: DWT->CYCCNT reads 0 there, as on silicon, and the run says so.
 - Any other board region of kind ``io``: registers that read back what was written.
+- The rest of a chip (resets, clocks, UARTs, spin locks...) is data: the board's
+  chip file, run by :mod:`simcore.registers`; the SIO model defers to it for the
+  registers it does not implement.
 
 Writes the emulation cannot honour are never dropped silently: a reset request
 (AIRCR) raises :class:`~simcore.errors.NotModeled`, CCR.DIV_0_TRP is passed to the

@@ -40,7 +40,7 @@ import itertools
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,7 +58,11 @@ _ALIAS_SPAN = 0x4000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _ACTS_ON = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}:(set|clr|xor)")
 _FIELD = re.compile(r"(\d{1,2})(?::(\d{1,2}))?")
-_CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2")
+_CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2", "coprocessor")
+_COPROCESSOR_KEYS = ("number", "name", "source", "reads", "hint", "model")
+#: Coprocessor models simcore.coprocessors implements (the chip data's ``model`` key).
+COPROCESSOR_MODELS = ("rp2350-gpioc", "rp2350-dcp")
+_MRC_KEY = re.compile(r"(\d) c(\d{1,2}) c(\d{1,2}) (\d)")
 _SPACE_KEYS = ("name", "start", "size", "atomic_aliases")
 _WINDOW_KEYS = ("name", "base", "size", "source", "register")
 _REGISTER_KEYS = (
@@ -123,6 +127,8 @@ class RegisterSpec:
     #: ``(register name, op)``: a write applies ``op`` ("set", "clr", "xor") with its
     #: bits to that register instead of being stored (``acts_on``).
     acts_on: tuple[str, str] | None = None
+    #: The array this register belongs to (``count`` in the file), if any.
+    array: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,23 @@ class Boot2Spec:
 
 
 @dataclass(frozen=True)
+class CoprocessorSpec:
+    """A coprocessor of the chip that the core emulator lacks (the RP2350's DCP, GPIOC).
+
+    ``model`` names the simcore.coprocessors model that runs its instructions;
+    ``reads``: MRC reads answered as constants, keyed ``(opc1, CRn, CRm, opc2)``; any
+    other instruction for the coprocessor stops the run as not modeled, with ``hint``.
+    """
+
+    number: int
+    name: str
+    reads: tuple[tuple[tuple[int, int, int, int], int], ...] = ()
+    hint: str = ""
+    source: str = ""
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class ChipSpec:
     """A chip's peripheral spaces, windows and boot stage (one ``data/peripherals`` file)."""
 
@@ -181,6 +204,18 @@ class ChipSpec:
     spaces: tuple[SpaceSpec, ...]
     windows: tuple[WindowSpec, ...]
     boot2: Boot2Spec | None = None
+    coprocessors: tuple[CoprocessorSpec, ...] = ()
+
+    def summary(self) -> str:
+        """One line for ``simcore boards``: what the chip data declares."""
+        registers = sum(len(w.registers) for w in self.windows)
+        rules = sum(len(r.rules) for w in self.windows for r in w.registers)
+        boot = "; boot2 checked by CRC and run" if self.boot2 is not None else ""
+        return (
+            f"{self.name}: {len(self.windows)} windows, {registers} registers, "
+            f"{rules} read rules in {len(self.spaces)} space"
+            f"{'' if len(self.spaces) == 1 else 's'}{boot}"
+        )
 
 
 # -- loading ---------------------------------------------------------------------
@@ -373,11 +408,9 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
                 "a register name",
                 "acts_on",
             )
-        spec = RegisterSpec(**{**spec.__dict__, "acts_on": (target, op)})
+        spec = replace(spec, acts_on=(target, op))
     if count is None:
-        if kind == "claim":
-            spec = RegisterSpec(**{**spec.__dict__, "claim_index": 0})
-        return [spec]
+        return [replace(spec, claim_index=0, array=name) if kind == "claim" else spec]
     last = offset + (count - 1) * stride
     if last > size - 4:
         s.error(
@@ -386,13 +419,12 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
             "count",
         )
     return [
-        RegisterSpec(
-            **{
-                **spec.__dict__,
-                "name": f"{name}{i}",
-                "offset": offset + i * stride,
-                "claim_index": i if kind == "claim" else None,
-            }
+        replace(
+            spec,
+            name=f"{name}{i}",
+            offset=offset + i * stride,
+            claim_index=i if kind == "claim" else None,
+            array=name,
         )
         for i in range(count)
     ]
@@ -419,7 +451,7 @@ def _parse_window(s: Any) -> WindowSpec:
                 "register",
             )
         seen[reg.offset] = reg.name
-    claims = {r.name.rstrip("0123456789") for r in registers if r.claim_index is not None}
+    claims = {r.array for r in registers if r.claim_index is not None}
     for reg in registers:
         if reg.claim_status is not None and reg.claim_status not in claims:
             s.error(
@@ -489,7 +521,46 @@ def parse_chip(table: object, where: str) -> ChipSpec:
             ),
             source=b.get("source", ""),
         )
-    return ChipSpec(name, s.text("description"), tuple(spaces), tuple(windows), boot2)
+    coprocessors = (
+        [_parse_coprocessor(t) for t in s.tables("coprocessor", 1, 8, "1-8 [[coprocessor]] tables")]
+        if "coprocessor" in s.table
+        else []
+    )
+    numbers = [c.number for c in coprocessors]
+    if len(set(numbers)) != len(numbers):
+        s.error("two [[coprocessor]] tables have one number", "one table per coprocessor")
+    return ChipSpec(
+        name, s.text("description"), tuple(spaces), tuple(windows), boot2, tuple(coprocessors)
+    )
+
+
+def _parse_coprocessor(s: Any) -> CoprocessorSpec:
+    s.keys(_COPROCESSOR_KEYS, ("number", "name"))
+    number = s.integer("number", 0, 7, "a coprocessor number 0-7 (8-15 are the FPU's and Arm's)")
+    reads: list[tuple[tuple[int, int, int, int], int]] = []
+    table = s.get("reads", {})
+    if not isinstance(table, dict):
+        s.fail(table, 'a table of MRC operands and values, e.g. { "0 c0 c0 1" = 0 }', "reads")
+    for key, value in table.items():
+        match = _MRC_KEY.fullmatch(key)
+        fields = tuple(int(g) for g in match.groups()) if match else ()
+        if len(fields) != 4 or fields[1] > 15 or fields[2] > 15:
+            s.error(f"operands {key!r}", '"opc1 cN cM opc2", e.g. "0 c0 c0 1"', f"reads.{key}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _WORD:
+            s.fail(value, "a 32-bit value", f"reads.{key}")
+        reads.append(((fields[0], fields[1], fields[2], fields[3]), value))
+    return CoprocessorSpec(
+        number=number,
+        name=s.text("name", _NAME, "a coprocessor name"),
+        reads=tuple(reads),
+        hint=s.text("hint", max_len=1000) if "hint" in s.table else "",
+        source=s.get("source", ""),
+        model=(
+            s.choice("model", COPROCESSOR_MODELS, "coprocessor model")
+            if "model" in s.table
+            else None
+        ),
+    )
 
 
 def chip_dir() -> Path:
@@ -583,9 +654,7 @@ class Window:
                 sum(
                     1 << r.claim_index
                     for r in self.spec.registers
-                    if r.claim_index is not None
-                    and r.name.rstrip("0123456789") == prefix
-                    and r.offset in self.claimed
+                    if r.claim_index is not None and r.array == prefix and r.offset in self.claimed
                 )
                 & _WORD
             )
@@ -661,9 +730,12 @@ class _Route:
 class PeripheralBus:
     """Routes accesses in a chip's spaces to its windows, the engine's models and readback pages.
 
-    The engine maps each piece :meth:`pieces` returns as MMIO with :meth:`read` and
-    :meth:`write`; ``models`` are the engine's own register models (SIO, TIMER) at
-    their base addresses, reached through the spaces too (with the atomic aliases).
+    The engine maps each of :meth:`spaces` as MMIO with :meth:`read` and :meth:`write`;
+    ``models`` are the engine's own register models (SIO, TIMER) at their base
+    addresses, reached through the spaces too. An atomic-alias write to a model is a
+    read-modify-write of the register at the base address, unless the model has a
+    true ``decodes_aliases`` attribute: then it gets the offset with the alias bits
+    (+0x1000/+0x2000/+0x3000) and applies the operation itself.
     """
 
     def __init__(
@@ -755,6 +827,9 @@ class PeripheralBus:
         elif route.window is not None:
             shift = 8 * (offset & 3)
             route.window.atomic(offset, route.alias, (value << shift) & _WORD)
+        elif getattr(route.target, "decodes_aliases", False):
+            # The model knows its write-1-to-clear registers: it gets the alias offset.
+            route.target.write(offset + route.alias * _PAGE, size, value)
         else:
             word = offset & ~3
             old = route.target.read(word, 4)

@@ -16,7 +16,14 @@ from simcore.boards import get_board
 from simcore.elf import load_elf
 from simcore.engine import Machine, RunOptions, run_firmware
 from simcore.errors import BudgetExhausted, MemoryFault
-from simcore.exceptions import interrupt_spec
+from simcore.exceptions import (
+    CSR_CLKSOURCE,
+    CSR_COUNTFLAG,
+    CSR_ENABLE,
+    CSR_TICKINT,
+    SysTick,
+    interrupt_spec,
+)
 from simcore.peripherals import MicrosecondTimer
 from simcore.results import RunResult
 from simcore.toolchain import build_elf
@@ -731,3 +738,44 @@ def test_interrupt_inside_an_it_block(tmp_path: Path, board: str) -> None:
     m.interrupts.enter = spy  # type: ignore[method-assign]
     assert _run(m).exit_code == 5 * 16 + 0
     assert frame_xpsr and frame_xpsr[0] & 0x0600FC00  # the IT state was live
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_interrupt_data_of_every_board(board: str) -> None:
+    """data/interrupts.toml: every shipped board has an NVIC and exception timing; the
+    RP2040/RP2350 timer alarms lie in the timer's region, clear of its counter registers."""
+    spec = get_board(board)
+    data = interrupt_spec(spec)
+    assert 2 <= data.priority_bits <= 8 and data.irqs >= 32
+    assert 0 < data.timing.tail_chain <= data.timing.entry
+    if board in ("rp2040", "rp2350"):
+        assert data.alarms is not None and spec.timer is not None
+        a = data.alarms
+        region = next(r for r in spec.memory if r.name == spec.timer.region)
+        alarm_words = {a.alarm0 + 4 * i for i in range(a.count)}
+        others = {a.armed, a.intr, a.inte, a.intf, a.ints}
+        counter = {offset for _, offset in spec.timer.registers}
+        assert len(alarm_words | others) == a.count + 5
+        assert not (alarm_words | others) & counter
+        assert max(alarm_words | others) < region.size_bytes
+    else:
+        assert data.alarms is None
+
+
+def test_systick_counter_countflag_and_events() -> None:
+    """The counter reaches 0 `reload` cycles after enabling, then every reload + 1;
+    COUNTFLAG reads 1 once per zero since the last CSR read; events follow the zeros."""
+    tick = SysTick(notes=set())
+    tick.rvr = 99
+    tick.write_csr(1000, CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE)
+    assert tick.value(1000) == 99 and tick.value(1099) == 0 and tick.value(1100) == 99
+    assert tick.next_event(1000) == 1099 and tick.next_event(1099) == 1199
+    assert not tick.read_csr(1098) & CSR_COUNTFLAG
+    assert tick.read_csr(1099) & CSR_COUNTFLAG
+    assert not tick.read_csr(1150) & CSR_COUNTFLAG
+    tick.poll(1300)
+    assert tick.take_pend() and not tick.take_pend()
+    tick.write_cvr(1305)  # clears the counter: the next zero is a full period later
+    assert tick.next_event(1305) == 1404
+    tick.write_csr(1310, CSR_ENABLE | CSR_CLKSOURCE)  # TICKINT off: no events
+    assert tick.next_event(1310) is None

@@ -170,6 +170,27 @@ def test_models_in_a_space_get_the_atomic_aliases() -> None:
     assert b.read(0x40054038, 4) == 0x4
 
 
+def test_a_model_that_decodes_aliases_gets_the_alias_offset() -> None:
+    class Decoding:
+        decodes_aliases = True
+
+        def __init__(self) -> None:
+            self.writes: list[tuple[int, int]] = []
+
+        def read(self, offset: int, size: int) -> int:
+            return 0xFF
+
+        def write(self, offset: int, size: int, value: int) -> None:
+            self.writes.append((offset, value))
+
+    b = bus("rp2040")
+    model = Decoding()
+    assert b.add_model(0x40054000, 0x1000, model)
+    b.write(0x40054000 + 0x34 + SET, 4, 0x2)  # e.g. a write-1-to-clear INTR
+    b.write(0x40054000 + 0x34, 4, 0x1)
+    assert model.writes == [(0x2034, 0x2), (0x34, 0x1)]
+
+
 def _crc32_mpeg2(data: bytes) -> int:
     crc = 0xFFFFFFFF
     for byte in data:

@@ -195,7 +195,9 @@ def test_data_in_axi_sram_on_the_h7(tmp_path: Path, stack_in: str) -> None:
 
 def _user_board(tmp_path: Path, *, keep_link: bool) -> Path:
     """A copy of the shipped rp2040 file under another name (with or without [link])."""
-    text = (SHIPPED_BOARDS / "rp2040.toml").read_text().replace('"rp2040"', '"mypico"')
+    text = (
+        (SHIPPED_BOARDS / "rp2040.toml").read_text().replace('name = "rp2040"', 'name = "mypico"')
+    )
     if not keep_link:
         text = text[: text.index("[link]")]
     path = tmp_path / "mypico.toml"
@@ -218,7 +220,9 @@ def test_user_board_gets_a_generated_script(tmp_path: Path, keep_link: bool) -> 
 
 def test_board_without_link_table_defaults_to_flash_and_the_largest_ram() -> None:
     text = (SHIPPED_BOARDS / "stm32h743.toml").read_text()
-    table = tomllib.loads(text[: text.index("[link]")].replace('"stm32h743"', '"myh7"'))
+    table = tomllib.loads(
+        text[: text.index("[link]")].replace('name = "stm32h743"', 'name = "myh7"')
+    )
     layout = resolve(parse_board(table, "myh7.toml"))
     assert layout.options() == {
         "code_in": "flash",

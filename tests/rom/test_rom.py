@@ -77,8 +77,9 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Builder:
 
 def _run(elf: Path, board: str) -> tuple[RunResult, list[int]]:
     result = run_firmware(elf, board, inputs=b"\0" * 4)
+    assert result.exit_code == 0
     words = list(struct.unpack(f"<{N_OUT}I", result.outputs))
-    return result, words[: result.exit_code]
+    return result, words[: words[-1]]
 
 
 def test_rp2040_lookups_and_results(build: Builder) -> None:
@@ -290,3 +291,23 @@ def test_a_rom_region_loads_no_firmware_and_maps_read_execute() -> None:
     board = get_board("rp2040")
     region = board.region_at(0)
     assert region is not None and region.image == "rp2040"
+
+
+def test_an_edited_rom_source_builds_a_new_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image is named by the hash of its sources: an edit never finds a stale image."""
+    import shutil
+
+    sources = tmp_path / "rom"
+    shutil.copytree(rom.source_dir(), sources)
+    monkeypatch.setattr(rom, "source_dir", lambda: sources)
+    monkeypatch.setenv("SIMCORE_CACHE_DIR", str(tmp_path / "cache"))
+    before = rom.build("rp2350")
+    assert rom.build("rp2350") == before  # found in the cache
+    copyright_ = b"simcore RP2350 ROM (written for simcore; no vendor code)"
+    text = (sources / "rp2350_rom.S").read_bytes()
+    (sources / "rp2350_rom.S").write_bytes(text.replace(copyright_, b"edited ROM"))
+    after = rom.build("rp2350")
+    assert after != before and before.is_file()
+    assert b"edited ROM" in after.read_bytes() and b"edited ROM" not in before.read_bytes()

@@ -17,7 +17,6 @@ import pytest
 from sim_support import build_asm, needs_toolchain
 
 from simcore import coprocessors as copro
-from simcore.boards import get_board, parse_board
 from simcore.engine import run_firmware
 from simcore.errors import BoardError, NotModeled, UsageFault
 from simcore.registers import PeripheralBus, load_chip, parse_chip
@@ -98,7 +97,10 @@ def test_sdk_init_rcmp_runs_and_is_reported(tmp_path: Path) -> None:
     elf = _build(tmp_path, ENABLE_CP0_CP4 + "movs r0, #7\nmrc p4, #0, r0, c0, c0, #1")
     result = run_firmware(elf, "rp2350")
     assert result.exit_code == 0
-    assert any("RCMP" in note and "read 0" in note for note in result.notes)
+    assert any(
+        "dcp (p4): 'mrc p4, #0, r0, c0, c0, #1'" in note and "read 0x0" in note
+        for note in result.notes
+    )
 
 
 def test_coprocessor_not_enabled_in_cpacr_is_nocp(tmp_path: Path) -> None:
@@ -106,14 +108,14 @@ def test_coprocessor_not_enabled_in_cpacr_is_nocp(tmp_path: Path) -> None:
     with pytest.raises(UsageFault) as info:
         run_firmware(elf, "rp2350")
     assert info.value.kind == "NOCP"
-    assert "p4 (rp2350-dcp) is not enabled in CPACR (0x00000000)" in info.value.message
+    assert "dcp coprocessor (p4) is not enabled in CPACR (0x00000000)" in info.value.message
     assert "mrc p4, #0, r0, c0, c0, #1" in info.value.message
 
 
 def test_only_the_gpio_coprocessor_enabled_still_faults_the_dcp(tmp_path: Path) -> None:
     body = "ldr r2, =0xe000ed88\nmovs r1, #3\nstr r1, [r2]\nmrc p0, #0, r0, c0, c0\n"
     elf = _build(tmp_path, body + "mrc p4, #0, r0, c0, c0, #1")
-    with pytest.raises(UsageFault, match=r"p4 .* not enabled in CPACR"):
+    with pytest.raises(UsageFault, match=r"\(p4\) is not enabled in CPACR \(0x00000003\)"):
         run_firmware(elf, "rp2350")
 
 
@@ -125,7 +127,7 @@ def test_undeclared_coprocessor_is_nocp_naming_it(tmp_path: Path) -> None:
     assert info.value.kind == "NOCP"
     assert "'mrc p5, #0, r0, c0, c0, #0'" in info.value.message
     assert "coprocessor p5 is not there" in info.value.message
-    assert "p0 (rp2350-gpioc), p4 (rp2350-dcp)" in info.value.message
+    assert "the rp2350 chip has p0 (gpioc), p4 (dcp)" in info.value.message
 
 
 # -- the GPIO coprocessor ----------------------------------------------------------------
@@ -284,21 +286,22 @@ def test_a_function_with_the_name_but_not_the_shape_is_not_taken(tmp_path: Path)
 # -- board data ---------------------------------------------------------------------------
 
 
-def test_rp2350_declares_its_coprocessors() -> None:
-    assert get_board("rp2350").coprocessors == ((0, "rp2350-gpioc"), (4, "rp2350-dcp"))
-    assert get_board("rp2040").coprocessors == ()
+def test_rp2350_chip_data_names_its_coprocessor_models() -> None:
+    specs = {c.number: c for c in load_chip("rp2350").coprocessors}
+    assert (specs[0].model, specs[4].model) == ("rp2350-gpioc", "rp2350-dcp")
+    assert dict(specs[4].reads) == {(0, 0, 0, 1): 0}
+    assert load_chip("rp2040").coprocessors == ()
 
 
-@pytest.mark.parametrize("bad", [{"9": "rp2350-dcp"}, {"4": "no-such-model"}, {}])
-def test_bad_coprocessor_table_is_a_board_error(bad: dict[str, str]) -> None:
+def test_an_unknown_coprocessor_model_is_a_chip_error() -> None:
     import tomllib
 
-    from simcore.boards import _data_dir
-
-    table = tomllib.loads((_data_dir() / "boards" / "rp2350.toml").read_text())
-    table["coprocessors"] = bad
-    with pytest.raises(BoardError, match="coprocessors"):
-        parse_board(table, "test.toml")
+    text = (
+        'name = "x"\ndescription = "d"\n[[coprocessor]]\nnumber = 4\nname = "dcp"\n'
+        'model = "no-such-model"\n'
+    )
+    with pytest.raises(BoardError, match="unknown coprocessor model 'no-such-model'"):
+        parse_chip(tomllib.loads(text), "x.toml")
 
 
 def test_a_board_without_coprocessors_faults_nocp(tmp_path: Path) -> None:
@@ -308,7 +311,7 @@ def test_a_board_without_coprocessors_faults_nocp(tmp_path: Path) -> None:
     with pytest.raises(UsageFault) as info:
         run_firmware(elf, "stm32h743")
     assert info.value.kind == "NOCP"
-    assert "board stm32h743 declares no coprocessor" in info.value.message
+    assert "the stm32h743 chip has no coprocessor on p0-p7" in info.value.message
 
 
 # -- the SIO GPIO registers the GPIO coprocessor shares (chip data, acts_on) ---------------

@@ -30,6 +30,8 @@ STARTUPS = {
     # `bl main` then park, as most vendor startup files do.
     "bl-then-park": "bl main\n    b .",
     "blx-then-park": "ldr r0, =main\n    blx r0\n    b .",
+    # STM32Cube startup files: `bl main; bx lr`, LR stale once main has returned.
+    "bl-then-bx-lr": "bl main\n    bx lr",
 }
 
 
@@ -100,6 +102,14 @@ def test_cli_exit_code_follows_main(
     assert main(["run", str(elf), "-b", "rp2040"]) == (0 if code == 0 else 1)
     out = capsys.readouterr().out
     assert f"exit code {code}" in out and "returned from its reset handler" in out
+
+
+def test_stale_lr_return_after_main_is_named(tmp_path: Path) -> None:
+    """On hardware that `bx lr` jumps to itself (LR = its own address + 1): the note says so."""
+    result = run_firmware(build(tmp_path, "stm32h743", STARTUPS["bl-then-bx-lr"], 4), "stm32h743")
+    assert (result.stop_reason, result.exit_code) == (StopReason.DONE, 4)
+    note = next(n for n in result.notes if "bx lr" in n)
+    assert "LR is stale" in note and "Reset_Handler+0x4" in note
 
 
 def test_reset_handler_returning_before_main_is_a_fault(tmp_path: Path) -> None:

@@ -142,6 +142,7 @@ static int spin_locks(void) {
 #define SYSCFG_PWRCR 0x5800042cu
 #define USART3 0x40004800u
 #define GPIOD_MODER 0x58020c00u
+#define TIM2_ARR 0x4000002cu
 #define CHIP_NAME "stm32h743"
 
 static void uart_putc(char c) {
@@ -190,8 +191,10 @@ static void bring_up(void) {
     REG(USART3 + 0x00) = (1u << 3) | 1u; /* TE | UE */
     while (!(REG(USART3 + 0x1c) & (1u << 21))) {} /* ISR.TEACK */
     check(REG(USART3 + 0x0c) == 1042);
-    REG(GPIOD_MODER) = 0xfffaffffu; /* PD8/PD9 alternate function: not modeled */
+    REG(GPIOD_MODER) = 0xfffaffffu; /* PD8/PD9 alternate function */
     check(REG(GPIOD_MODER) == 0xfffaffffu);
+    REG(TIM2_ARR) = 999u; /* a timer: not declared, reads back */
+    check(REG(TIM2_ARR) == 999u);
 }
 
 static int spin_locks(void) { return 1; }

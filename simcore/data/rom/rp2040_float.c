@@ -8,6 +8,12 @@
  * the number of fraction bits as the last argument; fsin also returns the cosine
  * in r1 (pico-sdk's sincosf reads it), dsincos returns the sine in r0:r1 and the
  * cosine in r2:r3 (rp2040_rom.S). The 32-bit patterns are moved through unions.
+ *
+ * The arithmetic is libgcc's IEEE single/double soft float (round to nearest even)
+ * and newlib's libm kernels for the scientific functions, compiled for the
+ * Cortex-M0+: results of +, -, *, / and sqrt are correctly rounded, as the real
+ * ROM's are for normal numbers. Unlike the real ROM, denormals are not flushed to
+ * zero, and sin/cos/tan/exp/ln/atan2 may differ from the real ROM's in the last bits.
  */
 #include <float.h>
 #include <stdint.h>

@@ -108,29 +108,38 @@ rom_copyright:
    runs there. Parked, should a program jump to it. */
     .thumb_func
     .global rom_reset_handler
+    .type rom_reset_handler, %function
 rom_reset_handler:
     b rom_reset_handler
+    .size rom_reset_handler, . - rom_reset_handler
 
 /* fcmp and dcmp with the result in the flags, registers kept (as pico-sdk's
    __aeabi_cfcmple): Z for equal, C for greater or equal (and unordered). */
     .thumb_func
     .global rom_fcmp_flags
+    .type rom_fcmp_flags, %function
 rom_fcmp_flags:
     push {r0-r3, lr}
     bl rom_fcmp
-    b 1f
+    b cmp_to_flags
+    .size rom_fcmp_flags, . - rom_fcmp_flags
+
     .thumb_func
     .global rom_dcmp_flags
+    .type rom_dcmp_flags, %function
 rom_dcmp_flags:
     push {r0-r3, lr}
     bl rom_dcmp
-1:  adds r0, #1                 /* -1, 0, 1 -> 0, 1, 2 */
+cmp_to_flags:
+    adds r0, #1                 /* -1, 0, 1 -> 0, 1, 2 */
     cmp r0, #1
     pop {r0-r3, pc}
+    .size rom_dcmp_flags, . - rom_dcmp_flags
 
 /* dsincos: the sine in r0:r1 and the cosine in r2:r3. */
     .thumb_func
     .global rom_dsincos
+    .type rom_dsincos, %function
 rom_dsincos:
     push {r4, lr}
     sub sp, #16
@@ -138,3 +147,4 @@ rom_dsincos:
     bl rom_dsincos_to
     pop {r0-r3}
     pop {r4, pc}
+    .size rom_dsincos, . - rom_dsincos

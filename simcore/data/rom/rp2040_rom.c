@@ -1,13 +1,7 @@
 /*
- * simcore's own RP2040 bootrom: the table lookup, the memory functions and the
- * soft-float/soft-double tables pico-sdk uses (RP2040 datasheet 2.8.3; pico-sdk
- * pico_float, pico_double, pico_mem_ops). Layout and tables: rp2040_rom.S.
- *
- * The arithmetic is libgcc's IEEE single/double soft-float (round to nearest even)
- * and newlib's libm kernels for the scientific functions, compiled for the
- * Cortex-M0+: results of +, -, *, / and sqrt are correctly rounded, as the real
- * ROM's are for normal numbers. Unlike the real ROM, denormals are not flushed to
- * zero, and sin/cos/tan/exp/ln/atan2 may differ from the real ROM's in the last bits.
+ * simcore's own RP2040 bootrom: the table lookup and the memory functions pico-sdk
+ * uses (RP2040 datasheet 2.8.3; pico-sdk pico_bootrom, pico_mem_ops). Layout and
+ * tables: rp2040_rom.S; the soft-float/soft-double functions: rp2040_float.c.
  */
 #include <stdint.h>
 

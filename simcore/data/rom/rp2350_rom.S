@@ -66,5 +66,7 @@ rom_copyright:
    jump to the ROM's reset handler. */
     .thumb_func
     .global rom_reset_handler
+    .type rom_reset_handler, %function
 rom_reset_handler:
     b rom_reset_handler
+    .size rom_reset_handler, . - rom_reset_handler
