@@ -161,10 +161,6 @@ class Cpu:
     def set(self, n: int, value: int) -> None:
         self.uc.reg_write(self._regs[n], value & _WORD)
 
-    def flags(self) -> int:
-        """NZCV in bits 31-28."""
-        return int(self.uc.reg_read(self._apsr)) & 0xF0000000
-
     def set_flags(self, nzcv: int) -> None:
         """Set NZCV from bits 31-28 of ``nzcv``."""
         self.uc.reg_write(self._apsr, nzcv & 0xF0000000)
@@ -231,7 +227,7 @@ class GpioCoprocessor:
         elif insn.kind == "mcr" and insn.crn == 0 and insn.opc1 <= 3:
             self._apply(group, hi, insn.opc1, cpu.get(insn.rt))
         elif insn.kind == "mcr" and insn.crn == 0 and 5 <= insn.opc1 <= 7 and not hi:
-            self._pin(group, cpu.get(insn.rt), (None, 1, 2, 3)[insn.opc1 - 4])
+            self._pin(group, cpu.get(insn.rt), insn.opc1 - 4)
         elif insn.kind == "mcrr" and not hi and insn.opc1 <= 3:
             self._apply(group, False, insn.opc1, cpu.get(insn.rt))
             self._apply(group, True, insn.opc1, cpu.get(insn.rt2))
@@ -249,9 +245,10 @@ class GpioCoprocessor:
         else:
             raise _Unmodelled("no GPIO coprocessor operation")
 
-    def _pin(self, group: str, pin: int, op: int | None) -> None:
-        if op is None or pin > 63:
-            return
+    def _pin(self, group: str, pin: int, op: int) -> None:
+        """Op 0-3 (put/xor/set/clr) on the bit of one pin, 0-31 low, 32-63 high."""
+        if pin > 63:
+            raise _Unmodelled(f"pin {pin} (gpio_coproc.h's single-pin forms take 0-63)")
         self._apply(group, pin >= 32, op, 1 << (pin & 31))
 
 
@@ -309,9 +306,8 @@ def _div(x: float, y: float) -> float:
 
 
 def _sqrt(x: float) -> float:
-    if math.isnan(x) or x < 0.0:
-        return math.nan if x != 0.0 else x
-    return math.sqrt(x) if x != 0.0 else x
+    """IEEE square root: NaN below zero, sqrt(-0) = -0 (math.sqrt keeps the sign)."""
+    return math.nan if math.isnan(x) or x < 0.0 else math.sqrt(x)
 
 
 def _to_int(x: float, lo: int, hi: int, op: str) -> int:
