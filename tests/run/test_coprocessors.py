@@ -357,3 +357,57 @@ def test_a_coprocessor_instruction_costs_one_cycle_and_is_counted_once(tmp_path:
         runs.append(run_firmware(elf, "rp2350"))
     assert runs[0].cycles == runs[1].cycles
     assert runs[0].cycle_report["instructions"] == runs[1].cycle_report["instructions"]
+
+
+def _dcp_raw(tmp_path: Path, name: str, regs: tuple[int, int, int, int], after: str = "") -> Path:
+    """Call ``name`` with r0-r3 = ``regs``; ``after`` runs before ``done`` (r0: exit code)."""
+    body = ENABLE_CP0_CP4 + "".join(f"ldr r{i}, ={v:#x}\n" for i, v in enumerate(regs))
+    return _build(tmp_path, body + f"bl {name}\n{after}", SDK_SHAPED.format(name=name))
+
+
+@pytest.mark.parametrize(
+    ("name", "regs", "expected"),
+    [
+        # r0 in, r0 (float) or r0:r1 (double) out
+        ("__wrap___aeabi_i2d", (0xFFFFFFFB, 0, 0, 0), _words(-5.0)[1]),  # high word
+        ("__wrap___aeabi_ui2d", (0xFFFFFFFB, 0, 0, 0), _words(4294967291.0)[1]),
+        (
+            "__wrap___aeabi_d2f",
+            (*_words(0.1), 0, 0),
+            struct.unpack("<I", struct.pack("<f", 0.1))[0],
+        ),
+        ("__wrap_sqrt", (*_words(2.0), 0, 0), _words(2.0**0.5)[1]),
+        ("__wrap___aeabi_drsub", (*_words(1.0), *_words(3.0)), _words(2.0)[1]),
+        ("__wrap___aeabi_dcmpeq", (*_words(0.0), *_words(-0.0)), 1),
+        ("__wrap___aeabi_dcmple", (*_words(2.0), *_words(2.0)), 1),
+    ],
+)
+def test_dcp_conversions_sqrt_and_reverse_ops(
+    tmp_path: Path, name: str, regs: tuple[int, int, int, int], expected: int
+) -> None:
+    # a double result: its high word decides these cases; move it to r0, the exit code
+    double = name in ("__wrap___aeabi_i2d", "__wrap___aeabi_ui2d", "__wrap_sqrt")
+    double = double or name == "__wrap___aeabi_drsub"
+    elf = _dcp_raw(tmp_path, name, regs, "mov r0, r1\n" if double else "")
+    result = run_firmware(elf, "rp2350")
+    assert (result.exit_code or 0) & 0xFFFFFFFF == expected
+
+
+def test_sqrt_both_words_are_correctly_rounded(tmp_path: Path) -> None:
+    elf = _dcp_raw(tmp_path, "__wrap_sqrt", (*_words(2.0), 0, 0), _check_double(2.0**0.5))
+    assert run_firmware(elf, "rp2350").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("insn", "expected"),
+    [
+        ("movs r1, #64\nmcr p0, #6, r1, c0, c0", "pin 64"),
+        ("movs r1, #1\nmcr p0, #0, r1, c0, c8", "GPIO_IN is read-only"),
+        ("cdp p0, #0, c0, c0, c0, #0", "no GPIO coprocessor operation"),
+    ],
+)
+def test_gpio_coprocessor_refuses_what_gpio_coproc_h_does_not_define(
+    tmp_path: Path, insn: str, expected: str
+) -> None:
+    with pytest.raises(NotModeled, match=expected):
+        run_firmware(_build(tmp_path, ENABLE_CP0_CP4 + insn), "rp2350")
