@@ -211,10 +211,14 @@ class ChipSpec:
         registers = sum(len(w.registers) for w in self.windows)
         rules = sum(len(r.rules) for w in self.windows for r in w.registers)
         boot = "; boot2 checked by CRC and run" if self.boot2 is not None else ""
+        copro = "; coprocessors " + ", ".join(
+            f"p{c.number} {c.name}" + (f" ({c.model})" if c.model else "")
+            for c in sorted(self.coprocessors, key=lambda c: c.number)
+        )
         return (
             f"{self.name}: {len(self.windows)} windows, {registers} registers, "
             f"{rules} read rules in {len(self.spaces)} space"
-            f"{'' if len(self.spaces) == 1 else 's'}{boot}"
+            f"{'' if len(self.spaces) == 1 else 's'}{boot}{copro if self.coprocessors else ''}"
         )
 
 
