@@ -154,6 +154,7 @@ class Cpu:
             arm_const.UC_ARM_REG_PC,
         ]
         self._apsr = arm_const.UC_ARM_REG_APSR_NZCV
+        self._xpsr = arm_const.UC_ARM_REG_XPSR
 
     def get(self, n: int) -> int:
         return int(self.uc.reg_read(self._regs[n])) & _WORD
@@ -164,6 +165,20 @@ class Cpu:
     def set_flags(self, nzcv: int) -> None:
         """Set NZCV from bits 31-28 of ``nzcv``."""
         self.uc.reg_write(self._apsr, nzcv & 0xF0000000)
+
+    def advance_it(self) -> None:
+        """Step the IT state past an instruction simcore completed in place of the core
+        (Armv7-M ARM ITAdvance()): otherwise the next instruction would take its slot.
+
+        EPSR.IT[1:0] are xPSR bits 26:25, IT[7:2] bits 15:10.
+        """
+        xpsr = int(self.uc.reg_read(self._xpsr))
+        it = ((xpsr >> 25) & 3) | ((xpsr >> 8) & 0xFC)
+        if it & 0xF == 0:
+            return  # not in an IT block
+        it = 0 if it & 7 == 0 else (it & 0xE0) | ((it << 1) & 0x1F)
+        xpsr = (xpsr & ~0x0600FC00) | ((it & 3) << 25) | ((it >> 2) << 10)
+        self.uc.reg_write(self._xpsr, xpsr)
 
 
 class _Unmodelled(Exception):

@@ -1114,10 +1114,12 @@ class _Run:
         if insn is None or insn.coproc >= 8:
             return False
         cpacr = m.ppb.registers.get(CPACR, 0)
+        cpu = copro.Cpu(m.uc)
         try:
-            m.coprocessors.execute(insn, copro.Cpu(m.uc), cpacr, m.where(pc))
+            m.coprocessors.execute(insn, cpu, cpacr, m.where(pc))
         except SimError as exc:
             raise _relabel(exc, exc.message, **m.at(pc)) from None
+        cpu.advance_it()  # a conditional one in an IT block ran: its slot is used
         m.uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 4) | 1)
         return True
 

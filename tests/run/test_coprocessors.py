@@ -411,3 +411,20 @@ def test_gpio_coprocessor_refuses_what_gpio_coproc_h_does_not_define(
 ) -> None:
     with pytest.raises(NotModeled, match=expected):
         run_firmware(_build(tmp_path, ENABLE_CP0_CP4 + insn), "rp2350")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        # the coprocessor instruction first in the block: the NE slot after it is skipped
+        "cmp r0, r0\nite eq\nmcreq p0, #2, r1, c0, c0\nmovne r0, #9",
+        # in the middle of a block of three
+        "cmp r0, r0\nitte eq\nmoveq r4, #0\nmcreq p0, #2, r1, c0, c0\nmovne r0, #9",
+        # skipped by its condition (the core never raises NOCP): OUT stays 0, then set
+        "cmp r0, r1\nite eq\nmcreq p0, #3, r1, c0, c0\nmcrne p0, #2, r1, c0, c0",
+    ],
+)
+def test_a_coprocessor_instruction_in_an_it_block_uses_its_slot(tmp_path: Path, block: str) -> None:
+    body = ENABLE_CP0_CP4 + "movs r0, #0\nmovs r1, #1\n" + block + "\n"
+    body += "mrc p0, #0, r3, c0, c0\nadds r0, r3\n"  # r0 + GPIO_OUT: 1 when right
+    assert run_firmware(_build(tmp_path, body), "rp2350").exit_code == 1
