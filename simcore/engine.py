@@ -539,7 +539,10 @@ class Machine:
             self.on_poke()
 
     def _is_code(self, address: int) -> bool:
-        """Whether ``address`` lies in an executable section of the ELF."""
+        """Whether ``address`` lies in an executable section of the ELF (not the ROM's:
+        an empty vector, 0, is a missing handler even where a bootrom sits at 0)."""
+        if any(start <= address < end for start, end in bootrom.rom_ranges(self.roms)):
+            return False
         return any(s.address <= address < s.address + len(s.data) for s in self.image.code_sections)
 
     def _ccr_written(self, value: int) -> None:
