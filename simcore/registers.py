@@ -18,9 +18,6 @@ firmware written for the vendor SDK needs to get through reset and clock bring-u
   TX); ``kind = "claim"`` (a spin lock: a read claims and returns nonzero if the
   lock was free, a write releases), ``claim_status = "SPINLOCK"`` (bit n: lock n
   is claimed); ``count`` and ``stride`` declare an array NAME0..NAMEn-1;
-  ``acts_on = "GPIO_OUT:set"`` (a write sets, clears or XORs (``set``/``clr``/``xor``)
-  its bits in another register of the window and is not stored: the RP2040/RP2350
-  SIO's GPIO_OUT_SET & co.).
 - ``[boot2]``: a second-stage boot loader the bootrom runs from the start of flash
   before the program's vector table (the RP2040's 256-byte boot2, recognised by its
   CRC as the bootrom does).
@@ -56,7 +53,6 @@ _GRAIN = 0x400
 ALIAS_XOR, ALIAS_SET, ALIAS_CLR = 1, 2, 3
 _ALIAS_SPAN = 0x4000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
-_ACTS_ON = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}:(set|clr|xor)")
 _FIELD = re.compile(r"(\d{1,2})(?::(\d{1,2}))?")
 _CHIP_KEYS = ("name", "description", "source", "space", "window", "boot2", "coprocessor")
 _COPROCESSOR_KEYS = ("number", "name", "source", "reads", "hint", "model")
@@ -78,8 +74,11 @@ _REGISTER_KEYS = (
     "count",
     "stride",
     "note",
-    "acts_on",
+    "write",
 )
+_WRITE_KEYS = ("target", "op", "bits")
+#: What a ``[[window.register.write]]`` does to its target with the written field.
+WRITE_OPS = ("set", "clr", "xor", "put")
 _BOOT2_KEYS = ("size", "check", "vector_table", "stack", "source")
 _BINOPS: dict[type, Callable[[int, int], int]] = {
     ast.BitAnd: lambda a, b: a & b,
@@ -110,6 +109,18 @@ class FieldRule:
 
 
 @dataclass(frozen=True)
+class WriteOp:
+    """A write to the register also changes ``target``: bits ``[hi:lo]`` of the written
+    value, moved down to bit 0, set/clear/toggle/replace the same bits of ``target``
+    (SIO GPIO_OUT_SET -> GPIO_OUT; STM32 BSRR[15:0] sets ODR, BSRR[31:16] clears it)."""
+
+    target: str
+    op: str
+    hi: int = 31
+    lo: int = 0
+
+
+@dataclass(frozen=True)
 class RegisterSpec:
     """One declared register of a window."""
 
@@ -124,11 +135,10 @@ class RegisterSpec:
     claim_index: int | None = None
     #: The array name whose claim states this register reads, bit n for element n.
     claim_status: str | None = None
-    #: ``(register name, op)``: a write applies ``op`` ("set", "clr", "xor") with its
-    #: bits to that register instead of being stored (``acts_on``).
-    acts_on: tuple[str, str] | None = None
     #: The array this register belongs to (``count`` in the file), if any.
     array: str | None = None
+    #: What a write to it does to other registers of the window.
+    writes: tuple[WriteOp, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -391,7 +401,25 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
     claim_status = None
     if "claim_status" in s.table:
         claim_status = s.text("claim_status", _NAME, "the name of an array of kind claim")
+    writes = []
+    if "write" in s.table:
+        for w in s.tables("write", 1, 4, "1-4 [[window.register.write]] tables"):
+            w.keys(_WRITE_KEYS, ("target", "op"))
+            target = w.text("target", _NAME, "a register of this window")
+            if target not in names:
+                w.error(f"{target!r} is not a register of this window", "a declared register")
+            hi, lo = 31, 0
+            if "bits" in w.table:
+                bits = w.text("bits", _FIELD, 'a bit "n" or a field "hi:lo"')
+                match = _FIELD.fullmatch(bits)
+                assert match is not None
+                hi = int(match.group(1))
+                lo = int(match.group(2)) if match.group(2) is not None else hi
+                if not 0 <= lo <= hi <= 31:
+                    w.error(f"field {bits!r}", 'a field "hi:lo", hi >= lo, 0-31', "bits")
+            writes.append(WriteOp(target, w.choice("op", WRITE_OPS, "write op"), hi, lo))
     spec = RegisterSpec(
+        writes=tuple(writes),
         name=name,
         offset=offset,
         reset=_mask(s, "reset") if "reset" in s.table else 0,
@@ -403,16 +431,6 @@ def _parse_register(s: Any, names: set[str], size: int) -> list[RegisterSpec]:
     )
     if "note" in s.table:
         s.text("note", max_len=1000)
-    if "acts_on" in s.table:
-        text = s.text("acts_on", _ACTS_ON, "REGISTER:set, REGISTER:clr or REGISTER:xor")
-        target, op = text.split(":")
-        if target not in names:
-            s.error(
-                f"acts_on names {target}, not a register of the window",
-                "a register name",
-                "acts_on",
-            )
-        spec = replace(spec, acts_on=(target, op))
     if count is None:
         return [replace(spec, claim_index=0, array=name) if kind == "claim" else spec]
     last = offset + (count - 1) * stride
@@ -696,16 +714,18 @@ class Window:
         if reg.claim_index is not None:
             self.claimed.discard(word)  # any write releases the lock
             return
-        if reg.acts_on is not None:
-            target, op = reg.acts_on
-            offset = self.by_name[target].offset
-            bits = value & lanes
-            now = self.values.get(offset, 0)
-            new = {"set": now | bits, "clr": now & ~bits, "xor": now ^ bits}[op]
-            self.store(offset, new & _WORD)
-            return
         if reg.console and self.console is not None and lanes & 0xFF:
             self.console(value & 0xFF)
+        for w in reg.writes:
+            target = self.by_name[w.target].offset
+            field = (value >> w.lo) & ((1 << (w.hi - w.lo + 1)) - 1)
+            current = self.values.get(target, 0)
+            self.values[target] = {
+                "set": current | field,
+                "clr": current & ~field,
+                "xor": current ^ field,
+                "put": field,
+            }[w.op] & _WORD
         keep = reg.readonly | reg.w1c | ~lanes
         new = (old & keep) | (value & ~keep)
         new &= ~(value & reg.w1c & lanes)

@@ -114,6 +114,26 @@ def test_stm32h743_ready_bits_follow_their_enables() -> None:
     assert b.read(0x52002000, 4) == 0x24  # FLASH_ACR latency reads back
 
 
+def test_write_ops_change_their_target_register() -> None:
+    """SIO GPIO_OUT_SET/CLR/XOR act on GPIO_OUT (pico-sdk gpio_put); STM32 BSRR sets ODR
+    bits with its low half and clears them with its high half (HAL_GPIO_WritePin)."""
+    rp = bus("rp2040")
+    sio = 0xD0000000
+    rp.write(sio + 0x14, 4, (1 << 25) | 1)  # GPIO_OUT_SET
+    rp.write(sio + 0x18, 4, 1)  # GPIO_OUT_CLR
+    rp.write(sio + 0x1C, 4, 0x6)  # GPIO_OUT_XOR
+    assert rp.read(sio + 0x10, 4) == (1 << 25) | 0x6
+    assert rp.read(sio + 0x14, 4) == 0  # the SET register reads 0
+    rp.write(sio + 0x24, 4, 1 << 25)  # GPIO_OE_SET
+    assert rp.read(sio + 0x20, 4) == 1 << 25
+    h7 = bus("stm32h743")
+    gpiob = 0x58020400
+    h7.write(gpiob + 0x18, 4, (1 << 0) | (1 << 14))
+    h7.write(gpiob + 0x18, 4, 1 << (16 + 14))
+    assert h7.read(gpiob + 0x14, 4) == 1  # ODR
+    assert h7.read(gpiob + 0x18, 4) == 0  # BSRR reads 0
+
+
 def test_spin_locks_and_boot_locks_claim_on_read_release_on_write() -> None:
     b = bus("rp2350")
     sio, bootram = 0xD0000000, 0x400E0000
@@ -241,6 +261,14 @@ def _register(body: str) -> str:
         (
             _window(extra='[[window.register]]\nname = "ST"\noffset = 0\nclaim_status = "LOCK"\n'),
             "claim_status 'LOCK' names no array of kind claim",
+        ),
+        (
+            _register('offset = 0\n[[window.register.write]]\ntarget = "B"\nop = "set"'),
+            "'B' is not a register of this window",
+        ),
+        (
+            _register('offset = 0\n[[window.register.write]]\ntarget = "A"\nop = "nand"'),
+            "unknown write op 'nand'",
         ),
     ],
 )

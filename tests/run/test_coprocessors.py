@@ -314,7 +314,7 @@ def test_a_board_without_coprocessors_faults_nocp(tmp_path: Path) -> None:
     assert "the stm32h743 chip has no coprocessor on p0-p7" in info.value.message
 
 
-# -- the SIO GPIO registers the GPIO coprocessor shares (chip data, acts_on) ---------------
+# -- the SIO GPIO registers the GPIO coprocessor shares (chip data, write ops) ---------------
 
 
 def test_sio_gpio_set_clr_xor_act_on_gpio_out_and_oe() -> None:
@@ -329,23 +329,6 @@ def test_sio_gpio_set_clr_xor_act_on_gpio_out_and_oe() -> None:
     b.write(sio + 0x1C, 4, 0x4)  # GPIO_HI_OUT_SET
     assert b.read(sio + 0x14, 4) == 0x4
     assert b.read(sio + 0x08, 4) == 0  # GPIO_HI_OE is 0
-
-
-@pytest.mark.parametrize(
-    ("acts_on", "expected"),
-    [('"B:set"', "acts_on names B"), ('"A:nand"', "acts_on is the string 'A:nand'")],
-)
-def test_acts_on_schema_errors(acts_on: str, expected: str) -> None:
-    import tomllib
-
-    text = (
-        'name = "x"\ndescription = "d"\n[[space]]\nname = "apb"\nstart = 0x40000000\n'
-        'size = 0x10000\n[[window]]\nname = "w"\nbase = 0x40000000\nsize = 0x400\n'
-        f'[[window.register]]\nname = "A"\noffset = 0\nacts_on = {acts_on}\n'
-    )
-    with pytest.raises(BoardError) as info:
-        parse_chip(tomllib.loads(text), "x.toml")
-    assert expected in str(info.value)
 
 
 def test_a_coprocessor_instruction_costs_one_cycle_and_is_counted_once(tmp_path: Path) -> None:
