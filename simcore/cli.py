@@ -7,13 +7,20 @@ fault/mismatch). ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports NumPy: the command line does little linear algebra, and
+# OpenBLAS's thread pool costs every process start-up time (about a fifth of a small
+# `simcore run`) and keeps idle threads spinning beside the emulation in each
+# validation worker. An explicit setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import contextlib
 import dataclasses
 import io
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -750,7 +757,9 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
 # -- wiring -------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``command`` (the subcommand about to run), the optional
+    modules' subcommands other than that one are left out, so their imports are skipped."""
     parser = _Parser(
         prog="simcore",
         description="Run Cortex-M0+/M33/M7 firmware without a board: results, cycles, memory.",
@@ -950,25 +959,41 @@ def build_parser() -> argparse.ArgumentParser:
     c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")
     c.add_argument("refs", nargs="*", metavar="GOLDEN", help="default: every shipped golden")
 
-    _register_optional(sub)
+    _register_optional(sub, command)
     return parser
 
 
-def _register_optional(sub: Any) -> None:
-    """Subcommands owned by other modules (each has a ``register(subparsers)``)."""
+#: Subcommands owned by other modules (each has a ``register(subparsers)``), by module.
+_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "simcore.firmware.command": ("build", "linker-script"),
+    "simcore.report": ("report",),
+    "simcore.diagnose.command": ("diagnose",),
+    "simcore.tradeoff": ("compare",),
+}
+
+
+def _register_optional(sub: Any, command: str | None) -> None:
+    """Register the optional modules' subcommands: none when ``command`` is one of this
+    module's own, only its owner's when it is an optional one, else all (no command,
+    ``--help``, a misspelt one). Importing them all costs more than a small run."""
     import importlib
 
-    for module in (
-        "simcore.firmware.command",
-        "simcore.report",
-        "simcore.diagnose.command",
-        "simcore.tradeoff",
-    ):
-        importlib.import_module(module).register(sub)
+    if command in sub.choices:
+        return
+    owner = next((m for m, names in _OPTIONAL.items() if command in names), None)
+    for module in _OPTIONAL:
+        if owner is None or module == owner:
+            importlib.import_module(module).register(sub)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the top-level options take no values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _PipeSafe.wrap(sys.stdout), _PipeSafe.wrap(sys.stderr)

@@ -43,7 +43,7 @@ import math
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +254,10 @@ class RunOptions:
     profile_detail: bool = False
     #: Limit the detailed profile to this sample (between its begin and end marks).
     profile_sample: int | None = None
+    #: Count data hits of the flash cache. False lets loads from wholly cached flash pages
+    #: skip the cache model (much faster for weights in XIP flash; cycles stay exact, the
+    #: hit count is not reported); see simcore.cycles.native.BlockAccounting.
+    data_hits: bool = True
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,9 @@ class Machine:
         self.image = bootrom.with_roms(image, self.roms)
         #: The cycle model of the current run (set by run()).
         self.cycle_model: CycleModel | None = None
+        #: The last run lost the cache's LRU order to resident pages (RunOptions.data_hits
+        #: False): its cycle figures are not exact (run_firmware runs it again).
+        self.lru_unknown = False
         #: A SimError raised by an MMIO register, with the PC of the access.
         self.mmio_fault: tuple[SimError, int] | None = None
         #: Called with CCR after the firmware writes it (set by the current run).
@@ -1749,6 +1756,7 @@ class _Run:
                 memory_model=self.opt.memory_model,
                 budget=budget,
                 rom_ranges=bootrom.rom_ranges(m.roms),
+                data_hits=self.opt.data_hits,
             )
             self.model.install(uc)
             m.cycle_model = self.model
@@ -1759,6 +1767,7 @@ class _Run:
             self._emulate(timeout_us, count)
         finally:
             wall = time.perf_counter() - self.started
+            m.lru_unknown = self.model is not None and self.model.accounting.lru_unknown
             m.cycle_model = None
             m.on_ccr = None
             m.console = None
@@ -2065,28 +2074,35 @@ def run_firmware(
     profile_limit: int | None = 50,
     profile_detail: bool = False,
     profile_sample: int | None = None,
+    data_hits: bool = True,
 ) -> RunResult:
     """Load ``elf`` on ``board``, run it once, and return what it did.
 
     ``inputs`` (``n_samples * input_bytes``) go to the firmware's ``simcore_io``
     buffer when it reaches ``main``. Faults raise EmulationError subclasses;
-    input problems raise UsageError subclasses.
+    input problems raise UsageError subclasses. ``data_hits=False``: see
+    :attr:`RunOptions.data_hits`; a run whose cache order that loses is run again
+    with hits counted (``echo`` then sees the console output twice).
     """
     spec = board if isinstance(board, BoardSpec) else get_board(board)
     image = elf if isinstance(elf, ElfImage) else load_elf(elf)
     machine = Machine(image, spec)
-    return machine.run(
-        RunOptions(
-            inputs=inputs,
-            n_samples=n_samples,
-            trace=trace,
-            max_instructions=max_instructions,
-            timeout_s=timeout_s,
-            echo=echo,
-            cycles=cycles,
-            memory_model=MemoryModel(memory_model),
-            profile_limit=profile_limit,
-            profile_detail=profile_detail,
-            profile_sample=profile_sample,
-        )
+    options = RunOptions(
+        inputs=inputs,
+        n_samples=n_samples,
+        trace=trace,
+        max_instructions=max_instructions,
+        timeout_s=timeout_s,
+        echo=echo,
+        cycles=cycles,
+        memory_model=MemoryModel(memory_model),
+        profile_limit=profile_limit,
+        profile_detail=profile_detail,
+        profile_sample=profile_sample,
+        data_hits=data_hits,
     )
+    result = machine.run(options)
+    if machine.lru_unknown:
+        log.debug("%s: cache order lost to resident pages; running again", image.path.name)
+        result = Machine(image, spec).run(replace(options, data_hits=True))
+    return result

@@ -206,6 +206,7 @@ def _run_batch(
         profile_limit=None,
         max_instructions=limits.max_instructions,
         timeout_s=limits.timeout_s,
+        data_hits=False,  # not reported here; weights in XIP flash then run much faster
     )
     if result.exit_code != 0:
         raise EmulationError(

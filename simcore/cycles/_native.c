@@ -40,12 +40,15 @@ enum stop_reason {
 typedef int (*emu_stop_fn)(void *uc);
 typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
 typedef int (*uc_mem_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+typedef int (*uc_ctl_fn)(void *uc, int control, ...);
 
 /* unicorn.h values (2.1.4): uc_mem_type, uc_prot, UC_ARM_REG_EPSR. */
 enum { UC_MEM_READ_ = 16, UC_MEM_WRITE_ = 17, UC_MEM_FETCH_ = 18 };
 enum { UC_PROT_READ_ = 1, UC_PROT_WRITE_ = 2, UC_PROT_EXEC_ = 4, UC_PROT_ALL_ = 7 };
 #define UC_ARM_REG_EPSR_ 121  /* writes EPSR alone (IT, T): EAPSR would write the flags too */
 #define EPSR_T (1u << 24)
+/* uc_ctl(UC_CTL_TLB_FLUSH) with no arguments: (UC_CTL_IO_WRITE << 30) | (0 << 26) | 11. */
+#define UC_CTL_TLB_FLUSH_WRITE_ ((1 << 30) | 11)
 
 typedef struct {
     uint64_t paddr;
@@ -117,6 +120,21 @@ typedef struct {
     uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
     data_cache dcache;
     uint64_t tlb_fills;
+    /* Resident pages (configure_resident_pages; resident NULL = off): data reads of a
+     * page of the cached range whose every line is in the cache go to plain memory
+     * (unicorn's fast path) instead of the MMIO alias. Such reads can only hit and a
+     * hit adds no cycle, so cycles and misses stay exact while the page stays whole;
+     * the data-hit count then misses them. The LRU order of a set holding a line of a
+     * resident page is no longer known (its reads are not seen), so a miss that must
+     * evict from such a set marks the run `lru_unknown` (run it again with the pages
+     * off); a miss into a free way needs no order and stays exact. */
+    uint16_t *resident;          /* per page: lines of it in the cache */
+    uint8_t *fast_page;          /* per page: data reads go to plain memory */
+    uint32_t page_shift, lines_per_page;
+    uint64_t fast_pages;         /* pages switched so far */
+    int32_t tlb_flush_pending;   /* a page was switched: flush the TLB at the next callback */
+    int32_t lru_unknown;
+    uc_ctl_fn ctl;
     uint64_t sink;               /* where extra cycles go before the first block */
     uint64_t charged_cycles;     /* cycles added by charge(): exception entry/return, sleep */
     code_range ranges[MAX_RANGES];
@@ -140,12 +158,61 @@ static inline int lru_access(uint32_t *tags, uint64_t *stamps, uint32_t ways, ui
     return 0;
 }
 
+/* The page (index from the cached range's start) of a line of the cached range. */
+static inline uint64_t page_of_line(const acct_state *s, uint64_t line) {
+    return ((line << s->line_shift) - s->cache_lo) >> s->page_shift;
+}
+
+/* cache_line with resident-page bookkeeping (see acct_state.resident). */
+__attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t line) {
+    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+    size_t at = (size_t)set * s->cache_ways;
+    uint32_t *tags = s->cache_tags + at;
+    uint64_t *stamps = s->cache_stamps + at;
+    uint32_t tag = (uint32_t)(line >> s->sets_shift);
+    uint32_t victim = 0;
+    for (uint32_t w = 0; w < s->cache_ways; w++) {
+        if (tags[w] == tag) {
+            stamps[w] = ++s->cache_clock;
+            return 1;
+        }
+        if (stamps[w] < stamps[victim]) victim = w;
+    }
+    if (tags[victim] != UINT32_MAX) {
+        /* An eviction: the victim is only certain if no way holds a resident page's line. */
+        for (uint32_t w = 0; w < s->cache_ways && !s->lru_unknown; w++) {
+            uint64_t held = ((uint64_t)tags[w] << s->sets_shift) | set;
+            if (s->fast_page[page_of_line(s, held)]) s->lru_unknown = 1;
+        }
+        s->resident[page_of_line(s, ((uint64_t)tags[victim] << s->sets_shift) | set)]--;
+    }
+    tags[victim] = tag;
+    stamps[victim] = ++s->cache_clock;
+    uint64_t page = page_of_line(s, line);
+    if (++s->resident[page] == s->lines_per_page && !s->fast_page[page] && !s->lru_unknown) {
+        s->fast_page[page] = 1;
+        s->fast_pages++;
+        s->tlb_flush_pending = 1;
+    }
+    return 0;
+}
+
 /* Access one cache line; return 1 on hit. */
 static inline int cache_line(acct_state *s, uint64_t line) {
+    if (s->resident) return cache_line_pages(s, line);
     uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
     size_t at = (size_t)set * s->cache_ways;
     return lru_access(s->cache_tags + at, s->cache_stamps + at, s->cache_ways,
                       (uint32_t)(line >> s->sets_shift), ++s->cache_clock);
+}
+
+/* Drop the TLB once a page was switched, so its next data access refills through
+ * simcore_tlb_fill_hook (QEMU's own MPU helpers flush from inside a block too). */
+static inline void flush_if_pending(acct_state *s, void *uc) {
+    if (UNLIKELY(s->tlb_flush_pending)) {
+        s->tlb_flush_pending = 0;
+        s->ctl(uc, UC_CTL_TLB_FLUSH_WRITE_);
+    }
 }
 
 /* Data read of [lo, hi) through the separate data cache; return the miss cycles. */
@@ -302,6 +369,7 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
                 return;
             }
             fetch_slow(s, address, end);
+            flush_if_pending(s, uc);
             return;
         }
     }
@@ -342,7 +410,8 @@ int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
     if (vaddr - s->cache_lo < s->cache_span) {
         /* One page, one kind of access: a fetch entry must not serve data reads. */
         if (type == UC_MEM_READ_) {
-            e->paddr = s->flash_alias + (vaddr - s->cache_lo);
+            if (!s->fast_page || !s->fast_page[(vaddr - s->cache_lo) >> s->page_shift])
+                e->paddr = s->flash_alias + (vaddr - s->cache_lo);
             e->perms = UC_PROT_READ_;
         } else {
             e->perms = type == UC_MEM_FETCH_ ? UC_PROT_EXEC_ : UC_PROT_WRITE_;
@@ -380,6 +449,7 @@ uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void 
     }
     s->cycles += missed;
     *s->head_extra += missed;
+    flush_if_pending(s, uc);
     if (UNLIKELY(!s->flash_copy || offset + size > s->cache_span)) {
         s->mem_read(uc, address, &value, size);
         return value;
@@ -458,6 +528,8 @@ static void Accounting_dealloc(AccountingObject *self) {
     PyMem_Free(self->st.cache_stamps);
     PyMem_Free(self->st.dcache.tags);
     PyMem_Free(self->st.dcache.stamps);
+    PyMem_Free(self->st.resident);
+    PyMem_Free(self->st.fast_page);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -626,6 +698,50 @@ static PyObject *Accounting_configure_data_cache(AccountingObject *self, PyObjec
     Py_RETURN_NONE;
 }
 
+static PyObject *Accounting_configure_resident_pages(AccountingObject *self, PyObject *args) {
+    unsigned int page_bytes;
+    unsigned long long ctl;
+    if (!PyArg_ParseTuple(args, "IK", &page_bytes, &ctl)) return NULL;
+    acct_state *s = &self->st;
+    if (!s->cache_span || !s->flash_alias || s->dcache.ways || !ctl) {
+        PyErr_SetString(PyExc_ValueError, "resident pages need a shared cache, the aliases "
+                                          "(configure_aliases) and uc_ctl");
+        return NULL;
+    }
+    uint32_t shift = 0;
+    while ((1u << shift) < page_bytes) shift++;
+    if (page_bytes == 0 || (1u << shift) != page_bytes || shift < s->line_shift ||
+        (page_bytes >> s->line_shift) > UINT16_MAX || s->cache_lo & (page_bytes - 1)) {
+        PyErr_SetString(PyExc_ValueError, "page: a power of two of whole lines, the cached "
+                                          "range starting on a page");
+        return NULL;
+    }
+    size_t npages = (size_t)((s->cache_span + page_bytes - 1) >> shift);
+    PyMem_Free(s->resident);
+    PyMem_Free(s->fast_page);
+    s->resident = PyMem_Calloc(npages, sizeof(uint16_t));
+    s->fast_page = PyMem_Calloc(npages, 1);
+    if (!s->resident || !s->fast_page) {
+        PyMem_Free(s->resident);
+        PyMem_Free(s->fast_page);
+        s->resident = NULL;
+        s->fast_page = NULL;
+        return PyErr_NoMemory();
+    }
+    /* Lines already in the cache (none before the first run) count towards their pages. */
+    for (size_t i = 0; i < (size_t)s->cache_sets * s->cache_ways; i++) {
+        if (s->cache_tags[i] != UINT32_MAX) {
+            uint64_t set = i / s->cache_ways;
+            uint64_t line = ((uint64_t)s->cache_tags[i] << s->sets_shift) | set;
+            s->resident[((line << s->line_shift) - s->cache_lo) >> shift]++;
+        }
+    }
+    s->page_shift = shift;
+    s->lines_per_page = page_bytes >> s->line_shift;
+    s->ctl = (uc_ctl_fn)(uintptr_t)ctl;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) {
     unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -686,7 +802,7 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
     acct_state *s = &self->st;
     int started = s->cur_end != NO_BLOCK;
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:i}",
         "cycles", (unsigned long long)s->cycles,
         "instructions", (unsigned long long)s->instructions,
         "taken_branches", (unsigned long long)s->taken_branches,
@@ -704,7 +820,9 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "fast_io_accesses", (unsigned long long)s->fast_io_accesses,
         "tlb_fills", (unsigned long long)s->tlb_fills,
         "deadline", (unsigned long long)s->deadline,
-        "charged_cycles", (unsigned long long)s->charged_cycles);
+        "charged_cycles", (unsigned long long)s->charged_cycles,
+        "fast_pages", (unsigned long long)s->fast_pages,
+        "lru_unknown", (int)s->lru_unknown);
 }
 
 static PyObject *Accounting_get_cycles(AccountingObject *self, void *closure) {
@@ -735,6 +853,11 @@ static PyMethodDef Accounting_methods[] = {
     {"configure_data_cache", (PyCFunction)Accounting_configure_data_cache, METH_VARARGS,
      "configure_data_cache(size_bytes, ways, line_bytes, miss_cycles): data reads of the "
      "cached range go through this cache instead of the shared one."},
+    {"configure_resident_pages", (PyCFunction)Accounting_configure_resident_pages,
+     METH_VARARGS,
+     "configure_resident_pages(page_bytes, uc_ctl): data reads of pages wholly in the "
+     "shared cache skip the MMIO alias (after configure_aliases; data hits then go "
+     "uncounted, see acct_state.resident)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,

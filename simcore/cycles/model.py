@@ -124,7 +124,9 @@ class CycleModel:
 
     ``budget`` is an instruction budget (0: none) enforced by the C hook;
     ``data_reads=False`` turns off flash data-read modeling where the board has it
-    (each load from flash then stays on unicorn's fast path: faster, and uncharged).
+    (each load from flash then stays on unicorn's fast path: faster, and uncharged);
+    ``data_hits=False`` keeps it exact but leaves the data hits uncounted (see
+    :class:`~simcore.cycles.native.BlockAccounting`).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class CycleModel:
         budget: int = 0,
         data_reads: bool = True,
         rom_ranges: Sequence[tuple[int, int]] = (),
+        data_hits: bool = True,
     ) -> None:
         self.image = image
         #: ``[start, end)`` of the board's bootrom code (simcore.rom): its cycles are
@@ -147,7 +150,11 @@ class CycleModel:
         self.classification = classify_image(image, self.table, self.rom_ranges)
         self.cache = cache_for(board, ideal=memory_model is MemoryModel.IDEAL)
         self.accounting = BlockAccounting(
-            self.classification, budget=budget, cache=self.cache, data_reads=data_reads
+            self.classification,
+            budget=budget,
+            cache=self.cache,
+            data_reads=data_reads,
+            data_hits=data_hits,
         )
 
     def install(self, uc: Uc) -> None:

@@ -56,11 +56,12 @@ class StopReason(Enum):
 
 @dataclass(frozen=True)
 class CacheStats:
-    """XIP cache counters; ``data_reads_modeled`` False means data hits/misses are not counted."""
+    """XIP cache counters; ``data_reads_modeled`` False means data hits/misses are not counted,
+    ``data_hits`` None that the hits were not counted (see ``BlockAccounting(data_hits=)``)."""
 
     fetch_hits: int
     fetch_misses: int
-    data_hits: int
+    data_hits: int | None
     data_misses: int
     miss_cycles: int
     data_reads_modeled: bool
@@ -78,6 +79,7 @@ class _Natives:
     reg_write: int
     mem_read: int
     mem_write: int
+    ctl: int
 
 
 @cache
@@ -97,6 +99,7 @@ def _natives() -> _Natives:
         reg_write=address(uclib.uc_reg_write),
         mem_read=address(uclib.uc_mem_read),
         mem_write=address(uclib.uc_mem_write),
+        ctl=address(uclib.uc_ctl),
     )
     if not all(vars(found).values()):
         raise RuntimeError("cannot resolve the native hook addresses")
@@ -149,6 +152,14 @@ class BlockAccounting:
     ``cache.fast_io``: both through the virtual TLB and MMIO aliases, see
     :meth:`install`; each load from flash then takes unicorn's MMIO path, RAM loads do
     not). ``refill_cycles`` overrides the table's taken-branch cost.
+
+    ``data_hits=False`` trades the data-hit count for speed where data reads share the
+    cache with instruction fetch: once every line of a flash page is in the cache, loads
+    from that page go to plain memory (``configure_resident_pages`` in _native.c). Cycles,
+    misses and fetch counts stay exact; ``data_hits`` comes back None. If a later miss
+    must evict from a set that holds such a page's line, the LRU victim is no longer
+    known: :attr:`lru_unknown` is then True and the run's figures must not be used (run
+    it again with ``data_hits=True``). Validation, which reports no hit counts, uses it.
     """
 
     def __init__(
@@ -159,6 +170,7 @@ class BlockAccounting:
         cache: CacheConfig | None = None,
         data_reads: bool = True,
         refill_cycles: int | None = None,
+        data_hits: bool = True,
     ) -> None:
         self.classification = classification
         refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
@@ -177,6 +189,10 @@ class BlockAccounting:
             self._extra.append(extra)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
+        #: Loads from wholly cached pages skip the alias (their hits go uncounted).
+        self.resident_pages = bool(
+            self.data_reads_modeled and not data_hits and cache is not None and not cache.data_cache
+        )
         if cache is not None:
             self._native.configure_cache(
                 cache.start,
@@ -227,6 +243,8 @@ class BlockAccounting:
                 natives.mem_write,
                 copy,
             )
+            if self.resident_pages:
+                self._native.configure_resident_pages(uc.ctl_get_page_size(), natives.ctl)
             _mmio_map(uc, flash_alias, cache.end - cache.start, natives.flash_data_read, 0, state)
             self._aliases.append((flash_alias, cache.end - cache.start))
             if io_hi > io_lo:
@@ -264,6 +282,12 @@ class BlockAccounting:
     @property
     def stop_reason(self) -> StopReason:
         return StopReason(self._native.stop_reason)
+
+    @property
+    def lru_unknown(self) -> bool:
+        """True if the cache's LRU order was lost to resident pages (``data_hits=False``):
+        the run's cycle figures are then not exact and it must run again with data hits."""
+        return bool(self._native.snapshot()["lru_unknown"])
 
     @property
     def fault_address(self) -> int | None:
@@ -356,7 +380,7 @@ class BlockAccounting:
         return CacheStats(
             fetch_hits=s["fetch_hits"],
             fetch_misses=s["fetch_misses"],
-            data_hits=s["data_hits"],
+            data_hits=None if self.resident_pages else s["data_hits"],
             data_misses=s["data_misses"],
             miss_cycles=s["cache_cycles"],
             data_reads_modeled=self.data_reads_modeled,

@@ -150,6 +150,7 @@ def run(
     accounting: bool = True,
     cache: CacheConfig | None = None,
     data_reads: bool = True,
+    data_hits: bool = True,
     budget: int = 5_000_000,
     mmio: object | None = None,
 ) -> Run:
@@ -164,7 +165,11 @@ def run(
     acc = None
     if accounting:
         acc = BlockAccounting(
-            prog.classify(core), budget=budget, cache=cache, data_reads=data_reads
+            prog.classify(core),
+            budget=budget,
+            cache=cache,
+            data_reads=data_reads,
+            data_hits=data_hits,
         )
         if mmio is not None:
             mmio(uc, acc)  # type: ignore[operator]

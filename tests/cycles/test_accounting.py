@@ -529,3 +529,109 @@ def test_flash_data_bytes_counts_only_data(asm: Callable[..., Program]) -> None:
     without = load_elf(asm("cortex-m0plus", "movs r0, #1\n").elf)
     assert flash_data_bytes(with_pool, FLASH, FLASH + 0x100000) >= 4
     assert flash_data_bytes(without, FLASH, FLASH + 0x100000) == 0
+
+
+#: Sums a 1 KB table in flash (one TLB page, 128 cache lines: one word of each) three
+#: times into r4 (3 x 128 = 384), reading each line with one load.
+_TABLE_PASSES = """
+    ldr r2, =table
+    ldr r5, =1024
+    movs r4, #0
+    movs r3, #3
+1:
+    movs r1, #0
+2:
+    ldr r0, [r2, r1]
+    adds r4, r4, r0
+    adds r1, r1, #8
+    cmp r1, r5
+    bne 2b
+    subs r3, r3, #1
+    bne 1b
+"""
+_TABLE = "\n.ltorg\n.balign 1024\ntable:\n.rept 256\n.word 1\n.endr\n"
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_resident_pages_keep_every_figure_but_the_data_hits(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """``data_hits=False``: once the first pass has brought all 128 lines of the table's
+    page into the cache, passes 2 and 3 read it through plain memory. Cycles, misses and
+    fetch counts are those of the run that sees every load; the data hits are not
+    reported, and the loads the C model saw are fewer by the 256 of passes 2 and 3."""
+    prog = asm(core, _TABLE_PASSES, _TABLE)
+    cache = flash_cache(core, data_reads=True)
+    exact = run(prog, core, cache=cache)
+    fast = run(prog, core, cache=cache, data_hits=False)
+    assert exact.registers[4] == fast.registers[4] == 384
+    assert exact.accounting is not None and fast.accounting is not None
+    assert (fast.cycles, fast.instructions) == (exact.cycles, exact.instructions)
+    e, f = exact.accounting.cache_stats(), fast.accounting.cache_stats()
+    assert e is not None and f is not None and f.data_hits is None
+    assert (f.fetch_hits, f.fetch_misses, f.data_misses, f.miss_cycles) == (
+        e.fetch_hits,
+        e.fetch_misses,
+        e.data_misses,
+        e.miss_cycles,
+    )
+    assert e.data_misses >= 128 and e.data_hits is not None and e.data_hits >= 256
+    snap = fast.accounting.snapshot()
+    assert snap["fast_pages"] >= 1 and not fast.accounting.lru_unknown
+    assert snap["data_hits"] == e.data_hits - 256
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_an_eviction_beside_a_resident_page_says_the_order_is_lost(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """After the table's page went to plain memory, loads 8 KB and 16 KB past its start
+    fall in the set of its first line (2 ways of 8 KB each): the first fills the free
+    way, the second must evict, and which line is least recent is no longer known (the
+    table's reads were not seen). The run says so; with data hits counted it does not."""
+    far = """
+    ldr r6, =table + 8192
+    ldr r0, [r6]
+    ldr r6, =table + 16384
+    ldr r0, [r6]
+"""
+    prog = asm(core, _TABLE_PASSES + far, _TABLE)
+    cache = flash_cache(core, data_reads=True)
+    fast = run(prog, core, cache=cache, data_hits=False)
+    exact = run(prog, core, cache=cache)
+    assert fast.accounting is not None and exact.accounting is not None
+    assert fast.accounting.lru_unknown and not exact.accounting.lru_unknown
+    near = run(asm(core, _TABLE_PASSES + far.split("ldr r6, =table + 16384")[0], _TABLE),
+               core, cache=cache, data_hits=False)  # fmt: skip
+    assert near.accounting is not None and not near.accounting.lru_unknown
+
+
+def test_run_firmware_runs_again_when_resident_pages_lose_the_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run with ``data_hits=False`` whose cache order was lost is run again with the hits
+    counted: the figures are those of an exact run."""
+    from simcore import engine
+    from simcore.example import build_example
+
+    elf = build_example(get_board("rp2350"), tmp_path).elf
+    exact = engine.run_firmware(elf, "rp2350")
+    runs: list[bool] = []
+    real_run = engine.Machine.run
+
+    def spy(self: engine.Machine, options: engine.RunOptions | None = None) -> object:
+        assert options is not None
+        runs.append(options.data_hits)
+        result = real_run(self, options)
+        self.lru_unknown = not options.data_hits  # as if an eviction had lost the order
+        return result
+
+    monkeypatch.setattr(engine.Machine, "run", spy)
+    again = engine.run_firmware(elf, "rp2350", data_hits=False)
+    assert runs == [False, True]
+    assert (again.cycles, again.sample_cycles, again.outputs) == (
+        exact.cycles,
+        exact.sample_cycles,
+        exact.outputs,
+    )
+    assert again.cycle_report["cache"] == exact.cycle_report["cache"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -280,3 +281,27 @@ def test_closed_stdout_keeps_exit_code(batch_elf: Path, inputs_dir: Path) -> Non
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("simcore: error: batch 2 of 2") and "Traceback" not in proc.stderr
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def test_the_parser_of_one_command_skips_the_other_modules() -> None:
+    """``_OPTIONAL`` names every subcommand the optional modules register (so the parser of
+    one command can leave the others out), and the parser of a core command (``run``)
+    imports none of them: a fresh interpreter shows which modules were loaded."""
+    from simcore import cli
+
+    everything, core = _commands(cli.build_parser()), _commands(cli.build_parser("run"))
+    optional = {name for names in cli._OPTIONAL.values() for name in names}
+    assert everything - core == optional
+    assert _commands(cli.build_parser("compare")) == core | {"compare"}
+    assert _commands(cli.build_parser("no-such-command")) == everything
+    code = (
+        "import sys\nfrom simcore.cli import build_parser\nbuild_parser('run')\n"
+        f"print(sorted(m for m in sys.modules if m in {sorted(cli._OPTIONAL)!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
