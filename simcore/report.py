@@ -955,7 +955,7 @@ def _memory_cell(result: Result, kind: str) -> str:
     # The bar shows how full the region holding it is: a full DTCM is red even
     # when the board has megabytes of other RAM. Its colour counts everything in
     # the region; simcore's harness buffers are drawn apart, after the program's share.
-    fraction = min(percent / 100, 1.0)
+    fraction = max(0.0, min(percent / 100, 1.0))  # a hostile negative capacity
     tip = _memory_tip(result, kind)
     memory = result.get("memory")
     entry = memory.get(kind) if isinstance(memory, dict) else None
@@ -965,7 +965,7 @@ def _memory_cell(result: Result, kind: str) -> str:
     fullest = fraction + harness
     fill = "#59a14f" if fullest < 0.5 else "#edc948" if fullest < 0.85 else "#e15759"
     label = f"{region} {percent:.1f}%" if region is not None else f"{percent:.1f}%"
-    if harness > 0.0005:
+    if harness > 0.0005 and total is not None:
         label += f" (+{100 * harness:.1f}% harness I/O)"
         tip += f"; {region} is {total:.2f}% full with them"
     bar_w = 100
