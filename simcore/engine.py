@@ -131,7 +131,7 @@ _NEVER = 0xFFFFFFFE
 #: architecture says UNKNOWN). A return through it lands on _NEVER, where the run
 #: stops: see _Run.returned_from_reset.
 _RESET_LR = 0xFFFFFFFF
-#: Thumb `b .` and `b.w .`: a loop no exception can leave, since simcore has none.
+#: Thumb `b .` and `b.w .`: where startup code parks after main (only an interrupt leaves it).
 _SELF_BRANCH_16 = 0xE7FE
 _SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
 #: `bx lr`: STM32Cube startup files follow `bl main` with it.
