@@ -19,6 +19,7 @@ never imported here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -598,6 +599,41 @@ class _Plan:
     started: float
 
 
+#: Modules the planning threads import lazily (building, loading models, encoding).
+_PLANNING_MODULES = (
+    "simcore.paths",
+    "simcore.linker",
+    "simcore.elf",
+    "simcore.memory",
+    "simcore.outputs",
+    "simcore.golden.locate",
+    "simcore.golden.store",
+    "simcore.firmware.build",
+    "simcore.firmware.codec",
+    "simcore.firmware.consts",
+    "simcore.firmware.ir",
+    "simcore.firmware.q16_ref",
+    "simcore.firmware.reference",
+    "simcore.firmware.keras_model",
+    "simcore.firmware.onnx_model",
+    "simcore.firmware.tflite_int8",
+    "simcore.diagnose.mistakes",
+)
+
+
+def preload_planning_modules() -> None:
+    """Import what the planning threads would import lazily, here in one thread.
+
+    Two threads importing simcore modules at once can make CPython 3.11's
+    compiler fail ("AST constructor recursion depth mismatch"), which happens
+    whenever the source is compiled at import: under pytest, which rewrites the
+    modules of a package that registers a pytest plugin (simcore does), or
+    without up-to-date .pyc files. Seen in this project's test suite.
+    """
+    for name in _PLANNING_MODULES:
+        importlib.import_module(name)
+
+
 def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: str) -> _Plan:
     started = time.perf_counter()
     if combo.fmt not in FORMATS:
@@ -673,6 +709,8 @@ def validate_many(
         except SimError as exc:
             return Validation.failed(combo, exc)
 
+    if jobs > 1 and len(combos) > 1:
+        preload_planning_modules()
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as threads:
         plans = list(threads.map(plan_or_error, combos))
     runnable = [(i, p) for i, p in enumerate(plans) if isinstance(p, _Plan)]

@@ -252,6 +252,10 @@ def run(args: argparse.Namespace) -> int:
             return f"{m} {f} {b}", exc
 
     failed = unfit = 0
+    if args.jobs > 1 and len(jobs) > 1:
+        from simcore.validate import preload_planning_modules
+
+        preload_planning_modules()  # no two threads compiling simcore modules at once
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for what, result in pool.map(one, jobs):
             if isinstance(result, DoesNotFit):  # listed and skipped, as validate does

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -491,25 +491,55 @@ def create_golden(
             "input_transform": "as given"
             + (", int8 (the model's quantized input)" if inputs_stored.dtype == np.int8 else ""),
         },
-        "has_labels": labels is not None,
-        "label_names": [str(i) for i in range(n_classes)],
-        "input": {
-            "shape": list(shape),
-            "scale": q_in.scale,
-            "zero_point": q_in.zero_point,
-            "int8_sha256": store.array_sha256(x_q),
-        },
-        "output": {
-            "shape": list(outputs_float.shape[1:]),
-            "scale": q_out.scale,
-            "zero_point": q_out.zero_point,
-        },
-        "splits": {"test": n, "all": n},
+        **io_header(
+            has_labels=labels is not None,
+            n_classes=n_classes,
+            n=n,
+            input_shape=shape,
+            input_q=(q_in.scale, q_in.zero_point),
+            x_q=x_q,
+            output_shape=outputs_float.shape[1:],
+            output_q=(q_out.scale, q_out.zero_point),
+        ),
         "versions": versions(),
         "keras_layers": keras_layers,
         "int8_ops": int8_ops,
     }
     return write_folder(out, models, data_arrays, arrays, header)
+
+
+def io_header(
+    *,
+    has_labels: bool,
+    n_classes: int,
+    n: int,
+    input_shape: Sequence[int],
+    input_q: tuple[float, int],
+    x_q: npt.NDArray[np.int8],
+    output_shape: Sequence[int],
+    output_q: tuple[float, int],
+    input_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The header fields every golden writer shares (Keras/TFLite and ONNX): labels,
+    the int8 input (with the hash of the quantized inputs) and output quantization,
+    and the splits. ``input_extra`` goes into ``input`` after its shape."""
+    return {
+        "has_labels": has_labels,
+        "label_names": [str(i) for i in range(n_classes)],
+        "input": {
+            "shape": list(input_shape),
+            **(input_extra or {}),
+            "scale": input_q[0],
+            "zero_point": input_q[1],
+            "int8_sha256": store.array_sha256(x_q),
+        },
+        "output": {
+            "shape": list(output_shape),
+            "scale": output_q[0],
+            "zero_point": output_q[1],
+        },
+        "splits": {"test": n, "all": n},
+    }
 
 
 def write_folder(
