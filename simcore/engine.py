@@ -61,6 +61,7 @@ from simcore.cycles.classify import disassembler
 from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
 from simcore.cycles.native import StopReason as CycleStop
+from simcore.cycles.native import install_virtual_tlb
 from simcore.disasm import describe_instruction, mnemonic
 from simcore.elf import CodeSection, ElfImage, Symbol, check_fits, load_elf
 from simcore.errors import (
@@ -201,6 +202,26 @@ def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> list[int
 
 #: How far below SP an access still counts as the stack's (a PUSH of every register).
 _STACK_SLACK = 256
+
+
+#: The last address the core can reach (32-bit); the accounting's MMIO aliases lie above.
+_ADDRESS_SPACE_END = 0xFFFF_FFFF
+
+
+def _gaps(mapped: list[tuple[int, int, int]], last: int) -> list[tuple[int, int]]:
+    """The inclusive address ranges in [0, last] that no (start, end inclusive, perms)
+    region of the sorted ``mapped`` covers."""
+    gaps: list[tuple[int, int]] = []
+    at = 0
+    for start, end, _ in mapped:
+        if start > last:
+            break
+        if start > at:
+            gaps.append((at, start - 1))
+        at = max(at, end + 1)
+    if at <= last:
+        gaps.append((at, last))
+    return gaps
 
 
 def _returns(image: ElfImage, address: int) -> list[int]:
@@ -1503,8 +1524,16 @@ class _Run:
         m, img = self.m, self.m.image
         uc = m.uc
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
-        uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
-        uc.hook_add(unicorn.UC_HOOK_MEM_WRITE_PROT, self._on_write_protected)
+        # Memory hooks only where they can fire: unicorn keeps every store to an address
+        # that any memory hook covers on its slow path (see plain_perms in _native.c).
+        mapped = sorted((start, end, perms) for start, end, perms in uc.mem_regions())
+        for begin, end in _gaps(mapped, _ADDRESS_SPACE_END):
+            uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped, begin=begin, end=end)
+        for begin, end, perms in mapped:
+            if begin < _ADDRESS_SPACE_END and not perms & unicorn.UC_PROT_WRITE:
+                uc.hook_add(
+                    unicorn.UC_HOOK_MEM_WRITE_PROT, self._on_write_protected, begin=begin, end=end
+                )
         for name, fn in (
             ("main", self._on_main),
             ("done", self._on_done),
@@ -1762,6 +1791,7 @@ class _Run:
             m.cycle_model = self.model
         else:
             count = budget
+            install_virtual_tlb(uc)
         self.started = time.perf_counter()
         try:
             self._emulate(timeout_us, count)

@@ -399,6 +399,37 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
  * clears the IT bits (EPSR write with T set) after every data-access fill. MMIO callbacks
  * do not restore the state, so they need nothing. */
 
+/* Permissions of an identity TLB entry filled for an access of this type.
+ *
+ * Stores on unicorn's fast path (unicorn 2.1.4, qemu/accel/tcg/cputlb.c): a TLB entry's
+ * write side starts "not dirty" and each store then goes through notdirty_write(), which
+ * looks up the memory region and invalidates translated code in the page; it marks the
+ * entry dirty (so later stores are inline host stores) only when the entry does not allow
+ * execution and no memory hook covers the address. With QEMU's own M-profile TLB every
+ * SRAM page is executable, so every store of a program stays on that slow path (about a
+ * quarter of all emulation time on the MNIST firmware, measured with perf). A data access
+ * therefore gets a read/write entry without execute; an instruction fetch from the same
+ * page refills it with all three, and translating code in a page marks its stores slow
+ * again, so self-modifying code and code copied to RAM still see their stores. The
+ * physical mapping's own protection still applies (a store to flash still faults). */
+static inline int32_t plain_perms(int type) {
+    return type == UC_MEM_FETCH_ ? UC_PROT_ALL_ : UC_PROT_READ_ | UC_PROT_WRITE_;
+}
+
+/* UC_HOOK_TLB_FILL callback of runs without the accounting (identity translation, see
+ * plain_perms); user_data is the address of uc_reg_write, for the IT-bit repair below. */
+__attribute__((visibility("default")))
+int simcore_plain_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
+                                void *user_data) {
+    e->paddr = vaddr;
+    e->perms = plain_perms(type);
+    if (type != UC_MEM_FETCH_ && user_data) {
+        uint32_t epsr = EPSR_T;
+        ((uc_reg_write_fn)user_data)(uc, UC_ARM_REG_EPSR_, &epsr);
+    }
+    return 1;
+}
+
 /* UC_HOOK_TLB_FILL callback (virtual TLB mode); user_data is the acct_state. */
 __attribute__((visibility("default")))
 int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
@@ -406,8 +437,8 @@ int simcore_tlb_fill_hook(void *uc, uint64_t vaddr, int type, uc_tlb_entry_ *e,
     acct_state *s = (acct_state *)user_data;
     s->tlb_fills++;
     e->paddr = vaddr;
-    e->perms = UC_PROT_ALL_;  /* the physical mapping's own protection still applies */
-    if (vaddr - s->cache_lo < s->cache_span) {
+    e->perms = plain_perms(type);
+    if (s->flash_alias && vaddr - s->cache_lo < s->cache_span) {
         /* One page, one kind of access: a fetch entry must not serve data reads. */
         if (type == UC_MEM_READ_) {
             if (!s->fast_page || !s->fast_page[(vaddr - s->cache_lo) >> s->page_shift])
@@ -749,6 +780,13 @@ static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) 
     Py_RETURN_NONE;
 }
 
+static PyObject *Accounting_set_reg_write(AccountingObject *self, PyObject *arg) {
+    unsigned long long fn = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    self->st.reg_write = (uc_reg_write_fn)(uintptr_t)fn;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Accounting_set_fast_io_saving(AccountingObject *self, PyObject *arg) {
     unsigned long long saving = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -860,6 +898,8 @@ static PyMethodDef Accounting_methods[] = {
      "uncounted, see acct_state.resident)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
+    {"set_reg_write", (PyCFunction)Accounting_set_reg_write, METH_O,
+     "set_reg_write(address of uc_reg_write): for the TLB fill hook's IT-bit repair."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,
      "set_fast_io_saving(cycles): subtracted per access to the single-cycle IO alias."},
     {"set_budget", (PyCFunction)Accounting_set_budget, METH_O,

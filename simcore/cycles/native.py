@@ -72,6 +72,7 @@ class CacheStats:
 class _Natives:
     block_hook: int
     tlb_fill_hook: int
+    plain_tlb_fill_hook: int
     flash_data_read: int
     fast_io_read: int
     fast_io_write: int
@@ -92,6 +93,7 @@ def _natives() -> _Natives:
     found = _Natives(
         block_hook=address(lib.simcore_block_hook),
         tlb_fill_hook=address(lib.simcore_tlb_fill_hook),
+        plain_tlb_fill_hook=address(lib.simcore_plain_tlb_fill_hook),
         flash_data_read=address(lib.simcore_flash_data_read),
         fast_io_read=address(lib.simcore_fast_io_read),
         fast_io_write=address(lib.simcore_fast_io_write),
@@ -139,6 +141,18 @@ def _hook_add(uc: Uc, htype: int, fn: int, user_data: int, begin: int, end: int)
     if status != 0:
         raise UcError(status)
     return int(handle.value)
+
+
+def install_virtual_tlb(uc: Uc) -> int:
+    """Run ``uc`` on unicorn's virtual TLB with identity translation, so that stores reach
+    unicorn's inline fast path (see plain_perms in _native.c); returns the hook handle.
+
+    For runs without :class:`BlockAccounting`, whose ``install`` does the same with its own
+    fill hook. The M-profile MPU is then not consulted for data accesses (simcore does not
+    model MemManage faults)."""
+    natives = _natives()
+    uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+    return _hook_add(uc, UC_HOOK_TLB_FILL, natives.plain_tlb_fill_hook, natives.reg_write, 1, 0)
 
 
 class BlockAccounting:
@@ -213,15 +227,21 @@ class BlockAccounting:
     def install(self, uc: Uc) -> None:
         """Register the C hooks on ``uc`` (call before ``emu_start``).
 
-        With data reads modeled, the engine switches to unicorn's virtual TLB and maps two
-        MMIO aliases above 4 GB (see simcore_tlb_fill_hook in _native.c): no memory-read
-        hook, so loads from RAM keep unicorn's fast path and loads inside IT blocks run
-        as without accounting.
+        The engine runs on unicorn's virtual TLB with simcore_tlb_fill_hook (_native.c):
+        data pages get entries without execute, so stores take unicorn's inline fast path
+        (see plain_perms there). With data reads modeled it also maps two MMIO aliases
+        above 4 GB: no memory-read hook, so loads from RAM keep unicorn's fast path and
+        loads inside IT blocks run as without accounting.
         """
         natives = _natives()
         self._native.set_emu_stop(natives.emu_stop)
+        self._native.set_reg_write(natives.reg_write)
         state = self._native.state_address()
-        hooks = [(UC_HOOK_BLOCK, natives.block_hook, 1, 0)]
+        hooks = [
+            (UC_HOOK_BLOCK, natives.block_hook, 1, 0),
+            (UC_HOOK_TLB_FILL, natives.tlb_fill_hook, 1, 0),
+        ]
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         if self.data_reads_modeled and self.cache is not None:
             cache = self.cache
             flash_alias = _ALIAS_BASE + cache.start
@@ -253,8 +273,6 @@ class BlockAccounting:
                     uc, io_alias, io_hi - io_lo, natives.fast_io_read, natives.fast_io_write, state
                 )
                 self._aliases.append((io_alias, io_hi - io_lo))
-            uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
-            hooks.append((UC_HOOK_TLB_FILL, natives.tlb_fill_hook, 1, 0))
         for htype, fn, begin, end in hooks:
             handle = _hook_add(uc, htype, fn, state, begin, end)
             uc._callbacks[handle] = self._native  # keeps the C state alive with the hook
@@ -265,11 +283,10 @@ class BlockAccounting:
         for handle in self._handles:
             uc.hook_del(handle)
         self._handles.clear()
-        if self._aliases:
-            uc.ctl_set_tlb_mode(UC_TLB_CPU)
-            for address, size in self._aliases:
-                uc.mem_unmap(address, size)
-            self._aliases.clear()
+        uc.ctl_set_tlb_mode(UC_TLB_CPU)
+        for address, size in self._aliases:
+            uc.mem_unmap(address, size)
+        self._aliases.clear()
 
     @property
     def cycles(self) -> int:
