@@ -1644,6 +1644,8 @@ class _Run:
                 return
             if self.fault is not None or self.stop is not None or m.mmio_fault is not None:
                 return
+            if self.model is not None and self.model.accounting.stop_reason is CycleStop.ORDER_LOST:
+                return
             # Both may hold at once (a CCR write stopped the run at a deadline).
             carry_on = self._exceptions_continue()
             if self.fault is None and (self.restart or carry_on):
@@ -1805,6 +1807,8 @@ class _Run:
                 self._flush_uart()
             except SimError as console_error:  # the console limit
                 self.fault = self.fault or console_error
+        if m.lru_unknown:
+            raise _CacheOrderLost
         if self.fault is None and m.mmio_fault is not None:
             exc, pc = m.mmio_fault
             self.fault = _relabel(
@@ -2131,8 +2135,14 @@ def run_firmware(
         profile_sample=profile_sample,
         data_hits=data_hits,
     )
-    result = machine.run(options)
-    if machine.lru_unknown:
+    try:
+        return machine.run(options)
+    except _CacheOrderLost:
         log.debug("%s: cache order lost to resident pages; running again", image.path.name)
-        result = Machine(image, spec).run(replace(options, data_hits=True))
-    return result
+        return Machine(image, spec).run(replace(options, data_hits=True))
+
+
+class _CacheOrderLost(Exception):
+    """A run with ``data_hits=False`` lost the cache's LRU order to resident pages (see
+    :attr:`RunOptions.data_hits`); raised out of :meth:`Machine.run` so that
+    :func:`run_firmware` runs the program again with every load seen."""

@@ -35,6 +35,7 @@ enum stop_reason {
     STOP_OUTSIDE_CODE = 2,
     STOP_UNKNOWN_INSTRUCTION = 3,
     STOP_DEADLINE = 4,
+    STOP_ORDER_LOST = 5,
 };
 
 typedef int (*emu_stop_fn)(void *uc);
@@ -134,6 +135,7 @@ typedef struct {
     uint64_t fast_pages;         /* pages switched so far */
     int32_t tlb_flush_pending;   /* a page was switched: flush the TLB at the next callback */
     int32_t lru_unknown;
+    int32_t order_stop_pending;  /* lru_unknown was just set: stop (STOP_ORDER_LOST) */
     uc_ctl_fn ctl;
     uint64_t sink;               /* where extra cycles go before the first block */
     uint64_t charged_cycles;     /* cycles added by charge(): exception entry/return, sleep */
@@ -182,7 +184,7 @@ __attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t li
         /* An eviction: the victim is only certain if no way holds a resident page's line. */
         for (uint32_t w = 0; w < s->cache_ways && !s->lru_unknown; w++) {
             uint64_t held = ((uint64_t)tags[w] << s->sets_shift) | set;
-            if (s->fast_page[page_of_line(s, held)]) s->lru_unknown = 1;
+            if (s->fast_page[page_of_line(s, held)]) s->lru_unknown = s->order_stop_pending = 1;
         }
         s->resident[page_of_line(s, ((uint64_t)tags[victim] << s->sets_shift) | set)]--;
     }
@@ -208,11 +210,23 @@ static inline int cache_line(acct_state *s, uint64_t line) {
 
 /* Drop the TLB once a page was switched, so its next data access refills through
  * simcore_tlb_fill_hook (QEMU's own MPU helpers flush from inside a block too). */
-static inline void flush_if_pending(acct_state *s, void *uc) {
-    if (UNLIKELY(s->tlb_flush_pending)) {
+__attribute__((noinline, cold)) static void pending_actions(acct_state *s, void *uc) {
+    if (s->tlb_flush_pending) {
         s->tlb_flush_pending = 0;
         s->ctl(uc, UC_CTL_TLB_FLUSH_WRITE_);
     }
+    if (s->order_stop_pending) {
+        /* The run's figures can no longer be exact: stop now rather than at the end, so
+         * the engine's run with every load seen starts without finishing this one. */
+        s->order_stop_pending = 0;
+        if (s->stop_reason == STOP_NONE || s->stop_reason == STOP_DEADLINE)
+            s->stop_reason = STOP_ORDER_LOST;
+        if (s->emu_stop) s->emu_stop(uc);
+    }
+}
+
+static inline void flush_if_pending(acct_state *s, void *uc) {
+    if (UNLIKELY(s->tlb_flush_pending | s->order_stop_pending)) pending_actions(s, uc);
 }
 
 /* Data read of [lo, hi) through the separate data cache; return the miss cycles. */
@@ -959,6 +973,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyModule_AddIntConstant(m, "STOP_OUTSIDE_CODE", STOP_OUTSIDE_CODE);
     PyModule_AddIntConstant(m, "STOP_UNKNOWN_INSTRUCTION", STOP_UNKNOWN_INSTRUCTION);
     PyModule_AddIntConstant(m, "STOP_DEADLINE", STOP_DEADLINE);
+    PyModule_AddIntConstant(m, "STOP_ORDER_LOST", STOP_ORDER_LOST);
     PyModule_AddObject(m, "UNKNOWN_COST", PyLong_FromUnsignedLongLong(UNKNOWN_COST));
     return m;
 }

@@ -52,6 +52,9 @@ class StopReason(Enum):
     OUTSIDE_CODE = _native.STOP_OUTSIDE_CODE
     UNKNOWN_INSTRUCTION = _native.STOP_UNKNOWN_INSTRUCTION
     DEADLINE = _native.STOP_DEADLINE
+    #: Resident flash pages lost the cache's LRU order (``lru_unknown``): the run stopped
+    #: early, its figures unusable; run it again with the data hits counted.
+    ORDER_LOST = _native.STOP_ORDER_LOST
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from cycles_support import CPU, FLASH, RAM, Program, build, new_engine, run
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_PROT_ALL, Uc, UcError, arm_const
 
 from simcore.boards import get_board
-from simcore.cycles.native import BlockAccounting
+from simcore.cycles.native import BlockAccounting, StopReason
 from simcore.cycles.profile import function_profile
 from simcore.cycles.sysregs import SYST_CSR, SYST_CVR, SYST_RVR, cyccnt, systick_value
 from simcore.cycles.tables import CacheConfig, Tag, cache_for, load_table
@@ -598,15 +598,60 @@ def test_an_eviction_beside_a_resident_page_says_the_order_is_lost(
     ldr r6, =table + 16384
     ldr r0, [r6]
 """
-    prog = asm(core, _TABLE_PASSES + far, _TABLE)
+    tail = "\n    movs r3, #50\n3:\n    subs r3, r3, #1\n    bne 3b\n"
+    prog = asm(core, _TABLE_PASSES + far + tail, _TABLE)
     cache = flash_cache(core, data_reads=True)
     fast = run(prog, core, cache=cache, data_hits=False)
     exact = run(prog, core, cache=cache)
     assert fast.accounting is not None and exact.accounting is not None
     assert fast.accounting.lru_unknown and not exact.accounting.lru_unknown
+    # It stopped at once: the loop after the evicting load did not run.
+    assert fast.accounting.stop_reason is StopReason.ORDER_LOST
+    assert exact.accounting.stop_reason is StopReason.NONE
+    assert exact.instructions - fast.instructions >= 2 * 49  # the loop: subs, bne
     near = run(asm(core, _TABLE_PASSES + far.split("ldr r6, =table + 16384")[0], _TABLE),
                core, cache=cache, data_hits=False)  # fmt: skip
     assert near.accounting is not None and not near.accounting.lru_unknown
+
+
+def test_run_firmware_gives_exact_figures_when_resident_pages_lose_the_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real firmware on the RP2350 whose resident table page loses the LRU order: the
+    first run (``data_hits=False``) stops there and the second, with every load seen,
+    gives exactly the figures of a run with the hits counted from the start."""
+    from sim_support import HAVE_TOOLCHAIN, build_asm
+
+    from simcore import engine
+
+    if not HAVE_TOOLCHAIN:
+        pytest.skip("arm-none-eabi-gcc missing")
+    far = "ldr r6, =table + 8192\nldr r0, [r6]\nldr r6, =table + 16384\nldr r0, [r6]\n"
+    loop = "movs r3, #50\n3:\nsubs r3, r3, #1\nbne 3b\nmovs r0, #0\n"
+    elf = build_asm(tmp_path, "rp2350", _TABLE_PASSES + far + loop, extra=_TABLE)
+    exact = engine.run_firmware(elf, "rp2350")
+    outcomes: list[tuple[bool, bool]] = []
+    real_run = engine.Machine.run
+
+    def spy(self: engine.Machine, options: engine.RunOptions | None = None) -> object:
+        assert options is not None
+        try:
+            result = real_run(self, options)
+        except engine._CacheOrderLost:
+            outcomes.append((options.data_hits, True))
+            raise
+        outcomes.append((options.data_hits, False))
+        return result
+
+    monkeypatch.setattr(engine.Machine, "run", spy)
+    again = engine.run_firmware(elf, "rp2350", data_hits=False)
+    assert outcomes == [(False, True), (True, False)]
+    assert (again.cycles, again.instructions, again.exit_code) == (
+        exact.cycles,
+        exact.instructions,
+        exact.exit_code,
+    )
+    assert again.cycle_report["cache"] == exact.cycle_report["cache"]
 
 
 def test_run_firmware_runs_again_when_resident_pages_lose_the_order(
@@ -626,7 +671,8 @@ def test_run_firmware_runs_again_when_resident_pages_lose_the_order(
         assert options is not None
         runs.append(options.data_hits)
         result = real_run(self, options)
-        self.lru_unknown = not options.data_hits  # as if an eviction had lost the order
+        if not options.data_hits:  # as if an eviction had lost the order
+            raise engine._CacheOrderLost
         return result
 
     monkeypatch.setattr(engine.Machine, "run", spy)
