@@ -106,6 +106,10 @@ typedef struct {
     uint64_t miss_cycles;
     uint32_t *cache_tags;        /* sets x ways; UINT32_MAX = invalid */
     uint64_t *cache_stamps;      /* sets x ways: LRU by access stamp */
+    /* Caches of more than MAPPED_WAYS ways (the STM32F4 ART accelerator: 64, fully
+     * associative): per line of the cached range, its way + 1 (0 = not cached), so a hit
+     * costs one lookup instead of a scan of every way; NULL otherwise. */
+    uint8_t *way_of;
     uint64_t cache_clock;
     uint64_t fetch_misses, data_hits, data_misses;
     uint64_t cache_cycles;       /* miss cycles charged (already in `cycles`) */
@@ -143,6 +147,8 @@ typedef struct {
 } acct_state;
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Above this many ways the shared cache keeps acct_state.way_of (see there). */
+#define MAPPED_WAYS 8
 
 /* Look tag up in one set of `ways` lines, LRU by stamp; return 1 on hit. */
 static inline int lru_access(uint32_t *tags, uint64_t *stamps, uint32_t ways, uint32_t tag,
@@ -199,9 +205,36 @@ __attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t li
     return 0;
 }
 
+/* cache_line through way_of: the same hits, victims (the first way of least stamp) and
+ * stamps as lru_access, without scanning the ways on a hit. */
+static int cache_line_mapped(acct_state *s, uint64_t line) {
+    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+    size_t at = (size_t)set * s->cache_ways;
+    uint64_t index = line - (s->cache_lo >> s->line_shift);
+    uint32_t way = s->way_of[index];
+    if (way) {
+        s->cache_stamps[at + way - 1] = ++s->cache_clock;
+        return 1;
+    }
+    uint32_t *tags = s->cache_tags + at;
+    uint64_t *stamps = s->cache_stamps + at;
+    uint32_t victim = 0;
+    for (uint32_t w = 1; w < s->cache_ways; w++)
+        if (stamps[w] < stamps[victim]) victim = w;
+    if (tags[victim] != UINT32_MAX) {
+        uint64_t old = ((uint64_t)tags[victim] << s->sets_shift) | set;
+        s->way_of[old - (s->cache_lo >> s->line_shift)] = 0;
+    }
+    tags[victim] = (uint32_t)(line >> s->sets_shift);
+    stamps[victim] = ++s->cache_clock;
+    s->way_of[index] = (uint8_t)(victim + 1);
+    return 0;
+}
+
 /* Access one cache line; return 1 on hit. */
 static inline int cache_line(acct_state *s, uint64_t line) {
     if (s->resident) return cache_line_pages(s, line);
+    if (s->way_of) return cache_line_mapped(s, line);
     uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
     size_t at = (size_t)set * s->cache_ways;
     return lru_access(s->cache_tags + at, s->cache_stamps + at, s->cache_ways,
@@ -571,6 +604,7 @@ static void Accounting_dealloc(AccountingObject *self) {
     if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
+    PyMem_Free(self->st.way_of);
     PyMem_Free(self->st.dcache.tags);
     PyMem_Free(self->st.dcache.stamps);
     PyMem_Free(self->st.resident);
@@ -674,6 +708,13 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     s->cache_ways = ways;
     s->line_shift = 0;
     while ((1u << s->line_shift) < line_bytes) s->line_shift++;
+    PyMem_Free(s->way_of);
+    s->way_of = NULL;
+    if (ways > MAPPED_WAYS && ways < 256 && !((start | end) & (line_bytes - 1))) {
+        /* One byte per line of the range (a range not aligned to lines keeps the scan). */
+        s->way_of = PyMem_Calloc((end - start) >> s->line_shift, 1);
+        if (!s->way_of) return PyErr_NoMemory();
+    }
     s->sets_shift = 0;
     while ((1u << s->sets_shift) < sets) s->sets_shift++;
     s->lf_start = s->lf_end = NO_BLOCK;
@@ -762,6 +803,8 @@ static PyObject *Accounting_configure_resident_pages(AccountingObject *self, PyO
         return NULL;
     }
     size_t npages = (size_t)((s->cache_span + page_bytes - 1) >> shift);
+    PyMem_Free(s->way_of);  /* the resident path scans the ways itself */
+    s->way_of = NULL;
     PyMem_Free(s->resident);
     PyMem_Free(s->fast_page);
     s->resident = PyMem_Calloc(npages, sizeof(uint16_t));
@@ -792,6 +835,33 @@ static PyObject *Accounting_set_emu_stop(AccountingObject *self, PyObject *arg) 
     if (PyErr_Occurred()) return NULL;
     self->st.emu_stop = (emu_stop_fn)(uintptr_t)fn;
     Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_way_map(AccountingObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    acct_state *s = &self->st;
+    if (!on || s->resident || s->cache_ways <= MAPPED_WAYS || s->cache_ways >= 256) {
+        PyMem_Free(s->way_of);
+        s->way_of = NULL;
+        return PyBool_FromLong(0);
+    }
+    if (!s->way_of) {
+        /* Rebuilt from the tags, so it may be turned on at any time. */
+        uint64_t line_lo = s->cache_lo >> s->line_shift;
+        if (s->cache_lo & ((1u << s->line_shift) - 1) ||
+            s->cache_span & ((1u << s->line_shift) - 1))
+            return PyBool_FromLong(0);
+        s->way_of = PyMem_Calloc(s->cache_span >> s->line_shift, 1);
+        if (!s->way_of) return PyErr_NoMemory();
+        for (size_t i = 0; i < (size_t)s->cache_sets * s->cache_ways; i++) {
+            if (s->cache_tags[i] == UINT32_MAX) continue;
+            uint64_t set = i / s->cache_ways;
+            uint64_t line = ((uint64_t)s->cache_tags[i] << s->sets_shift) | set;
+            s->way_of[line - line_lo] = (uint8_t)(i % s->cache_ways + 1);
+        }
+    }
+    return PyBool_FromLong(1);
 }
 
 static PyObject *Accounting_set_reg_write(AccountingObject *self, PyObject *arg) {
@@ -912,6 +982,9 @@ static PyMethodDef Accounting_methods[] = {
      "uncounted, see acct_state.resident)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
+    {"set_way_map", (PyCFunction)Accounting_set_way_map, METH_O,
+     "set_way_map(on): look lines of a cache of more than 8 ways up in a per-line map "
+     "(the default) or scan the ways; returns whether the map is in use (same results)."},
     {"set_reg_write", (PyCFunction)Accounting_set_reg_write, METH_O,
      "set_reg_write(address of uc_reg_write): for the TLB fill hook's IT-bit repair."},
     {"set_fast_io_saving", (PyCFunction)Accounting_set_fast_io_saving, METH_O,

@@ -584,6 +584,37 @@ def test_resident_pages_keep_every_figure_but_the_data_hits(
     assert snap["data_hits"] == e.data_hits - 256
 
 
+@pytest.mark.parametrize("data_reads", [True, False], ids=["data_reads", "fetch_only"])
+def test_a_many_way_cache_looked_up_by_line_gives_the_scans_figures(
+    asm: Callable[..., Program], data_reads: bool
+) -> None:
+    """Caches of more than 8 ways (the STM32F4 ART accelerator: 64 ways, fully associative)
+    find a line through a per-line map instead of scanning every way: the same hits,
+    misses, victims and cycles as the scan, here with the 1 KB table and the loop's code
+    evicting each other on every pass."""
+    core = "cortex-m4f"
+    long_loop = "movs r3, #3\n4:\n.rept 600\nadds r0, r0, #1\n.endr\nsubs r3, r3, #1\nbne 4b\n"
+    prog = asm(core, _TABLE_PASSES + long_loop, _TABLE)
+    cache = dataclasses.replace(
+        flash_cache(core, data_reads=data_reads), size_bytes=1024, ways=64, line_bytes=16
+    )
+
+    def scan(uc: Uc, acc: BlockAccounting) -> None:
+        assert acc._native.set_way_map(False) is False
+
+    def mapped(uc: Uc, acc: BlockAccounting) -> None:
+        assert acc._native.set_way_map(True) is True
+
+    a = run(prog, core, cache=cache, mmio=scan)
+    b = run(prog, core, cache=cache, mmio=mapped)
+    assert a.accounting is not None and b.accounting is not None
+    assert (a.cycles, a.instructions) == (b.cycles, b.instructions)
+    sa, sb = a.accounting.cache_stats(), b.accounting.cache_stats()
+    assert sa == sb and sa is not None
+    # Evictions happened: the 1,200-byte loop (75 lines) misses on every pass.
+    assert sa.fetch_misses > 3 * 75
+
+
 @pytest.mark.parametrize("core", CORES)
 def test_an_eviction_beside_a_resident_page_says_the_order_is_lost(
     asm: Callable[..., Program], core: str
