@@ -171,21 +171,13 @@ static inline uint64_t page_of_line(const acct_state *s, uint64_t line) {
     return ((line << s->line_shift) - s->cache_lo) >> s->page_shift;
 }
 
-/* cache_line with resident-page bookkeeping (see acct_state.resident). */
-__attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t line) {
-    uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
+/* A miss of `line` with resident-page bookkeeping (see acct_state.resident): `victim`
+ * (the first way of least stamp in `set`) is replaced. */
+__attribute__((noinline)) static void cache_fill_pages(acct_state *s, uint64_t line,
+                                                       uint32_t set, uint32_t victim) {
     size_t at = (size_t)set * s->cache_ways;
     uint32_t *tags = s->cache_tags + at;
     uint64_t *stamps = s->cache_stamps + at;
-    uint32_t tag = (uint32_t)(line >> s->sets_shift);
-    uint32_t victim = 0;
-    for (uint32_t w = 0; w < s->cache_ways; w++) {
-        if (tags[w] == tag) {
-            stamps[w] = ++s->cache_clock;
-            return 1;
-        }
-        if (stamps[w] < stamps[victim]) victim = w;
-    }
     if (tags[victim] != UINT32_MAX) {
         /* An eviction: the victim is only certain if no way holds a resident page's line. */
         for (uint32_t w = 0; w < s->cache_ways && !s->lru_unknown; w++) {
@@ -194,7 +186,7 @@ __attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t li
         }
         s->resident[page_of_line(s, ((uint64_t)tags[victim] << s->sets_shift) | set)]--;
     }
-    tags[victim] = tag;
+    tags[victim] = (uint32_t)(line >> s->sets_shift);
     stamps[victim] = ++s->cache_clock;
     uint64_t page = page_of_line(s, line);
     if (++s->resident[page] == s->lines_per_page && !s->fast_page[page] && !s->lru_unknown) {
@@ -202,7 +194,6 @@ __attribute__((noinline)) static int cache_line_pages(acct_state *s, uint64_t li
         s->fast_pages++;
         s->tlb_flush_pending = 1;
     }
-    return 0;
 }
 
 /* cache_line through way_of: the same hits, victims (the first way of least stamp) and
@@ -231,14 +222,30 @@ static int cache_line_mapped(acct_state *s, uint64_t line) {
     return 0;
 }
 
-/* Access one cache line; return 1 on hit. */
+/* Access one cache line; return 1 on hit. The hit path is inline (instruction fetch
+ * checks every line of most blocks); misses with resident pages go out of line. */
 static inline int cache_line(acct_state *s, uint64_t line) {
-    if (s->resident) return cache_line_pages(s, line);
     if (s->way_of) return cache_line_mapped(s, line);
     uint32_t set = (uint32_t)(line & (s->cache_sets - 1));
     size_t at = (size_t)set * s->cache_ways;
-    return lru_access(s->cache_tags + at, s->cache_stamps + at, s->cache_ways,
-                      (uint32_t)(line >> s->sets_shift), ++s->cache_clock);
+    uint32_t *tags = s->cache_tags + at;
+    uint64_t *stamps = s->cache_stamps + at;
+    uint32_t tag = (uint32_t)(line >> s->sets_shift);
+    uint32_t victim = 0;
+    for (uint32_t w = 0; w < s->cache_ways; w++) {
+        if (tags[w] == tag) {
+            stamps[w] = ++s->cache_clock;
+            return 1;
+        }
+        if (stamps[w] < stamps[victim]) victim = w;
+    }
+    if (s->resident) {
+        cache_fill_pages(s, line, set, victim);
+    } else {
+        tags[victim] = tag;
+        stamps[victim] = ++s->cache_clock;
+    }
+    return 0;
 }
 
 /* Drop the TLB once a page was switched, so its next data access refills through
