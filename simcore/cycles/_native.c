@@ -28,6 +28,8 @@
 #define MAX_RANGES 32
 #define UNKNOWN_COST (1ULL << 40)
 #define NO_BLOCK UINT64_MAX
+/* Loaded ranges for resident pages (acct_state.loaded_lo); more ranges: every line counts. */
+#define MAX_LOADED 32
 
 enum stop_reason {
     STOP_NONE = 0,
@@ -133,7 +135,14 @@ typedef struct {
      * resident page is no longer known (its reads are not seen), so a miss that must
      * evict from such a set marks the run `lru_unknown` (run it again with the pages
      * off); a miss into a free way needs no order and stays exact. */
-    uint16_t *resident;          /* per page: lines of it in the cache */
+    uint16_t *resident;          /* per page: lines of it in the cache that count (below) */
+    uint16_t *needed;            /* per page: lines that count; whole when all are cached */
+    /* The lines that count: those holding a byte of the loaded image, [lo, hi) in line
+     * numbers (nloaded 0: every line). A line the image does not fill is read by no
+     * correct program (simcore reads such flash as 0, not what the chip holds), so it
+     * does not keep its page from going resident. */
+    uint64_t loaded_lo[MAX_LOADED], loaded_hi[MAX_LOADED];
+    int32_t nloaded;
     uint8_t *fast_page;          /* per page: data reads go to plain memory */
     uint32_t page_shift, lines_per_page;
     uint64_t fast_pages;         /* pages switched so far */
@@ -149,6 +158,7 @@ typedef struct {
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* Above this many ways the shared cache keeps acct_state.way_of (see there). */
 #define MAPPED_WAYS 8
+
 
 /* Look tag up in one set of `ways` lines, LRU by stamp; return 1 on hit. */
 static inline int lru_access(uint32_t *tags, uint64_t *stamps, uint32_t ways, uint32_t tag,
@@ -171,6 +181,14 @@ static inline uint64_t page_of_line(const acct_state *s, uint64_t line) {
     return ((line << s->line_shift) - s->cache_lo) >> s->page_shift;
 }
 
+/* Whether a line counts towards its page's residency (see acct_state.loaded_lo). */
+static int line_counts(const acct_state *s, uint64_t line) {
+    if (!s->nloaded) return 1;
+    for (int32_t i = 0; i < s->nloaded; i++)
+        if (line >= s->loaded_lo[i] && line < s->loaded_hi[i]) return 1;
+    return 0;
+}
+
 /* A miss of `line` with resident-page bookkeeping (see acct_state.resident): `victim`
  * (the first way of least stamp in `set`) is replaced. */
 __attribute__((noinline)) static void cache_fill_pages(acct_state *s, uint64_t line,
@@ -184,12 +202,14 @@ __attribute__((noinline)) static void cache_fill_pages(acct_state *s, uint64_t l
             uint64_t held = ((uint64_t)tags[w] << s->sets_shift) | set;
             if (s->fast_page[page_of_line(s, held)]) s->lru_unknown = s->order_stop_pending = 1;
         }
-        s->resident[page_of_line(s, ((uint64_t)tags[victim] << s->sets_shift) | set)]--;
+        uint64_t old = ((uint64_t)tags[victim] << s->sets_shift) | set;
+        if (line_counts(s, old)) s->resident[page_of_line(s, old)]--;
     }
     tags[victim] = (uint32_t)(line >> s->sets_shift);
     stamps[victim] = ++s->cache_clock;
+    if (!line_counts(s, line)) return;
     uint64_t page = page_of_line(s, line);
-    if (++s->resident[page] == s->lines_per_page && !s->fast_page[page] && !s->lru_unknown) {
+    if (++s->resident[page] == s->needed[page] && !s->fast_page[page] && !s->lru_unknown) {
         s->fast_page[page] = 1;
         s->fast_pages++;
         s->tlb_flush_pending = 1;
@@ -615,6 +635,7 @@ static void Accounting_dealloc(AccountingObject *self) {
     PyMem_Free(self->st.dcache.tags);
     PyMem_Free(self->st.dcache.stamps);
     PyMem_Free(self->st.resident);
+    PyMem_Free(self->st.needed);
     PyMem_Free(self->st.fast_page);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -794,8 +815,33 @@ static PyObject *Accounting_configure_data_cache(AccountingObject *self, PyObjec
 static PyObject *Accounting_configure_resident_pages(AccountingObject *self, PyObject *args) {
     unsigned int page_bytes;
     unsigned long long ctl;
-    if (!PyArg_ParseTuple(args, "IK", &page_bytes, &ctl)) return NULL;
+    PyObject *loaded = Py_None;
+    if (!PyArg_ParseTuple(args, "IK|O", &page_bytes, &ctl, &loaded)) return NULL;
     acct_state *s = &self->st;
+    s->nloaded = 0;
+    if (loaded != Py_None) {
+        PyObject *seq = PySequence_Fast(loaded, "loaded: a sequence of (start, end)");
+        if (!seq) return NULL;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t i = 0; i < n && n <= MAX_LOADED; i++) {
+            unsigned long long lo, hi;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "KK", &lo, &hi)) {
+                Py_DECREF(seq);
+                return NULL;
+            }
+            if (hi <= lo) continue;
+            s->loaded_lo[s->nloaded] = lo >> s->line_shift;
+            s->loaded_hi[s->nloaded] = ((hi - 1) >> s->line_shift) + 1;
+            s->nloaded++;
+        }
+        if (n > MAX_LOADED) s->nloaded = 0;  /* too many pieces: every line counts */
+        Py_DECREF(seq);
+        if (n > 0 && s->nloaded == 0 && n <= MAX_LOADED) {
+            /* Only empty ranges: no line holds image bytes, and no page is whole. */
+            s->loaded_lo[0] = s->loaded_hi[0] = 0;
+            s->nloaded = 1;
+        }
+    }
     if (!s->cache_span || !s->flash_alias || s->dcache.ways || !ctl) {
         PyErr_SetString(PyExc_ValueError, "resident pages need a shared cache, the aliases "
                                           "(configure_aliases) and uc_ctl");
@@ -813,26 +859,44 @@ static PyObject *Accounting_configure_resident_pages(AccountingObject *self, PyO
     PyMem_Free(s->way_of);  /* the resident path scans the ways itself */
     s->way_of = NULL;
     PyMem_Free(s->resident);
+    PyMem_Free(s->needed);
     PyMem_Free(s->fast_page);
     s->resident = PyMem_Calloc(npages, sizeof(uint16_t));
+    s->needed = PyMem_Calloc(npages, sizeof(uint16_t));
     s->fast_page = PyMem_Calloc(npages, 1);
-    if (!s->resident || !s->fast_page) {
+    if (!s->resident || !s->needed || !s->fast_page) {
         PyMem_Free(s->resident);
+        PyMem_Free(s->needed);
         PyMem_Free(s->fast_page);
-        s->resident = NULL;
+        s->resident = s->needed = NULL;
         s->fast_page = NULL;
         return PyErr_NoMemory();
+    }
+    s->page_shift = shift;
+    s->lines_per_page = page_bytes >> s->line_shift;
+    uint64_t first = s->cache_lo >> s->line_shift;
+    uint64_t last = first + (s->cache_span >> s->line_shift);  /* exclusive */
+    if (!s->nloaded) {
+        for (size_t p = 0; p < npages; p++) s->needed[p] = (uint16_t)s->lines_per_page;
+    }
+    for (int32_t i = 0; i < s->nloaded; i++) {
+        uint64_t lo = s->loaded_lo[i] < first ? first : s->loaded_lo[i];
+        uint64_t hi = s->loaded_hi[i] > last ? last : s->loaded_hi[i];
+        for (uint64_t line = lo; line < hi; line++) {
+            int seen = 0;  /* a line two ranges share counts once */
+            for (int32_t j = 0; j < i && !seen; j++)
+                seen = line >= s->loaded_lo[j] && line < s->loaded_hi[j];
+            if (!seen) s->needed[page_of_line(s, line)]++;
+        }
     }
     /* Lines already in the cache (none before the first run) count towards their pages. */
     for (size_t i = 0; i < (size_t)s->cache_sets * s->cache_ways; i++) {
         if (s->cache_tags[i] != UINT32_MAX) {
             uint64_t set = i / s->cache_ways;
             uint64_t line = ((uint64_t)s->cache_tags[i] << s->sets_shift) | set;
-            s->resident[((line << s->line_shift) - s->cache_lo) >> shift]++;
+            if (line_counts(s, line)) s->resident[page_of_line(s, line)]++;
         }
     }
-    s->page_shift = shift;
-    s->lines_per_page = page_bytes >> s->line_shift;
     s->ctl = (uc_ctl_fn)(uintptr_t)ctl;
     Py_RETURN_NONE;
 }
@@ -984,9 +1048,10 @@ static PyMethodDef Accounting_methods[] = {
      "cached range go through this cache instead of the shared one."},
     {"configure_resident_pages", (PyCFunction)Accounting_configure_resident_pages,
      METH_VARARGS,
-     "configure_resident_pages(page_bytes, uc_ctl): data reads of pages wholly in the "
-     "shared cache skip the MMIO alias (after configure_aliases; data hits then go "
-     "uncounted, see acct_state.resident)."},
+     "configure_resident_pages(page_bytes, uc_ctl, loaded=None): data reads of pages "
+     "wholly in the shared cache skip the MMIO alias (after configure_aliases; data hits "
+     "then go uncounted, see acct_state.resident); loaded: the image's [start, end) "
+     "ranges, whose lines alone count (None: every line)."},
     {"set_emu_stop", (PyCFunction)Accounting_set_emu_stop, METH_O,
      "set_emu_stop(address of uc_emu_stop)."},
     {"set_way_map", (PyCFunction)Accounting_set_way_map, METH_O,

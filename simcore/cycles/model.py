@@ -155,6 +155,11 @@ class CycleModel:
             cache=self.cache,
             data_reads=data_reads,
             data_hits=data_hits,
+            loaded=[
+                (seg.load_address, seg.load_address + len(seg.data))
+                for seg in image.segments
+                if seg.data
+            ],
         )
 
     def install(self, uc: Uc) -> None:

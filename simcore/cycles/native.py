@@ -16,6 +16,7 @@ freed while the hook is registered (``uc.hook_del`` drops it).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -177,6 +178,10 @@ class BlockAccounting:
     must evict from a set that holds such a page's line, the LRU victim is no longer
     known: :attr:`lru_unknown` is then True and the run's figures must not be used (run
     it again with ``data_hits=True``). Validation, which reports no hit counts, uses it.
+    ``loaded`` (the image's loaded address ranges) leaves lines that hold none of the
+    image's bytes out of "every line": a program reads them only by mistake (simcore
+    reads such flash as 0, not what the chip holds), and the image's last page would
+    otherwise never go resident.
     """
 
     def __init__(
@@ -188,8 +193,12 @@ class BlockAccounting:
         data_reads: bool = True,
         refill_cycles: int | None = None,
         data_hits: bool = True,
+        loaded: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         self.classification = classification
+        #: The image's loaded ``[start, end)`` ranges: with resident pages, only lines
+        #: holding loaded bytes must be cached for a page to go resident (None: all).
+        self.loaded = None if loaded is None else tuple(loaded)
         refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
         self.refill_cycles = refill
         self._native = _native.Accounting(refill, budget)
@@ -267,7 +276,9 @@ class BlockAccounting:
                 copy,
             )
             if self.resident_pages:
-                self._native.configure_resident_pages(uc.ctl_get_page_size(), natives.ctl)
+                self._native.configure_resident_pages(
+                    uc.ctl_get_page_size(), natives.ctl, self.loaded
+                )
             _mmio_map(uc, flash_alias, cache.end - cache.start, natives.flash_data_read, 0, state)
             self._aliases.append((flash_alias, cache.end - cache.start))
             if io_hi > io_lo:

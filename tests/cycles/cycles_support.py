@@ -153,6 +153,7 @@ def run(
     data_hits: bool = True,
     budget: int = 5_000_000,
     mmio: object | None = None,
+    loaded: list[tuple[int, int]] | None = None,
 ) -> Run:
     """Run ``prog`` from ``_start`` to ``done``; ``mmio(uc, accounting)`` may add mappings
     or hooks before the run (called before the C hooks are installed)."""
@@ -170,6 +171,7 @@ def run(
             cache=cache,
             data_reads=data_reads,
             data_hits=data_hits,
+            loaded=loaded,
         )
         if mmio is not None:
             mmio(uc, acc)  # type: ignore[operator]
