@@ -277,7 +277,9 @@ class RunOptions:
     profile_sample: int | None = None
     #: Count data hits of the flash cache. False lets loads from wholly cached flash pages
     #: skip the cache model (much faster for weights in XIP flash; cycles stay exact, the
-    #: hit count is not reported); see simcore.cycles.native.BlockAccounting.
+    #: hit count is not reported); see simcore.cycles.native.BlockAccounting. A run that
+    #: then loses the cache's LRU order stops there and Machine.run raises
+    #: _CacheOrderLost (run_firmware runs it again with the hits counted).
     data_hits: bool = True
 
 
@@ -368,7 +370,7 @@ class Machine:
         #: The cycle model of the current run (set by run()).
         self.cycle_model: CycleModel | None = None
         #: The last run lost the cache's LRU order to resident pages (RunOptions.data_hits
-        #: False): its cycle figures are not exact (run_firmware runs it again).
+        #: False): it stopped early and raised _CacheOrderLost (run_firmware runs it again).
         self.lru_unknown = False
         #: A SimError raised by an MMIO register, with the PC of the access.
         self.mmio_fault: tuple[SimError, int] | None = None
