@@ -330,8 +330,9 @@ def test_one_board_is_loaded_without_the_others(
 ) -> None:
     """A run's board is parsed alone (with its cores, chip and timing files): a broken file
     beside it in data/boards does not stop it, while loading every board still reports it."""
-    import simcore.boards as boards_module
     from hostile import data_dir_with
+
+    import simcore.boards as boards_module
 
     shipped = load_boards()["rp2040"]
     read: list[str] = []

@@ -340,3 +340,82 @@ def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> 
         for board in ("stm32h743",)
     }
     assert len(keys) == 1 and len(next(iter(keys))) == 64
+
+
+def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path: Path) -> None:
+    """A warm ``simcore run`` decodes nothing, so it must not pay for importing capstone
+    (its ARM ids come from the cache); the cold run that fills the cache does import it."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from simcore.cli import main; code = main(['run', '-q', '--board', "
+        "'rp2350', sys.argv[1]]); print(code, sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'capstone'))"
+    )
+    env = {**os.environ, cache.CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env.pop(cache.NO_CACHE_ENV, None)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe, str(example_elfs["rp2350"])],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        .stdout.splitlines()[-1]
+        .split(None, 1)  # after the run's own summary
+        for _ in range(2)
+    ]
+    (cold_code, cold_modules), (warm_code, warm_modules) = runs
+    assert cold_code == warm_code == "0"
+    assert "'capstone'" in cold_modules and warm_modules.strip() == "[]"
+
+
+def test_the_capstone_fingerprint_follows_its_files(tmp_path: Path) -> None:
+    """The classification key names capstone by its files: any change to them changes it."""
+    from simcore.cycles import arm_ids
+
+    installed = arm_ids.capstone_fingerprint()
+    assert len(installed) == 64 and installed in cl._code_digest()
+    package = tmp_path / "capstone"
+    (package / "lib").mkdir(parents=True)
+    for name in ("__init__.py", "arm.py", "arm_const.py"):
+        (package / name).write_text(f"# {name}\n")
+    (package / "lib" / "libcapstone.so").write_bytes(b"\0" * 10)
+    first = arm_ids.fingerprint_of(package)
+    assert arm_ids.fingerprint_of(package) == first
+    (package / "arm_const.py").write_text("# arm_const.py\nARM_INS_B = 2\n")
+    second = arm_ids.fingerprint_of(package)
+    (package / "lib" / "libcapstone.so").write_bytes(b"\0" * 11)
+    third = arm_ids.fingerprint_of(package)
+    assert len({first, second, third}) == 3
+
+
+def test_cached_arm_constants_equal_capstones(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ARM ids read from the cache are capstone's own, and a damaged entry is refused."""
+    from capstone import arm_const
+
+    from simcore.cycles import arm_ids
+
+    expected = {k: v for k, v in vars(arm_const).items() if k.startswith("ARM_")}
+    arm_ids.arm_constants.cache_clear()
+    try:
+        computed = vars(arm_ids.arm_constants())  # stored
+        (entry,) = _entries(cache_dir, "capstone")
+        arm_ids.arm_constants.cache_clear()
+        monkeypatch.setattr(arm_ids, "_from_capstone", lambda: pytest.fail("not read"))
+        loaded = vars(arm_ids.arm_constants())
+        assert computed == loaded == expected
+        assert loaded["ARM_INS_B"] == arm_const.ARM_INS_B
+        key = entry.stem
+        cache.store("capstone", key, {}, {"ARM_INS_B": "one"})
+        arm_ids.arm_constants.cache_clear()
+        with pytest.raises(pytest.fail.Exception, match="not read"):
+            arm_ids.arm_constants()
+    finally:
+        arm_ids.arm_constants.cache_clear()
