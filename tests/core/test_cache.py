@@ -9,6 +9,7 @@ rewritten; line tables are only decoded when a message needs a source line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -344,7 +345,8 @@ def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> 
 
 def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path: Path) -> None:
     """A warm ``simcore run`` decodes nothing, so it must not pay for importing capstone
-    (its ARM ids come from the cache); the cold run that fills the cache does import it."""
+    (its ARM ids come from the cache) or pyelftools (the loaded ELF comes from the cache);
+    the cold run that fills the cache imports both."""
     import os
     import subprocess
     import sys
@@ -352,7 +354,7 @@ def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path
     probe = (
         "import sys; from simcore.cli import main; code = main(['run', '-q', '--board', "
         "'rp2350', sys.argv[1]]); print(code, sorted(m for m in sys.modules "
-        "if m.split('.')[0] == 'capstone'))"
+        "if m.split('.')[0] in ('capstone', 'elftools')))"
     )
     env = {**os.environ, cache.CACHE_DIR_ENV: str(tmp_path / "cache")}
     env.pop(cache.NO_CACHE_ENV, None)
@@ -371,7 +373,8 @@ def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path
     ]
     (cold_code, cold_modules), (warm_code, warm_modules) = runs
     assert cold_code == warm_code == "0"
-    assert "'capstone'" in cold_modules and warm_modules.strip() == "[]"
+    assert "'capstone'" in cold_modules and "'elftools'" in cold_modules
+    assert warm_modules.strip() == "[]"
 
 
 def test_the_capstone_fingerprint_follows_its_files(tmp_path: Path) -> None:
@@ -419,3 +422,46 @@ def test_cached_arm_constants_equal_capstones(
             arm_ids.arm_constants()
     finally:
         arm_ids.arm_constants.cache_clear()
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_an_elf_from_the_cache_equals_the_parsed_one(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch, board: str
+) -> None:
+    """Segments, symbols (in file order), code sections, attributes and sections round-trip."""
+    path = example_elfs[board]
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    parsed = load_elf(path)
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    stored = load_elf(path)
+    (entry,) = _entries(cache_dir, "elf")
+    loaded = load_elf(path)
+    for image in (stored, loaded):
+        assert image == parsed and image.raw == parsed.raw
+        assert list(image.symbols) == list(parsed.symbols)
+        assert [s.data for s in image.segments] == [s.data for s in parsed.segments]
+    assert parsed.code_sections and any(c.mapping for c in parsed.code_sections)
+    # A damaged entry is ignored (and rewritten); one of another file's key is refused.
+    entry.write_bytes(entry.read_bytes()[:100])
+    assert load_elf(path) == parsed and cache.load("elf", entry.stem) is not None
+
+
+def test_a_malformed_elf_entry_is_parsed_again(
+    example_elfs: dict[str, Path], cache_dir: Path
+) -> None:
+    """An entry of the right key but the wrong content falls back to pyelftools."""
+    from simcore import elf as elf_module
+
+    path = example_elfs["rp2040"]
+    truth = load_elf(path)
+    (entry,) = _entries(cache_dir, "elf")
+    arrays, data = elf_module._image_to_arrays(truth)
+    for damage in (
+        lambda d: d.update(attributes=["x", None, None, None]),
+        lambda d: d.update(symbols=[["main", 1]]),
+        lambda d: d.update(segments=[]),
+    ):
+        broken = json.loads(json.dumps(data))
+        damage(broken)
+        cache.store("elf", entry.stem, arrays, broken)
+        assert load_elf(path) == truth
