@@ -343,40 +343,6 @@ def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> 
     assert len(keys) == 1 and len(next(iter(keys))) == 64
 
 
-def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path: Path) -> None:
-    """A warm ``simcore run`` decodes nothing, so it must not pay for importing capstone
-    (its ARM ids come from the cache) or pyelftools (the loaded ELF comes from the cache);
-    the cold run that fills the cache imports both."""
-    import os
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys; from simcore.cli import main; code = main(['run', '-q', '--board', "
-        "'rp2350', sys.argv[1]]); print(code, sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('capstone', 'elftools')))"
-    )
-    env = {**os.environ, cache.CACHE_DIR_ENV: str(tmp_path / "cache")}
-    env.pop(cache.NO_CACHE_ENV, None)
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", probe, str(example_elfs["rp2350"])],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        .stdout.splitlines()[-1]
-        .split(None, 1)  # after the run's own summary
-        for _ in range(2)
-    ]
-    (cold_code, cold_modules), (warm_code, warm_modules) = runs
-    assert cold_code == warm_code == "0"
-    assert "'capstone'" in cold_modules and "'elftools'" in cold_modules
-    assert warm_modules.strip() == "[]"
-
-
 def test_the_capstone_fingerprint_follows_its_files(tmp_path: Path) -> None:
     """The classification key names capstone by its files: any change to them changes it."""
     from simcore.cycles import arm_ids
