@@ -436,8 +436,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"{shown}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})",
             hint="save the board file as UTF-8 TOML",
         ) from None
+    from simcore.cache import parsed_toml
+
     try:
-        return tomllib.loads(text)
+        return parsed_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise BoardError(
             f"{shown}: invalid TOML: {_printable(str(exc), 120)}", hint="fix the TOML syntax"

@@ -128,3 +128,31 @@ def store(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]], data: Any = 
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+_TOML_KIND = "toml"
+
+
+def parsed_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads(text)``, kept here as JSON once parsed (raises what tomllib raises).
+
+    tomllib is pure Python: parsing a run's board, cores and timing-table files cost more
+    than loading the result as JSON. Only a document that JSON holds exactly is kept (no
+    dates or times; they are parsed each time).
+    """
+    import tomllib
+
+    key = digest(_TOML_KIND, [text])
+    try:
+        found = load(_TOML_KIND, key)
+    except RecursionError:  # nested too deeply for the JSON decoder: parse it instead
+        found = None
+    if found is not None and isinstance(found[1], dict):
+        return found[1]
+    parsed = tomllib.loads(text)
+    try:
+        json.dumps(parsed, allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        return parsed
+    store(_TOML_KIND, key, {}, parsed)
+    return parsed

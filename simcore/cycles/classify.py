@@ -880,6 +880,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, frozenset | set):
+        if all(type(v) is int for v in value) or all(type(v) is str for v in value):
+            return sorted(value)  # instruction ids, hints, operand classes: the usual sets
         items = [_canonical(v) for v in value]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(value, tuple | list):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from simcore.boards import BoardSpec
+from simcore.cache import parsed_toml
 from simcore.cycles.arm_ids import arm_constants
 from simcore.errors import CycleModelError
 
@@ -428,7 +429,7 @@ def read_table(path: Path) -> TimingTable:
     """Load and validate a timing table file."""
     try:
         with path.open("rb") as f:
-            raw = tomllib.load(f)
+            raw = parsed_toml(f.read().decode())
     except OSError as exc:
         raise CycleModelError(f"cannot read {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:

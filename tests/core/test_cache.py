@@ -431,3 +431,36 @@ def test_a_malformed_elf_entry_is_parsed_again(
         damage(broken)
         cache.store("elf", entry.stem, arrays, broken)
         assert load_elf(path) == truth
+
+
+def test_parsed_toml_equals_tomllib(cache_dir: Path) -> None:
+    """Every shipped TOML file reads back from the cache exactly as tomllib parses it."""
+    import tomllib
+
+    data = Path(cache.__file__).resolve().parent / "data"
+    files = sorted(data.rglob("*.toml"))
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        expected = tomllib.loads(text)
+        assert cache.parsed_toml(text) == expected  # parsed, stored
+        assert cache.parsed_toml(text) == expected, path  # read back
+    assert len(_entries(cache_dir, "toml")) == len({p.read_bytes() for p in files})
+    special = 'a = nan\nb = -0.0\nc = 18446744073709551616\nd = [1, "x", true, {e = 1.5}]\n'
+    cache.parsed_toml(special)
+    loaded = cache.parsed_toml(special)
+    assert str(loaded["a"]) == "nan" and str(loaded["b"]) == "-0.0"
+    assert loaded["c"] == 1 << 64 and loaded["d"] == [1, "x", True, {"e": 1.5}]
+
+
+def test_parsed_toml_keeps_what_json_cannot_hold_out(cache_dir: Path) -> None:
+    """Dates are parsed each time (JSON has none); invalid TOML raises as tomllib does."""
+    import datetime
+    import tomllib
+
+    text = "when = 2026-12-01\n"
+    assert cache.parsed_toml(text) == {"when": datetime.date(2026, 12, 1)}
+    assert cache.parsed_toml(text) == {"when": datetime.date(2026, 12, 1)}
+    assert not _entries(cache_dir, "toml")
+    with pytest.raises(tomllib.TOMLDecodeError):
+        cache.parsed_toml("a = \n")
