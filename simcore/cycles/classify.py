@@ -869,14 +869,29 @@ def _classify_cached(
 _CACHE_KIND = "classify"
 
 
+_PLAIN = (int, str, bool, float, type(None))
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The fields of a table dataclass that its digest covers."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in ("path", "by_id")  # where the file was; a derived index
+    )
+
+
 def _canonical(value: Any) -> Any:
-    """A JSON-ready, order-independent form of a timing table's fields."""
+    """A JSON-ready, order-independent form of a timing table's fields.
+
+    Computed on every run (a cache hit needs the table's digest), so the plain values
+    that make up most of a table return first.
+    """
+    if type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _canonical(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in ("path", "by_id")  # where the file was; a derived index
-        }
+        return {name: _canonical(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, frozenset | set):
