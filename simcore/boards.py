@@ -436,8 +436,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"{shown}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})",
             hint="save the board file as UTF-8 TOML",
         ) from None
+    from simcore.cache import parsed_toml
+
     try:
-        return tomllib.loads(text)
+        return parsed_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise BoardError(
             f"{shown}: invalid TOML: {_printable(str(exc), 120)}", hint="fix the TOML syntax"
@@ -808,19 +810,49 @@ def _parse_data_cache(s: _Schema) -> DataCacheSpec:
     )
 
 
+def board_names() -> list[str]:
+    """The shipped boards' names: their file names in ``data/boards``, without parsing them.
+
+    A shipped board's ``name`` must equal its file name (:func:`load_shipped_board` checks
+    it), so the list is known from the folder alone.
+    """
+    return [path.stem for path in sorted((_data_dir() / "boards").glob("*.toml"))]
+
+
+@cache
+def _shipped_board(directory: Path, name: str) -> BoardSpec:
+    path = directory / f"{name}.toml"
+    board = parse_board(_read_toml(path), str(path))
+    if board.name != path.stem:
+        raise BoardError(
+            f"{_printable(str(path), 160)}: name {board.name!r} differs from the file name",
+            hint=f"expected name = {_printable(repr(path.stem), 60)}",
+        )
+    return board
+
+
+def load_shipped_board(name: str) -> BoardSpec:
+    """Load one shipped board file (``data/boards/<name>.toml``) and only what it names.
+
+    A run asks for one board: parsing only its file (and its core's timing table and
+    chip file) keeps start-up short, and a broken unrelated file in the folder does not
+    stop it. ``name`` must be one of :func:`board_names`.
+    """
+    return _shipped_board(_data_dir() / "boards", name)
+
+
 @cache
 def load_boards() -> dict[str, BoardSpec]:
     """Load every shipped board file (``data/boards/*.toml``), keyed by name."""
-    boards = {}
-    for path in sorted((_data_dir() / "boards").glob("*.toml")):
-        board = parse_board(_read_toml(path), str(path))
-        if board.name != path.stem:
-            raise BoardError(
-                f"{_printable(str(path), 160)}: name {board.name!r} differs from the file name",
-                hint=f"expected name = {_printable(repr(path.stem), 60)}",
-            )
-        boards[board.name] = board
-    return boards
+    return {name: load_shipped_board(name) for name in board_names()}
+
+
+def clear_board_caches() -> None:
+    """Forget every board, core and chip file read so far (for tests that swap the data)."""
+    from simcore.registers import load_chip
+
+    for cached in (load_boards, _shipped_board, load_cores, load_chip):
+        cached.cache_clear()
 
 
 def _is_file(path: Path) -> bool:
@@ -837,10 +869,10 @@ def get_board(name_or_path: str | Path) -> BoardSpec:
     A user's board goes through the same schema as the shipped ones, and may not
     take a shipped board's name (results, baselines and cache models are keyed by it).
     """
-    boards = load_boards()
+    boards = board_names()
     name_or_path = str(name_or_path)
     if name_or_path in boards:
-        return boards[name_or_path]
+        return load_shipped_board(name_or_path)
     path = Path(name_or_path)
     shown = _printable(name_or_path, 160)
     if path.suffix.lower() == ".toml" or "/" in name_or_path or "\\" in name_or_path:
@@ -854,7 +886,7 @@ def get_board(name_or_path: str | Path) -> BoardSpec:
         except (OSError, RuntimeError):
             shipped = False
         if shipped and path.stem in boards:
-            return boards[path.stem]
+            return load_shipped_board(path.stem)
         board = parse_board(_read_toml(path), name_or_path)
         if board.name in boards:
             raise BoardError(

@@ -2,12 +2,16 @@
 
 Classifying a firmware's code with capstone and decoding its DWARF line programs
 take longer than emulating a small program; both depend only on bytes simcore can
-hash. An entry is one ``.npz`` file of plain arrays (never pickles), named by the
-SHA-256 of everything its content depends on (see :func:`digest`): the input
-bytes, simcore's version, the source of the code that computes it, and (for
-classification) the timing table and capstone's version. A changed input
-therefore finds no entry; it never finds a stale one. The key is stored inside
-the entry as well and checked on load.
+hash. Loading the ELF itself (pyelftools) and importing capstone for its ARM
+constants cost a warm run more than the rest of its start-up, so the loaded ELF
+(``elf``) and capstone's constants (``capstone``) are kept here too. An entry is
+one ``.npz`` file of plain arrays (never pickles), named by the SHA-256 of
+everything its content depends on (see :func:`digest`): the input bytes,
+simcore's version, the source of the code that computes it, and (for
+classification) the timing table and the installed capstone (a fingerprint of
+its files, simcore.cycles.arm_ids). A changed input therefore finds no entry; it
+never finds a stale one. The key is stored inside the entry as well and checked
+on load.
 
 Entries are written to a temporary file in the cache folder and renamed into
 place, so concurrent processes (validation workers) see a whole entry or none.
@@ -124,3 +128,31 @@ def store(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]], data: Any = 
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+_TOML_KIND = "toml"
+
+
+def parsed_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads(text)``, kept here as JSON once parsed (raises what tomllib raises).
+
+    tomllib is pure Python: parsing a run's board, cores and timing-table files cost more
+    than loading the result as JSON. Only a document that JSON holds exactly is kept (no
+    dates or times; they are parsed each time).
+    """
+    import tomllib
+
+    key = digest(_TOML_KIND, [text])
+    try:
+        found = load(_TOML_KIND, key)
+    except RecursionError:  # nested too deeply for the JSON decoder: parse it instead
+        found = None
+    if found is not None and isinstance(found[1], dict):
+        return found[1]
+    parsed = tomllib.loads(text)
+    try:
+        json.dumps(parsed, allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        return parsed
+    store(_TOML_KIND, key, {}, parsed)
+    return parsed

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-import capstone
+if TYPE_CHECKING:
+    import capstone
 
 
 @cache
 def _thumb() -> capstone.Cs:
+    import capstone  # only for a message: a clean run imports no capstone
+
     # V8 + MCLASS decodes every M-profile instruction, so an instruction the
     # board's core lacks can still be named.
     return capstone.Cs(

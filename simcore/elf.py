@@ -4,6 +4,11 @@ Only pyelftools is used here; nothing runs. :func:`load_elf` checks that the
 file is a 32-bit little-endian ARM executable and :func:`check_fits` that a
 board can run it, raising :class:`~simcore.errors.ElfError` with both sides
 named otherwise.
+
+What a run needs from an ELF it has loaded before (segments, symbols, code
+sections, build attributes) comes from the disk cache (simcore.cache, keyed by
+the file's bytes and this module's source), so a warm run neither imports
+pyelftools nor parses the headers again; only a file that loaded cleanly is stored.
 """
 
 from __future__ import annotations
@@ -15,17 +20,17 @@ import logging
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from elftools.common.exceptions import ELFError as PyElfError
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import ARMAttributesSection, Section, SymbolTableSection
 
 from simcore.api import public
 from simcore.boards import BoardSpec, RegionKind
 from simcore.errors import ElfError
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import Section
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,8 @@ class LineTable:
                 return cls._from_arrays(*found)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 log.debug("ignoring malformed line cache entry %s: %s", key, exc)
+        from elftools.elf.elffile import ELFFile
+
         rows, ranges = _line_table(ELFFile(io.BytesIO(raw)), symbols)
         files = sorted({r[1] for r in rows})
         number = {f: i for i, f in enumerate(files)}
@@ -278,6 +285,8 @@ class ElfImage:
 
 
 def _attributes(sections: list[Section]) -> Attributes:
+    from elftools.elf.sections import ARMAttributesSection
+
     values: dict[str, object] = {}
     for section in sections:
         if not isinstance(section, ARMAttributesSection):
@@ -322,6 +331,9 @@ def _symbols(
     The Elf32_Sym entries are unpacked straight from the file bytes: pyelftools
     builds a parser object per symbol, which made this the slowest part of loading.
     """
+    from elftools.common.exceptions import ELFError as PyElfError
+    from elftools.elf.sections import SymbolTableSection
+
     symbols: dict[str, Symbol] = {}
     mapping: list[tuple[int, str, int]] = []
     for section in sections:
@@ -356,6 +368,8 @@ def _line_table(
 ) -> tuple[list[tuple[int, str, int]], list[tuple[int, int]]]:
     """Sorted (address, file, line) rows of the DWARF line programs, and the merged
     [start, end) ranges their sequences cover."""
+    from elftools.common.exceptions import ELFError as PyElfError
+
     if not elf.has_dwarf_info():
         return [], []
     function_sizes: dict[int, set[int]] = {}
@@ -443,6 +457,24 @@ def load_elf(path: Path | str) -> ElfImage:
         raise ElfError(f"{path}: 64-bit ELF; Cortex-M firmware is a 32-bit ELF")
     if raw[5] != 1:
         raise ElfError(f"{path}: big-endian ELF; simcore runs little-endian Cortex-M code")
+    from simcore import cache
+
+    key = cache.digest(_IMAGE_KIND, [_elf_source_digest(), raw])
+    found = cache.load(_IMAGE_KIND, key)
+    if found is not None:
+        try:
+            return _image_from_arrays(path, raw, *found)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            log.debug("ignoring malformed ELF cache entry %s: %s", key, exc)
+    image = _parse_checked(path, raw)
+    cache.store(_IMAGE_KIND, key, *_image_to_arrays(image))
+    return image
+
+
+def _parse_checked(path: Path, raw: bytes) -> ElfImage:
+    """:func:`_parse`, with pyelftools' assorted errors on a malformed file as ElfError."""
+    from elftools.common.exceptions import ELFError as PyElfError
+
     try:
         return _parse(path, raw)
     except ElfError:
@@ -455,7 +487,89 @@ def load_elf(path: Path | str) -> ElfImage:
         ) from None
 
 
+_IMAGE_KIND = "elf"
+
+
+def _image_to_arrays(image: ElfImage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cache entry of a loaded image: section and segment bytes as arrays, the rest JSON."""
+    arrays = {
+        f"segment{i}": np.frombuffer(s.data, dtype=np.uint8) for i, s in enumerate(image.segments)
+    }
+    arrays |= {
+        f"code{i}": np.frombuffer(c.data, dtype=np.uint8) for i, c in enumerate(image.code_sections)
+    }
+    a = image.attributes
+    data = {
+        "entry": image.entry,
+        "segments": [
+            [s.load_address, s.virtual_address, s.mem_size, s.executable, s.writable]
+            for s in image.segments
+        ],
+        "symbols": [[s.name, s.address, s.size_bytes, s.kind] for s in image.symbols.values()],
+        "code": [[c.name, c.address, [list(m) for m in c.mapping]] for c in image.code_sections],
+        "attributes": [a.cpu_arch, a.cpu_name, a.fp_arch, a.hardfp_use],
+        "sections": [[name, *sizes] for name, sizes in image.section_sizes.items()],
+    }
+    return arrays, data
+
+
+def _image_from_arrays(path: Path, raw: bytes, arrays: dict[str, Any], data: Any) -> ElfImage:
+    """The image :func:`_image_to_arrays` stored; ValueError (or a lookup error) if malformed."""
+
+    def ints(values: Any, n: int) -> list[Any]:
+        if not isinstance(values, list) or len(values) != n:
+            raise ValueError(f"expected {n} values, not {values!r}")
+        return values
+
+    def data_of(name: str) -> bytes:
+        array = arrays[name]
+        if array.dtype != np.uint8 or array.ndim != 1:
+            raise ValueError(f"{name} is not bytes")
+        return bytes(array.tobytes())
+
+    segments = tuple(
+        Segment(int(load), int(vaddr), data_of(f"segment{i}"), int(memsz), bool(x), bool(w))
+        for i, (load, vaddr, memsz, x, w) in enumerate(ints(s, 5) for s in data["segments"])
+    )
+    symbols = {
+        str(name): Symbol(str(name), int(address), int(size), str(kind))
+        for name, address, size, kind in (ints(s, 4) for s in data["symbols"])
+    }
+    code = tuple(
+        CodeSection(
+            str(name),
+            int(address),
+            data_of(f"code{i}"),
+            tuple((int(a), str(k)) for a, k in (ints(m, 2) for m in mapping)),
+        )
+        for i, (name, address, mapping) in enumerate(ints(c, 3) for c in data["code"])
+    )
+    cpu_arch, cpu_name, fp_arch, hardfp = ints(data["attributes"], 4)
+    for value, kind in ((cpu_arch, int), (cpu_name, str), (fp_arch, int), (hardfp, int)):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ValueError(f"attribute {value!r} is not {kind.__name__}")
+    sections = {
+        str(name): (int(addr), int(size), bool(alloc), bool(nobits))
+        for name, addr, size, alloc, nobits in (ints(s, 5) for s in data["sections"])
+    }
+    if not segments or len(arrays) != len(segments) + len(code):
+        raise ValueError("wrong number of segments or code sections")
+    return ElfImage(
+        path=path,
+        entry=int(data["entry"]),
+        segments=segments,
+        symbols=symbols,
+        code_sections=code,
+        attributes=Attributes(cpu_arch, cpu_name, fp_arch, hardfp),
+        section_sizes=sections,
+        raw=raw,
+    )
+
+
 def _parse(path: Path, raw: bytes) -> ElfImage:
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
     elf = ELFFile(io.BytesIO(raw))
     if elf["e_machine"] != "EM_ARM":
         raise ElfError(f"{path}: built for {elf['e_machine']}, not ARM (EM_ARM)")

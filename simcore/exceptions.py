@@ -30,7 +30,6 @@ of the M33 is not modeled (everything runs Secure, as RP2350 firmware does by de
 from __future__ import annotations
 
 import struct
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -40,6 +39,7 @@ from typing import Any, Protocol
 from unicorn import arm_const
 
 from simcore.boards import BoardSpec
+from simcore.cache import parsed_toml
 from simcore.errors import BoardError, MemoryFault, NotModeled, UsageFault
 
 # Exception numbers (Armv7-M ARM B1.5.2).
@@ -187,7 +187,7 @@ def _check_keys(table: object, allowed: frozenset[str], where: str) -> dict[str,
 @cache
 def _interrupt_data() -> dict[str, Any]:
     path = resources.files("simcore") / "data" / "interrupts.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = parsed_toml(path.read_text(encoding="utf-8"))
     _check_keys(data, frozenset({"cores", "boards"}), "the file")
     for name, core in data.get("cores", {}).items():
         _check_keys(core, _CORE_KEYS, f"cores.{name}")

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder, build_asm
 
-from simcore.boards import get_board
 from simcore.cache import CACHE_DIR_ENV
-from simcore.example import build_example
+
+# Importing sim_support loads every board, and simcore reads board, core and timing-table
+# files through its cache (parsed TOML, capstone's constants): point the cache at a folder
+# of this session's first, so that collection never writes to the user's cache folder.
+_COLLECTION_CACHE = tempfile.mkdtemp(prefix="simcore-collection-cache-")
+_USER_CACHE = os.environ.get(CACHE_DIR_ENV)
+os.environ[CACHE_DIR_ENV] = _COLLECTION_CACHE
+
+from sim_support import BOARD_NAMES, HAVE_TOOLCHAIN, AsmBuilder, build_asm  # noqa: E402
+
+from simcore.boards import get_board  # noqa: E402
+from simcore.example import build_example  # noqa: E402
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the collection's cache folder and give the user's setting back."""
+    shutil.rmtree(_COLLECTION_CACHE, ignore_errors=True)
+    if _USER_CACHE is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = _USER_CACHE
 
 
 @pytest.fixture(scope="session", autouse=True)

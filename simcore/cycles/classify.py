@@ -38,17 +38,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import capstone
 import numpy as np
 import numpy.typing as npt
-from capstone import arm_const
 
 from simcore import cache as disk_cache
 from simcore.boards import load_cores
+from simcore.cycles.arm_ids import arm_constants, capstone_fingerprint
 from simcore.cycles.tables import Issue, TimingRow, TimingTable, load_table
 from simcore.errors import CycleModelError
+
+if TYPE_CHECKING:
+    import capstone
+
+#: capstone.arm_const's values, without importing capstone (simcore.cycles.arm_ids): a run
+#: whose classified code is cached decodes nothing. Code that decodes imports capstone.
+arm_const = arm_constants()
 
 #: Added to the cost prefix for each halfword that must never execute.
 UNKNOWN_COST = 1 << 40
@@ -274,6 +280,8 @@ class _Insn:
 @cache
 def disassembler() -> capstone.Cs:
     """The shared capstone decoder: Thumb, M-class, with instruction details."""
+    import capstone
+
     md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
     md.detail = True
     return md
@@ -573,6 +581,8 @@ def _thumb_spans(rng: CodeRange, symbols: Sequence[MappingSymbol]) -> list[tuple
 @cache
 def _lite_disassembler() -> capstone.Cs:
     """A decoder without details: finds instruction boundaries fast."""
+    import capstone
+
     return capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
 
 
@@ -859,17 +869,34 @@ def _classify_cached(
 _CACHE_KIND = "classify"
 
 
+_PLAIN = (int, str, bool, float, type(None))
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The fields of a table dataclass that its digest covers."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in ("path", "by_id")  # where the file was; a derived index
+    )
+
+
 def _canonical(value: Any) -> Any:
-    """A JSON-ready, order-independent form of a timing table's fields."""
+    """A JSON-ready, order-independent form of a timing table's fields.
+
+    Computed on every run (a cache hit needs the table's digest), so the plain values
+    that make up most of a table return first.
+    """
+    if type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _canonical(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in ("path", "by_id")  # where the file was; a derived index
-        }
+        return {name: _canonical(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, frozenset | set):
+        if all(type(v) is int for v in value) or all(type(v) is str for v in value):
+            return sorted(value)  # instruction ids, hints, operand classes: the usual sets
         items = [_canonical(v) for v in value]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(value, tuple | list):
@@ -881,10 +908,14 @@ def _canonical(value: Any) -> Any:
 
 @cache
 def _code_digest() -> str:
-    """The classifier's own source and capstone's version: a change to either changes costs."""
+    """The classifier's own source and the installed capstone: a change to either changes costs.
+
+    capstone is identified by :func:`~simcore.cycles.arm_ids.capstone_fingerprint` (its
+    files), so a cache hit needs no ``import capstone``.
+    """
     here = Path(__file__).resolve().parent
     return disk_cache.source_digest(here / "classify.py", here / "tables.py") + (
-        f" capstone {capstone.__version__}"
+        f" capstone {capstone_fingerprint()}"
     )
 
 

@@ -22,10 +22,8 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-import capstone
 import numpy as np
 import numpy.typing as npt
-from capstone import arm_const as cs_arm
 from unicorn import (
     UC_HOOK_BLOCK,
     UC_HOOK_TLB_FILL,
@@ -512,6 +510,9 @@ def _uc_reg(name: str) -> int | None:
 
 def _block_accesses(code: bytes, start: int, write: bool) -> tuple[_Access, ...]:
     """Single loads (or stores) of a block with their address operands."""
+    import capstone  # here, not at import: a run whose classified code is cached decodes nothing
+    from capstone import arm_const as cs_arm
+
     out = []
     for insn in disassembler().disasm(code, start):
         mems = [op for op in insn.operands if op.type == cs_arm.ARM_OP_MEM]

@@ -17,9 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from capstone import arm_const
-
 from simcore.boards import BoardSpec
+from simcore.cache import parsed_toml
+from simcore.cycles.arm_ids import arm_constants
 from simcore.errors import CycleModelError
 
 CORE_NAMES = ("cortex-m0", "cortex-m0plus", "cortex-m4f", "cortex-m33", "cortex-m7")
@@ -235,6 +235,7 @@ def _insn_ids(where: str, names: Any) -> tuple[frozenset[int], tuple[str, ...]]:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise _err(where, "must be a non-empty list of capstone ARM_INS_* names")
     ids = []
+    arm_const = arm_constants()
     for name in names:
         value = getattr(arm_const, f"ARM_INS_{name}", None)
         if not isinstance(value, int) or name in ("INVALID", "ENDING"):
@@ -428,7 +429,7 @@ def read_table(path: Path) -> TimingTable:
     """Load and validate a timing table file."""
     try:
         with path.open("rb") as f:
-            raw = tomllib.load(f)
+            raw = parsed_toml(f.read().decode())
     except OSError as exc:
         raise CycleModelError(f"cannot read {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -373,14 +373,12 @@ def data_dir_with(
         (data / "boards" / "zz_hostile.toml").write_bytes(board)
     saved = boards_module._data_dir
     boards_module._data_dir = lambda: data  # type: ignore[assignment]
-    boards_module.load_boards.cache_clear()
-    boards_module.load_cores.cache_clear()
+    boards_module.clear_board_caches()
     try:
         yield data
     finally:
         boards_module._data_dir = saved  # type: ignore[assignment]
-        boards_module.load_boards.cache_clear()
-        boards_module.load_cores.cache_clear()
+        boards_module.clear_board_caches()
 
 
 def check_cores(case: BoardCase, directory: Path) -> str | None:

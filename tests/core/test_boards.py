@@ -323,3 +323,30 @@ def test_io_region_peripheral_model_is_board_data() -> None:
     io["peripheral"] = "uart"
     with pytest.raises(BoardError, match=r"memory\[2\].peripheral: unknown peripheral model"):
         parse_board(_table(memory=[*_table()["memory"], io]), "mine.toml")  # type: ignore[list-item]
+
+
+def test_one_board_is_loaded_without_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's board is parsed alone (with its cores, chip and timing files): a broken file
+    beside it in data/boards does not stop it, while loading every board still reports it."""
+    from hostile import data_dir_with
+
+    import simcore.boards as boards_module
+
+    shipped = load_boards()["rp2040"]
+    read: list[str] = []
+    real_read = boards_module._read_toml
+
+    def spy(path: Path) -> dict[str, object]:
+        read.append(f"{path.parent.name}/{path.name}")
+        return real_read(path)
+
+    monkeypatch.setattr(boards_module, "_read_toml", spy)
+    with data_dir_with(tmp_path, board=b'name = "zz_hostile"\ncore = 7\n'):
+        assert get_board("rp2040") == shipped
+        assert sorted(read) == ["boards/rp2040.toml", "data/cores.toml", "peripherals/rp2040.toml"]
+        assert "zz_hostile" in boards_module.board_names()
+        with pytest.raises(BoardError, match="zz_hostile"):
+            load_boards()
+        assert get_board("rp2350").name == "rp2350"  # still loads after the failure

@@ -9,6 +9,7 @@ rewritten; line tables are only decoded when a message needs a source line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,3 +341,126 @@ def test_the_key_is_the_same_in_every_process(example_elfs: dict[str, Path]) -> 
         for board in ("stm32h743",)
     }
     assert len(keys) == 1 and len(next(iter(keys))) == 64
+
+
+def test_the_capstone_fingerprint_follows_its_files(tmp_path: Path) -> None:
+    """The classification key names capstone by its files: any change to them changes it."""
+    from simcore.cycles import arm_ids
+
+    installed = arm_ids.capstone_fingerprint()
+    assert len(installed) == 64 and installed in cl._code_digest()
+    package = tmp_path / "capstone"
+    (package / "lib").mkdir(parents=True)
+    for name in ("__init__.py", "arm.py", "arm_const.py"):
+        (package / name).write_text(f"# {name}\n")
+    (package / "lib" / "libcapstone.so").write_bytes(b"\0" * 10)
+    first = arm_ids.fingerprint_of(package)
+    assert arm_ids.fingerprint_of(package) == first
+    (package / "arm_const.py").write_text("# arm_const.py\nARM_INS_B = 2\n")
+    second = arm_ids.fingerprint_of(package)
+    (package / "lib" / "libcapstone.so").write_bytes(b"\0" * 11)
+    third = arm_ids.fingerprint_of(package)
+    assert len({first, second, third}) == 3
+
+
+def test_cached_arm_constants_equal_capstones(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ARM ids read from the cache are capstone's own, and a damaged entry is refused."""
+    from capstone import arm_const
+
+    from simcore.cycles import arm_ids
+
+    expected = {k: v for k, v in vars(arm_const).items() if k.startswith("ARM_")}
+    arm_ids.arm_constants.cache_clear()
+    try:
+        computed = vars(arm_ids.arm_constants())  # stored
+        (entry,) = _entries(cache_dir, "capstone")
+        arm_ids.arm_constants.cache_clear()
+        monkeypatch.setattr(arm_ids, "_from_capstone", lambda: pytest.fail("not read"))
+        loaded = vars(arm_ids.arm_constants())
+        assert computed == loaded == expected
+        assert loaded["ARM_INS_B"] == arm_const.ARM_INS_B
+        key = entry.stem
+        cache.store("capstone", key, {}, {"ARM_INS_B": "one"})
+        arm_ids.arm_constants.cache_clear()
+        with pytest.raises(pytest.fail.Exception, match="not read"):
+            arm_ids.arm_constants()
+    finally:
+        arm_ids.arm_constants.cache_clear()
+
+
+@pytest.mark.parametrize("board", BOARD_NAMES)
+def test_an_elf_from_the_cache_equals_the_parsed_one(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch, board: str
+) -> None:
+    """Segments, symbols (in file order), code sections, attributes and sections round-trip."""
+    path = example_elfs[board]
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    parsed = load_elf(path)
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    stored = load_elf(path)
+    (entry,) = _entries(cache_dir, "elf")
+    loaded = load_elf(path)
+    for image in (stored, loaded):
+        assert image == parsed and image.raw == parsed.raw
+        assert list(image.symbols) == list(parsed.symbols)
+        assert [s.data for s in image.segments] == [s.data for s in parsed.segments]
+    assert parsed.code_sections and any(c.mapping for c in parsed.code_sections)
+    # A damaged entry is ignored (and rewritten); one of another file's key is refused.
+    entry.write_bytes(entry.read_bytes()[:100])
+    assert load_elf(path) == parsed and cache.load("elf", entry.stem) is not None
+
+
+def test_a_malformed_elf_entry_is_parsed_again(
+    example_elfs: dict[str, Path], cache_dir: Path
+) -> None:
+    """An entry of the right key but the wrong content falls back to pyelftools."""
+    from simcore import elf as elf_module
+
+    path = example_elfs["rp2040"]
+    truth = load_elf(path)
+    (entry,) = _entries(cache_dir, "elf")
+    arrays, data = elf_module._image_to_arrays(truth)
+    for damage in (
+        lambda d: d.update(attributes=["x", None, None, None]),
+        lambda d: d.update(symbols=[["main", 1]]),
+        lambda d: d.update(segments=[]),
+    ):
+        broken = json.loads(json.dumps(data))
+        damage(broken)
+        cache.store("elf", entry.stem, arrays, broken)
+        assert load_elf(path) == truth
+
+
+def test_parsed_toml_equals_tomllib(cache_dir: Path) -> None:
+    """Every shipped TOML file reads back from the cache exactly as tomllib parses it."""
+    import tomllib
+
+    data = Path(cache.__file__).resolve().parent / "data"
+    files = sorted(data.rglob("*.toml"))
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        expected = tomllib.loads(text)
+        assert cache.parsed_toml(text) == expected  # parsed, stored
+        assert cache.parsed_toml(text) == expected, path  # read back
+    assert len(_entries(cache_dir, "toml")) == len({p.read_bytes() for p in files})
+    special = 'a = nan\nb = -0.0\nc = 18446744073709551616\nd = [1, "x", true, {e = 1.5}]\n'
+    cache.parsed_toml(special)
+    loaded = cache.parsed_toml(special)
+    assert str(loaded["a"]) == "nan" and str(loaded["b"]) == "-0.0"
+    assert loaded["c"] == 1 << 64 and loaded["d"] == [1, "x", True, {"e": 1.5}]
+
+
+def test_parsed_toml_keeps_what_json_cannot_hold_out(cache_dir: Path) -> None:
+    """Dates are parsed each time (JSON has none); invalid TOML raises as tomllib does."""
+    import datetime
+    import tomllib
+
+    text = "when = 2026-12-01\n"
+    assert cache.parsed_toml(text) == {"when": datetime.date(2026, 12, 1)}
+    assert cache.parsed_toml(text) == {"when": datetime.date(2026, 12, 1)}
+    assert not _entries(cache_dir, "toml")
+    with pytest.raises(tomllib.TOMLDecodeError):
+        cache.parsed_toml("a = \n")

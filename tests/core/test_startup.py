@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from simcore.api import _plain_classes
+from simcore.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 
 _PROBE = """
 import contextlib, io, sys
@@ -33,6 +35,36 @@ def test_a_clean_run_imports_no_typeguard(example_elfs: dict[str, Path]) -> None
         cwd=Path(__file__).resolve().parents[2],
     ).stdout
     assert out.split("\n")[-2] == "0 []", out
+
+
+def test_a_cache_hit_imports_no_capstone(example_elfs: dict[str, Path], tmp_path: Path) -> None:
+    """A warm ``simcore run`` decodes nothing, so it must not pay for importing capstone
+    (its ARM ids come from the cache) or pyelftools (the loaded ELF comes from the cache);
+    the cold run that fills the cache imports both."""
+    probe = (
+        "import sys; from simcore.cli import main; code = main(['run', '-q', '--board', "
+        "'stm32h743', sys.argv[1]]); print(code, sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('capstone', 'elftools')))"
+    )
+    env = {**os.environ, CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env.pop(NO_CACHE_ENV, None)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe, str(example_elfs["stm32h743"])],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        .stdout.splitlines()[-1]
+        .split(None, 1)  # after the run's own summary
+        for _ in range(2)
+    ]
+    (cold_code, cold_modules), (warm_code, warm_modules) = runs
+    assert cold_code == warm_code == "0"
+    assert "'capstone'" in cold_modules and "'elftools'" in cold_modules
+    assert warm_modules.strip() == "[]"
 
 
 @pytest.mark.parametrize(
