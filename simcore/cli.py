@@ -207,10 +207,13 @@ def print_run(
             )
         cache = report.get("cache")
         if cache:
-            data = {
-                "modeled": f", data {cache['data_hits']:,} hits / {cache['data_misses']:,} misses",
-                "not modeled": ", data reads not modeled",
-            }.get(cache["data_reads"], "")
+            data = ""
+            if cache["data_reads"] == "modeled":
+                hits = cache["data_hits"]
+                counted = "not counted" if hits is None else f"{hits:,}"
+                data = f", data {counted} hits / {cache['data_misses']:,} misses"
+            elif cache["data_reads"] == "not modeled":
+                data = ", data reads not modeled"
             _out(
                 f"cache:       fetch {cache['fetch_hits']:,} hits / {cache['fetch_misses']:,} "
                 f"misses{data}, {cache['miss_cycles']:,} miss cycles"

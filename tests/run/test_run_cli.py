@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -305,3 +306,22 @@ def test_the_parser_of_one_command_skips_the_other_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("board", ["nrf52840", "stm32f446", "rp2350"])
+def test_run_prints_the_cache_line_on_every_cached_board(
+    tmp_path: Path, board: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cache line of the text report, where data reads are not modeled (nrf52840,
+    stm32f446: their hit count is None; this crashed the report) and where they are."""
+    from simcore.boards import get_board
+    from simcore.example import build_example
+
+    if not shutil.which("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc missing")
+    elf = build_example(get_board(board), tmp_path).elf
+    assert main(["run", str(elf), "-b", board]) == 0
+    cache = [line for line in capsys.readouterr().out.splitlines() if line.startswith("cache:")]
+    assert len(cache) == 1
+    expected = ", data reads not modeled, " if board != "rp2350" else " misses, "
+    assert expected in cache[0] and "hits" in cache[0]
