@@ -120,8 +120,11 @@ class BatchRunner:
         echo: Echo | None = None,
         profile_detail: bool = False,
         profile_sample: int | None = None,
+        data_hits: bool = True,
     ) -> None:
         self.image = image
+        #: Count the flash cache's data hits (RunOptions.data_hits).
+        self.data_hits = data_hits
         self.board = board
         self.limits = limits or Limits()
         self.trace = trace
@@ -250,6 +253,7 @@ class BatchRunner:
                 profile_limit=self.profile_limit if total == 1 else None,
                 profile_detail=detail,
                 profile_sample=None if sample is None or not detail else sample - first,
+                data_hits=self.data_hits,
             )
             if result.profile_detail is not None:  # name the scope in the whole run's terms
                 result.profile_detail.scope = (

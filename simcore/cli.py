@@ -210,8 +210,11 @@ def print_run(
             data = ""
             if cache["data_reads"] == "modeled":
                 hits = cache["data_hits"]
-                counted = "not counted" if hits is None else f"{hits:,}"
-                data = f", data {counted} hits / {cache['data_misses']:,} misses"
+                data = (
+                    f", data {cache['data_misses']:,} misses (hits not counted: --count-data-hits)"
+                    if hits is None
+                    else f", data {hits:,} hits / {cache['data_misses']:,} misses"
+                )
             elif cache["data_reads"] == "not modeled":
                 data = ", data reads not modeled"
             _out(
@@ -319,6 +322,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             echo=_echo if stream else None,
             profile_detail=detail,
             profile_sample=args.profile_sample,
+            data_hits=args.count_data_hits,
         )
         run = runner.run(fw, inputs, args.samples)
         if args.outputs:
@@ -834,6 +838,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         choices=["modeled", "ideal"],
         default="modeled",
         help="'ideal' turns flash/cache wait states off, for comparison",
+    )
+    p.add_argument(
+        "--count-data-hits",
+        action="store_true",
+        help="count the flash cache's data hits (RP2040/RP2350): every load from flash "
+        "then takes unicorn's slow MMIO path; cycles and misses are the same without it",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="do not stream console output")

@@ -2117,8 +2117,10 @@ def run_firmware(
     ``inputs`` (``n_samples * input_bytes``) go to the firmware's ``simcore_io``
     buffer when it reaches ``main``. Faults raise EmulationError subclasses;
     input problems raise UsageError subclasses. ``data_hits=False``: see
-    :attr:`RunOptions.data_hits`; a run whose cache order that loses is run again
-    with hits counted (``echo`` then sees the console output twice).
+    :attr:`RunOptions.data_hits`; a run that loses the cache order that way is run
+    again with the hits counted, from the start, with what is left of ``timeout_s``;
+    ``echo`` sees the console output once (the second run replays the same output up
+    to where the first stopped, and that part is not echoed again).
     """
     spec = board if isinstance(board, BoardSpec) else get_board(board)
     image = elf if isinstance(elf, ElfImage) else load_elf(elf)
@@ -2137,11 +2139,43 @@ def run_firmware(
         profile_sample=profile_sample,
         data_hits=data_hits,
     )
-    try:
+    if data_hits or not cycles:
         return machine.run(options)
+    echoed = _EchoOnce(echo)
+    started = time.perf_counter()
+    try:
+        return machine.run(replace(options, echo=echoed.first if echo else None))
     except _CacheOrderLost:
         log.debug("%s: cache order lost to resident pages; running again", image.path.name)
-        return Machine(image, spec).run(replace(options, data_hits=True))
+    if timeout_s:
+        # The first run's time counts; an exhausted timeout still runs a moment, so that
+        # the second run stops as a timeout does, with its figures so far.
+        timeout_s = max(timeout_s - (time.perf_counter() - started), 1e-3)
+    again = replace(
+        options, data_hits=True, timeout_s=timeout_s, echo=echoed.again if echo else None
+    )
+    return Machine(image, spec).run(again)
+
+
+class _EchoOnce:
+    """Console echo for a run that may be run again from the start: the second run
+    prints what the first did first (same program, same inputs, same cycles up to
+    where the first stopped), so that much of each stream is not echoed twice."""
+
+    def __init__(self, echo: Callable[[int, str], None] | None) -> None:
+        self.echo = echo
+        self.sent: dict[int, int] = {}
+
+    def first(self, fd: int, text: str) -> None:
+        self.sent[fd] = self.sent.get(fd, 0) + len(text)
+        if self.echo is not None:
+            self.echo(fd, text)
+
+    def again(self, fd: int, text: str) -> None:
+        skip = min(self.sent.get(fd, 0), len(text))
+        self.sent[fd] = self.sent.get(fd, 0) - skip
+        if text[skip:] and self.echo is not None:
+            self.echo(fd, text[skip:])
 
 
 class _CacheOrderLost(Exception):

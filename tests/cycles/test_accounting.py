@@ -694,8 +694,15 @@ def test_run_firmware_gives_exact_figures_when_resident_pages_lose_the_order(
         pytest.skip("arm-none-eabi-gcc missing")
     far = "ldr r6, =table + 8192\nldr r0, [r6]\nldr r6, =table + 16384\nldr r0, [r6]\n"
     loop = "movs r3, #50\n3:\nsubs r3, r3, #1\nbne 3b\nmovs r0, #0\n"
-    elf = build_asm(tmp_path, "rp2350", _TABLE_PASSES + far + loop, extra=_TABLE)
+    hello = "movs r0, #4\nldr r1, =hello\nbkpt 0xab\n"  # semihosting SYS_WRITE0
+    elf = build_asm(
+        tmp_path,
+        "rp2350",
+        hello + _TABLE_PASSES + far + hello + loop,
+        extra=_TABLE + 'hello:\n.asciz "hello\\n"\n',
+    )
     exact = engine.run_firmware(elf, "rp2350")
+    assert exact.stdout == "hello\nhello\n"
     outcomes: list[tuple[bool, bool]] = []
     real_run = engine.Machine.run
 
@@ -710,8 +717,15 @@ def test_run_firmware_gives_exact_figures_when_resident_pages_lose_the_order(
         return result
 
     monkeypatch.setattr(engine.Machine, "run", spy)
-    again = engine.run_firmware(elf, "rp2350", data_hits=False)
+    echoed: list[tuple[int, str]] = []
+    again = engine.run_firmware(
+        elf, "rp2350", data_hits=False, echo=lambda fd, text: echoed.append((fd, text))
+    )
     assert outcomes == [(False, True), (True, False)]
+    # The first run printed one line before it stopped; the second printed both, and
+    # the console saw each once.
+    assert "".join(text for _, text in echoed) == "hello\nhello\n"
+    assert again.stdout == exact.stdout
     assert (again.cycles, again.instructions, again.exit_code) == (
         exact.cycles,
         exact.instructions,

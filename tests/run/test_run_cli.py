@@ -325,3 +325,26 @@ def test_run_prints_the_cache_line_on_every_cached_board(
     assert len(cache) == 1
     expected = ", data reads not modeled, " if board != "rp2350" else " misses, "
     assert expected in cache[0] and "hits" in cache[0]
+
+
+def test_run_leaves_data_hits_uncounted_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simcore run` reads wholly cached XIP pages through plain memory by default (the
+    data-hit count is then null); --count-data-hits counts them; every other figure is
+    the same."""
+    from simcore.boards import get_board
+    from simcore.example import build_example
+
+    if not shutil.which("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc missing")
+    elf = build_example(get_board("rp2350"), tmp_path).elf
+    reports = []
+    for extra in ([], ["--count-data-hits"]):
+        assert main(["run", str(elf), "-b", "rp2350", "-q", "--json", *extra]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    fast, counted = reports
+    assert fast["cache"]["data_hits"] is None and counted["cache"]["data_hits"] > 0
+    for key in ("fetch_hits", "fetch_misses", "data_misses", "miss_cycles"):
+        assert fast["cache"][key] == counted["cache"][key]
+    assert fast["cycles"] == counted["cycles"] and fast["outputs_hex"] == counted["outputs_hex"]
