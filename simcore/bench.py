@@ -7,7 +7,8 @@
    ``python -c pass`` and a Python that imports numpy and creates a unicorn engine;
    with the simcore cache warm, cold and off (best of several processes each).
 3. The generated MNIST int8 firmware, one full batch per board, through the
-   engine with accounting off, on, and on as validation runs it (data hits
+   engine with accounting off, on with every XIP data hit counted (``simcore run
+   --count-data-hits``), and on as ``simcore run`` and validation run it (data hits
    uncounted), in thread CPU time; "unicorn" is the engine without simcore's virtual
    TLB, as a plain unicorn user runs it (every store on unicorn's slow path), "raw"
    the engine with it and accounting off.
@@ -137,10 +138,11 @@ def _startup(repeats: int) -> None:
 
 
 def _firmware_throughput(repeats: int = 3) -> None:
-    """One batch per board: raw unicorn, the accounting as ``simcore run`` has it, and as
-    validation has it (data hits uncounted: loads from wholly cached XIP pages skip the
-    cache model; same cycles). Thread CPU time, best of ``repeats``: on a shared machine
-    wall time mostly measures the other jobs."""
+    """One batch per board: plain unicorn, raw (simcore's engine, accounting off), the
+    accounting with every XIP data hit counted (``--count-data-hits``), and as ``simcore
+    run`` and validation have it (data hits uncounted: loads from wholly cached XIP pages
+    skip the cache model; same cycles). Thread CPU time, best of ``repeats``: on a shared
+    machine wall time mostly measures the other jobs."""
     from simcore.boards import load_boards
     from simcore.engine import run_firmware
     from simcore.errors import DoesNotFit
@@ -153,8 +155,8 @@ def _firmware_throughput(repeats: int = 3) -> None:
         f"\nMNIST int8 firmware, one batch through the engine, thread CPU s (best of {repeats});"
         "\nratios: unicorn's time over the run's (above 1 = faster than plain unicorn), and"
         " raw's over the run's:"
-        "\n  board      images  M instr  unicorn     raw  accounted (ratios)     "
-        "validation (ratios)"
+        "\n  board      images  M instr  unicorn     raw  hits counted (ratios)  "
+        "default: run, validate (ratios)"
     )
     for board in sorted(load_boards()):
         try:
