@@ -5,7 +5,9 @@ take longer than emulating a small program; both depend only on bytes simcore ca
 hash. Loading the ELF itself (pyelftools) and importing capstone for its ARM
 constants cost a warm run more than the rest of its start-up, so the loaded ELF
 (``elf``) and capstone's constants (``capstone``) are kept here too. An entry is
-one ``.npz`` file of plain arrays (never pickles), named by the SHA-256 of
+one ``.bin`` file of plain arrays and JSON (never pickles; see :func:`store` for
+the layout, read without numpy: importing it would cost a small warm run a fifth of
+its time), named by the SHA-256 of
 everything its content depends on (see :func:`digest`): the input bytes,
 simcore's version, the source of the code that computes it, and (for
 classification) the timing table and the installed capstone (a fingerprint of
@@ -28,28 +30,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from simcore import __version__
-
-log = logging.getLogger(__name__)
 
 #: Environment variable naming the cache folder.
 CACHE_DIR_ENV = "SIMCORE_CACHE_DIR"
 #: Environment variable that turns the cache off when set to a non-empty value other than 0.
 NO_CACHE_ENV = "SIMCORE_NO_CACHE"
-#: Bumped when the layout of an entry changes.
-FORMAT = 1
-_META = "__meta__"
+#: Bumped when the layout of an entry changes (2: the ``.bin`` layout of :func:`store`;
+#: 1 was a numpy ``.npz``, never read again: other key, other suffix).
+FORMAT = 2
+#: The first bytes of an entry.
+MAGIC = b"SIMCORE\x00CACHE\x002\x00\x00\x00"
+#: Element formats an array may have (struct codes; native byte order, little-endian hosts).
+_FORMATS = frozenset("bBhHiIlLqQ")
+
+
+def _debug(message: str, *args: object) -> None:
+    """Log at debug level; the logging package is imported only when debug output is on."""
+    import sys
+
+    if "logging" in sys.modules:
+        import logging
+
+        logging.getLogger(__name__).debug(message, *args)
 
 
 def cache_dir() -> Path | None:
@@ -89,42 +98,98 @@ def digest(kind: str, parts: Iterable[bytes | str]) -> str:
 
 def _path(kind: str, key: str) -> Path | None:
     folder = cache_dir()
-    return None if folder is None else folder / kind / f"{key}.npz"
+    return None if folder is None else folder / kind / f"{key}.bin"
 
 
-def load(kind: str, key: str) -> tuple[dict[str, npt.NDArray[Any]], Any] | None:
-    """The arrays and JSON metadata stored under ``key``, or None (missing, off, unreadable)."""
+def load(kind: str, key: str) -> tuple[dict[str, memoryview], Any] | None:
+    """The arrays and JSON metadata stored under ``key``, or None (missing, off, unreadable).
+
+    Each array comes back as a read-only memoryview with the format and shape it was
+    stored with (``numpy.asarray`` makes an array of it without copying).
+    """
     path = _path(kind, key)
-    if path is None or not path.is_file():
+    if path is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(bytes(arrays.pop(_META)).decode())
-        if not isinstance(meta, dict) or meta.get("key") != key:
-            raise ValueError("entry holds another key")
-        return arrays, meta.get("data")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        log.debug("ignoring unreadable cache entry %s: %s", path, exc)
+        raw = path.read_bytes()
+        return _decode(raw, key)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        _debug("ignoring unreadable cache entry %s: %s", path, exc)
         return None
 
 
-def store(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]], data: Any = None) -> None:
-    """Store ``arrays`` and JSON-ready ``data`` under ``key`` atomically; failures are logged."""
+def _decode(raw: bytes, key: str) -> tuple[dict[str, memoryview], Any]:
+    """The arrays and data of an entry's bytes; ValueError (or a lookup error) if malformed."""
+    if raw[: len(MAGIC)] != MAGIC:
+        raise ValueError("not a simcore cache entry")
+    at = len(MAGIC) + 8
+    size = int.from_bytes(raw[len(MAGIC) : at], "little")
+    meta = json.loads(raw[at : at + size].decode())
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        raise ValueError("entry holds another key")
+    body = memoryview(raw)[at + size :]
+    arrays: dict[str, memoryview] = {}
+    for name, fmt, shape, offset, nbytes in meta["arrays"]:
+        if fmt not in _FORMATS or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise ValueError(f"array {name!r}: bad format or shape")
+        if offset < 0 or nbytes < 0 or offset + nbytes > len(body):
+            raise ValueError(f"array {name!r} runs past the end of the entry")
+        view = body[offset : offset + nbytes].cast(fmt)
+        count = 1
+        for n in shape:
+            count *= n
+        if count != len(view):
+            raise ValueError(f"array {name!r}: {len(view)} items, shape {shape}")
+        if len(shape) != 1:
+            if count == 0:  # a memoryview cannot have a zero in a multi-dimensional shape
+                raise ValueError(f"array {name!r}: empty with shape {shape}")
+            view = view.cast("B").cast(fmt, shape)
+        arrays[str(name)] = view
+    return arrays, meta.get("data")
+
+
+def store(kind: str, key: str, arrays: dict[str, Any], data: Any = None) -> None:
+    """Store ``arrays`` (anything with the buffer protocol: numpy arrays, memoryviews,
+    ``array.array``, bytes) and JSON-ready ``data`` under ``key`` atomically; failures are
+    logged. A multi-dimensional array must not be empty (see :func:`load`).
+
+    Layout: :data:`MAGIC`, the length of a JSON header (8 bytes, little-endian), the
+    header ``{"key", "data", "arrays": [[name, format, shape, offset, nbytes], ...]}``
+    and the arrays' bytes in C order, each at an offset (from the end of the header)
+    that is a multiple of 8.
+    """
     path = _path(kind, key)
     if path is None:
         return
-    meta = np.frombuffer(json.dumps({"key": key, "data": data}).encode(), dtype=np.uint8)
+    index: list[list[Any]] = []
+    chunks: list[bytes] = []
+    offset = 0
+    for name, array in arrays.items():
+        view = memoryview(array)
+        fmt = view.format.lstrip("@=<")
+        if fmt not in _FORMATS or (view.ndim != 1 and view.nbytes == 0):
+            raise ValueError(f"cannot store array {name!r} of format {view.format!r}")
+        chunk = view.tobytes()
+        index.append([name, fmt, list(view.shape), offset, len(chunk)])
+        pad = -len(chunk) % 8
+        chunks.append(chunk + bytes(pad))
+        offset += len(chunk) + pad
+    header = json.dumps({"key": key, "data": data, "arrays": index}).encode()
+    header += b" " * (-(len(MAGIC) + 8 + len(header)) % 8)
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **{**arrays, _META: meta})
+            f.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            for chunk in chunks:
+                f.write(chunk)
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        log.debug("cannot write cache entry %s: %s", path, exc)
+        _debug("cannot write cache entry %s: %s", path, exc)
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
-import numpy as np
-
 from simcore import __version__, paths
 from simcore.boards import BoardSpec, get_board, load_boards
 from simcore.elf import load_elf
@@ -423,6 +421,8 @@ def _run_error_document(
 
 
 def _cmd_example(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from simcore import example
     from simcore.engine import run_firmware
 
@@ -745,6 +745,8 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
         f"outputs {golden.outputs_float.shape[1:]}, formats {', '.join(golden.formats)}"
     )
     if golden.has_labels:
+        import numpy as np
+
         from simcore import compare
 
         ref = compare.predictions(golden.outputs_float)

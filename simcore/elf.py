@@ -13,6 +13,7 @@ pyelftools nor parses the headers again; only a file that loaded cleanly is stor
 
 from __future__ import annotations
 
+import array
 import bisect
 import functools
 import io
@@ -21,8 +22,6 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import numpy as np
 
 from simcore.api import public
 from simcore.boards import BoardSpec, RegionKind
@@ -150,10 +149,10 @@ class LineTable:
             _LINES_KIND,
             key,
             {
-                "rows": np.array(
-                    [table.addresses, table.file_index, table.line_numbers], dtype=np.int64
-                ).reshape(3, -1),
-                "ranges": np.array(ranges, dtype=np.int64).reshape(-1, 2),
+                "rows": array.array(
+                    "q", [*table.addresses, *table.file_index, *table.line_numbers]
+                ),
+                "ranges": array.array("q", [x for span in ranges for x in span]),
             },
             {"files": files},
         )
@@ -162,18 +161,21 @@ class LineTable:
     @classmethod
     def _from_arrays(cls, arrays: dict[str, Any], data: Any) -> LineTable:
         rows, ranges, files = arrays["rows"], arrays["ranges"], data["files"]
-        if rows.ndim != 2 or rows.shape[0] != 3 or ranges.ndim != 2 or ranges.shape[1] != 2:
-            raise ValueError("wrong shapes")
+        if rows.format != "q" or ranges.format != "q" or len(rows) % 3 or len(ranges) % 2:
+            raise ValueError("wrong formats or lengths")
+        n = len(rows) // 3
+        addresses, file_index, line_numbers = (rows[i * n : (i + 1) * n].tolist() for i in range(3))
         if not all(isinstance(f, str) for f in files) or (
-            rows.shape[1] and not 0 <= int(rows[1].max()) < len(files)
+            n and not 0 <= min(file_index) <= max(file_index) < len(files)
         ):
             raise ValueError("bad file index")
+        flat = ranges.tolist()
         return cls(
-            addresses=rows[0].tolist(),
-            file_index=rows[1].tolist(),
-            line_numbers=rows[2].tolist(),
+            addresses=addresses,
+            file_index=file_index,
+            line_numbers=line_numbers,
             files=list(files),
-            ranges=[(int(a), int(b)) for a, b in ranges.tolist()],
+            ranges=list(zip(flat[::2], flat[1::2], strict=True)),
         )
 
 
@@ -492,12 +494,8 @@ _IMAGE_KIND = "elf"
 
 def _image_to_arrays(image: ElfImage) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cache entry of a loaded image: section and segment bytes as arrays, the rest JSON."""
-    arrays = {
-        f"segment{i}": np.frombuffer(s.data, dtype=np.uint8) for i, s in enumerate(image.segments)
-    }
-    arrays |= {
-        f"code{i}": np.frombuffer(c.data, dtype=np.uint8) for i, c in enumerate(image.code_sections)
-    }
+    arrays = {f"segment{i}": s.data for i, s in enumerate(image.segments)}
+    arrays |= {f"code{i}": c.data for i, c in enumerate(image.code_sections)}
     a = image.attributes
     data = {
         "entry": image.entry,
@@ -522,10 +520,10 @@ def _image_from_arrays(path: Path, raw: bytes, arrays: dict[str, Any], data: Any
         return values
 
     def data_of(name: str) -> bytes:
-        array = arrays[name]
-        if array.dtype != np.uint8 or array.ndim != 1:
+        view = arrays[name]
+        if view.format != "B" or view.ndim != 1:
             raise ValueError(f"{name} is not bytes")
-        return bytes(array.tobytes())
+        return view.tobytes()
 
     segments = tuple(
         Segment(int(load), int(vaddr), data_of(f"segment{i}"), int(memsz), bool(x), bool(w))

@@ -45,9 +45,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import unicorn
 from unicorn import arm_const
 
@@ -56,7 +55,6 @@ from simcore import memory as mem
 from simcore import rom as bootrom
 from simcore.api import public
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind, get_board
-from simcore.cycles.callgraph import Counts, DetailedProfile
 from simcore.cycles.classify import disassembler
 from simcore.cycles.layers import layer_info, per_layer
 from simcore.cycles.model import CycleModel, MemoryModel
@@ -97,6 +95,9 @@ from simcore.registers import PeripheralBus, boot2_valid, load_chip
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
+
+if TYPE_CHECKING:
+    from simcore.cycles.callgraph import Counts, DetailedProfile
 
 log = logging.getLogger(__name__)
 
@@ -1863,6 +1864,7 @@ class _Run:
         m = self.m
         if m.board.core.fpu == "none" or m.ppb.fpu_enabled or self.model is None:
             return None
+        import numpy as np
         for start, counts, ends in self.model.accounting.count_arrays():
             live = np.cumsum(counts.astype(np.int64) - ends[: len(counts)].astype(np.int64))
             covered = np.flatnonzero(live > 0)

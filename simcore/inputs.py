@@ -45,13 +45,13 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from simcore.elf import ElfImage
 from simcore.errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported only for .npy inputs and arrays (a run without needs none)
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,8 @@ def _read_file(path: Path) -> bytes:
 
 def _load_npy(path: Path, data: bytes) -> npt.NDArray[Any]:
     """Parse a .npy file, checking its header before NumPy allocates anything."""
+    import numpy as np
+
     name = path.name
     fp = io.BytesIO(data)
     try:
@@ -369,6 +371,8 @@ def check_array(x: npt.NDArray[Any], fw: FirmwareIO, name: str) -> Inputs:
 
 def _check_untyped(x: npt.NDArray[Any], fw: FirmwareIO, name: str, what: str) -> Inputs:
     """No manifest: the array's bytes must split into samples of ``input_bytes``."""
+    import numpy as np
+
     if x.nbytes == fw.input_bytes:
         n = 1
     elif x.ndim >= 1 and math.prod(x.shape[1:]) * x.dtype.itemsize == fw.input_bytes:
@@ -404,6 +408,8 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _encode(x: npt.NDArray[Any], fw: FirmwareIO) -> tuple[bytes | None, str]:
     """(bytes, how encoded) when the dtype fits the format, else (None, the dtype wanted)."""
+    import numpy as np
+
     kind, size = x.dtype.kind, x.dtype.itemsize
     if fw.fmt == "f32":
         if kind == "f" and size == 4:

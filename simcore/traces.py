@@ -21,22 +21,18 @@ import io
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from simcore.errors import UsageError
 from simcore.outputs import write_output
 from simcore.results import TraceRecord
 
-_savez: Any = np.savez_compressed  # numpy's stubs reject **arrays
+if TYPE_CHECKING:  # numpy is imported when traces are dumped: the engine imports this module
+    import numpy as np
+    import numpy.typing as npt
+
 #: The numpy dtype of each firmware format's activations.
-DTYPES: dict[str, np.dtype[Any]] = {
-    "f32": np.dtype("<f4"),
-    "int8": np.dtype("i1"),
-    "q16": np.dtype("<i4"),
-}
+DTYPES: dict[str, str] = {"f32": "<f4", "int8": "i1", "q16": "<i4"}
 
 
 def elf_manifest(elf: Path) -> dict[str, Any]:
@@ -54,11 +50,13 @@ def traces_to_arrays(
     elf: Path, traces: list[TraceRecord]
 ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     """Arrays per traced layer (shaped and typed from the manifest when it has the layer)."""
+    import numpy as np
+
     manifest = elf_manifest(elf)
     fmt = manifest.get("format")
     dtype: np.dtype[Any] = np.dtype("u1")
     if isinstance(fmt, str) and fmt in DTYPES:
-        dtype = DTYPES[fmt]
+        dtype = np.dtype(DTYPES[fmt])
     layers = {
         int(entry["id"]): entry
         for entry in manifest.get("layers", [])
@@ -108,8 +106,11 @@ def dump_traces(path: Path, elf: Path, traces: list[TraceRecord]) -> dict[str, A
             f"{elf.name} made no simcore_trace() calls: nothing to dump",
             hint="build it with --trace (simcore build --trace) or call simcore_trace()",
         )
+    import numpy as np
+
     arrays, meta = traces_to_arrays(elf, traces)
     buffer = io.BytesIO()
-    _savez(buffer, meta=np.asarray(json.dumps(meta)), **arrays)
+    savez: Any = np.savez_compressed  # numpy's stubs reject **arrays
+    savez(buffer, meta=np.asarray(json.dumps(meta)), **arrays)
     write_output(path, buffer.getvalue(), what="trace dump")
     return meta

@@ -34,14 +34,13 @@ import enum
 import functools
 import itertools
 import json
+import math
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import numpy.typing as npt
 
 from simcore import cache as disk_cache
 from simcore.boards import load_cores
@@ -181,13 +180,17 @@ class RangeCosts:
     the timing-table row of the instruction starting at halfword ``i`` (-1 for none)
     and ``unknown`` maps the address of each forbidden instruction or data run to a
     readable reason.
+
+    The arrays are read-only memoryviews (formats ``Q``, ``I``, ``h``; see
+    :func:`typed_view`), so that a run whose classification comes from the disk cache
+    needs no numpy; ``numpy.asarray`` views them as arrays without a copy.
     """
 
     start: int
     nhalf: int
-    prefix: npt.NDArray[np.uint64]
-    cost: npt.NDArray[np.uint32]
-    row_index: npt.NDArray[np.int16]
+    prefix: memoryview
+    cost: memoryview
+    row_index: memoryview
     unknown: dict[int, str] = field(hash=False, compare=False)
 
     @property
@@ -766,6 +769,8 @@ def classify_range(
             hint="pass whole executable sections",
         )
     nhalf = len(rng.data) // 2
+    import numpy as np  # here, not at import: a cached classification needs none
+
     cost = np.zeros(nhalf, dtype=np.uint32)
     count = np.zeros(nhalf, dtype=np.uint64)
     # +1 per forbidden halfword; +1/-1 on the two halves of a 32-bit instruction, so a
@@ -810,17 +815,25 @@ def classify_range(
     prefix[1:, 0] = np.cumsum(cost, dtype=np.uint64)
     prefix[1:, 0] += (np.cumsum(guard) * UNKNOWN_COST).astype(np.uint64)
     prefix[1:, 1] = np.cumsum(count)
-    prefix = np.ascontiguousarray(prefix)
-    for array in (prefix, cost, row_index):
-        array.flags.writeable = False
     return RangeCosts(
         start=rng.start,
         nhalf=nhalf,
-        prefix=prefix,
-        cost=cost,
-        row_index=row_index,
+        prefix=typed_view(prefix.tobytes(), "Q", (nhalf + 1, 2)),
+        cost=typed_view(cost.tobytes(), "I", (nhalf,)),
+        row_index=typed_view(row_index.tobytes(), "h", (nhalf,)),
         unknown=unknown,
     )
+
+
+def typed_view(data: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
+    """A read-only memoryview of the bytes of ``data`` (any C-contiguous buffer) as items of
+    ``fmt`` in ``shape``; ValueError if the sizes disagree. An empty array stays
+    one-dimensional (a memoryview's shape cannot hold a zero)."""
+    view = memoryview(data).cast("B").toreadonly()
+    count = math.prod(shape)
+    if view.nbytes != count * struct.calcsize(fmt):
+        raise ValueError(f"{view.nbytes} bytes are not {shape} items of {fmt!r}")
+    return view.cast(fmt) if len(shape) == 1 or count == 0 else view.cast(fmt, shape)
 
 
 def classify(
@@ -937,7 +950,7 @@ def cache_key(
 
 
 def _to_disk(result: Classification, key: str) -> None:
-    arrays: dict[str, npt.NDArray[Any]] = {}
+    arrays: dict[str, memoryview] = {}
     unknown: list[list[list[int | str]]] = []
     for i, r in enumerate(result.ranges):
         arrays[f"prefix{i}"] = r.prefix
@@ -957,22 +970,18 @@ def _from_disk(table: TimingTable, ranges: Sequence[CodeRange], key: str) -> Cla
         out = []
         for i, rng in enumerate(ranges):
             nhalf = len(rng.data) // 2
-            prefix = np.ascontiguousarray(arrays[f"prefix{i}"], dtype=np.uint64)
-            cost = np.asarray(arrays[f"cost{i}"], dtype=np.uint32)
-            row_index = np.asarray(arrays[f"row_index{i}"], dtype=np.int16)
-            if (
-                prefix.shape != (nhalf + 1, 2)
-                or cost.shape != (nhalf,)
-                or row_index.shape != (nhalf,)
-            ):
-                raise ValueError(f"range {i} has the wrong shape")
+            parts = [(f"prefix{i}", "Q", (nhalf + 1, 2)), (f"cost{i}", "I", (nhalf,))]
+            parts.append((f"row_index{i}", "h", (nhalf,)))
+            for name, fmt, shape in parts:
+                found_shape = tuple(arrays[name].shape)
+                if arrays[name].format != fmt or found_shape != shape:
+                    raise ValueError(f"{name} is {arrays[name].format} {found_shape}, not {shape}")
+            prefix, cost, row_index = (arrays[name] for name, _, _ in parts)
             unknown = {int(a): str(text) for a, text in data["unknown"][i]}
-            for array in (prefix, cost, row_index):
-                array.flags.writeable = False
             out.append(RangeCosts(rng.start, nhalf, prefix, cost, row_index, unknown))
         if len(data["unknown"]) != len(ranges):
             raise ValueError("wrong number of ranges")
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        disk_cache.log.debug("ignoring malformed classification cache entry %s: %s", key, exc)
+        disk_cache._debug("ignoring malformed classification cache entry %s: %s", key, exc)
         return None
     return Classification(table=table, ranges=tuple(out))

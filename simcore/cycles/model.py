@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from simcore.boards import BoardSpec
-from simcore.cycles.callgraph import Counts, DetailedProfile, detailed_profile
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
-from simcore.cycles.profile import cycles_by_tag, function_profile, range_costs
+from simcore.cycles.profile import CountArrays, cycles_by_tag, function_profile, range_cycles
 from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import CodeSection, ElfImage
 
 if TYPE_CHECKING:  # the engine owns unicorn; this module only passes its object on
+    import numpy as np
+    import numpy.typing as npt
     from unicorn import Uc
+
+    from simcore.cycles.callgraph import Counts, DetailedProfile
 
 
 class MemoryModel(Enum):
@@ -211,10 +211,7 @@ class CycleModel:
                 names.setdefault((s.address, s.size_bytes), []).append(s.name)
         symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
         entries = function_profile(
-            self.classification,
-            self._counts(final_pc),
-            symbols,
-            self.accounting.extra_arrays(),
+            self.classification, self._plain_counts(final_pc), symbols, self._plain_extras()
         )
         total = sum(e.cycles for e in entries) or 1
         out = [
@@ -233,6 +230,8 @@ class CycleModel:
         """Inclusive and exclusive cycles, calls, lines and loops (:mod:`simcore.cycles.callgraph`)
         of the whole run, or of ``counts`` and ``extras`` (block counts and dynamic
         cycles of a part of it). ``final_pc``: where the whole run stopped."""
+        from simcore.cycles.callgraph import detailed_profile
+
         symbols = [
             (s.name, s.address, s.size_bytes)
             for s in self.image.symbols.values()
@@ -253,12 +252,9 @@ class CycleModel:
         approximate tag in ``by_tag``; None when no ROM code ran."""
         if not self.rom_ranges:
             return None
-        counts = self._counts(final_pc)
+        counts = self._plain_counts(final_pc)
         static = cycles_by_tag(self.classification, counts, self.rom_ranges)
-        total = 0
-        for r, _, cyc in range_costs(self.classification, counts, self.accounting.extra_arrays()):
-            if any(lo <= r.start < hi for lo, hi in self.rom_ranges):
-                total += int(cyc.sum())
+        total = range_cycles(self.classification, counts, self._plain_extras(), self.rom_ranges)
         if total == 0:
             return None
         for tag, cycles in static.items():
@@ -279,6 +275,31 @@ class CycleModel:
             return self.accounting.count_arrays()
         return self.accounting.cut_at(final_pc)
 
+    def _plain_counts(self, final_pc: int | None) -> CountArrays:
+        """:meth:`_counts` without numpy: the accounting's buffers, the ends of the block
+        that ``final_pc`` cut copied and moved (as ``BlockAccounting.cut_at`` does)."""
+        out = [(start, counts, ends) for start, counts, ends, _ in self.accounting.buffers()]
+        if final_pc is None:
+            return out
+        snap = self.accounting.snapshot()
+        start, end = snap["block_start"], snap["block_end"]
+        r = self.classification.range_at(start)
+        if not start <= final_pc < end or r is None:
+            return out
+        fixed: list[tuple[int, Any, Any]] = []
+        for base, counts, ends in out:
+            if base == r.start:
+                ends = memoryview(bytearray(ends)).cast("Q")
+                ends[(final_pc - base) >> 1] += 1
+                ends[(end - base) >> 1] -= 1
+            fixed.append((base, counts, ends))
+        return fixed
+
+    def _plain_extras(self) -> list[memoryview]:
+        """:meth:`BlockAccounting.extra_arrays` without numpy: signed views (one spare
+        slot at the end, which the profile functions leave out)."""
+        return [extra.cast("B").cast("q") for _, _, _, extra in self.accounting.buffers()]
+
     def report(
         self, *, final_pc: int | None = None, profile_limit: int | None = 50
     ) -> dict[str, Any]:
@@ -286,7 +307,7 @@ class CycleModel:
         ``done`` block when the run stopped at its start)."""
         cycles = self.cycles if final_pc is None else self.cycles_at(final_pc)
         snap = self.accounting.snapshot()
-        by_tag = cycles_by_tag(self.classification, self._counts(final_pc))
+        by_tag = cycles_by_tag(self.classification, self._plain_counts(final_pc))
         refill = snap["taken_branches"] * self.accounting.refill_cycles
         by_tag[self.table.refill_tag.value] = by_tag.get(self.table.refill_tag.value, 0) + refill
         notes = [

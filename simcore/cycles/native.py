@@ -19,11 +19,9 @@ import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
-from typing import Any
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from unicorn import (
     UC_HOOK_BLOCK,
     UC_HOOK_TLB_FILL,
@@ -39,6 +37,10 @@ from unicorn.unicorn_py3.unicorn import uclib
 from simcore.cycles import _native
 from simcore.cycles.classify import Classification, disassembler
 from simcore.cycles.tables import CacheConfig
+
+if TYPE_CHECKING:  # numpy is imported where the arrays are read (see BlockAccounting._arrays)
+    import numpy as np
+    import numpy.typing as npt
 
 _NO_DEADLINE = (1 << 64) - 1
 
@@ -200,17 +202,15 @@ class BlockAccounting:
         refill = classification.table.refill_cycles if refill_cycles is None else refill_cycles
         self.refill_cycles = refill
         self._native = _native.Accounting(refill, budget)
-        self._counts: list[npt.NDArray[np.uint64]] = []
-        self._ends: list[npt.NDArray[np.uint64]] = []
-        self._extra: list[npt.NDArray[np.uint64]] = []
+        # uint64 buffers without numpy (a run's report reads them through buffers());
+        # _counts, _ends and _extra view them as numpy arrays when something asks.
+        self._buffers: list[tuple[int, memoryview, memoryview, memoryview]] = []
         for r in classification.ranges:
-            counts = np.zeros(r.nhalf + 1, dtype=np.uint64)  # + a spare slot (see C)
-            ends = np.zeros(r.nhalf + 1, dtype=np.uint64)
-            extra = np.zeros(r.nhalf + 1, dtype=np.uint64)
+            counts = memoryview(bytearray(8 * (r.nhalf + 1))).cast("Q")  # + a spare slot (see C)
+            ends = memoryview(bytearray(8 * (r.nhalf + 1))).cast("Q")
+            extra = memoryview(bytearray(8 * (r.nhalf + 1))).cast("Q")
             self._native.add_range(r.start, r.prefix, counts, ends, extra)
-            self._counts.append(counts[: r.nhalf])
-            self._ends.append(ends)
-            self._extra.append(extra)
+            self._buffers.append((r.start, counts[: r.nhalf], ends, extra))
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         #: Loads from wholly cached pages skip the alias (their hits go uncounted).
@@ -233,6 +233,35 @@ class BlockAccounting:
         self._accesses: dict[tuple[int, int, bool], tuple[_Access, ...]] = {}
         # Per direction (read/write): the last matched access of a block execution.
         self._last_access: dict[bool, tuple[int, int, int]] = {}
+
+    def buffers(self) -> list[tuple[int, memoryview, memoryview, memoryview]]:
+        """Per range: (start, counts, ends, extra) as the C hook writes them, uint64
+        memoryviews (``counts`` of length nhalf, the others nhalf + 1; ``extra`` holds
+        signed values: cast it to ``q``), read without numpy (see :meth:`count_arrays`)."""
+        return self._buffers
+
+    @cached_property
+    def _arrays(
+        self,
+    ) -> tuple[
+        list[npt.NDArray[np.uint64]], list[npt.NDArray[np.uint64]], list[npt.NDArray[np.uint64]]
+    ]:
+        import numpy as np
+
+        views = [[np.frombuffer(b, dtype=np.uint64) for b in bufs[1:]] for bufs in self._buffers]
+        return [v[0] for v in views], [v[1] for v in views], [v[2] for v in views]
+
+    @property
+    def _counts(self) -> list[npt.NDArray[np.uint64]]:
+        return self._arrays[0]
+
+    @property
+    def _ends(self) -> list[npt.NDArray[np.uint64]]:
+        return self._arrays[1]
+
+    @property
+    def _extra(self) -> list[npt.NDArray[np.uint64]]:
+        return self._arrays[2]
 
     def install(self, uc: Uc) -> None:
         """Register the C hooks on ``uc`` (call before ``emu_start``).
@@ -356,6 +385,8 @@ class BlockAccounting:
 
     def block_counts(self) -> dict[int, int]:
         """Executions of each block, keyed by block start address (non-zero only)."""
+        import numpy as np
+
         out: dict[int, int] = {}
         for r, counts in zip(self.classification.ranges, self._counts, strict=True):
             for i in np.flatnonzero(counts):
@@ -379,6 +410,8 @@ class BlockAccounting:
         that made the access, so ``static cycles of the executed blocks + sum(extra)``
         is the total.
         """
+        import numpy as np
+
         return [e[:-1].view(np.int64) + 0 for e in self._extra]
 
     def cut_at(self, pc: int) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
@@ -387,6 +420,8 @@ class BlockAccounting:
         The block hook counts a whole block when it starts; a run stopped at ``pc``
         (the ``done`` hook) has not executed the block's instructions from ``pc`` on.
         """
+        import numpy as np
+
         out = self.count_arrays()
         s = self._native.snapshot()
         start, end = s["block_start"], s["block_end"]
