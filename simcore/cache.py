@@ -169,6 +169,8 @@ def store(kind: str, key: str, arrays: dict[str, Any], data: Any = None) -> None
     for name, array in arrays.items():
         view = memoryview(array)
         fmt = view.format.lstrip("@=<")
+        if fmt in ("l", "L") and view.itemsize == 8:  # numpy's int64 and uint64
+            fmt = {"l": "q", "L": "Q"}[fmt]
         if fmt not in _FORMATS or (view.ndim != 1 and view.nbytes == 0):
             raise ValueError(f"cannot store array {name!r} of format {view.format!r}")
         chunk = view.tobytes()

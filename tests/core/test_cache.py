@@ -44,7 +44,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 def _entries(folder: Path, kind: str) -> list[Path]:
-    return sorted((folder / kind).glob("*.npz"))
+    return sorted((folder / kind).glob("*.bin"))
 
 
 def _fresh() -> None:
@@ -57,7 +57,8 @@ def _same(a: Classification, b: Classification) -> bool:
         x.start == y.start
         and x.nhalf == y.nhalf
         and x.prefix.tobytes() == y.prefix.tobytes()
-        and x.prefix.dtype == y.prefix.dtype
+        and (x.prefix.format, x.prefix.shape) == (y.prefix.format, y.prefix.shape)
+        and (x.cost.format, x.row_index.format) == (y.cost.format, y.row_index.format)
         and x.cost.tobytes() == y.cost.tobytes()
         and x.row_index.tobytes() == y.row_index.tobytes()
         and x.unknown == y.unknown
@@ -137,9 +138,9 @@ def _poison(key: str, like: Classification) -> None:
     """Store a classification under ``key`` whose costs are all one more than ``like``'s."""
     arrays: dict[str, Any] = {}
     for i, r in enumerate(like.ranges):
-        prefix = r.prefix.copy()
+        prefix = np.array(r.prefix)
         prefix[:, 0] += np.arange(len(prefix), dtype=np.uint64)
-        arrays[f"prefix{i}"], arrays[f"cost{i}"] = prefix, r.cost + 1
+        arrays[f"prefix{i}"], arrays[f"cost{i}"] = prefix, np.asarray(r.cost) + 1
         arrays[f"row_index{i}"] = r.row_index
     unknown = [[[a, t] for a, t in sorted(r.unknown.items())] for r in like.ranges]
     cache.store("classify", key, arrays, {"unknown": unknown})
@@ -213,7 +214,7 @@ def test_an_entry_of_the_wrong_shape_or_key_is_ignored(
     assert _same(cl.classify(table, ranges, mapping), truth)
     # An entry copied under another name carries its own key: refused.
     other = "0" * 64
-    (cache_dir / "classify" / f"{key}.npz").rename(cache_dir / "classify" / f"{other}.npz")
+    (cache_dir / "classify" / f"{key}.bin").rename(cache_dir / "classify" / f"{other}.bin")
     assert cache.load("classify", other) is None
 
 
