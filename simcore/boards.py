@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -440,7 +439,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
     try:
         return parsed_toml(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
+        import tomllib  # here: a run whose files are cached never parses TOML
+
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise
         raise BoardError(
             f"{shown}: invalid TOML: {_printable(str(exc), 120)}", hint="fix the TOML syntax"
         ) from None

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -180,6 +179,8 @@ def store(kind: str, key: str, arrays: dict[str, Any], data: Any = None) -> None
         offset += len(chunk) + pad
     header = json.dumps({"key": key, "data": data, "arrays": index}).encode()
     header += b" " * (-(len(MAGIC) + 8 + len(header)) % 8)
+    import tempfile  # here: a warm run writes nothing
+
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +208,6 @@ def parsed_toml(text: str) -> dict[str, Any]:
     than loading the result as JSON. Only a document that JSON holds exactly is kept (no
     dates or times; they are parsed each time).
     """
-    import tomllib
-
     key = digest(_TOML_KIND, [text])
     try:
         found = load(_TOML_KIND, key)
@@ -216,6 +215,8 @@ def parsed_toml(text: str) -> dict[str, Any]:
         found = None
     if found is not None and isinstance(found[1], dict):
         return found[1]
+    import tomllib  # here: a warm run parses no TOML
+
     parsed = tomllib.loads(text)
     try:
         json.dumps(parsed, allow_nan=True)

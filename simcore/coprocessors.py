@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import struct
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -289,6 +288,8 @@ class DcpFunction:
 @cache
 def _dcp_table() -> dict[str, str]:
     """Symbol -> op, from data/coprocessors/rp2350-dcp.toml."""
+    import tomllib  # here, not at import: most runs have no DCP
+
     with (_DATA / "rp2350-dcp.toml").open("rb") as f:
         data = tomllib.load(f)
     out: dict[str, str] = {}

@@ -36,7 +36,6 @@ import functools
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -213,6 +212,8 @@ def _compile(recipe: RomRecipe, gcc: str, out: Path) -> None:
         "-o",
         str(out),
     ]
+    import subprocess  # here, not at import: only building the ROM runs the compiler
+
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=out.parent)
     if proc.returncode != 0:
         raise ToolchainError(

@@ -9,7 +9,6 @@ an estimate is exact. The loader refuses unknown keys, unknown ids and unknown t
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache
@@ -432,7 +431,11 @@ def read_table(path: Path) -> TimingTable:
             raw = parsed_toml(f.read().decode())
     except OSError as exc:
         raise CycleModelError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
+        import tomllib  # here: a run whose files are cached never parses TOML
+
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise
         raise CycleModelError(f"{path}: invalid TOML: {exc}") from exc
     return parse_table(raw, str(path))
 
