@@ -77,7 +77,8 @@ class _CodeCache:
 
         tmp: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Only into a cache folder that still exists (a test may have removed its own).
+            self.path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(marshal.dumps(codes))

@@ -90,3 +90,39 @@ def test_the_isinstance_shortcut_accepts_only_what_typeguard_accepts(
             check_type(value, hint, collection_check_strategy=CollectionCheckStrategy.FIRST_ITEM)
         except TypeCheckError:  # pragma: no cover - the failure this test is for
             pytest.fail(f"{value!r} passes the shortcut for {hint} but not typeguard")
+
+
+_WARM_PROBE = """
+import contextlib, io, sys
+from simcore.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(["run", "-q", "--board", sys.argv[2], sys.argv[1]])
+from simcore import codecache
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"numpy", "capstone", "elftools"})
+print(code, heavy, codecache._installed.added if codecache._installed else None)
+"""
+
+
+@pytest.mark.parametrize("board", ["rp2040", "stm32h743"])
+def test_a_warm_run_imports_no_numpy(
+    example_elfs: dict[str, Path], tmp_path: Path, board: str
+) -> None:
+    """The warm path reads its cache entries, classified code and counters without numpy
+    (and without capstone or pyelftools); the cold run that fills the cache needs all
+    three. The second run compiles no dataclass method either (simcore.codecache)."""
+    env = {**os.environ, CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env.pop(NO_CACHE_ENV, None)
+    lines = [
+        subprocess.run(
+            [sys.executable, "-c", _WARM_PROBE, str(example_elfs[board]), board],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout.splitlines()[-1]
+        for _ in range(2)
+    ]
+    assert lines[0].startswith("0 ['capstone', 'elftools', 'numpy'] "), lines
+    assert int(lines[0].rsplit(None, 1)[1]) > 0  # the cold run compiled dataclass methods
+    assert lines[1] == "0 [] 0", lines
