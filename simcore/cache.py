@@ -173,7 +173,7 @@ def store(kind: str, key: str, arrays: dict[str, Any], data: Any = None) -> None
         if fmt not in _FORMATS or (view.ndim != 1 and view.nbytes == 0):
             raise ValueError(f"cannot store array {name!r} of format {view.format!r}")
         chunk = view.tobytes()
-        index.append([name, fmt, list(view.shape), offset, len(chunk)])
+        index.append([name, fmt, list(view.shape or ()), offset, len(chunk)])
         pad = -len(chunk) % 8
         chunks.append(chunk + bytes(pad))
         offset += len(chunk) + pad

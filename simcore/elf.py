@@ -523,7 +523,7 @@ def _image_from_arrays(path: Path, raw: bytes, arrays: dict[str, Any], data: Any
         view = arrays[name]
         if view.format != "B" or view.ndim != 1:
             raise ValueError(f"{name} is not bytes")
-        return view.tobytes()
+        return bytes(view)
 
     segments = tuple(
         Segment(int(load), int(vaddr), data_of(f"segment{i}"), int(memsz), bool(x), bool(w))

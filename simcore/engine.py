@@ -1865,6 +1865,7 @@ class _Run:
         if m.board.core.fpu == "none" or m.ppb.fpu_enabled or self.model is None:
             return None
         import numpy as np
+
         for start, counts, ends in self.model.accounting.count_arrays():
             live = np.cumsum(counts.astype(np.int64) - ends[: len(counts)].astype(np.int64))
             covered = np.flatnonzero(live > 0)

@@ -829,11 +829,12 @@ def typed_view(data: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
     """A read-only memoryview of the bytes of ``data`` (any C-contiguous buffer) as items of
     ``fmt`` in ``shape``; ValueError if the sizes disagree. An empty array stays
     one-dimensional (a memoryview's shape cannot hold a zero)."""
-    view = memoryview(data).cast("B").toreadonly()
+    view: Any = memoryview(data).cast("B").toreadonly()  # Any: typeshed wants literal formats
     count = math.prod(shape)
     if view.nbytes != count * struct.calcsize(fmt):
         raise ValueError(f"{view.nbytes} bytes are not {shape} items of {fmt!r}")
-    return view.cast(fmt) if len(shape) == 1 or count == 0 else view.cast(fmt, shape)
+    typed: memoryview = view.cast(fmt) if len(shape) == 1 or count == 0 else view.cast(fmt, shape)
+    return typed
 
 
 def classify(
@@ -973,7 +974,7 @@ def _from_disk(table: TimingTable, ranges: Sequence[CodeRange], key: str) -> Cla
             parts = [(f"prefix{i}", "Q", (nhalf + 1, 2)), (f"cost{i}", "I", (nhalf,))]
             parts.append((f"row_index{i}", "h", (nhalf,)))
             for name, fmt, shape in parts:
-                found_shape = tuple(arrays[name].shape)
+                found_shape = tuple(arrays[name].shape or ())
                 if arrays[name].format != fmt or found_shape != shape:
                     raise ValueError(f"{name} is {arrays[name].format} {found_shape}, not {shape}")
             prefix, cost, row_index = (arrays[name] for name, _, _ in parts)

@@ -96,7 +96,7 @@ def _executed(
     charged = [(i, c) for i, c in enumerate(extra.tolist()[: r.nhalf]) if c]
     if not charged:
         return index, execs, cycles
-    merged: dict[int, list[int]] = {i: [n, c] for i, n, c in zip(index, execs, cycles)}
+    merged: dict[int, list[int]] = {i: [n, c] for i, n, c in zip(index, execs, cycles, strict=True)}
     for i, c in charged:
         merged.setdefault(i, [0, 0])[1] += c
     keys = sorted(merged)
@@ -196,9 +196,9 @@ def cycles_by_tag(
         row_index = r.row_index
         index, _, cycles = _executed(r, start, block_starts, block_ends, None)
         for i, c in zip(index, cycles, strict=True):
-            row = row_index[i]
-            if row >= 0:
-                per_row[row] += c
+            number = row_index[i]
+            if number >= 0:
+                per_row[number] += c
     out: dict[str, int] = {}
     for row, cycles_of_row in zip(rows, per_row, strict=True):
         if cycles_of_row:
