@@ -4,7 +4,8 @@
    the C accounting hook, instructions per second and their ratio.
 2. Process start-up: ``simcore run`` of the small example ELF (linked for QEMU's
    mps2-an505 memory map) against ``qemu-system-arm`` running the same ELF, a bare
-   ``python -c pass`` and a Python that imports numpy and creates a unicorn engine;
+   ``python -c pass``, a Python that creates a unicorn engine (the floor of a warm
+   ``simcore run``, which imports no numpy) and one that imports numpy as well;
    with the simcore cache warm, cold and off (best of several processes each).
 3. The generated MNIST int8 firmware, one full batch per board, through the
    engine with accounting off, on with every XIP data hit counted (``simcore run
@@ -109,6 +110,12 @@ def _startup(repeats: int) -> None:
                 [qemu, *_QEMU_ARGS, str(elf)], repeats, env
             )
         figures["python -c pass"] = _best_of([sys.executable, "-c", "pass"], repeats, env)
+        figures["python: import unicorn; Uc()"] = _best_of(
+            [sys.executable, "-c", "import unicorn; unicorn.Uc(unicorn.UC_ARCH_ARM, "
+             "unicorn.UC_MODE_THUMB)"],
+            repeats,
+            env,
+        )  # fmt: skip
         figures["python: import numpy, unicorn; Uc()"] = _best_of(
             [sys.executable, "-c", "import numpy, unicorn; unicorn.Uc(unicorn.UC_ARCH_ARM, "
              "unicorn.UC_MODE_THUMB)"],
