@@ -292,8 +292,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """``simcore run``: with ``--json``, a JSON document on stdout whatever happens."""
     import gc
 
-    from simcore import engine  # noqa: F401 (the run imports it: here, before the freeze)
-
+    enabled = gc.isenabled()
+    gc.disable()  # importing makes objects that live on: collecting meanwhile finds nothing
+    try:
+        from simcore import engine  # noqa: F401 (the run imports it: here, before the freeze)
+    finally:
+        if enabled:
+            gc.enable()
     # What exists now (mostly the imported modules' objects) is moved out of the
     # collector's generations, so that neither the run's collections nor the one at
     # exit scan it again (5% of a small warm run's instructions). A caller that runs
