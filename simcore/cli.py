@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from simcore import codecache
 codecache.install()
 
 from simcore import __version__, paths  # noqa: E402
+from simcore import lazylog as logging  # noqa: E402
 from simcore.boards import BoardSpec, get_board, load_boards  # noqa: E402
 from simcore.elf import load_elf  # noqa: E402
 from simcore.errors import EmulationError, MemoryFault, OutputError, SimError, UsageError  # noqa: E402
@@ -1045,6 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _PipeSafe.wrap(sys.stdout), _PipeSafe.wrap(sys.stderr)
     logging.basicConfig(
+        now=args.debug,  # every library's debug records too, not only simcore's
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="simcore: %(levelname)s: %(message)s",
     )

@@ -17,12 +17,12 @@ import array
 import bisect
 import functools
 import io
-import logging
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from simcore import lazylog as logging
 from simcore.api import public
 from simcore.boards import BoardSpec, RegionKind
 from simcore.errors import ElfError

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 import struct
 import time
@@ -51,6 +50,7 @@ import unicorn
 from unicorn import arm_const
 
 from simcore import coprocessors as copro
+from simcore import lazylog as logging
 from simcore import memory as mem
 from simcore import rom as bootrom
 from simcore.api import public

@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import math
 import struct
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simcore import lazylog as logging
 from simcore.elf import ElfImage
 from simcore.errors import UsageError
 

@@ -33,7 +33,6 @@ naming the function.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 
 from simcore import cache
+from simcore import lazylog as logging
 from simcore.boards import BoardSpec, MemoryRegion, RegionKind
 from simcore.elf import ElfImage, Symbol, load_elf
 from simcore.errors import NotModeled, SimError, ToolchainError

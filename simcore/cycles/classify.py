@@ -35,10 +35,12 @@ import functools
 import itertools
 import json
 import math
+import operator
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +194,13 @@ class RangeCosts:
     cost: memoryview
     row_index: memoryview
     unknown: dict[int, str] = field(hash=False, compare=False)
+    #: The halfwords where an instruction starts, ascending (from ``prefix``).
+    insn_starts: list[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        count = self.prefix.cast("B").cast("Q").tolist()[1::2]
+        starts = list(compress(range(self.nhalf), map(operator.ne, count[1:], count[:-1])))
+        object.__setattr__(self, "insn_starts", starts)
 
     @property
     def end(self) -> int:

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 from simcore.boards import BoardSpec
 from simcore.cycles.classify import Classification, CodeRange, MappingSymbol, classify
 from simcore.cycles.native import BlockAccounting, StopReason
-from simcore.cycles.profile import CountArrays, cycles_by_tag, function_profile, range_cycles
+from simcore.cycles.profile import (
+    CountArrays,
+    RunCounts,
+    cycles_by_tag,
+    function_profile,
+    range_cycles,
+)
 from simcore.cycles.tables import TimingTable, cache_for, table_for
 from simcore.elf import CodeSection, ElfImage
 
@@ -203,6 +209,9 @@ class CycleModel:
         instructions plus its taken-branch refills and memory stalls. They add up to
         :meth:`cycles_at` ``(final_pc)`` (the run's total when ``final_pc`` is None).
         """
+        return self._profile(self._run_counts(final_pc), limit)
+
+    def _profile(self, run: RunCounts, limit: int | None) -> list[ProfileEntry]:
         # Aliases (one body, several names, as newlib's _vfiprintf_r/_vfprintf_r) are
         # reported once, named "a/b".
         names: dict[tuple[int, int], list[str]] = {}
@@ -210,9 +219,7 @@ class CycleModel:
             if s.kind == "func" and s.size_bytes > 0:
                 names.setdefault((s.address, s.size_bytes), []).append(s.name)
         symbols = [("/".join(sorted(n)), a, z) for (a, z), n in names.items()]
-        entries = function_profile(
-            self.classification, self._plain_counts(final_pc), symbols, self._plain_extras()
-        )
+        entries = function_profile(self.classification, run, symbols)
         total = sum(e.cycles for e in entries) or 1
         out = [
             ProfileEntry(e.name, e.start, e.cycles, e.instructions, e.cycles / total)
@@ -247,14 +254,13 @@ class CycleModel:
             self.accounting.extra_arrays() if counts is None else extras,
         )
 
-    def _rom_report(self, final_pc: int | None, by_tag: dict[str, int]) -> dict[str, Any] | None:
+    def _rom_report(self, run: RunCounts, by_tag: dict[str, int]) -> dict[str, Any] | None:
         """Cycles spent in the bootrom's code (with its refills and stalls), moved to the
         approximate tag in ``by_tag``; None when no ROM code ran."""
         if not self.rom_ranges:
             return None
-        counts = self._plain_counts(final_pc)
-        static = cycles_by_tag(self.classification, counts, self.rom_ranges)
-        total = range_cycles(self.classification, counts, self._plain_extras(), self.rom_ranges)
+        static = cycles_by_tag(self.classification, run, self.rom_ranges)
+        total = range_cycles(self.classification, run, within=self.rom_ranges)
         if total == 0:
             return None
         for tag, cycles in static.items():
@@ -295,10 +301,12 @@ class CycleModel:
             fixed.append((base, counts, ends))
         return fixed
 
-    def _plain_extras(self) -> list[memoryview]:
-        """:meth:`BlockAccounting.extra_arrays` without numpy: signed views (one spare
-        slot at the end, which the profile functions leave out)."""
-        return [extra.cast("B").cast("q") for _, _, _, extra in self.accounting.buffers()]
+    def _run_counts(self, final_pc: int | None) -> RunCounts:
+        """What ran, with the dynamic cycles, for the report's functions to share (read
+        without numpy: :meth:`_plain_counts`, and the accounting's extra cycles as signed
+        views with one spare slot at the end, which RunCounts leaves out)."""
+        extras = [extra.cast("B").cast("q") for _, _, _, extra in self.accounting.buffers()]
+        return RunCounts(self.classification, self._plain_counts(final_pc), extras)
 
     def report(
         self, *, final_pc: int | None = None, profile_limit: int | None = 50
@@ -307,14 +315,15 @@ class CycleModel:
         ``done`` block when the run stopped at its start)."""
         cycles = self.cycles if final_pc is None else self.cycles_at(final_pc)
         snap = self.accounting.snapshot()
-        by_tag = cycles_by_tag(self.classification, self._plain_counts(final_pc))
+        run = self._run_counts(final_pc)
+        by_tag = cycles_by_tag(self.classification, run)
         refill = snap["taken_branches"] * self.accounting.refill_cycles
         by_tag[self.table.refill_tag.value] = by_tag.get(self.table.refill_tag.value, 0) + refill
         notes = [
             "profile: exclusive cycles per function, with its taken-branch refills "
             f"({refill} cycles in all) and memory stalls; the functions add up to the total"
         ]
-        rom = self._rom_report(final_pc, by_tag)
+        rom = self._rom_report(run, by_tag)
         if rom is not None:
             notes.append(rom["note"])
         cache: dict[str, Any] | None = None
@@ -371,7 +380,7 @@ class CycleModel:
                     "instructions": e.instructions,
                     "share": round(e.share, 6),
                 }
-                for e in self.profile(profile_limit, final_pc=final_pc)
+                for e in self._profile(run, profile_limit)
             ],
             "notes": notes,
         }

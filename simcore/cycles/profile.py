@@ -20,8 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
-from operator import sub
+from itertools import accumulate, compress, pairwise
 from typing import TYPE_CHECKING, Any
 
 from simcore.cycles.classify import Classification, RangeCosts
@@ -77,72 +76,136 @@ def range_costs(
         yield r, n, cyc if extras is None else (cyc + np.asarray(extras[i])).astype(np.int64)
 
 
-def _executed(
-    r: RangeCosts, start: int, block_starts: Any, block_ends: Any, extra: Any
-) -> tuple[list[int], list[int], list[int]]:
-    """The halfwords of ``r`` that executed or were charged (``extra``: signed cycles per
-    halfword, or None), with the executions and the cycles charged at each: the
-    non-zero entries of :func:`range_costs`' arrays, in plain Python."""
-    if start != r.start:
-        raise ValueError("counts do not match the classification's ranges")
-    live = list(accumulate(map(sub, block_starts.tolist(), block_ends.tolist())))  # nhalf
-    insns = r.prefix.cast("B").cast("Q").tolist()[1::2]  # instruction-count prefix
-    cost = r.cost.tolist()
-    index = [i for i, n in enumerate(live) if n and insns[i + 1] != insns[i]]
-    execs = [live[i] for i in index]
-    cycles = [live[i] * cost[i] for i in index]
-    if extra is None:
-        return index, execs, cycles
-    charged = [(i, c) for i, c in enumerate(extra.tolist()[: r.nhalf]) if c]
-    if not charged:
-        return index, execs, cycles
-    merged: dict[int, list[int]] = {i: [n, c] for i, n, c in zip(index, execs, cycles, strict=True)}
-    for i, c in charged:
-        merged.setdefault(i, [0, 0])[1] += c
-    keys = sorted(merged)
-    return keys, [merged[i][0] for i in keys], [merged[i][1] for i in keys]
+class RunCounts:
+    """The halfwords of a run's count arrays that executed or were charged, per code
+    range: computed once per range (and once more with the extras) however many of
+    :func:`cycles_by_tag`, :func:`range_cycles` and :func:`function_profile` read them.
+
+    ``counts`` as :meth:`simcore.cycles.native.BlockAccounting.count_arrays` gives them
+    (or its ``buffers``); ``extras``: per range, the signed dynamic cycles charged at
+    each halfword (length nhalf or more), or None.
+    """
+
+    def __init__(
+        self,
+        classification: Classification,
+        counts: CountArrays,
+        extras: Sequence[Any] | None = None,
+    ) -> None:
+        if len(counts) != len(classification.ranges):
+            raise ValueError("counts do not match the classification's ranges")
+        for r, (start, _, _) in zip(classification.ranges, counts, strict=True):
+            if start != r.start:
+                raise ValueError("counts do not match the classification's ranges")
+        self.classification = classification
+        self.counts = counts
+        self.extras = extras
+        self._static: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        self._charged: dict[int, tuple[list[int], list[int], list[int]]] = {}
+
+    def static(self, k: int) -> tuple[list[int], list[int], list[int]]:
+        """Range ``k``'s executed instruction starts (halfword indices, ascending), their
+        executions and static cycles."""
+        found = self._static.get(k)
+        if found is None:
+            r, (_, block_starts, block_ends) = self.classification.ranges[k], self.counts[k]
+            starts, ends = block_starts.tolist(), block_ends.tolist()
+            # Executions change only where blocks start or end: the loops over every
+            # halfword (tolist, compress) run in C, Python code sees those places and
+            # the instructions that ran.
+            places = sorted(
+                {*compress(range(r.nhalf), starts), *compress(range(r.nhalf + 1), ends)}
+            )
+            index: list[int] = []
+            execs: list[int] = []
+            cycles: list[int] = []
+            cost, insns = r.cost, r.insn_starts
+            live = 0
+            for at, after in pairwise(places):
+                live += starts[at] - ends[at]
+                if live:
+                    ran = insns[bisect_left(insns, at) : bisect_left(insns, after)]
+                    index += ran
+                    execs += [live] * len(ran)
+                    cycles += [live * cost[i] for i in ran]
+            found = self._static[k] = (index, execs, cycles)
+        return found
+
+    def charged(self, k: int) -> tuple[list[int], list[int], list[int]]:
+        """:meth:`static` with the extras added: every halfword that executed or was
+        charged, its executions and all its cycles (the non-zero entries of
+        :func:`range_costs`' arrays)."""
+        if self.extras is None:
+            return self.static(k)
+        found = self._charged.get(k)
+        if found is None:
+            index, execs, cycles = self.static(k)
+            values = self.extras[k].tolist()
+            nhalf = self.classification.ranges[k].nhalf
+            extra = {i: values[i] for i in compress(range(nhalf), values)}
+            if not extra:
+                found = (index, execs, cycles)
+            else:
+                merged = dict(zip(index, zip(execs, cycles, strict=True), strict=True))
+                for i, c in extra.items():
+                    n, static = merged.get(i, (0, 0))
+                    merged[i] = (n, static + c)
+                keys = sorted(merged)
+                found = (keys, [merged[i][0] for i in keys], [merged[i][1] for i in keys])
+            self._charged[k] = found
+        return found
+
+    def selected(self, within: Sequence[tuple[int, int]] | None) -> list[int]:
+        """The ranges starting inside one of ``within``'s ``[start, end)`` (None: all)."""
+        return [
+            k
+            for k, r in enumerate(self.classification.ranges)
+            if within is None or any(lo <= r.start < hi for lo, hi in within)
+        ]
+
+
+def _run_counts(
+    classification: Classification, counts: CountArrays | RunCounts, extras: Sequence[Any] | None
+) -> RunCounts:
+    if isinstance(counts, RunCounts):
+        if extras is not None:
+            raise ValueError("give the extras to RunCounts")
+        return counts
+    return RunCounts(classification, counts, extras)
 
 
 def range_cycles(
     classification: Classification,
-    counts: CountArrays,
+    counts: CountArrays | RunCounts,
     extras: Sequence[Any] | None = None,
     within: Sequence[tuple[int, int]] | None = None,
 ) -> int:
     """Cycles charged in the code ranges (only those starting inside one of ``within``'s
     ``[start, end)``, if given): static costs of the executed instructions plus extras."""
-    total = 0
-    for i, (r, (start, block_starts, block_ends)) in enumerate(
-        zip(classification.ranges, counts, strict=True)
-    ):
-        if within is not None and not any(lo <= r.start < hi for lo, hi in within):
-            continue
-        extra = None if extras is None else extras[i]
-        total += sum(_executed(r, start, block_starts, block_ends, extra)[2])
-    return total
+    run = _run_counts(classification, counts, extras)
+    return sum(sum(run.charged(k)[2]) for k in run.selected(within))
 
 
 def function_profile(
     classification: Classification,
-    counts: CountArrays,
+    counts: CountArrays | RunCounts,
     symbols: Sequence[tuple[str, int, int]],
     extras: Sequence[Any] | None = None,
 ) -> list[FunctionProfile]:
     """Exclusive cycles and instructions per function, most cycles first.
 
     ``counts`` are the per-range block-start counts of
-    :meth:`simcore.cycles.native.BlockAccounting.count_arrays`; ``symbols`` are
-    ``(name, start, size_bytes)`` of the functions (Thumb bit ignored). Code outside
-    every symbol is reported as ``"[unknown]"``. ``extras``: per range, dynamic cycles
-    charged at each halfword (signed), added to the function holding that halfword.
+    :meth:`simcore.cycles.native.BlockAccounting.count_arrays` (or a :class:`RunCounts`
+    of them); ``symbols`` are ``(name, start, size_bytes)`` of the functions (Thumb bit
+    ignored). Code outside every symbol is reported as ``"[unknown]"``. ``extras``: per
+    range, dynamic cycles charged at each halfword (signed), added to the function
+    holding that halfword.
     """
+    run = _run_counts(classification, counts, extras)
     ordered = sorted(((n, s & ~1, z) for n, s, z in symbols if z > 0), key=lambda t: t[1])
     totals: dict[tuple[str, int, int], list[int]] = {}
-    for k, (r, (start, block_starts, block_ends)) in enumerate(
-        zip(classification.ranges, counts, strict=True)
-    ):
-        extra = None if extras is None else extras[k]
-        index, execs, cycles = _executed(r, start, block_starts, block_ends, extra)
+    for k, r in enumerate(classification.ranges):
+        index, execs, cycles = run.charged(k)
         # Running sums over the executed halfwords: a function's share is a difference.
         sum_n = [0, *accumulate(execs)]
         sum_c = [0, *accumulate(cycles)]
@@ -164,7 +227,7 @@ def function_profile(
         rest = [
             j
             for j, i in enumerate(index)
-            if (k := bisect_left(ends, i + 1)) == len(covered) or i < covered[k][0]
+            if (at := bisect_left(ends, i + 1)) == len(covered) or i < covered[at][0]
         ]
         if rest:
             acc = totals.setdefault(("[unknown]", r.start + 2 * index[rest[0]], 0), [0, 0])
@@ -181,20 +244,19 @@ def function_profile(
 
 def cycles_by_tag(
     classification: Classification,
-    counts: CountArrays,
+    counts: CountArrays | RunCounts,
     within: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, int]:
     """Static cycles executed per confidence tag of the timing rows (exact, proxy, ...).
 
     ``within``: only the code ranges starting inside one of these ``[start, end)``.
     """
+    run = _run_counts(classification, counts, None)
     rows = classification.table.rows
     per_row = [0] * len(rows)
-    for r, (start, block_starts, block_ends) in zip(classification.ranges, counts, strict=True):
-        if within is not None and not any(lo <= r.start < hi for lo, hi in within):
-            continue
-        row_index = r.row_index
-        index, _, cycles = _executed(r, start, block_starts, block_ends, None)
+    for k in run.selected(within):
+        row_index = classification.ranges[k].row_index
+        index, _, cycles = run.static(k)
         for i, c in zip(index, cycles, strict=True):
             number = row_index[i]
             if number >= 0:
