@@ -10,7 +10,6 @@ rather than the caller's working directory, and ``SOURCE_DATE_EPOCH`` unset.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from simcore import lazylog as logging
 from simcore import paths
 from simcore.boards import BoardSpec
 from simcore.errors import DoesNotFit, ToolchainError, UsageError
