@@ -62,6 +62,7 @@ def _same(a: Classification, b: Classification) -> bool:
         and x.cost.tobytes() == y.cost.tobytes()
         and x.row_index.tobytes() == y.row_index.tobytes()
         and x.unknown == y.unknown
+        and list(x.insn_starts) == list(y.insn_starts)
         for x, y in zip(a.ranges, b.ranges, strict=True)
     )
 
@@ -142,6 +143,7 @@ def _poison(key: str, like: Classification) -> None:
         prefix[:, 0] += np.arange(len(prefix), dtype=np.uint64)
         arrays[f"prefix{i}"], arrays[f"cost{i}"] = prefix, np.asarray(r.cost) + 1
         arrays[f"row_index{i}"] = r.row_index
+        arrays[f"insn{i}"] = np.asarray(r.insn_starts, dtype=np.uint32)
     unknown = [[[a, t] for a, t in sorted(r.unknown.items())] for r in like.ranges]
     cache.store("classify", key, arrays, {"unknown": unknown})
 
