@@ -223,16 +223,50 @@ def _compile(recipe: RomRecipe, gcc: str, out: Path) -> None:
         )
 
 
+#: simcore.toolchain.GCC, named here so that a warm run does not import that module.
+_GCC = "arm-none-eabi-gcc"
+_COMPILER_KIND = "compiler"
+
+
+def _compiler() -> tuple[str, str]:
+    """The compiler's path and the first line of its ``--version``.
+
+    The line is kept in the disk cache under the compiler's path and the resolved
+    binary's path, size, inode and modification time (reinstalling or upgrading it
+    changes them): asking gcc and importing simcore.toolchain cost a warm RP2040 run
+    about 30 ms. A wrapper script that starts another compiler is not looked into.
+    """
+    gcc = shutil.which(_GCC)
+    if gcc is None:
+        from simcore.toolchain import find_gcc
+
+        gcc = find_gcc()  # raises the ToolchainError that says how to install it
+    real = os.path.realpath(gcc)
+    try:
+        st = os.stat(real)
+    except OSError:
+        from simcore.toolchain import compiler_version
+
+        return gcc, compiler_version()
+    key = cache.digest(_COMPILER_KIND, [gcc, real, f"{st.st_size} {st.st_ino} {st.st_mtime_ns}"])
+    found = cache.load(_COMPILER_KIND, key)
+    if found is not None and isinstance(found[1], str):
+        return gcc, found[1]
+    from simcore.toolchain import compiler_version
+
+    version = compiler_version()
+    cache.store(_COMPILER_KIND, key, {}, version)
+    return gcc, version
+
+
 def build(name: str) -> Path:
     """The ROM image ``name``'s ELF, built now unless the cache has it.
 
     Raises ToolchainError when arm-none-eabi-gcc is missing or the build fails.
     """
-    from simcore.toolchain import compiler_version, find_gcc
-
     recipe = RECIPES[name]
-    gcc = find_gcc()
-    key = _digest(recipe, compiler_version())
+    gcc, version = _compiler()
+    key = _digest(recipe, version)
     folder = cache.cache_dir()
     folder = (folder / "rom") if folder is not None else _scratch_dir()
     path = folder / f"{name}-{key[:24]}.elf"
