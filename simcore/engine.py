@@ -1609,8 +1609,16 @@ class _Run:
                 remaining = timeout_us - int((time.perf_counter() - self.started) * 1e6)
                 if remaining <= 0:
                     return
+            if self.model is not None:
+                # The C hook watches the clock (unicorn's timeout thread would wake
+                # every few microseconds for the whole run).
+                self.model.accounting.set_timeout(
+                    time.monotonic_ns() + remaining * 1000 if remaining else None
+                )
             try:
-                uc.emu_start(begin, _NEVER, timeout=remaining, count=count)
+                uc.emu_start(
+                    begin, _NEVER, timeout=0 if self.model is not None else remaining, count=count
+                )
             except unicorn.UcError as exc:
                 if self.fault is not None or m.mmio_fault is not None:
                     return
@@ -1646,7 +1654,10 @@ class _Run:
                 return
             if self.fault is not None or self.stop is not None or m.mmio_fault is not None:
                 return
-            if self.model is not None and self.model.accounting.stop_reason is CycleStop.ORDER_LOST:
+            if self.model is not None and self.model.accounting.stop_reason in (
+                CycleStop.ORDER_LOST,
+                CycleStop.TIMEOUT,
+            ):
                 return
             # Both may hold at once (a CCR write stopped the run at a deadline).
             carry_on = self._exceptions_continue()

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_RANGES 32
 #define UNKNOWN_COST (1ULL << 40)
@@ -39,7 +40,12 @@ enum stop_reason {
     STOP_UNKNOWN_INSTRUCTION = 3,
     STOP_DEADLINE = 4,
     STOP_ORDER_LOST = 5,
+    STOP_TIMEOUT = 6,
 };
+
+/* Cycles between two looks at the clock for the wall-clock timeout (set_timeout): about
+ * 0.3 ms of emulation at full speed. */
+#define WALL_CHECK_CYCLES 100000
 
 typedef int (*emu_stop_fn)(void *uc);
 typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
@@ -118,9 +124,8 @@ typedef struct {
     uint64_t instructions;
     uint64_t cur_start, cur_end; /* the block executing now; cur_end is NO_BLOCK at first */
     uint64_t budget_limit;       /* stop once instructions reach this; UINT64_MAX = none */
-    uint64_t deadline;           /* stop once cycles reach this (the next timer or SysTick
-                                  * event, or 0: re-examine the interrupts at the next
-                                  * block); UINT64_MAX = none */
+    uint64_t deadline;           /* the hook's one test: the earlier of event_deadline and
+                                  * wall_check_at */
     uint64_t refill_cycles;
     uint64_t cache_lo, cache_span; /* cached range [lo, lo + span); span 0 = no cache */
     /* Fast path: the same block again with no cache access in between hits on every
@@ -189,6 +194,13 @@ typedef struct {
     uc_ctl_fn ctl;
     uint64_t sink;               /* where extra cycles go before the first block */
     uint64_t charged_cycles;     /* cycles added by charge(): exception entry/return, sleep */
+    uint64_t event_deadline;     /* stop once cycles reach this (the next timer or SysTick
+                                  * event, or 0: re-examine the interrupts at the next
+                                  * block); UINT64_MAX = none */
+    /* The wall-clock timeout (set_timeout): CLOCK_MONOTONIC nanoseconds (0 = none), looked
+     * at once cycles reach wall_check_at. Unicorn's own timeout runs a thread that wakes
+     * every few microseconds (tens of thousands of context switches per second). */
+    uint64_t wall_deadline_ns, wall_check_at;
     uint32_t nrecs, cap_recs;    /* records in use (with the sentinel) and allocated */
     uint32_t max_recs;           /* more blocks than this take the plain path */
     int32_t use_records;         /* 0: every block takes the plain path (the reference) */
@@ -457,12 +469,30 @@ __attribute__((noinline, cold)) static void budget_stop(acct_state *s, void *uc)
     if (s->emu_stop) s->emu_stop(uc);
 }
 
-/* The deadline passed: stop before this block. Unicorn 2.1.4 does not execute a block
- * whose hook requested the stop (measured: PC is the block's start afterwards), so the
- * block is not counted; it runs, and is counted, when emulation resumes there. */
-__attribute__((noinline, cold)) static void deadline_stop(acct_state *s, void *uc) {
-    if (s->stop_reason == STOP_NONE) s->stop_reason = STOP_DEADLINE;
+static inline void update_deadline(acct_state *s) {
+    s->deadline = s->event_deadline < s->wall_check_at ? s->event_deadline : s->wall_check_at;
+}
+
+/* Cycles reached `deadline`. An event deadline, or the wall-clock timeout passed: stop
+ * before this block and return 1. Unicorn 2.1.4 does not execute a block whose hook
+ * requested the stop (measured: PC is the block's start afterwards), so the block is not
+ * counted; it runs, and is counted, when emulation resumes there. Otherwise (the clock
+ * looked at in time) set the next look and return 0: the block runs on. */
+__attribute__((noinline, cold)) static int deadline_reached(acct_state *s, void *uc) {
+    int reason = STOP_DEADLINE;
+    if (s->cycles < s->event_deadline) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec < s->wall_deadline_ns) {
+            s->wall_check_at = s->cycles + WALL_CHECK_CYCLES;
+            update_deadline(s);
+            return 0;
+        }
+        reason = STOP_TIMEOUT;
+    }
+    if (s->stop_reason == STOP_NONE) s->stop_reason = reason;
     if (s->emu_stop) s->emu_stop(uc);
+    return 1;
 }
 
 PyMODINIT_FUNC PyInit__native(void);
@@ -661,10 +691,7 @@ __attribute__((noinline)) static void block_new(void *uc, uint64_t address, uint
 __attribute__((visibility("default")))
 void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
-    if (UNLIKELY(s->cycles >= s->deadline)) {
-        deadline_stop(s, uc);
-        return;
-    }
+    if (UNLIKELY(s->cycles >= s->deadline) && deadline_reached(s, uc)) return;
     uint64_t end = address + size;
     const code_range *r = s->last;
     if (UNLIKELY(address < r->start || end > r->end)) {
@@ -874,7 +901,7 @@ static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwd
     self->st.refill_cycles = refill;
     self->st.budget = budget;
     self->st.budget_limit = budget ? budget : UINT64_MAX;
-    self->st.deadline = UINT64_MAX;
+    self->st.deadline = self->st.event_deadline = self->st.wall_check_at = UINT64_MAX;
     self->st.cur_start = self->st.cur_end = NO_BLOCK;
     self->st.lf_start = self->st.lf_end = NO_BLOCK;
     self->st.last = &self->st.ranges[0];  /* empty range [0, 0) until add_range */
@@ -1272,8 +1299,20 @@ static PyObject *Accounting_set_budget(AccountingObject *self, PyObject *arg) {
 static PyObject *Accounting_set_deadline(AccountingObject *self, PyObject *arg) {
     unsigned long long deadline = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
-    self->st.deadline = deadline;
+    self->st.event_deadline = deadline;
+    update_deadline(&self->st);
     if (self->st.stop_reason == STOP_DEADLINE) self->st.stop_reason = STOP_NONE;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_timeout(AccountingObject *self, PyObject *arg) {
+    unsigned long long at_ns = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    acct_state *s = &self->st;
+    s->wall_deadline_ns = at_ns;
+    s->wall_check_at = at_ns ? s->cycles : UINT64_MAX;
+    update_deadline(s);
+    if (s->stop_reason == STOP_TIMEOUT) s->stop_reason = STOP_NONE;
     Py_RETURN_NONE;
 }
 
@@ -1343,7 +1382,7 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "budget", (unsigned long long)s->budget,
         "fast_io_accesses", (unsigned long long)s->fast_io_accesses,
         "tlb_fills", (unsigned long long)s->tlb_fills,
-        "deadline", (unsigned long long)s->deadline,
+        "deadline", (unsigned long long)s->event_deadline,
         "charged_cycles", (unsigned long long)s->charged_cycles,
         "fast_pages", (unsigned long long)s->fast_pages,
         "lru_unknown", (int)s->lru_unknown,
@@ -1400,6 +1439,10 @@ static PyMethodDef Accounting_methods[] = {
     {"set_deadline", (PyCFunction)Accounting_set_deadline, METH_O,
      "set_deadline(cycles): stop at the first block that starts at or after this many "
      "cycles (2**64-1 = none); clears a previous deadline stop."},
+    {"set_timeout", (PyCFunction)Accounting_set_timeout, METH_O,
+     "set_timeout(at_ns): stop (STOP_TIMEOUT) at the first block that starts once "
+     "CLOCK_MONOTONIC (time.monotonic_ns) has reached at_ns (0 = none); the clock is "
+     "looked at every 100,000 cycles. Clears a previous timeout stop."},
     {"charge", (PyCFunction)Accounting_charge, METH_O,
      "charge(cycles): add cycles spent outside any block (exception entry/return, sleep)."},
     {"clear_stop", (PyCFunction)Accounting_clear_stop, METH_NOARGS,
@@ -1421,7 +1464,7 @@ static PyGetSetDef Accounting_getset[] = {
     {"cycles", (getter)Accounting_get_cycles, NULL, "cycles so far", NULL},
     {"instructions", (getter)Accounting_get_instructions, NULL, "instructions so far", NULL},
     {"stop_reason", (getter)Accounting_get_stop_reason, NULL, "0 none, 1 budget, 2 outside "
-     "code, 3 unknown instruction, 4 deadline", NULL},
+     "code, 3 unknown instruction, 4 deadline, 5 order lost, 6 timeout", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1460,6 +1503,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyModule_AddIntConstant(m, "STOP_UNKNOWN_INSTRUCTION", STOP_UNKNOWN_INSTRUCTION);
     PyModule_AddIntConstant(m, "STOP_DEADLINE", STOP_DEADLINE);
     PyModule_AddIntConstant(m, "STOP_ORDER_LOST", STOP_ORDER_LOST);
+    PyModule_AddIntConstant(m, "STOP_TIMEOUT", STOP_TIMEOUT);
     PyModule_AddObject(m, "UNKNOWN_COST", PyLong_FromUnsignedLongLong(UNKNOWN_COST));
     return m;
 }

@@ -856,3 +856,27 @@ def test_flash_loads_past_the_loaded_image_read_the_flash(
 
     result = run(prog, core, cache=flash_cache(core, data_reads=True), loaded=loaded, mmio=poke)
     assert result.registers[0] == 1 and result.registers[1] == 0x12345678
+
+
+def test_the_hook_stops_a_spinning_program_at_the_wall_clock_timeout(
+    asm: Callable[..., Program],
+) -> None:
+    """``set_timeout`` stops the emulator from the block hook once the clock passed (the
+    engine's timeouts use it instead of unicorn's timer thread); unicorn's own timeout
+    here is only a backstop, which would leave the stop reason NONE."""
+    import time
+
+    prog = asm("cortex-m33", "spin:\nb spin\n")
+    uc = new_engine("cortex-m33")
+    uc.mem_map(FLASH, 0x100000, UC_PROT_ALL)
+    uc.mem_map(RAM, 0x10000, UC_PROT_ALL)
+    for addr, data in prog.image:
+        uc.mem_write(addr, data)
+    acc = BlockAccounting(prog.classify("cortex-m33"))
+    acc.install(uc)
+    acc.set_timeout(time.monotonic_ns() + 50_000_000)
+    uc.emu_start(prog.symbols["_start"] | 1, prog.symbols["done"], timeout=10_000_000)
+    assert acc.stop_reason is StopReason.TIMEOUT
+    assert acc.instructions > 1000
+    acc.set_timeout(None)
+    assert acc.stop_reason is StopReason.NONE
