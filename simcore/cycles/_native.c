@@ -441,12 +441,30 @@ __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo
     return missed;
 }
 
+/* The extra[] slot of the current block's first halfword (cache misses, fast-IO savings)
+ * and of its last (taken-branch refills, charge()): from its record, or kept by the plain
+ * path in head_extra/tail_extra (the record path does not store them per block). */
+static uint64_t *head_slot(acct_state *s) {
+    if (!s->prev) return s->head_extra;
+    const block_rec *b = &s->recs[s->prev];
+    const code_range *r = &s->ranges[b->range];
+    return r->extra + ((b->start - r->start) >> 1);
+}
+
+static uint64_t *tail_slot(acct_state *s) {
+    if (!s->prev) return s->tail_extra;
+    const block_rec *b = &s->recs[s->prev];
+    const code_range *r = &s->ranges[b->range];
+    uint64_t tail = (b->end - r->start) >> 1;
+    return r->extra + tail - (tail != 0);
+}
+
 /* Instruction fetch of a block that is not a plain repeat of the previous one. */
 __attribute__((noinline)) static void fetch_slow(acct_state *s, uint64_t address, uint64_t end) {
     uint64_t before = s->fetch_hits + s->fetch_misses;
     uint64_t missed = cache_range(s, address, end, 0);
     s->cycles += missed;
-    *s->head_extra += missed;
+    if (missed) *head_slot(s) += missed;
     s->lf_start = address;
     s->lf_end = end;
     s->lf_lines = s->fetch_hits + s->fetch_misses - before;
@@ -562,29 +580,14 @@ static int register_record(acct_state *s, uint32_t idx) {
     return 1;
 }
 
-/* Instruction fetch from the cached range, then the budget: the tail of the block hook.
- * `idx` is the block's record (0 = none, the plain path). */
-static inline void fetch_and_budget(void *uc, acct_state *s, uint32_t idx, uint64_t address,
-                                    uint64_t end, int over) {
+/* The plain path's instruction fetch from the cached range, then the budget. */
+static inline void plain_fetch_and_budget(void *uc, acct_state *s, uint64_t address,
+                                          uint64_t end, int over) {
     if (address - s->cache_lo < s->cache_span) {
-        block_rec *b = &s->recs[idx];
         if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
             s->fetch_hits += s->lf_lines;
-        } else if (b->valid) {
-            /* Every line of it is still cached (none evicted since it was fetched): all
-             * hits; its lines' age is now (lazy_stamp). */
-            s->fetch_hits += b->nlines;
-            b->stamp = ++s->cache_clock;
-            s->lf_start = address;
-            s->lf_end = end;
-            s->lf_lines = b->nlines;
-            s->lf_touch = ++s->cache_touch;
         } else {
             fetch_slow(s, address, end);
-            /* Its lines lie in distinct sets, so all of them are cached now. */
-            if (idx && s->lazy_fetch && b->nlines && b->nlines <= s->cache_sets &&
-                (b->registered || register_record(s, idx)))
-                s->recs[idx].valid = 1;
             if (UNLIKELY(over)) {
                 budget_stop(s, uc);
                 return;
@@ -594,6 +597,28 @@ static inline void fetch_and_budget(void *uc, acct_state *s, uint32_t idx, uint6
         }
     }
     if (UNLIKELY(over)) budget_stop(s, uc);
+}
+
+/* A block with a record whose lines are not known to be cached: the same block again
+ * (caches without lazy stamps), or fetch them and mark it (its lines lie in distinct
+ * sets, so all of them are cached now); then the budget. */
+__attribute__((noinline)) static void record_fetch(void *uc, acct_state *s, uint32_t idx,
+                                                   uint64_t address, uint64_t end) {
+    if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
+        s->fetch_hits += s->lf_lines;
+        if (UNLIKELY(s->instructions >= s->budget_limit)) budget_stop(s, uc);
+        return;
+    }
+    fetch_slow(s, address, end);
+    block_rec *b = &s->recs[idx];
+    if (s->lazy_fetch && b->nlines && b->nlines <= s->cache_sets &&
+        (b->registered || register_record(s, idx)))
+        s->recs[idx].valid = 1;
+    if (UNLIKELY(s->instructions >= s->budget_limit)) {
+        budget_stop(s, uc);
+        return;
+    }
+    flush_if_pending(s, uc);
 }
 
 /* A block accounted from the prefix arrays directly: records off (the reference the
@@ -627,7 +652,7 @@ __attribute__((noinline)) static void block_plain(void *uc, uint64_t address, ui
     s->instructions = instructions;
     r->counts[off0 >> 1]++;
     r->ends[off1 >> 1]++;
-    fetch_and_budget(uc, s, 0, address, end, instructions >= s->budget_limit);
+    plain_fetch_and_budget(uc, s, address, end, instructions >= s->budget_limit);
 }
 
 /* Room for one more record; 0 when the pool is at max_recs or out of memory. */
@@ -687,18 +712,19 @@ __attribute__((noinline)) static void block_new(void *uc, uint64_t address, uint
 /* UC_HOOK_BLOCK callback; user_data is the acct_state.
  * The common path reads the block's record (rec_of) and touches nothing else per block:
  * counts go into the record (folded into the arrays by fold_records), the extra[] slots
- * are only pointed at. Every call is out of line and in tail position. */
+ * are found from the record when needed (head_slot, tail_slot). Every other call is out
+ * of line and in tail position, so the common path saves few registers. */
 __attribute__((visibility("default")))
 void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     acct_state *s = (acct_state *)user_data;
     if (UNLIKELY(s->cycles >= s->deadline) && deadline_reached(s, uc)) return;
     uint64_t end = address + size;
     const code_range *r = s->last;
-    if (UNLIKELY(address < r->start || end > r->end)) {
+    uint64_t off0 = address - r->start;  /* huge below the range */
+    if (UNLIKELY(off0 >= r->end - r->start || end > r->end)) {
         block_other_range(uc, address, size, s);
         return;
     }
-    uint64_t off0 = address - r->start, off1 = end - r->start;
     uint32_t idx = r->rec_of[off0 >> 1];
     block_rec *b = &s->recs[idx];
     if (UNLIKELY(b->end != end)) {
@@ -712,16 +738,23 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
         s->taken_branches++;
         charge_refill(s);
     }
-    uint64_t tail = off1 >> 1;
-    s->tail_extra = r->extra + tail - (tail != 0);
-    s->head_extra = r->extra + (off0 >> 1);
     s->prev = idx;
-    s->cur_start = address;
     s->cur_end = end;
     s->cycles = cycles;
     s->instructions = instructions;
     b->count++;
-    fetch_and_budget(uc, s, idx, address, end, instructions >= s->budget_limit);
+    if (address - s->cache_lo < s->cache_span) {
+        if (UNLIKELY(!b->valid)) {
+            record_fetch(uc, s, idx, address, end);
+            return;
+        }
+        /* Every line of it is still cached (none evicted since it was fetched): all hits;
+         * its lines' LRU age is now (lazy_stamp). */
+        s->fetch_hits += b->nlines;
+        b->stamp = ++s->cache_clock;
+        s->cache_touch++;
+    }
+    if (UNLIKELY(instructions >= s->budget_limit)) budget_stop(s, uc);
 }
 
 /* Fold the records' counts into the range arrays (before Python reads them). */
@@ -841,7 +874,7 @@ uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void 
         s->data_touch = ++s->cache_touch;
     }
     s->cycles += missed;
-    *s->head_extra += missed;
+    if (missed) *head_slot(s) += missed;
     flush_if_pending(s, uc);
     if (UNLIKELY(offset + size > s->copy_len)) {
         s->mem_read(uc, address, &value, size);
@@ -862,7 +895,7 @@ uint64_t simcore_fast_io_read(void *uc, uint64_t offset, unsigned size, void *us
     acct_state *s = (acct_state *)user_data;
     uint64_t value = 0;
     s->cycles -= s->fast_io_saving;
-    *s->head_extra -= s->fast_io_saving;
+    *head_slot(s) -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_read(uc, s->io_lo + offset, &value, size);
     return value;
@@ -873,7 +906,7 @@ void simcore_fast_io_write(void *uc, uint64_t offset, unsigned size, uint64_t va
                            void *user_data) {
     acct_state *s = (acct_state *)user_data;
     s->cycles -= s->fast_io_saving;
-    *s->head_extra -= s->fast_io_saving;
+    *head_slot(s) -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_write(uc, s->io_lo + offset, &value, size);
 }
@@ -1324,7 +1357,7 @@ static PyObject *Accounting_charge(AccountingObject *self, PyObject *arg) {
     if (PyErr_Occurred()) return NULL;
     self->st.cycles += cycles;
     self->st.charged_cycles += cycles;
-    *self->st.tail_extra += cycles;
+    *tail_slot(&self->st) += cycles;
     Py_RETURN_NONE;
 }
 
@@ -1372,7 +1405,8 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "stop_reason", (int)s->stop_reason,
         "fault_start", (unsigned long long)s->fault_start,
         "fault_end", (unsigned long long)s->fault_end,
-        "block_start", (unsigned long long)(started ? s->cur_start : 0),
+        "block_start",
+        (unsigned long long)(!started ? 0 : s->prev ? s->recs[s->prev].start : s->cur_start),
         "block_end", (unsigned long long)(started ? s->cur_end : 0),
         "fetch_hits", (unsigned long long)s->fetch_hits,
         "fetch_misses", (unsigned long long)s->fetch_misses,
