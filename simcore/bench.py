@@ -163,7 +163,7 @@ def _firmware_throughput(repeats: int = 3) -> None:
         "\nratios: unicorn's time over the run's (above 1 = faster than plain unicorn), and"
         " raw's over the run's:"
         "\n  board      images  M instr  unicorn     raw  hits counted (ratios)  "
-        "default: run, validate (ratios)"
+        "default: run, validate (ratios)  M instr/s (raw, default)"
     )
     for board in sorted(load_boards()):
         try:
@@ -202,7 +202,8 @@ def _firmware_throughput(repeats: int = 3) -> None:
 
         print(
             f"  {board:<10} {build.capacity:>6} {n / 1e6:8.1f} {cpu['unicorn']:8.3f} "
-            f"{cpu['raw']:7.3f} {_ratios(cpu, 'accounted')}   {_ratios(cpu, 'validation')}{same}"
+            f"{cpu['raw']:7.3f} {_ratios(cpu, 'accounted')}   {_ratios(cpu, 'validation')}"
+            f"  {n / 1e6 / cpu['raw']:7.0f} {n / 1e6 / cpu['validation']:7.0f}{same}"
         )
 
 

@@ -189,16 +189,45 @@ def _udf(code: bytes) -> int | None:
     return None
 
 
-def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> list[int]:
+@functools.lru_cache(maxsize=256)
+def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> tuple[int, ...]:
     """Addresses of the halfwords of ``code`` where ``match(hw, next_hw)`` holds.
 
     A match that is not an instruction start (data, or the second half of a
     32-bit instruction) is harmless to hook: no instruction executes there.
+    Remembered per code, base and (module-level) match: every batch of a validation
+    installs its hooks from the same sections, and a scan in Python costs more than
+    emulating a small batch.
     """
     hw = _halfwords(code)
-    return [
+    return tuple(
         base + 2 * i for i in range(len(hw)) if match(hw[i], hw[i + 1] if i + 1 < len(hw) else 0)
-    ]
+    )
+
+
+def _returns_insn(hw: int, nxt: int) -> bool:
+    """BX LR, POP {..,PC}, POP.W {..,PC} or LDR PC, [SP], #4."""
+    return (
+        hw == 0x4770
+        or hw & 0xFF00 == 0xBD00
+        or (hw == 0xE8BD and nxt & 0x8000 != 0)
+        or (hw == 0xF85D and nxt == 0xFB04)
+    )
+
+
+def _sev(hw: int, nxt: int) -> bool:
+    """SEV (16- or 32-bit)."""
+    return hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004)
+
+
+def _divides(hw: int, nxt: int) -> bool:
+    """SDIV or UDIV."""
+    return hw & 0xFFF0 in _DIVIDE_OPS and nxt & 0xF0F0 == 0xF0F0
+
+
+def _parks(hw: int, nxt: int) -> bool:
+    """`b .`, `b.w .` or `bx lr`."""
+    return hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32
 
 
 #: How far below SP an access still counts as the stack's (a PUSH of every register).
@@ -246,16 +275,7 @@ def _returns(image: ElfImage, address: int) -> list[int]:
         ]
         end = min([end, *later])
     code = section.data[func.address - section.address : end - section.address]
-    return _scan(
-        code,
-        func.address,
-        lambda hw, nxt: (
-            hw == 0x4770
-            or hw & 0xFF00 == 0xBD00
-            or (hw == 0xE8BD and nxt & 0x8000 != 0)
-            or (hw == 0xF85D and nxt == 0xFB04)
-        ),
-    )
+    return list(_scan(code, func.address, _returns_insn))
 
 
 @dataclass(frozen=True)
@@ -1038,11 +1058,7 @@ class _Run:
             return
         self.divide_hooks = True
         for section in m.image.code_sections:
-            found = _scan(
-                section.data,
-                section.address,
-                lambda hw, nxt: hw & 0xFFF0 in _DIVIDE_OPS and nxt & 0xF0F0 == 0xF0F0,
-            )
+            found = _scan(section.data, section.address, _divides)
             for address in found:
                 hw, nxt = _halfwords(section.data[address - section.address :][:4])
                 self._code_hook(address, self._divide_check(address, hw, nxt))
@@ -1562,11 +1578,7 @@ class _Run:
         if layer is not None and layer.kind == "func" and self.opt.cycles:
             self._code_hook(layer.address, self._on_layer)
         for section in img.code_sections:
-            for address in _scan(
-                section.data,
-                section.address,
-                lambda hw, nxt: hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004),
-            ):
+            for address in _scan(section.data, section.address, _sev):
                 self._code_hook(address, self._on_sev)
             # Unmasking (CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK) may let a pending
             # exception in: look again at the next block boundary.
@@ -1610,8 +1622,16 @@ class _Run:
                 remaining = timeout_us - int((time.perf_counter() - self.started) * 1e6)
                 if remaining <= 0:
                     return
+            if self.model is not None:
+                # The C hook watches the clock (unicorn's timeout thread would wake
+                # every few microseconds for the whole run).
+                self.model.accounting.set_timeout(
+                    time.monotonic_ns() + remaining * 1000 if remaining else None
+                )
             try:
-                uc.emu_start(begin, _NEVER, timeout=remaining, count=count)
+                uc.emu_start(
+                    begin, _NEVER, timeout=0 if self.model is not None else remaining, count=count
+                )
             except unicorn.UcError as exc:
                 if self.fault is not None or m.mmio_fault is not None:
                     return
@@ -1647,7 +1667,10 @@ class _Run:
                 return
             if self.fault is not None or self.stop is not None or m.mmio_fault is not None:
                 return
-            if self.model is not None and self.model.accounting.stop_reason is CycleStop.ORDER_LOST:
+            if self.model is not None and self.model.accounting.stop_reason in (
+                CycleStop.ORDER_LOST,
+                CycleStop.TIMEOUT,
+            ):
                 return
             # Both may hold at once (a CCR write stopped the run at a deadline).
             carry_on = self._exceptions_continue()
@@ -2037,11 +2060,7 @@ def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
     found = []
     for section in sections:
         data, base = section.data, section.address
-        for address in _scan(
-            data,
-            base,
-            lambda hw, nxt: hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32,
-        ):
+        for address in _scan(data, base, _parks):
             before = _halfwords(data[max(0, address - base - 4) : address - base])
             blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780
             bl = len(before) == 2 and before[0] & 0xF800 == 0xF000 and before[1] & 0xD000 == 0xD000

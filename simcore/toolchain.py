@@ -10,6 +10,7 @@ rather than the caller's working directory, and ``SOURCE_DATE_EPOCH`` unset.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -151,8 +152,22 @@ def find_gxx() -> str:
 
 
 def compiler_version() -> str:
-    """First line of ``arm-none-eabi-gcc --version``."""
-    out = subprocess.run([find_gcc(), "--version"], capture_output=True, text=True, check=False)
+    """First line of ``arm-none-eabi-gcc --version``.
+
+    Asked once per compiler file (path, size, modification time) and process: every run
+    on a board with a ROM asks it for the ROM cache's key.
+    """
+    gcc = find_gcc()
+    try:
+        st = os.stat(gcc)
+    except OSError:
+        return _version_of(gcc, 0, 0)
+    return _version_of(gcc, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _version_of(gcc: str, size: int, mtime_ns: int) -> str:
+    out = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False)
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 

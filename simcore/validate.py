@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -634,14 +635,40 @@ def preload_planning_modules() -> None:
         importlib.import_module(name)
 
 
-def _plan(combo: Combination, firmware: Path | None, limit: int | None, split: str) -> _Plan:
+class _Goldens:
+    """Goldens loaded once per validation: the combinations of a model share one (a load
+    checks every file's sha256; the MNIST goldens hold 10,000 images each). Planning
+    threads asking for the same golden wait for one load; a failed load is not kept."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._per_name: dict[str, threading.Lock] = {}
+        self._loaded: dict[str, Golden] = {}
+
+    def get(self, combo: Combination) -> Golden:
+        name = combo.golden if combo.golden is not None else combo.model
+        with self._lock:
+            lock = self._per_name.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._loaded:
+                self._loaded[name] = combo.load_golden()
+            return self._loaded[name]
+
+
+def _plan(
+    combo: Combination,
+    firmware: Path | None,
+    limit: int | None,
+    split: str,
+    goldens: _Goldens | None = None,
+) -> _Plan:
     started = time.perf_counter()
     if combo.fmt not in FORMATS:
         raise UsageError(
             f"unknown format {combo.fmt!r}", hint=f"choose one of {', '.join(FORMATS)}"
         )
     board = get_board(combo.board)
-    golden = combo.load_golden()
+    golden = combo.load_golden() if goldens is None else goldens.get(combo)
     rows = golden.split(split)
     if limit is not None:
         rows = rows[:limit]
@@ -701,9 +728,11 @@ def validate_many(
     if jobs < 1:
         raise UsageError(f"jobs {jobs}: at least 1 worker process")
 
+    goldens = _Goldens()
+
     def plan_or_error(combo: Combination) -> _Plan | Validation:
         try:
-            return _plan(combo, firmware, limit, split)
+            return _plan(combo, firmware, limit, split, goldens)
         except DoesNotFit as exc:
             return Validation.unfit(combo, exc)
         except SimError as exc:

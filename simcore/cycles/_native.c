@@ -23,7 +23,9 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_RANGES 32
 #define UNKNOWN_COST (1ULL << 40)
@@ -38,7 +40,12 @@ enum stop_reason {
     STOP_UNKNOWN_INSTRUCTION = 3,
     STOP_DEADLINE = 4,
     STOP_ORDER_LOST = 5,
+    STOP_TIMEOUT = 6,
 };
+
+/* Cycles between two looks at the clock for the wall-clock timeout (set_timeout): about
+ * 0.3 ms of emulation at full speed. */
+#define WALL_CHECK_CYCLES 100000
 
 typedef int (*emu_stop_fn)(void *uc);
 typedef int (*uc_reg_write_fn)(void *uc, int regid, const void *value);
@@ -77,7 +84,39 @@ typedef struct {
                               * refills at a block's last halfword, cache misses and fast-IO
                               * savings, mod 2**64, at its first), so that the profile adds
                               * up to the total; NULL = not kept */
+    uint32_t *rec_of;        /* nhalf + 1: the block record (index into acct_state.recs, 0 =
+                              * none) of the block starting at each halfword */
+    /* Lines of the cached range this range's code spans: per line [reg_first, reg_first +
+     * reg_nlines), the head of its list of registered block records (0 = none; see
+     * acct_state.reg_next); NULL until the first registration. */
+    uint32_t *reg_head;
+    uint64_t reg_first, reg_nlines;
 } code_range;
+
+/* One translated block [start, end) as the block hook met it, with its static cost looked
+ * up once. The hot path then reads one record instead of the prefix arrays, counts into
+ * it and folds the counts into code_range.counts/ends/extra when Python asks (flush).
+ *
+ * Lazy fetch stamps (shared caches of at most MAPPED_WAYS ways): once a block's fetch
+ * found every line of it in the cache (`valid`), and no line of it was evicted since,
+ * running it again hits on every line; it then only records the access time in `stamp`
+ * instead of stamping each line. The LRU age of a line is the latest of its own stamp and
+ * the stamps of the blocks registered on it (lazy_stamp), which is all that a victim
+ * choice reads; the order of accesses is the same as with per-line stamps (a block's
+ * lines lie in distinct sets, nlines <= sets). */
+typedef struct {
+    uint64_t end;            /* key with the start (rec_of); NO_BLOCK for the sentinel */
+    uint64_t dc, di;         /* static cycles and instructions of the block */
+    uint64_t count;          /* executions not yet folded into counts/ends */
+    uint64_t taken;          /* taken branches after it not yet folded into extra */
+    uint64_t stamp;          /* cache_clock of its last lazy fetch (0 = none) */
+    uint32_t nlines;         /* lines of the cached range it spans */
+    uint8_t valid;           /* every line of it is in the cache (see above) */
+    uint8_t registered;      /* on the line lists of its range (reg_head) */
+    uint16_t range;          /* index into acct_state.ranges */
+    uint32_t alt;            /* another record of the same start (0 = none) */
+    uint64_t start;
+} block_rec;
 
 typedef struct {
     /* Hot: read or written on every block. */
@@ -85,9 +124,8 @@ typedef struct {
     uint64_t instructions;
     uint64_t cur_start, cur_end; /* the block executing now; cur_end is NO_BLOCK at first */
     uint64_t budget_limit;       /* stop once instructions reach this; UINT64_MAX = none */
-    uint64_t deadline;           /* stop once cycles reach this (the next timer or SysTick
-                                  * event, or 0: re-examine the interrupts at the next
-                                  * block); UINT64_MAX = none */
+    uint64_t deadline;           /* the hook's one test: the earlier of event_deadline and
+                                  * wall_check_at */
     uint64_t refill_cycles;
     uint64_t cache_lo, cache_span; /* cached range [lo, lo + span); span 0 = no cache */
     /* Fast path: the same block again with no cache access in between hits on every
@@ -97,6 +135,8 @@ typedef struct {
     const code_range *last;      /* range of the previous block */
     uint64_t *tail_extra;        /* extra[] slot of the last halfword of the previous block */
     uint64_t *head_extra;        /* extra[] slot of the first halfword of the current block */
+    block_rec *recs;             /* block records; recs[0] is a sentinel (never matches) */
+    uint32_t prev;               /* record of the previous block (0 = none: plain path) */
     /* Warm and cold. */
     uint64_t taken_branches;
     uint64_t budget;             /* as set (0 = none), for the snapshot */
@@ -123,7 +163,9 @@ typedef struct {
     uint64_t io_lo, io_span, io_alias;
     uc_reg_write_fn reg_write;
     uc_mem_fn mem_read, mem_write;
-    const uint8_t *flash_copy;    /* the cached range's bytes (read-only memory), or NULL */
+    const uint8_t *flash_copy;    /* the cached range's first copy_len bytes (read-only
+                                   * memory; the rest is read from unicorn), or NULL */
+    uint64_t copy_len;
     uint64_t data_line, data_touch; /* line of the last data load, cache_touch after it */
     data_cache dcache;
     uint64_t tlb_fills;
@@ -152,6 +194,20 @@ typedef struct {
     uc_ctl_fn ctl;
     uint64_t sink;               /* where extra cycles go before the first block */
     uint64_t charged_cycles;     /* cycles added by charge(): exception entry/return, sleep */
+    uint64_t event_deadline;     /* stop once cycles reach this (the next timer or SysTick
+                                  * event, or 0: re-examine the interrupts at the next
+                                  * block); UINT64_MAX = none */
+    /* The wall-clock timeout (set_timeout): CLOCK_MONOTONIC nanoseconds (0 = none), looked
+     * at once cycles reach wall_check_at. Unicorn's own timeout runs a thread that wakes
+     * every few microseconds (tens of thousands of context switches per second). */
+    uint64_t wall_deadline_ns, wall_check_at;
+    uint32_t nrecs, cap_recs;    /* records in use (with the sentinel) and allocated */
+    uint32_t max_recs;           /* more blocks than this take the plain path */
+    int32_t use_records;         /* 0: every block takes the plain path (the reference) */
+    int32_t lazy_fetch;          /* lazy fetch stamps (see block_rec) */
+    int32_t lazy_allowed;        /* set_block_records' choice (lazy_fetch needs a cache too) */
+    uint32_t *reg_next, *reg_rec; /* line-list nodes: next node, record (node 0 unused) */
+    uint32_t nreg, cap_reg;
     code_range ranges[MAX_RANGES];
 } acct_state;
 
@@ -242,6 +298,58 @@ static int cache_line_mapped(acct_state *s, uint64_t line) {
     return 0;
 }
 
+/* The LRU age of the line in way w of set `set`: its own stamp, or the last lazy fetch of
+ * a block registered on it if later (see block_rec). */
+static uint64_t lazy_stamp(const acct_state *s, uint32_t set, uint32_t w) {
+    size_t at = (size_t)set * s->cache_ways + w;
+    uint64_t stamp = s->cache_stamps[at];
+    if (s->cache_tags[at] == UINT32_MAX) return stamp;
+    uint64_t line = ((uint64_t)s->cache_tags[at] << s->sets_shift) | set;
+    for (int32_t i = 0; i < s->nranges; i++) {
+        const code_range *r = &s->ranges[i];
+        if (!r->reg_head || line - r->reg_first >= r->reg_nlines) continue;
+        for (uint32_t n = r->reg_head[line - r->reg_first]; n; n = s->reg_next[n]) {
+            uint64_t b = s->recs[s->reg_rec[n]].stamp;
+            if (b > stamp) stamp = b;
+        }
+    }
+    return stamp;
+}
+
+/* `line` left the cache: the blocks registered on it must fetch it again. */
+static void invalidate_line(acct_state *s, uint64_t line) {
+    for (int32_t i = 0; i < s->nranges; i++) {
+        const code_range *r = &s->ranges[i];
+        if (!r->reg_head || line - r->reg_first >= r->reg_nlines) continue;
+        for (uint32_t n = r->reg_head[line - r->reg_first]; n; n = s->reg_next[n])
+            s->recs[s->reg_rec[n]].valid = 0;
+    }
+}
+
+/* A miss of `line` with lazy fetch stamps: the victim is the first way of least LRU age
+ * (lazy_stamp), as lru_access chooses with per-line stamps. */
+__attribute__((noinline)) static void cache_miss_lazy(acct_state *s, uint64_t line,
+                                                      uint32_t set) {
+    uint32_t victim = 0;
+    uint64_t least = UINT64_MAX;
+    for (uint32_t w = 0; w < s->cache_ways; w++) {
+        uint64_t age = lazy_stamp(s, set, w);
+        if (age < least) {
+            least = age;
+            victim = w;
+        }
+    }
+    size_t at = (size_t)set * s->cache_ways;
+    if (s->cache_tags[at + victim] != UINT32_MAX)
+        invalidate_line(s, ((uint64_t)s->cache_tags[at + victim] << s->sets_shift) | set);
+    if (s->resident) {
+        cache_fill_pages(s, line, set, victim);
+    } else {
+        s->cache_tags[at + victim] = (uint32_t)(line >> s->sets_shift);
+        s->cache_stamps[at + victim] = ++s->cache_clock;
+    }
+}
+
 /* Access one cache line; return 1 on hit. The hit path is inline (instruction fetch
  * checks every line of most blocks); misses with resident pages go out of line. */
 static inline int cache_line(acct_state *s, uint64_t line) {
@@ -259,7 +367,9 @@ static inline int cache_line(acct_state *s, uint64_t line) {
         }
         if (stamps[w] < stamps[victim]) victim = w;
     }
-    if (s->resident) {
+    if (s->lazy_fetch) {
+        cache_miss_lazy(s, line, set);
+    } else if (s->resident) {
         cache_fill_pages(s, line, set, victim);
     } else {
         tags[victim] = tag;
@@ -331,12 +441,30 @@ __attribute__((noinline)) static uint64_t cache_range(acct_state *s, uint64_t lo
     return missed;
 }
 
+/* The extra[] slot of the current block's first halfword (cache misses, fast-IO savings)
+ * and of its last (taken-branch refills, charge()): from its record, or kept by the plain
+ * path in head_extra/tail_extra (the record path does not store them per block). */
+static uint64_t *head_slot(acct_state *s) {
+    if (!s->prev) return s->head_extra;
+    const block_rec *b = &s->recs[s->prev];
+    const code_range *r = &s->ranges[b->range];
+    return r->extra + ((b->start - r->start) >> 1);
+}
+
+static uint64_t *tail_slot(acct_state *s) {
+    if (!s->prev) return s->tail_extra;
+    const block_rec *b = &s->recs[s->prev];
+    const code_range *r = &s->ranges[b->range];
+    uint64_t tail = (b->end - r->start) >> 1;
+    return r->extra + tail - (tail != 0);
+}
+
 /* Instruction fetch of a block that is not a plain repeat of the previous one. */
 __attribute__((noinline)) static void fetch_slow(acct_state *s, uint64_t address, uint64_t end) {
     uint64_t before = s->fetch_hits + s->fetch_misses;
     uint64_t missed = cache_range(s, address, end, 0);
     s->cycles += missed;
-    *s->head_extra += missed;
+    if (missed) *head_slot(s) += missed;
     s->lf_start = address;
     s->lf_end = end;
     s->lf_lines = s->fetch_hits + s->fetch_misses - before;
@@ -359,18 +487,30 @@ __attribute__((noinline, cold)) static void budget_stop(acct_state *s, void *uc)
     if (s->emu_stop) s->emu_stop(uc);
 }
 
-/* The deadline passed: stop before this block. Unicorn 2.1.4 does not execute a block
- * whose hook requested the stop (measured: PC is the block's start afterwards), so the
- * block is not counted; it runs, and is counted, when emulation resumes there. */
-__attribute__((noinline, cold)) static void deadline_stop(acct_state *s, void *uc) {
-    if (s->stop_reason == STOP_NONE) s->stop_reason = STOP_DEADLINE;
-    if (s->emu_stop) s->emu_stop(uc);
+static inline void update_deadline(acct_state *s) {
+    s->deadline = s->event_deadline < s->wall_check_at ? s->event_deadline : s->wall_check_at;
 }
 
-__attribute__((noinline)) static void fetch_slow_then_stop(acct_state *s, void *uc,
-                                                          uint64_t address, uint64_t end) {
-    fetch_slow(s, address, end);
-    budget_stop(s, uc);
+/* Cycles reached `deadline`. An event deadline, or the wall-clock timeout passed: stop
+ * before this block and return 1. Unicorn 2.1.4 does not execute a block whose hook
+ * requested the stop (measured: PC is the block's start afterwards), so the block is not
+ * counted; it runs, and is counted, when emulation resumes there. Otherwise (the clock
+ * looked at in time) set the next look and return 0: the block runs on. */
+__attribute__((noinline, cold)) static int deadline_reached(acct_state *s, void *uc) {
+    int reason = STOP_DEADLINE;
+    if (s->cycles < s->event_deadline) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec < s->wall_deadline_ns) {
+            s->wall_check_at = s->cycles + WALL_CHECK_CYCLES;
+            update_deadline(s);
+            return 0;
+        }
+        reason = STOP_TIMEOUT;
+    }
+    if (s->stop_reason == STOP_NONE) s->stop_reason = reason;
+    if (s->emu_stop) s->emu_stop(uc);
+    return 1;
 }
 
 PyMODINIT_FUNC PyInit__native(void);
@@ -391,24 +531,102 @@ __attribute__((noinline, cold)) static void block_other_range(void *uc, uint64_t
     flag_and_stop(s, uc, STOP_OUTSIDE_CODE, address, end);
 }
 
-/* UC_HOOK_BLOCK callback; user_data is the acct_state.
- * Counters are read into locals and written back once, so the stores to the count
- * arrays (which may alias the state as far as the compiler knows) force no reloads;
- * every call is out of line and in tail position, so the common path saves no
- * registers. */
-__attribute__((visibility("default")))
-void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
-    acct_state *s = (acct_state *)user_data;
-    if (UNLIKELY(s->cycles >= s->deadline)) {
-        deadline_stop(s, uc);
+/* The refill of a taken branch, charged at the last halfword of the block that branched
+ * (through its record when it has one: folded into extra[] by fold_records). */
+static inline void charge_refill(acct_state *s) {
+    if (s->prev)
+        s->recs[s->prev].taken++;
+    else
+        *s->tail_extra += s->refill_cycles;
+}
+
+/* Put a block on the line lists of its range; 0 if out of memory (it then stays off the
+ * lazy path, which is always exact). */
+static int register_record(acct_state *s, uint32_t idx) {
+    block_rec *b = &s->recs[idx];
+    code_range *r = &s->ranges[b->range];
+    uint64_t lo = b->start, hi = b->end, cache_hi = s->cache_lo + s->cache_span;
+    if (!r->reg_head) {
+        uint64_t rlo = r->start > s->cache_lo ? r->start : s->cache_lo;
+        uint64_t rhi = r->end < cache_hi ? r->end : cache_hi;
+        if (rlo >= rhi) return 0;
+        r->reg_first = rlo >> s->line_shift;
+        r->reg_nlines = ((rhi - 1) >> s->line_shift) - r->reg_first + 1;
+        r->reg_head = calloc(r->reg_nlines, sizeof(uint32_t));
+        if (!r->reg_head) return 0;
+    }
+    if (lo < s->cache_lo) lo = s->cache_lo;
+    if (hi > cache_hi) hi = cache_hi;
+    uint64_t first = lo >> s->line_shift, last = (hi - 1) >> s->line_shift;
+    if (s->nreg + (last - first + 1) > s->cap_reg) {
+        uint64_t cap = s->cap_reg ? s->cap_reg : 1024;
+        while (cap < s->nreg + (last - first + 1)) cap *= 2;
+        if (cap > UINT32_MAX) return 0;
+        uint32_t *next = realloc(s->reg_next, cap * sizeof(uint32_t));
+        if (!next) return 0;
+        s->reg_next = next;
+        uint32_t *rec = realloc(s->reg_rec, cap * sizeof(uint32_t));
+        if (!rec) return 0;
+        s->reg_rec = rec;
+        s->cap_reg = (uint32_t)cap;
+    }
+    for (uint64_t line = first; line <= last; line++) {
+        uint32_t n = s->nreg++;
+        s->reg_rec[n] = idx;
+        s->reg_next[n] = r->reg_head[line - r->reg_first];
+        r->reg_head[line - r->reg_first] = n;
+    }
+    b->registered = 1;
+    return 1;
+}
+
+/* The plain path's instruction fetch from the cached range, then the budget. */
+static inline void plain_fetch_and_budget(void *uc, acct_state *s, uint64_t address,
+                                          uint64_t end, int over) {
+    if (address - s->cache_lo < s->cache_span) {
+        if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
+            s->fetch_hits += s->lf_lines;
+        } else {
+            fetch_slow(s, address, end);
+            if (UNLIKELY(over)) {
+                budget_stop(s, uc);
+                return;
+            }
+            flush_if_pending(s, uc);
+            return;
+        }
+    }
+    if (UNLIKELY(over)) budget_stop(s, uc);
+}
+
+/* A block with a record whose lines are not known to be cached: the same block again
+ * (caches without lazy stamps), or fetch them and mark it (its lines lie in distinct
+ * sets, so all of them are cached now); then the budget. */
+__attribute__((noinline)) static void record_fetch(void *uc, acct_state *s, uint32_t idx,
+                                                   uint64_t address, uint64_t end) {
+    if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
+        s->fetch_hits += s->lf_lines;
+        if (UNLIKELY(s->instructions >= s->budget_limit)) budget_stop(s, uc);
         return;
     }
+    fetch_slow(s, address, end);
+    block_rec *b = &s->recs[idx];
+    if (s->lazy_fetch && b->nlines && b->nlines <= s->cache_sets &&
+        (b->registered || register_record(s, idx)))
+        s->recs[idx].valid = 1;
+    if (UNLIKELY(s->instructions >= s->budget_limit)) {
+        budget_stop(s, uc);
+        return;
+    }
+    flush_if_pending(s, uc);
+}
+
+/* A block accounted from the prefix arrays directly: records off (the reference the
+ * tests compare with), or no room for another record. */
+__attribute__((noinline)) static void block_plain(void *uc, uint64_t address, uint32_t size,
+                                                  acct_state *s) {
     uint64_t end = address + size;
     const code_range *r = s->last;
-    if (UNLIKELY(address < r->start || end > r->end)) {
-        block_other_range(uc, address, size, s);
-        return;
-    }
     uint64_t off0 = address - r->start, off1 = end - r->start;
     /* Row i of the (n+1) x 2 prefix starts at element 2 * i = the (even) byte offset. */
     const uint64_t *p0 = r->prefix + off0, *p1 = r->prefix + off1;
@@ -422,32 +640,135 @@ void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_da
     if (address != s->cur_end && s->cur_end != NO_BLOCK) {
         cycles += s->refill_cycles;
         s->taken_branches++;
-        *s->tail_extra += s->refill_cycles;
+        charge_refill(s);
     }
     uint64_t tail = off1 >> 1;
     s->tail_extra = r->extra + tail - (tail != 0);
     s->head_extra = r->extra + (off0 >> 1);
+    s->prev = 0;
     s->cur_start = address;
     s->cur_end = end;
     s->cycles = cycles;
     s->instructions = instructions;
     r->counts[off0 >> 1]++;
     r->ends[off1 >> 1]++;
-    int over = instructions >= s->budget_limit;
-    if (address - s->cache_lo < s->cache_span) {
-        if (address == s->lf_start && end == s->lf_end && s->lf_touch == s->cache_touch) {
-            s->fetch_hits += s->lf_lines;
-        } else {
-            if (UNLIKELY(over)) {
-                fetch_slow_then_stop(s, uc, address, end);
-                return;
-            }
-            fetch_slow(s, address, end);
-            flush_if_pending(s, uc);
+    plain_fetch_and_budget(uc, s, address, end, instructions >= s->budget_limit);
+}
+
+/* Room for one more record; 0 when the pool is at max_recs or out of memory. */
+static int grow_records(acct_state *s) {
+    if (s->nrecs < s->cap_recs) return 1;
+    if (s->cap_recs >= s->max_recs) return 0;
+    uint64_t cap = (uint64_t)s->cap_recs * 2;
+    if (cap > s->max_recs) cap = s->max_recs;
+    block_rec *recs = realloc(s->recs, cap * sizeof(block_rec));
+    if (!recs) return 0;
+    s->recs = recs;
+    s->cap_recs = (uint32_t)cap;
+    return 1;
+}
+
+/* Records kept per start address (rec_of holds the last one used; `alt` chains the others
+ * of the same start, for a block unicorn translated with another end). */
+#define MAX_ALT 8
+
+/* The block has no record under rec_of yet: find or make one, then account it. */
+__attribute__((noinline)) static void block_new(void *uc, uint64_t address, uint32_t size,
+                                                acct_state *s) {
+    const code_range *r = s->last;
+    uint64_t end = address + size, off0 = address - r->start, off1 = end - r->start;
+    uint32_t head = r->rec_of[off0 >> 1];
+    uint32_t idx = head;
+    for (int k = 0; idx && k < MAX_ALT; k++, idx = s->recs[idx].alt) {
+        if (s->recs[idx].end == end) {
+            r->rec_of[off0 >> 1] = idx;
+            simcore_block_hook(uc, address, size, s);
             return;
         }
     }
-    if (UNLIKELY(over)) budget_stop(s, uc);
+    const uint64_t *p0 = r->prefix + off0, *p1 = r->prefix + off1;
+    uint64_t dc = p1[0] - p0[0];
+    if (!s->use_records || dc >= UNKNOWN_COST || !grow_records(s)) {
+        block_plain(uc, address, size, s);
+        return;
+    }
+    idx = s->nrecs++;
+    block_rec *b = &s->recs[idx];
+    memset(b, 0, sizeof *b);
+    b->start = address;
+    b->end = end;
+    b->dc = dc;
+    b->di = p1[1] - p0[1];
+    b->range = (uint16_t)(r - s->ranges);
+    b->alt = head;
+    if (address - s->cache_lo < s->cache_span && end > address) {
+        uint64_t hi = end < s->cache_lo + s->cache_span ? end : s->cache_lo + s->cache_span;
+        b->nlines = (uint32_t)(((hi - 1) >> s->line_shift) - (address >> s->line_shift) + 1);
+    }
+    r->rec_of[off0 >> 1] = idx;
+    simcore_block_hook(uc, address, size, s);
+}
+
+/* UC_HOOK_BLOCK callback; user_data is the acct_state.
+ * The common path reads the block's record (rec_of) and touches nothing else per block:
+ * counts go into the record (folded into the arrays by fold_records), the extra[] slots
+ * are found from the record when needed (head_slot, tail_slot). Every other call is out
+ * of line and in tail position, so the common path saves few registers. */
+__attribute__((visibility("default")))
+void simcore_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
+    acct_state *s = (acct_state *)user_data;
+    if (UNLIKELY(s->cycles >= s->deadline) && deadline_reached(s, uc)) return;
+    uint64_t end = address + size;
+    const code_range *r = s->last;
+    uint64_t off0 = address - r->start;  /* huge below the range */
+    if (UNLIKELY(off0 >= r->end - r->start || end > r->end)) {
+        block_other_range(uc, address, size, s);
+        return;
+    }
+    uint32_t idx = r->rec_of[off0 >> 1];
+    block_rec *b = &s->recs[idx];
+    if (UNLIKELY(b->end != end)) {
+        block_new(uc, address, size, s);
+        return;
+    }
+    uint64_t cycles = s->cycles + b->dc;
+    uint64_t instructions = s->instructions + b->di;
+    if (address != s->cur_end && s->cur_end != NO_BLOCK) {
+        cycles += s->refill_cycles;
+        s->taken_branches++;
+        charge_refill(s);
+    }
+    s->prev = idx;
+    s->cur_end = end;
+    s->cycles = cycles;
+    s->instructions = instructions;
+    b->count++;
+    if (address - s->cache_lo < s->cache_span) {
+        if (UNLIKELY(!b->valid)) {
+            record_fetch(uc, s, idx, address, end);
+            return;
+        }
+        /* Every line of it is still cached (none evicted since it was fetched): all hits;
+         * its lines' LRU age is now (lazy_stamp). */
+        s->fetch_hits += b->nlines;
+        b->stamp = ++s->cache_clock;
+        s->cache_touch++;
+    }
+    if (UNLIKELY(instructions >= s->budget_limit)) budget_stop(s, uc);
+}
+
+/* Fold the records' counts into the range arrays (before Python reads them). */
+static void fold_records(acct_state *s) {
+    for (uint32_t i = 1; i < s->nrecs; i++) {
+        block_rec *b = &s->recs[i];
+        if (!(b->count | b->taken)) continue;
+        const code_range *r = &s->ranges[b->range];
+        uint64_t tail = (b->end - r->start) >> 1;
+        r->counts[(b->start - r->start) >> 1] += b->count;
+        r->ends[tail] += b->count;
+        r->extra[tail - (tail != 0)] += b->taken * s->refill_cycles;
+        b->count = b->taken = 0;
+    }
 }
 
 /* ------------------------------------------------- data reads through the virtual TLB
@@ -553,9 +874,9 @@ uint64_t simcore_flash_data_read(void *uc, uint64_t offset, unsigned size, void 
         s->data_touch = ++s->cache_touch;
     }
     s->cycles += missed;
-    *s->head_extra += missed;
+    if (missed) *head_slot(s) += missed;
     flush_if_pending(s, uc);
-    if (UNLIKELY(!s->flash_copy || offset + size > s->cache_span)) {
+    if (UNLIKELY(offset + size > s->copy_len)) {
         s->mem_read(uc, address, &value, size);
         return value;
     }
@@ -574,7 +895,7 @@ uint64_t simcore_fast_io_read(void *uc, uint64_t offset, unsigned size, void *us
     acct_state *s = (acct_state *)user_data;
     uint64_t value = 0;
     s->cycles -= s->fast_io_saving;
-    *s->head_extra -= s->fast_io_saving;
+    *head_slot(s) -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_read(uc, s->io_lo + offset, &value, size);
     return value;
@@ -585,7 +906,7 @@ void simcore_fast_io_write(void *uc, uint64_t offset, unsigned size, uint64_t va
                            void *user_data) {
     acct_state *s = (acct_state *)user_data;
     s->cycles -= s->fast_io_saving;
-    *s->head_extra -= s->fast_io_saving;
+    *head_slot(s) -= s->fast_io_saving;
     s->fast_io_accesses++;
     s->mem_write(uc, s->io_lo + offset, &value, size);
 }
@@ -613,11 +934,25 @@ static int Accounting_init(AccountingObject *self, PyObject *args, PyObject *kwd
     self->st.refill_cycles = refill;
     self->st.budget = budget;
     self->st.budget_limit = budget ? budget : UINT64_MAX;
-    self->st.deadline = UINT64_MAX;
+    self->st.deadline = self->st.event_deadline = self->st.wall_check_at = UINT64_MAX;
     self->st.cur_start = self->st.cur_end = NO_BLOCK;
     self->st.lf_start = self->st.lf_end = NO_BLOCK;
     self->st.last = &self->st.ranges[0];  /* empty range [0, 0) until add_range */
     self->st.tail_extra = self->st.head_extra = &self->st.sink;
+    /* recs[0] is the sentinel: rec_of's 0 points there and its end matches no block. */
+    free(self->st.recs);
+    self->st.recs = calloc(1024, sizeof(block_rec));
+    if (!self->st.recs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->st.recs[0].end = NO_BLOCK;
+    self->st.nrecs = 1;
+    self->st.cap_recs = 1024;
+    self->st.max_recs = 4096;
+    self->st.use_records = 1;
+    self->st.lazy_allowed = 1;
+    self->st.nreg = 1;  /* node 0 ends a line list */
     return 0;
 }
 
@@ -627,7 +962,12 @@ static void Accounting_dealloc(AccountingObject *self) {
         PyBuffer_Release(&self->counts_buf[i]);
         PyBuffer_Release(&self->ends_buf[i]);
         PyBuffer_Release(&self->extra_buf[i]);
+        free(self->st.ranges[i].rec_of);
+        free(self->st.ranges[i].reg_head);
     }
+    free(self->st.recs);
+    free(self->st.reg_next);
+    free(self->st.reg_rec);
     if (self->copy_buf.obj) PyBuffer_Release(&self->copy_buf);
     PyMem_Free(self->st.cache_tags);
     PyMem_Free(self->st.cache_stamps);
@@ -682,7 +1022,20 @@ static PyObject *Accounting_add_range(AccountingObject *self, PyObject *args) {
                         "prefix must be uint64 (n+1, 2), counts, ends and extra uint64 (n+1,)");
         return NULL;
     }
+    uint32_t *rec_of = calloc((size_t)nhalf + 1, sizeof(uint32_t));
+    if (!rec_of) {
+        PyBuffer_Release(pb);
+        PyBuffer_Release(cb);
+        PyBuffer_Release(eb);
+        PyBuffer_Release(xb);
+        return PyErr_NoMemory();
+    }
     code_range *r = &self->st.ranges[n];
+    r->rec_of = rec_of;
+    r->reg_head = NULL;
+    /* Room for two ends per start; a run that needs more takes the plain path beyond. */
+    uint64_t max_recs = (uint64_t)self->st.max_recs + 2 * (uint64_t)nhalf;
+    self->st.max_recs = max_recs > (1u << 22) ? (1u << 22) : (uint32_t)max_recs;
     r->start = start;
     r->end = start + 2 * (uint64_t)nhalf;
     r->prefix = (const uint64_t *)pb->buf;
@@ -748,6 +1101,22 @@ static PyObject *Accounting_configure_cache(AccountingObject *self, PyObject *ar
     s->lf_start = s->lf_end = NO_BLOCK;
     s->cache_touch = 1;
     s->miss_cycles = miss_cycles;
+    /* A new, empty cache: no block's lines are in it, and the line lists start over. */
+    s->lazy_fetch = s->lazy_allowed && ways <= MAPPED_WAYS;
+    for (uint32_t i = 1; i < s->nrecs; i++) {
+        block_rec *b = &s->recs[i];
+        b->valid = b->registered = 0;
+        b->stamp = 0;
+        uint64_t hi = b->end < end ? b->end : end;
+        b->nlines = b->start >= start && b->start < end && b->end > b->start
+                        ? (uint32_t)(((hi - 1) >> s->line_shift) - (b->start >> s->line_shift) + 1)
+                        : 0;
+    }
+    for (int32_t i = 0; i < s->nranges; i++) {
+        free(s->ranges[i].reg_head);
+        s->ranges[i].reg_head = NULL;
+    }
+    s->nreg = 1;
     Py_RETURN_NONE;
 }
 
@@ -765,15 +1134,17 @@ static PyObject *Accounting_configure_aliases(AccountingObject *self, PyObject *
     if (self->copy_buf.obj) {
         PyBuffer_Release(&self->copy_buf);
         s->flash_copy = NULL;
+        s->copy_len = 0;
     }
     if (copy != Py_None) {
         if (PyObject_GetBuffer(copy, &self->copy_buf, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-        if ((uint64_t)self->copy_buf.len != s->cache_span) {
+        if ((uint64_t)self->copy_buf.len > s->cache_span) {
             PyBuffer_Release(&self->copy_buf);
-            PyErr_SetString(PyExc_ValueError, "the flash copy must cover the cached range");
+            PyErr_SetString(PyExc_ValueError, "the flash copy is longer than the cached range");
             return NULL;
         }
         s->flash_copy = (const uint8_t *)self->copy_buf.buf;
+        s->copy_len = (uint64_t)self->copy_buf.len;
     }
     s->flash_alias = flash_alias;
     s->io_lo = io_lo;
@@ -961,8 +1332,20 @@ static PyObject *Accounting_set_budget(AccountingObject *self, PyObject *arg) {
 static PyObject *Accounting_set_deadline(AccountingObject *self, PyObject *arg) {
     unsigned long long deadline = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
-    self->st.deadline = deadline;
+    self->st.event_deadline = deadline;
+    update_deadline(&self->st);
     if (self->st.stop_reason == STOP_DEADLINE) self->st.stop_reason = STOP_NONE;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_timeout(AccountingObject *self, PyObject *arg) {
+    unsigned long long at_ns = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    acct_state *s = &self->st;
+    s->wall_deadline_ns = at_ns;
+    s->wall_check_at = at_ns ? s->cycles : UINT64_MAX;
+    update_deadline(s);
+    if (s->stop_reason == STOP_TIMEOUT) s->stop_reason = STOP_NONE;
     Py_RETURN_NONE;
 }
 
@@ -974,7 +1357,27 @@ static PyObject *Accounting_charge(AccountingObject *self, PyObject *arg) {
     if (PyErr_Occurred()) return NULL;
     self->st.cycles += cycles;
     self->st.charged_cycles += cycles;
-    *self->st.tail_extra += cycles;
+    *tail_slot(&self->st) += cycles;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_flush_blocks(AccountingObject *self, PyObject *unused) {
+    (void)unused;
+    fold_records(&self->st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Accounting_set_block_records(AccountingObject *self, PyObject *args) {
+    int records, lazy;
+    if (!PyArg_ParseTuple(args, "pp", &records, &lazy)) return NULL;
+    acct_state *s = &self->st;
+    if (s->cur_end != NO_BLOCK) {
+        PyErr_SetString(PyExc_RuntimeError, "set_block_records: before the first block only");
+        return NULL;
+    }
+    s->use_records = records;
+    s->lazy_allowed = lazy;
+    s->lazy_fetch = lazy && s->cache_span && s->cache_ways <= MAPPED_WAYS;
     Py_RETURN_NONE;
 }
 
@@ -995,14 +1398,15 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
     acct_state *s = &self->st;
     int started = s->cur_end != NO_BLOCK;
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:i}",
+        "{s:K,s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:i,s:K,s:K}",
         "cycles", (unsigned long long)s->cycles,
         "instructions", (unsigned long long)s->instructions,
         "taken_branches", (unsigned long long)s->taken_branches,
         "stop_reason", (int)s->stop_reason,
         "fault_start", (unsigned long long)s->fault_start,
         "fault_end", (unsigned long long)s->fault_end,
-        "block_start", (unsigned long long)(started ? s->cur_start : 0),
+        "block_start",
+        (unsigned long long)(!started ? 0 : s->prev ? s->recs[s->prev].start : s->cur_start),
         "block_end", (unsigned long long)(started ? s->cur_end : 0),
         "fetch_hits", (unsigned long long)s->fetch_hits,
         "fetch_misses", (unsigned long long)s->fetch_misses,
@@ -1012,10 +1416,12 @@ static PyObject *Accounting_snapshot(AccountingObject *self, PyObject *unused) {
         "budget", (unsigned long long)s->budget,
         "fast_io_accesses", (unsigned long long)s->fast_io_accesses,
         "tlb_fills", (unsigned long long)s->tlb_fills,
-        "deadline", (unsigned long long)s->deadline,
+        "deadline", (unsigned long long)s->event_deadline,
         "charged_cycles", (unsigned long long)s->charged_cycles,
         "fast_pages", (unsigned long long)s->fast_pages,
-        "lru_unknown", (int)s->lru_unknown);
+        "lru_unknown", (int)s->lru_unknown,
+        "block_records", (unsigned long long)(s->nrecs - 1),
+        "line_registrations", (unsigned long long)(s->nreg - 1));
 }
 
 static PyObject *Accounting_get_cycles(AccountingObject *self, void *closure) {
@@ -1042,7 +1448,8 @@ static PyMethodDef Accounting_methods[] = {
     {"configure_aliases", (PyCFunction)Accounting_configure_aliases, METH_VARARGS,
      "configure_aliases(flash_alias, io_lo, io_span, io_alias, uc_reg_write, uc_mem_read, "
      "uc_mem_write, flash_copy): data accesses through the virtual TLB (after "
-     "configure_cache); flash_copy: the cached range's bytes (read-only) or None."},
+     "configure_cache); flash_copy: the first bytes of the cached range (read-only; loads "
+     "beyond it read unicorn's memory) or None."},
     {"configure_data_cache", (PyCFunction)Accounting_configure_data_cache, METH_VARARGS,
      "configure_data_cache(size_bytes, ways, line_bytes, miss_cycles): data reads of the "
      "cached range go through this cache instead of the shared one."},
@@ -1066,6 +1473,10 @@ static PyMethodDef Accounting_methods[] = {
     {"set_deadline", (PyCFunction)Accounting_set_deadline, METH_O,
      "set_deadline(cycles): stop at the first block that starts at or after this many "
      "cycles (2**64-1 = none); clears a previous deadline stop."},
+    {"set_timeout", (PyCFunction)Accounting_set_timeout, METH_O,
+     "set_timeout(at_ns): stop (STOP_TIMEOUT) at the first block that starts once "
+     "CLOCK_MONOTONIC (time.monotonic_ns) has reached at_ns (0 = none); the clock is "
+     "looked at every 100,000 cycles. Clears a previous timeout stop."},
     {"charge", (PyCFunction)Accounting_charge, METH_O,
      "charge(cycles): add cycles spent outside any block (exception entry/return, sleep)."},
     {"clear_stop", (PyCFunction)Accounting_clear_stop, METH_NOARGS,
@@ -1073,6 +1484,13 @@ static PyMethodDef Accounting_methods[] = {
     {"state_address", (PyCFunction)Accounting_state_address, METH_NOARGS,
      "Address of the C state: the user_data of the hooks."},
     {"snapshot", (PyCFunction)Accounting_snapshot, METH_NOARGS, "All counters as a dict."},
+    {"flush_blocks", (PyCFunction)Accounting_flush_blocks, METH_NOARGS,
+     "Fold the block records' counts into the counts/ends/extra arrays (before reading "
+     "them)."},
+    {"set_block_records", (PyCFunction)Accounting_set_block_records, METH_VARARGS,
+     "set_block_records(records, lazy_fetch): account blocks through records (default on) "
+     "and fetch with lazy stamps (default on for caches of at most 8 ways); off is the "
+     "plain path the tests compare with. Before the first block only."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1080,7 +1498,7 @@ static PyGetSetDef Accounting_getset[] = {
     {"cycles", (getter)Accounting_get_cycles, NULL, "cycles so far", NULL},
     {"instructions", (getter)Accounting_get_instructions, NULL, "instructions so far", NULL},
     {"stop_reason", (getter)Accounting_get_stop_reason, NULL, "0 none, 1 budget, 2 outside "
-     "code, 3 unknown instruction, 4 deadline", NULL},
+     "code, 3 unknown instruction, 4 deadline, 5 order lost, 6 timeout", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1119,6 +1537,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyModule_AddIntConstant(m, "STOP_UNKNOWN_INSTRUCTION", STOP_UNKNOWN_INSTRUCTION);
     PyModule_AddIntConstant(m, "STOP_DEADLINE", STOP_DEADLINE);
     PyModule_AddIntConstant(m, "STOP_ORDER_LOST", STOP_ORDER_LOST);
+    PyModule_AddIntConstant(m, "STOP_TIMEOUT", STOP_TIMEOUT);
     PyModule_AddObject(m, "UNKNOWN_COST", PyLong_FromUnsignedLongLong(UNKNOWN_COST));
     return m;
 }

@@ -44,6 +44,11 @@ if TYPE_CHECKING:  # numpy is imported where the arrays are read (see BlockAccou
 
 _NO_DEADLINE = (1 << 64) - 1
 
+#: Blocks go through the C hook's block records and, on caches of up to 8 ways, lazy fetch
+#: stamps (see block_rec in _native.c): the same figures as the plain path, which False
+#: selects (the reference the tests compare with; read when an accounting is created).
+BLOCK_RECORDS = True
+
 
 class StopReason(Enum):
     """Why the accounting hook stopped the emulator (``NONE`` if it did not)."""
@@ -56,6 +61,8 @@ class StopReason(Enum):
     #: Resident flash pages lost the cache's LRU order (``lru_unknown``): the run stopped
     #: early, its figures unusable; run it again with the data hits counted.
     ORDER_LOST = _native.STOP_ORDER_LOST
+    #: The wall-clock timeout of :meth:`BlockAccounting.set_timeout` passed.
+    TIMEOUT = _native.STOP_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,7 @@ class BlockAccounting:
             extra = memoryview(bytearray(8 * (r.nhalf + 1))).cast("Q")
             self._native.add_range(r.start, r.prefix, counts, ends, extra)
             self._buffers.append((r.start, counts[: r.nhalf], ends, extra))
+        self._native.set_block_records(BLOCK_RECORDS, BLOCK_RECORDS)
         self.cache = cache
         self.data_reads_modeled = bool(cache is not None and cache.data_reads and data_reads)
         #: Loads from wholly cached pages skip the alias (their hits go uncounted).
@@ -237,7 +245,9 @@ class BlockAccounting:
     def buffers(self) -> list[tuple[int, memoryview, memoryview, memoryview]]:
         """Per range: (start, counts, ends, extra) as the C hook writes them, uint64
         memoryviews (``counts`` of length nhalf, the others nhalf + 1; ``extra`` holds
-        signed values: cast it to ``q``), read without numpy (see :meth:`count_arrays`)."""
+        signed values: cast it to ``q``), read without numpy (see :meth:`count_arrays`);
+        the block records folded into them first."""
+        self._native.flush_blocks()
         return self._buffers
 
     @cached_property
@@ -287,11 +297,18 @@ class BlockAccounting:
             io_lo, io_hi = cache.fast_io if cache.fast_io and cache.fast_io_saving else (0, 0)
             io_alias = _ALIAS_BASE + io_lo
             # Flash is read-only to the core (and to the engine's host writes): loads are
-            # served from a copy taken now instead of a uc_mem_read per access.
-            try:
-                copy: bytes | None = bytes(uc.mem_read(cache.start, cache.end - cache.start))
-            except UcError:
-                copy = None
+            # served from a copy taken now instead of a uc_mem_read per access. The copy
+            # ends with the loaded image (loads past it read unicorn's memory).
+            copy_end = cache.end
+            if self.loaded is not None:
+                ends = [min(hi, cache.end) for lo, hi in self.loaded if lo < cache.end]
+                copy_end = max([cache.start, *ends])
+            copy: bytearray | None = None
+            if copy_end > cache.start:
+                try:
+                    copy = uc.mem_read(cache.start, copy_end - cache.start)
+                except UcError:
+                    copy = None
             self._native.configure_aliases(
                 flash_alias,
                 io_lo,
@@ -362,6 +379,16 @@ class BlockAccounting:
         """Change the instruction budget (0: none); clears a previous budget stop."""
         self._native.set_budget(instructions)
 
+    def set_timeout(self, at_ns: int | None) -> None:
+        """Stop at the first block that starts once ``time.monotonic_ns()`` reached
+        ``at_ns`` (None: no timeout), with :attr:`stop_reason` TIMEOUT.
+
+        The hook looks at the clock every 100,000 cycles, instead of unicorn's
+        ``emu_start(timeout=)``, whose thread wakes every few microseconds for the
+        whole run (measured: about 33,000 context switches per second of emulation).
+        """
+        self._native.set_timeout(at_ns or 0)
+
     def set_deadline(self, cycles: int | None) -> None:
         """Stop at the first block starting at or after ``cycles`` (None: never; 0: at the
         next block); clears a previous deadline stop. The block that starts at the
@@ -387,6 +414,7 @@ class BlockAccounting:
         """Executions of each block, keyed by block start address (non-zero only)."""
         import numpy as np
 
+        self._native.flush_blocks()
         out: dict[int, int] = {}
         for r, counts in zip(self.classification.ranges, self._counts, strict=True):
             for i in np.flatnonzero(counts):
@@ -397,6 +425,7 @@ class BlockAccounting:
         self,
     ) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
         """Per range: (start, blocks started at halfword i, blocks ended before halfword i)."""
+        self._native.flush_blocks()
         return [
             (r.start, c, e)
             for r, c, e in zip(self.classification.ranges, self._counts, self._ends, strict=True)
@@ -412,6 +441,7 @@ class BlockAccounting:
         """
         import numpy as np
 
+        self._native.flush_blocks()
         return [e[:-1].view(np.int64) + 0 for e in self._extra]
 
     def cut_at(self, pc: int) -> list[tuple[int, npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:

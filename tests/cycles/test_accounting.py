@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cycles_support import CPU, FLASH, RAM, Program, build, new_engine, run
+from cycles_support import CPU, FLASH, RAM, Program, Run, build, new_engine, run
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_PROT_ALL, Uc, UcError, arm_const
 
 from simcore.boards import get_board
@@ -764,3 +764,119 @@ def test_run_firmware_runs_again_when_resident_pages_lose_the_order(
         exact.outputs,
     )
     assert again.cycle_report["cache"] == exact.cycle_report["cache"]
+
+
+def _every_figure(result: Run) -> dict[str, object]:
+    """What a run's accounting reports, from counters to per-halfword arrays."""
+    acc = result.accounting
+    assert acc is not None
+    snap = acc.snapshot()
+    for internal in ("block_records", "line_registrations"):
+        snap.pop(internal)
+    return {
+        "snapshot": snap,
+        "counts": [(base, c.tolist(), e.tolist()) for base, c, e in acc.count_arrays()],
+        "extra": [x.tolist() for x in acc.extra_arrays()],
+        "registers": result.registers,
+    }
+
+
+#: (size_bytes, ways, line_bytes): caches far smaller than the kernel's code and weights,
+#: so lines evict each other (direct-mapped, 2-way as the RP2040's, 4-way), and the
+#: RP2040's own 16 KB geometry (None), which holds everything after the first misses.
+_GEOMETRIES = {"direct": (256, 1, 8), "2way": (256, 2, 8), "4way": (128, 4, 16), "rp2040": None}
+
+
+@pytest.mark.parametrize("geometry", list(_GEOMETRIES))
+@pytest.mark.parametrize("core", CORES)
+def test_block_records_and_lazy_fetch_stamps_give_the_plain_paths_figures(
+    kernel: Callable[[str], Program], core: str, geometry: str
+) -> None:
+    """The block hook's records (one lookup per block, counts folded later) and lazy fetch
+    stamps (a block whose lines are all still cached hits without stamping each line)
+    give every figure of the plain path: cycles, instructions, taken branches, cache hits
+    and misses, per-halfword block counts and extra cycles. On the small caches lines are
+    evicted all the time, so victims chosen from lazy stamps are exercised."""
+    prog = kernel(core)
+    cache = flash_cache(core, data_reads=True)
+    if _GEOMETRIES[geometry] is not None:
+        size, ways, line = _GEOMETRIES[geometry]  # type: ignore[misc]
+        cache = dataclasses.replace(cache, size_bytes=size, ways=ways, line_bytes=line)
+
+    def plain(uc: Uc, acc: BlockAccounting) -> None:
+        acc._native.set_block_records(False, False)
+
+    reference = run(prog, core, cache=cache, mmio=plain)
+    fast = run(prog, core, cache=cache)
+    assert _every_figure(fast) == _every_figure(reference)
+    assert fast.accounting is not None and reference.accounting is not None
+    ref_snap, fast_snap = reference.accounting.snapshot(), fast.accounting.snapshot()
+    assert ref_snap["block_records"] == 0 and ref_snap["line_registrations"] == 0
+    assert fast_snap["block_records"] > 10 and fast_snap["line_registrations"] > 10
+    if geometry != "rp2040":  # misses well beyond the cold ones: lines were evicted
+        roomy = dataclasses.replace(cache, size_bytes=64 * 1024)
+        big = run(prog, core, cache=roomy).accounting
+        assert big is not None
+        misses = fast_snap["fetch_misses"] + fast_snap["data_misses"]
+        assert misses > 2 * (big.snapshot()["fetch_misses"] + big.snapshot()["data_misses"])
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_block_records_keep_the_figures_with_resident_pages(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """With resident pages (data hits uncounted) the records and lazy stamps give the
+    plain path's figures too, including pages going resident."""
+    prog = asm(core, _TABLE_PASSES, _TABLE)
+    cache = flash_cache(core, data_reads=True)
+
+    def plain(uc: Uc, acc: BlockAccounting) -> None:
+        acc._native.set_block_records(False, False)
+
+    reference = run(prog, core, cache=cache, data_hits=False, mmio=plain)
+    fast = run(prog, core, cache=cache, data_hits=False)
+    assert _every_figure(fast) == _every_figure(reference)
+    assert fast.accounting is not None and fast.accounting.snapshot()["fast_pages"] >= 1
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_flash_loads_past_the_loaded_image_read_the_flash(
+    asm: Callable[..., Program], core: str
+) -> None:
+    """The engine keeps a copy of the flash only up to the end of the loaded image; a load
+    past it (here from a word the host wrote there) still reads what the flash holds."""
+    short_table = "\n.ltorg\n.balign 1024\ntable:\n.rept 4\n.word 1\n.endr\n"
+    prog = asm(core, "ldr r2, =table\nldr r0, [r2, #0]\nldr r1, [r2, #64]\n", short_table)
+    loaded = [(a, a + len(data)) for a, data in prog.image if FLASH <= a < FLASH + 0x100000]
+    past = max(hi for _, hi in loaded)
+    assert prog.symbols["table"] + 64 >= past  # the second load is past the image
+
+    def poke(uc: Uc, acc: BlockAccounting) -> None:
+        uc.mem_write(prog.symbols["table"] + 64, (0x12345678).to_bytes(4, "little"))
+
+    result = run(prog, core, cache=flash_cache(core, data_reads=True), loaded=loaded, mmio=poke)
+    assert result.registers[0] == 1 and result.registers[1] == 0x12345678
+
+
+def test_the_hook_stops_a_spinning_program_at_the_wall_clock_timeout(
+    asm: Callable[..., Program],
+) -> None:
+    """``set_timeout`` stops the emulator from the block hook once the clock passed (the
+    engine's timeouts use it instead of unicorn's timer thread); unicorn's own timeout
+    here is only a backstop, which would leave the stop reason NONE."""
+    import time
+
+    prog = asm("cortex-m33", "spin:\nb spin\n")
+    uc = new_engine("cortex-m33")
+    uc.mem_map(FLASH, 0x100000, UC_PROT_ALL)
+    uc.mem_map(RAM, 0x10000, UC_PROT_ALL)
+    for addr, data in prog.image:
+        uc.mem_write(addr, data)
+    acc = BlockAccounting(prog.classify("cortex-m33"))
+    acc.install(uc)
+    acc.set_timeout(time.monotonic_ns() + 50_000_000)
+    uc.emu_start(prog.symbols["_start"] | 1, prog.symbols["done"], timeout=10_000_000)
+    assert acc.stop_reason is StopReason.TIMEOUT
+    assert acc.instructions > 1000
+    acc.set_timeout(None)
+    assert acc.stop_reason is StopReason.NONE

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sim_support import needs_toolchain
 
+from simcore.golden.store import Golden
 from simcore.report import render_html
-from simcore.validate import Combination, validate
+from simcore.validate import Combination, validate, validate_many
 
 pytestmark = needs_toolchain
 
@@ -49,3 +51,21 @@ def test_validate_json_memory_loads_in_report(tmp_path: Path) -> None:
     results = load_results(out)
     assert results[0]["memory"]["static_ram"]["region"] == "sram"
     assert results[0]["memory"]["harness_io"]["used_bytes"] > 0
+
+
+def test_combinations_of_one_model_share_one_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate_many loads each golden once (a load checks every file's sha256 and holds
+    the whole data set), whichever threads plan the combinations that use it."""
+    loads: list[str] = []
+    original = Combination.load_golden
+
+    def counting(self: Combination) -> Golden:
+        loads.append(self.model)
+        return original(self)
+
+    monkeypatch.setattr(Combination, "load_golden", counting)
+    combos = [Combination("iris3", fmt, "stm32h743") for fmt in ("f32", "int8", "q16")]
+    combos.append(Combination("iris_anne6", "int8", "stm32h743"))
+    results = validate_many(combos, limit=2, jobs=2)
+    assert [r.passed for r in results] == [True] * 4
+    assert sorted(loads) == ["iris3", "iris_anne6"]
