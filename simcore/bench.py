@@ -110,18 +110,12 @@ def _startup(repeats: int) -> None:
                 [qemu, *_QEMU_ARGS, str(elf)], repeats, env
             )
         figures["python -c pass"] = _best_of([sys.executable, "-c", "pass"], repeats, env)
-        figures["python: import unicorn; Uc()"] = _best_of(
-            [sys.executable, "-c", "import unicorn; unicorn.Uc(unicorn.UC_ARCH_ARM, "
-             "unicorn.UC_MODE_THUMB)"],
-            repeats,
-            env,
-        )  # fmt: skip
-        figures["python: import numpy, unicorn; Uc()"] = _best_of(
-            [sys.executable, "-c", "import numpy, unicorn; unicorn.Uc(unicorn.UC_ARCH_ARM, "
-             "unicorn.UC_MODE_THUMB)"],
-            repeats,
-            env,
-        )  # fmt: skip
+        # The floors: a Python process that creates an engine, without and with numpy.
+        for modules in ("unicorn", "numpy, unicorn"):
+            engine = "unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)"
+            figures[f"python: import {modules}; Uc()"] = _best_of(
+                [sys.executable, "-c", f"import {modules}; {engine}"], repeats, env
+            )
         warm = {**env, CACHE_DIR_ENV: str(folder / "cache")}
         subprocess.run(run, env=warm, check=True, capture_output=True)  # fills cache and pycs
         figures["simcore run (cache warm)"] = _best_of(run, repeats, warm)
