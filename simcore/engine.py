@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -133,11 +134,6 @@ _NEVER = 0xFFFFFFFE
 #: architecture says UNKNOWN). A return through it lands on _NEVER, where the run
 #: stops: see _Run.returned_from_reset.
 _RESET_LR = 0xFFFFFFFF
-#: Thumb `b .` and `b.w .`: where startup code parks after main (only an interrupt leaves it).
-_SELF_BRANCH_16 = 0xE7FE
-_SELF_BRANCH_32 = (0xF7FF, 0xBFFE)
-#: `bx lr`: STM32Cube startup files follow `bl main` with it.
-_BX_LR = 0x4770
 _PAGE = 0x400  # unicorn's ARM page size: mappings must be 1 KB aligned
 _IO_MAGIC = 0x434D4953
 _IO_FORMAT = "<6I2I"  # simcore_io_t: magic, version, in, out, max, n, input*, output*
@@ -154,15 +150,6 @@ _REGISTERS = (
     arm_const.UC_ARM_REG_LR,
     arm_const.UC_ARM_REG_PC,
 )
-
-
-def _unmasks(hw: int, nxt: int) -> bool:
-    """CPSIE i/f, or MSR to PRIMASK, BASEPRI, BASEPRI_MAX or FAULTMASK (Armv7-M A7.7)."""
-    return hw in (0xB662, 0xB661) or (hw & 0xFFF0 == 0xF380 and nxt in _MASK_SYSM)
-
-
-#: MSR's second halfword (mask 0b10) for SYSm 16-19: PRIMASK, BASEPRI(_MAX), FAULTMASK.
-_MASK_SYSM = frozenset(0x8800 | sysm for sysm in (0x10, 0x11, 0x12, 0x13))
 
 
 def _halfwords(code: bytes) -> tuple[int, ...]:
@@ -190,44 +177,35 @@ def _udf(code: bytes) -> int | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _scan(code: bytes, base: int, match: Callable[[int, int], bool]) -> tuple[int, ...]:
-    """Addresses of the halfwords of ``code`` where ``match(hw, next_hw)`` holds.
+def _scan(code: bytes, base: int, pattern: bytes) -> tuple[int, ...]:
+    """Addresses of the halfwords of ``code`` where the regular expression ``pattern``
+    (over the little-endian bytes, from that halfword on) matches.
 
     A match that is not an instruction start (data, or the second half of a
     32-bit instruction) is harmless to hook: no instruction executes there.
-    Remembered per code, base and (module-level) match: every batch of a validation
-    installs its hooks from the same sections, and a scan in Python costs more than
-    emulating a small batch.
+    The patterns below spell the Thumb encodings out byte by byte (ARMv7-M ARM
+    A7.7); matching runs in the regular-expression engine, not once per halfword in
+    Python (a tenth of a small run's start-up before). Remembered per code, base and
+    pattern: every batch of a validation installs its hooks from the same sections.
     """
-    hw = _halfwords(code)
-    return tuple(
-        base + 2 * i for i in range(len(hw)) if match(hw[i], hw[i + 1] if i + 1 < len(hw) else 0)
-    )
+    end = len(code) // 2 * 2
+    found = re.compile(b"(?=" + pattern + b")", re.DOTALL).finditer(code, 0, end)
+    return tuple(base + m.start() for m in found if not m.start() & 1)
 
 
-def _returns_insn(hw: int, nxt: int) -> bool:
-    """BX LR, POP {..,PC}, POP.W {..,PC} or LDR PC, [SP], #4."""
-    return (
-        hw == 0x4770
-        or hw & 0xFF00 == 0xBD00
-        or (hw == 0xE8BD and nxt & 0x8000 != 0)
-        or (hw == 0xF85D and nxt == 0xFB04)
-    )
-
-
-def _sev(hw: int, nxt: int) -> bool:
-    """SEV (16- or 32-bit)."""
-    return hw == 0xBF40 or (hw == 0xF3AF and nxt == 0x8004)
-
-
-def _divides(hw: int, nxt: int) -> bool:
-    """SDIV or UDIV."""
-    return hw & 0xFFF0 in _DIVIDE_OPS and nxt & 0xF0F0 == 0xF0F0
-
-
-def _parks(hw: int, nxt: int) -> bool:
-    """`b .`, `b.w .` or `bx lr`."""
-    return hw in (_SELF_BRANCH_16, _BX_LR) or (hw, nxt) == _SELF_BRANCH_32
+#: BX LR, POP {..,PC}, POP.W {..,PC} (0xE8BD, register list with bit 15) or
+#: LDR PC, [SP], #4 (0xF85D 0xFB04).
+_RETURNS = rb"\x70\x47|.\xbd|\xbd\xe8.[\x80-\xff]|\x5d\xf8\x04\xfb"
+#: SEV (16-bit 0xBF40, 32-bit 0xF3AF 0x8004).
+_SEV = rb"\x40\xbf|\xaf\xf3\x04\x80"
+#: SDIV or UDIV: 0xFB9x or 0xFBBx, then a halfword with 0xF0F0 set.
+_DIVIDES = rb"[\x90-\x9f\xb0-\xbf]\xfb[\xf0-\xff][\xf0-\xff]"
+#: CPSIE i/f (0xB662, 0xB661), or MSR (0xF38x) to PRIMASK, BASEPRI(_MAX), FAULTMASK
+#: (second halfword 0x8810-0x8813: mask 0b10, SYSm 16-19).
+_UNMASKS = rb"[\x61\x62]\xb6|[\x80-\x8f]\xf3[\x10-\x13]\x88"
+#: `b .` (0xE7FE) or `b.w .` (0xF7FF 0xBFFE), where startup code parks after main, or
+#: `bx lr` (0x4770), which STM32Cube startup files put after `bl main`.
+_PARKS = rb"\xfe\xe7|\x70\x47|\xff\xf7\xfe\xbf"
 
 
 #: How far below SP an access still counts as the stack's (a PUSH of every register).
@@ -275,7 +253,7 @@ def _returns(image: ElfImage, address: int) -> list[int]:
         ]
         end = min([end, *later])
     code = section.data[func.address - section.address : end - section.address]
-    return list(_scan(code, func.address, _returns_insn))
+    return list(_scan(code, func.address, _RETURNS))
 
 
 @dataclass(frozen=True)
@@ -889,7 +867,7 @@ class _Run:
             return
         m = self.m
         self.stop = (StopReason.DONE, address, _signed(m.reg("r0")))
-        if m.code_at(address, 2) == _BX_LR.to_bytes(2, "little"):
+        if m.code_at(address, 2) == b"\x70\x47":  # bx lr
             self.end_note = (
                 f"main returned to {m.where(address)}, the startup code's `bx lr` (its LR "
                 "is stale once main has returned); r0 is reported as the exit code"
@@ -1058,7 +1036,7 @@ class _Run:
             return
         self.divide_hooks = True
         for section in m.image.code_sections:
-            found = _scan(section.data, section.address, _divides)
+            found = _scan(section.data, section.address, _DIVIDES)
             for address in found:
                 hw, nxt = _halfwords(section.data[address - section.address :][:4])
                 self._code_hook(address, self._divide_check(address, hw, nxt))
@@ -1578,11 +1556,11 @@ class _Run:
         if layer is not None and layer.kind == "func" and self.opt.cycles:
             self._code_hook(layer.address, self._on_layer)
         for section in img.code_sections:
-            for address in _scan(section.data, section.address, _sev):
+            for address in _scan(section.data, section.address, _SEV):
                 self._code_hook(address, self._on_sev)
             # Unmasking (CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK) may let a pending
             # exception in: look again at the next block boundary.
-            for address in _scan(section.data, section.address, _unmasks):
+            for address in _scan(section.data, section.address, _UNMASKS):
                 self._code_hook(address, self._unmasking)
         m.on_poke = self._poke
         if img.symbol("main") is not None:
@@ -2060,7 +2038,7 @@ def _parks_after_calls(sections: tuple[CodeSection, ...]) -> list[int]:
     found = []
     for section in sections:
         data, base = section.data, section.address
-        for address in _scan(data, base, _parks):
+        for address in _scan(data, base, _PARKS):
             before = _halfwords(data[max(0, address - base - 4) : address - base])
             blx = len(before) >= 1 and before[-1] & 0xFF87 == 0x4780
             bl = len(before) == 2 and before[0] & 0xF800 == 0xF000 and before[1] & 0xD000 == 0xD000
