@@ -7,7 +7,7 @@ constants cost a warm run more than the rest of its start-up, so the loaded ELF
 (``elf``) and capstone's constants (``capstone``) are kept here too. An entry is
 one ``.bin`` file of plain arrays and JSON (never pickles; see :func:`store` for
 the layout, read without numpy: importing it would cost a small warm run a fifth of
-its time), named by the SHA-256 of
+its time), named by a BLAKE2b digest (32 bytes) of
 everything its content depends on (see :func:`digest`): the input bytes,
 simcore's version, the source of the code that computes it, and (for
 classification) the timing table and the installed capstone (a fingerprint of
@@ -28,7 +28,6 @@ written). Deleting the folder is always safe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -36,6 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from simcore import __version__
+
+try:
+    # CPython's own BLAKE2 module, which hashlib re-exports: importing hashlib also
+    # loads OpenSSL's libcrypto, about 4% of a small warm `simcore run` (random does
+    # the same with _sha512). Builds without it get hashlib's.
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover (CPython built without its BLAKE2)
+    from hashlib import blake2b as _blake2b
 
 #: Environment variable naming the cache folder.
 CACHE_DIR_ENV = "SIMCORE_CACHE_DIR"
@@ -75,10 +82,16 @@ def cache_dir() -> Path | None:
     return base / "simcore"
 
 
+def hasher() -> Any:
+    """A new hash object (``update``, ``hexdigest``) for the cache's keys: BLAKE2b with
+    a 32-byte digest (64 hex digits)."""
+    return _blake2b(digest_size=32)
+
+
 def source_digest(*files: Path) -> str:
-    """SHA-256 of source files: part of a key, so editing the code that computes an
+    """The digest of source files: part of a key, so editing the code that computes an
     entry invalidates it even while ``__version__`` stays the same."""
-    h = hashlib.sha256()
+    h = hasher()
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())
@@ -87,7 +100,7 @@ def source_digest(*files: Path) -> str:
 
 def digest(kind: str, parts: Iterable[bytes | str]) -> str:
     """The key of an entry of ``kind`` computed from ``parts`` (with simcore's version)."""
-    h = hashlib.sha256()
+    h = hasher()
     for part in (f"simcore {__version__}", f"format {FORMAT}", kind, *parts):
         data = part.encode() if isinstance(part, str) else part
         h.update(len(data).to_bytes(8, "little"))

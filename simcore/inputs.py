@@ -36,7 +36,6 @@ inputs of 784 bytes (28x28x1)``, and ends with what to do.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -203,6 +202,8 @@ def _with_manifest(fw: FirmwareIO, elf: Path) -> FirmwareIO:
         raise _Unused("it lacks format, io shapes, quantization or files.elf_sha256") from None
     if fmt not in ELEMENT_BYTES:
         raise _Unused(f"unknown format {fmt!r}")
+    import hashlib  # here: importing it loads OpenSSL, which a run without a manifest skips
+
     try:
         actual = hashlib.sha256(elf.read_bytes()).hexdigest()
     except OSError:

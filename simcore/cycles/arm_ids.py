@@ -8,11 +8,12 @@ tables and the classifier still need capstone's ARM ids (``ARM_INS_*``,
 So:
 
 - :func:`capstone_fingerprint` identifies the installed capstone from its files,
-  found with ``importlib.util.find_spec`` (which does not import the package): the
-  SHA-256 of its Python sources that define the ARM constants and the binding, and
-  the names, sizes and modification times of its shared libraries. Any reinstall
-  (a new version, a rebuild) changes it, where ``capstone.__version__`` (the C
-  library's API version) stays the same across some releases of the package.
+  found with ``importlib.util.find_spec`` (which does not import the package): a
+  digest (:func:`simcore.cache.hasher`) of its Python sources that define the ARM
+  constants and the binding, and the names, sizes and modification times of its
+  shared libraries. Any reinstall (a new version, a rebuild) changes it, where
+  ``capstone.__version__`` (the C library's API version) stays the same across
+  some releases of the package.
 - :func:`arm_constants` is ``capstone.arm_const``'s integer constants, read from
   the disk cache (simcore.cache) under that fingerprint, or from capstone itself
   (then stored) when the cache has no entry or is off.
@@ -20,7 +21,6 @@ So:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,7 @@ _SOURCES = ("__init__.py", "arm.py", "arm_const.py")
 
 def fingerprint_of(package: Path) -> str:
     """The fingerprint of a capstone package folder (see the module docstring)."""
-    h = hashlib.sha256()
+    h = disk_cache.hasher()
     for name in _SOURCES:
         data = (package / name).read_bytes()
         h.update(f"{name} {len(data)}\n".encode())
