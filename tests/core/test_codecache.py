@@ -114,3 +114,27 @@ def test_only_the_command_line_installs_it(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[2],
     ).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_simcore_run_saves_it_and_its_output_on_its_way_out(
+    example_elfs: dict[str, Path], tmp_path: Path
+) -> None:
+    """``simcore run`` ends its process without the interpreter's teardown: the exit
+    handlers still run (this file is saved by one), the report reaches a file whole,
+    and the exit code is the run's."""
+    env = {CACHE_DIR_ENV: str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        proc = subprocess.run(
+            [sys.executable, "-m", "simcore", "run", "--board", "rp2040", example_elfs["rp2040"]],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("simcore example") and "cycles:" in text
+    assert text.rstrip().splitlines()[-1].startswith("note: profile:"), text
+    assert list((tmp_path / "cache" / "codes").glob("dataclasses-*"))
