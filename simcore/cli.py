@@ -22,6 +22,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
@@ -795,8 +796,9 @@ def _cmd_golden_create(args: argparse.Namespace) -> int:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; with ``command`` (the subcommand about to run), the optional
-    modules' subcommands other than that one are left out, so their imports are skipped."""
+    """The whole parser; with ``command`` (the subcommand about to run), the other
+    subcommands are left out (their arguments cost a small run's start-up time, and the
+    optional modules' their imports), unless it names none of them (``--help``, a typo)."""
     parser = _Parser(
         prog="simcore",
         description="Run Cortex-M0+/M33/M7 firmware without a board: results, cycles, memory.",
@@ -805,6 +807,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    owner = next((m for m, names in _OPTIONAL.items() if command in names), None)
+    if command in _OWN:
+        _OWN[command](sub)
+    elif owner is not None:
+        import_module(owner).register(sub)
+    else:
+        for add in _OWN.values():
+            add(sub)
+        for module in _OPTIONAL:
+            import_module(module).register(sub)
+    return parser
+
+
+def _add_boards(sub: Any) -> None:
+    """``simcore boards``."""
     p = sub.add_parser("boards", help="list the boards simcore knows (or check board files)")
     p.add_argument(
         "files", nargs="*", metavar="BOARD", help="board names or .toml files to check and show"
@@ -812,6 +829,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_boards)
 
+
+def _add_run(sub: Any) -> None:
+    """``simcore run``."""
     p = sub.add_parser("run", help="run a firmware ELF on a board")
     p.add_argument("elf", type=Path, help="the linked firmware .elf")
     p.add_argument("--board", "-b", required=True, help="board name or board .toml")
@@ -879,12 +899,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="do not stream console output")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_example(sub: Any) -> None:
+    """``simcore example``."""
     p = sub.add_parser("example", help="build and run the example firmware on every board")
     p.add_argument("--board", "-b", action="append", default=[], help="limit to these boards")
     p.add_argument("--samples", type=int, default=8, help="batch size (at most 16)")
     p.add_argument("--build-only", action="store_true", help="build, do not run")
     p.set_defaults(func=_cmd_example)
 
+
+def _add_validate(sub: Any) -> None:
+    """``simcore validate``."""
     p = sub.add_parser(
         "validate",
         help="compare firmware outputs with the golden predictions; gate cycles and memory",
@@ -954,6 +980,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_validate)
 
+
+def _add_golden(sub: Any) -> None:
+    """``simcore golden`` (and ``golden create``, ``golden check``)."""
     p = sub.add_parser(
         "golden",
         help="check goldens, or create one from your model and data (golden create)",
@@ -1002,8 +1031,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     c = gsub.add_parser("check", help="check goldens: shipped names, golden folders, model files")
     c.add_argument("refs", nargs="*", metavar="GOLDEN", help="default: every shipped golden")
 
-    _register_optional(sub, command)
-    return parser
+
+#: This module's own subcommands, in the order ``--help`` lists them.
+_OWN: dict[str, Callable[[Any], None]] = {
+    "boards": _add_boards,
+    "run": _add_run,
+    "example": _add_example,
+    "validate": _add_validate,
+    "golden": _add_golden,
+}
 
 
 #: Subcommands owned by other modules (each has a ``register(subparsers)``), by module.
@@ -1015,23 +1051,15 @@ _OPTIONAL: dict[str, tuple[str, ...]] = {
 }
 
 
-def _register_optional(sub: Any, command: str | None) -> None:
-    """Register the optional modules' subcommands: none when ``command`` is one of this
-    module's own, only its owner's when it is an optional one, else all (no command,
-    ``--help``, a misspelt one). Importing them all costs more than a small run."""
-    import importlib
-
-    if command in sub.choices:
-        return
-    owner = next((m for m, names in _OPTIONAL.items() if command in names), None)
-    for module in _OPTIONAL:
-        if owner is None or module == owner:
-            importlib.import_module(module).register(sub)
-
-
 def _command_in(argv: Sequence[str]) -> str | None:
-    """The subcommand named in ``argv`` (the top-level options take no values)."""
-    return next((a for a in argv if not a.startswith("-")), None)
+    """The subcommand named in ``argv`` (the top-level options take no values); None
+    after a top-level ``--help``, which lists them all."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -290,16 +290,20 @@ def _commands(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_the_parser_of_one_command_skips_the_other_modules() -> None:
-    """``_OPTIONAL`` names every subcommand the optional modules register (so the parser of
-    one command can leave the others out), and the parser of a core command (``run``)
-    imports none of them: a fresh interpreter shows which modules were loaded."""
+    """``_OWN`` and ``_OPTIONAL`` name every subcommand (so the parser of one command can
+    leave the others out), and the parser of a core command (``run``) imports none of
+    the optional modules: a fresh interpreter shows which modules were loaded."""
     from simcore import cli
 
-    everything, core = _commands(cli.build_parser()), _commands(cli.build_parser("run"))
+    everything = _commands(cli.build_parser())
     optional = {name for names in cli._OPTIONAL.values() for name in names}
-    assert everything - core == optional
-    assert _commands(cli.build_parser("compare")) == core | {"compare"}
+    assert everything == set(cli._OWN) | optional
+    assert _commands(cli.build_parser("run")) == {"run"}
+    assert _commands(cli.build_parser("compare")) == {"compare"}
+    assert _commands(cli.build_parser("linker-script")) == {"build", "linker-script"}
     assert _commands(cli.build_parser("no-such-command")) == everything
+    assert cli._command_in(["--debug", "run", "x.elf"]) == "run"
+    assert cli._command_in(["--help", "run"]) is None  # the top-level help lists them all
     code = (
         "import sys\nfrom simcore.cli import build_parser\nbuild_parser('run')\n"
         f"print(sorted(m for m in sys.modules if m in {sorted(cli._OPTIONAL)!r}))\n"
