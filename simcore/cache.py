@@ -32,7 +32,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from simcore import __version__
 
@@ -82,10 +82,19 @@ def cache_dir() -> Path | None:
     return base / "simcore"
 
 
-def hasher() -> Any:
-    """A new hash object (``update``, ``hexdigest``) for the cache's keys: BLAKE2b with
-    a 32-byte digest (64 hex digits)."""
-    return _blake2b(digest_size=32)
+class Hasher(Protocol):
+    """What the cache's keys need of a hash object."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def hasher() -> Hasher:
+    """A new hash object for the cache's keys: BLAKE2b with a 32-byte digest (64 hex
+    digits)."""
+    h: Hasher = _blake2b(digest_size=32)
+    return h
 
 
 def source_digest(*files: Path) -> str:
