@@ -43,11 +43,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcore.elf import ElfImage
 from simcore.errors import BoardError, NotModeled, UsageFault
-from simcore.registers import CoprocessorSpec, PeripheralBus, Window
+
+if TYPE_CHECKING:
+    from simcore.registers import CoprocessorSpec, PeripheralBus, Window
 
 _DATA = Path(__file__).parent / "data" / "coprocessors"
 _WORD = 0xFFFFFFFF

@@ -92,13 +92,13 @@ from simcore.peripherals import (
     RegisterFile,
     SioBlock,
 )
-from simcore.registers import PeripheralBus, boot2_valid, load_chip
 from simcore.results import LayerSpan, RunResult, StopReason, TraceRecord
 from simcore.semihosting import Exit, Semihost, operation_name
 from simcore.traces import elf_manifest
 
 if TYPE_CHECKING:
     from simcore.cycles.callgraph import Counts, DetailedProfile
+    from simcore.registers import PeripheralBus
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,13 @@ class Machine:
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB)
         uc.ctl_set_cpu_model(model)  # must precede every other call
         self.uc = uc
-        chip = load_chip(board.peripherals) if board.peripherals else None
+        chip = None
+        if board.peripherals:
+            # Imported here: a board without chip data (peripheral windows) runs
+            # without the module's ten dataclasses (a few % of a small run's start-up).
+            from simcore.registers import PeripheralBus, boot2_valid, load_chip
+
+            chip = load_chip(board.peripherals)
         #: Where the program's vector table is: after a boot2 the chip's bootrom runs
         #: first (RP2040), else the board's.
         self.vector_table = board.vector_table

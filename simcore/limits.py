@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from simcore.errors import UsageError
 
@@ -89,6 +88,8 @@ def seconds_arg(text: str) -> float:
 
 def _whole(text: str) -> int | None:
     """``text`` as an exact whole number (``12``, ``1e6``, ``1_000``), or None."""
+    from decimal import Decimal, InvalidOperation  # here: only a count given costs its import
+
     try:
         value = Decimal(text.strip())
     except InvalidOperation:

@@ -904,7 +904,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(
         f.name
         for f in dataclasses.fields(cls)
-        if f.name not in ("path", "by_id")  # where the file was; a derived index
+        if f.name not in ("path", "by_id", "origin")  # where it came from; derived
     )
 
 
@@ -945,10 +945,17 @@ def _code_digest() -> str:
     )
 
 
-@functools.lru_cache(maxsize=8)
 def table_digest(table: TimingTable) -> str:
-    """A digest of everything in ``table`` (not where it was read from)."""
-    return json.dumps(_canonical(table), sort_keys=True)
+    """A digest of everything in ``table`` (not where it was read from): the data it was
+    built from when it has that (``TimingTable.origin``), else its contents walked."""
+    if table.origin is not None:
+        return table.origin
+    return _contents_digest(table)
+
+
+@functools.lru_cache(maxsize=8)
+def _contents_digest(table: TimingTable) -> str:
+    return "contents " + json.dumps(_canonical(table), sort_keys=True)
 
 
 def cache_key(

@@ -9,6 +9,7 @@ an estimate is exact. The loader refuses unknown keys, unknown ids and unknown t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache
@@ -191,6 +192,13 @@ class TimingTable:
     rows: tuple[TimingRow, ...]
     path: str
     by_id: dict[int, tuple[TimingRow, ...]] = field(hash=False, compare=False, repr=False)
+    #: What the table was built from, when :func:`parse_table` (and the board options of
+    #: :func:`table_for`) built it: the TOML data as canonical JSON, and the options.
+    #: The same data always gives the same table (this module's code is part of every
+    #: cache key), so it stands for the table in cache keys without walking its rows
+    #: (simcore.cycles.classify.table_digest). Not an ``__init__`` argument: a table
+    #: made another way, or changed with ``dataclasses.replace``, has None.
+    origin: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def rows_for(self, insn_id: int) -> tuple[TimingRow, ...]:
         """Rows whose id set holds ``insn_id``, in table order."""
@@ -394,7 +402,7 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
         raise _err(where, f"duplicate row name(s) {', '.join(sorted(dup))}")
     if any(r.board_option and r.taken_cycles is not None for r in rows):
         raise _err(where, "a board_option row cannot have taken_cycles")
-    return TimingTable(
+    table = TimingTable(
         core=model["core"],
         exactness=_tag(f"{mwhere}.exactness", model["exactness"]),
         summary=str(model["summary"]),
@@ -414,6 +422,12 @@ def parse_table(raw: dict[str, Any], where: str) -> TimingTable:
         path=where,
         by_id=_by_id(rows),
     )
+    _set_origin(table, "toml " + json.dumps(raw, sort_keys=True, default=repr))
+    return table
+
+
+def _set_origin(table: TimingTable, origin: str) -> None:
+    object.__setattr__(table, "origin", origin)  # frozen: set once, right after building
 
 
 def _by_id(rows: tuple[TimingRow, ...]) -> dict[int, tuple[TimingRow, ...]]:
@@ -479,7 +493,10 @@ def _with_options(core: str, options: tuple[tuple[str, int], ...]) -> TimingTabl
         replace(r, cycles=cycles[r.name]) if r.name in cycles and r.board_option else r
         for r in table.rows
     )
-    return replace(table, rows=rows, by_id=_by_id(rows))
+    with_options = replace(table, rows=rows, by_id=_by_id(rows))
+    if table.origin is not None:
+        _set_origin(with_options, f"{table.origin} options {sorted(options)!r}")
+    return with_options
 
 
 @dataclass(frozen=True)

@@ -467,3 +467,32 @@ def test_parsed_toml_keeps_what_json_cannot_hold_out(cache_dir: Path) -> None:
     assert not _entries(cache_dir, "toml")
     with pytest.raises(tomllib.TOMLDecodeError):
         cache.parsed_toml("a = \n")
+
+
+def test_a_table_stands_in_keys_for_the_data_it_was_built_from() -> None:
+    """A parsed table's digest is its TOML data (with the board options): equal data,
+    equal keys; other data or other options, other keys. A table made another way
+    (``dataclasses.replace``) has its contents walked instead, so no change is missed."""
+    from simcore.cache import parsed_toml
+    from simcore.cycles.tables import _timing_dir, _with_options, parse_table
+
+    table = load_table("cortex-m0plus")
+    assert table.origin is not None and cl.table_digest(table) == table.origin
+    raw = parsed_toml((_timing_dir() / "cortex-m0plus.toml").read_text())
+    again = parse_table(json.loads(json.dumps(raw)), "elsewhere.toml")
+    assert dataclasses.replace(again, path=table.path) == table
+    assert cl.table_digest(again) == cl.table_digest(table)
+    edited = json.loads(json.dumps(raw))
+    edited["row"][-1]["cycles"] += 1
+    assert cl.table_digest(parse_table(edited, "edited.toml")) != cl.table_digest(table)
+
+    slow, fast = (_with_options("cortex-m0plus", (("multiply", n),)) for n in (32, 1))
+    digests = {cl.table_digest(t) for t in (table, slow, fast)}
+    assert len(digests) == 3  # 1 is the table's own figure: still another key, never a stale one
+
+    replaced = dataclasses.replace(table)
+    assert replaced.origin is None
+    assert cl.table_digest(replaced) == cl._contents_digest(table)
+    row = dataclasses.replace(table.rows[0], cycles=table.rows[0].cycles + 1)
+    changed = dataclasses.replace(table, rows=(row, *table.rows[1:]))
+    assert cl.table_digest(changed) not in (cl.table_digest(replaced), *digests)
