@@ -345,7 +345,8 @@ def _run(args: argparse.Namespace) -> int:
             limits=limits_from_args(args),
             trace=args.trace or args.dump is not None,
             memory_model=args.memory_model,
-            profile_limit=None if args.profile == 0 else max(args.profile, 50),
+            # All functions for --json, the top ones for --profile, else none.
+            profile_limit=max(args.profile, 50) if args.profile else None if args.json else 0,
             echo=_echo if stream else None,
             profile_detail=detail,
             profile_sample=args.profile_sample,

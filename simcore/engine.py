@@ -269,6 +269,8 @@ class RunOptions:
     #: Account cycles (the C block hook). Off only to measure raw emulation.
     cycles: bool = True
     memory_model: MemoryModel = MemoryModel.MODELED
+    #: Functions kept in the cycle report's profile, the most cycles first (None: all;
+    #: 0: none, and none computed).
     profile_limit: int | None = 50
     #: Compute the detailed profile (inclusive cycles, calls, lines, loops) after the run.
     profile_detail: bool = False

@@ -212,6 +212,8 @@ class CycleModel:
         return self._profile(self._run_counts(final_pc), limit)
 
     def _profile(self, run: RunCounts, limit: int | None) -> list[ProfileEntry]:
+        if limit == 0:  # none wanted (a human summary without --profile): none computed
+            return []
         # Aliases (one body, several names, as newlib's _vfiprintf_r/_vfprintf_r) are
         # reported once, named "a/b".
         names: dict[tuple[int, int], list[str]] = {}

@@ -352,3 +352,24 @@ def test_run_leaves_data_hits_uncounted_unless_asked(
     for key in ("fetch_hits", "fetch_misses", "data_misses", "miss_cycles"):
         assert fast["cache"][key] == counted["cache"][key]
     assert fast["cycles"] == counted["cycles"] and fast["outputs_hex"] == counted["outputs_hex"]
+
+
+def test_the_profile_is_computed_only_when_shown(
+    example_elfs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``profile_limit=0`` (a human summary without --profile) computes no profile and
+    changes nothing else; --json has every function, --profile N its top N."""
+    from simcore.engine import run_firmware
+
+    elf = example_elfs["rp2350"]
+    none, every = (run_firmware(elf, "rp2350", profile_limit=n) for n in (0, None))
+    assert none.cycle_report["profile"] == [] and len(every.cycle_report["profile"]) > 3
+    assert {**none.cycle_report, "profile": []} == {**every.cycle_report, "profile": []}
+    assert (none.cycles, none.instructions) == (every.cycles, every.instructions)
+
+    assert main(["run", "-q", "--board", "rp2350", str(elf), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["profile"] == (every.cycle_report["profile"])
+    assert main(["run", "-q", "--board", "rp2350", str(elf), "--profile", "2"]) == 0
+    shown = capsys.readouterr().out
+    top = every.cycle_report["profile"][0]["function"]  # "a/b": one body with two names
+    assert any(name in shown for name in top.split("/"))
