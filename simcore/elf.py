@@ -1,6 +1,8 @@
 """Load a firmware ELF: segments, symbols, source lines, and what CPU it targets.
 
-Only pyelftools is used here; nothing runs. :func:`load_elf` checks that the
+Nothing runs here. The headers, sections and build attributes are read by
+:mod:`simcore.elfparse`, the DWARF line programs (only when a message shows a
+source line) by pyelftools. :func:`load_elf` checks that the
 file is a 32-bit little-endian ARM executable and :func:`check_fits` that a
 board can run it, raising :class:`~simcore.errors.ElfError` with both sides
 named otherwise.
@@ -29,7 +31,8 @@ from simcore.errors import ElfError
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import Section
+
+    from simcore.elfparse import SectionHeader
 
 log = logging.getLogger(__name__)
 
@@ -286,28 +289,29 @@ class ElfImage:
         return where
 
 
-def _attributes(sections: list[Section]) -> Attributes:
-    from elftools.elf.sections import ARMAttributesSection
+#: Build-attribute tags (Arm ABI addenda): Tag_CPU_name, Tag_CPU_arch, Tag_FP_arch,
+#: Tag_ABI_HardFP_use.
+_TAG_CPU_NAME, _TAG_CPU_ARCH, _TAG_FP_ARCH, _TAG_ABI_HARDFP_USE = 5, 6, 10, 27
 
-    values: dict[str, object] = {}
+
+def _attributes(raw: bytes, sections: tuple[SectionHeader, ...]) -> Attributes:
+    from simcore import elfparse
+
+    values: dict[int, int | str] = {}
     for section in sections:
-        if not isinstance(section, ARMAttributesSection):
-            continue
-        for sub in section.iter_subsections():
-            for subsub in sub.iter_subsubsections():
-                for attr in subsub.iter_attributes():
-                    values[attr.tag] = attr.value
+        if section.type == elfparse.SHT_ARM_ATTRIBUTES:
+            values.update(elfparse.arm_attributes(elfparse.section_data(raw, section)))
 
-    def _int(tag: str) -> int | None:
+    def _int(tag: int) -> int | None:
         v = values.get(tag)
-        return int(v) if isinstance(v, int) else None
+        return v if isinstance(v, int) else None
 
-    name = values.get("TAG_CPU_NAME")
+    name = values.get(_TAG_CPU_NAME)
     return Attributes(
-        cpu_arch=_int("TAG_CPU_ARCH"),
+        cpu_arch=_int(_TAG_CPU_ARCH),
         cpu_name=name if isinstance(name, str) else None,
-        fp_arch=_int("TAG_FP_ARCH"),
-        hardfp_use=_int("TAG_ABI_HARDFP_USE"),
+        fp_arch=_int(_TAG_FP_ARCH),
+        hardfp_use=_int(_TAG_ABI_HARDFP_USE),
     )
 
 
@@ -317,38 +321,31 @@ _STB_LOCAL = 0
 #: st_shndx values that name no section (SHN_UNDEF, SHN_ABS, SHN_COMMON), as pyelftools has them.
 _SHN_SPECIAL = frozenset({0, 0xFFF1, 0xFFF2})
 _ELF32_SYM = struct.Struct("<IIIBBH")
-
-
-def _cstring(raw: bytes, offset: int) -> str:
-    """The NUL-terminated string at ``offset`` ('' when it runs off the file, as pyelftools)."""
-    end = raw.find(b"\0", offset)
-    return "" if end < 0 or offset >= len(raw) else raw[offset:end].decode("utf-8", "replace")
+#: SHT_SYMTAB and SHT_DYNSYM.
+_SHT_SYMBOL_TABLES = (2, 11)
 
 
 def _symbols(
-    raw: bytes, sections: list[Section]
+    raw: bytes, sections: tuple[SectionHeader, ...]
 ) -> tuple[dict[str, Symbol], list[tuple[int, str, int]]]:
-    """Named symbols, plus mapping symbols as (address, kind, section index).
-
-    The Elf32_Sym entries are unpacked straight from the file bytes: pyelftools
-    builds a parser object per symbol, which made this the slowest part of loading.
-    """
-    from elftools.common.exceptions import ELFError as PyElfError
-    from elftools.elf.sections import SymbolTableSection
+    """Named symbols, plus mapping symbols as (address, kind, section index)."""
+    from simcore.elfparse import MalformedElf, cstring
 
     symbols: dict[str, Symbol] = {}
     mapping: list[tuple[int, str, int]] = []
     for section in sections:
-        if not isinstance(section, SymbolTableSection):
+        if section.type not in _SHT_SYMBOL_TABLES:
             continue
-        strtab = sections[section["sh_link"]]["sh_offset"]
-        base, entsize = section["sh_offset"], section["sh_entsize"]
-        for n in range(section["sh_size"] // entsize):
+        if section.link >= len(sections) or section.entsize < _ELF32_SYM.size:
+            raise MalformedElf(f"symbol table {section.name} has no string table or entry size")
+        strtab = sections[section.link].offset
+        base, entsize = section.offset, section.entsize
+        for n in range(section.size // entsize):
             at = base + n * entsize
             if at + _ELF32_SYM.size > len(raw):
-                raise PyElfError(f"symbol {n} of {section.name} lies past the end of the file")
+                raise MalformedElf(f"symbol {n} of {section.name} lies past the end of the file")
             name_off, value, size, info, _other, shndx = _ELF32_SYM.unpack_from(raw, at)
-            name = _cstring(raw, strtab + name_off)
+            name = cstring(raw, strtab + name_off)
             if name.startswith("$") and len(name) >= 2 and name[1] in "td":
                 if shndx not in _SHN_SPECIAL:
                     mapping.append((value, name[1], shndx))
@@ -474,19 +471,13 @@ def load_elf(path: Path | str) -> ElfImage:
 
 
 def _parse_checked(path: Path, raw: bytes) -> ElfImage:
-    """:func:`_parse`, with pyelftools' assorted errors on a malformed file as ElfError."""
-    from elftools.common.exceptions import ELFError as PyElfError
+    """:func:`_parse`, with a malformed file's errors as ElfError."""
+    from simcore.elfparse import MalformedElf
 
     try:
         return _parse(path, raw)
-    except ElfError:
-        raise
-    except (PyElfError, ValueError, KeyError, IndexError, AssertionError, TypeError) as exc:
+    except MalformedElf as exc:
         raise ElfError(f"{path}: malformed or truncated ELF ({exc})") from None
-    except Exception as exc:  # pyelftools raises assorted errors on hostile input
-        raise ElfError(
-            f"{path}: malformed or truncated ELF ({type(exc).__name__}: {exc})"
-        ) from None
 
 
 _IMAGE_KIND = "elf"
@@ -565,58 +556,55 @@ def _image_from_arrays(path: Path, raw: bytes, arrays: dict[str, Any], data: Any
 
 
 def _parse(path: Path, raw: bytes) -> ElfImage:
-    from elftools.elf.constants import SH_FLAGS
-    from elftools.elf.elffile import ELFFile
+    from simcore import elfparse
 
-    elf = ELFFile(io.BytesIO(raw))
-    if elf["e_machine"] != "EM_ARM":
-        raise ElfError(f"{path}: built for {elf['e_machine']}, not ARM (EM_ARM)")
-    if elf["e_type"] != "ET_EXEC":
+    elf = elfparse.read(raw)
+    header = elf.header
+    if header.machine != elfparse.EM_ARM:
+        name = elfparse.MACHINE_NAMES.get(header.machine, f"machine {header.machine}")
+        raise ElfError(f"{path}: built for {name}, not ARM (EM_ARM)")
+    if header.type != elfparse.ET_EXEC:
+        name = elfparse.TYPE_NAMES.get(header.type, f"type {header.type}")
         raise ElfError(
-            f"{path}: ELF type {elf['e_type']}, not an executable",
+            f"{path}: ELF type {name}, not an executable",
             hint="link the firmware (an object file or shared library cannot be run)",
         )
     segments = []
-    for seg in elf.iter_segments():
-        if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+    for seg in elf.segments:
+        if seg.type != elfparse.PT_LOAD or seg.memsz == 0:
             continue
-        data = seg.data()
-        if len(data) != seg["p_filesz"]:
-            raise ElfError(f"{path}: truncated ELF (segment data cut short)")
-        flags = seg["p_flags"]
         segments.append(
             Segment(
-                load_address=seg["p_paddr"],
-                virtual_address=seg["p_vaddr"],
-                data=data,
-                mem_size=seg["p_memsz"],
-                executable=bool(flags & 1),
-                writable=bool(flags & 2),
+                load_address=seg.paddr,
+                virtual_address=seg.vaddr,
+                data=elfparse.segment_data(raw, seg),
+                mem_size=seg.memsz,
+                executable=bool(seg.flags & 1),
+                writable=bool(seg.flags & 2),
             )
         )
     if not segments:
         raise ElfError(f"{path}: no loadable segments")
-    all_sections = list(elf.iter_sections())  # pyelftools parses the headers on each pass
-    symbols, mapping = _symbols(raw, all_sections)
+    symbols, mapping = _symbols(raw, elf.sections)
     sections: dict[str, tuple[int, int, bool, bool]] = {}
     code_sections = []
-    for index, sec in enumerate(all_sections):
+    for index, sec in enumerate(elf.sections):
         if not sec.name:
             continue
-        flags = sec["sh_flags"]
-        alloc = bool(flags & SH_FLAGS.SHF_ALLOC)
-        nobits = sec["sh_type"] == "SHT_NOBITS"
-        sections[sec.name] = (sec["sh_addr"], sec["sh_size"], alloc, nobits)
-        if alloc and flags & SH_FLAGS.SHF_EXECINSTR and sec["sh_size"] and not nobits:
+        alloc = bool(sec.flags & elfparse.SHF_ALLOC)
+        nobits = sec.type == elfparse.SHT_NOBITS
+        sections[sec.name] = (sec.addr, sec.size, alloc, nobits)
+        if alloc and sec.flags & elfparse.SHF_EXECINSTR and sec.size and not nobits:
             own = tuple(sorted((addr, kind) for addr, kind, shndx in mapping if shndx == index))
-            code_sections.append(CodeSection(sec.name, sec["sh_addr"], sec.data(), own))
+            code = elfparse.section_data(raw, sec)
+            code_sections.append(CodeSection(sec.name, sec.addr, code, own))
     return ElfImage(
         path=path,
-        entry=elf["e_entry"],
+        entry=header.entry,
         segments=tuple(segments),
         symbols=symbols,
         code_sections=tuple(code_sections),
-        attributes=_attributes(all_sections),
+        attributes=_attributes(raw, elf.sections),
         section_sizes=sections,
         raw=raw,
     )
