@@ -25,6 +25,12 @@ instruction reached by a jump (a loop head's latencies and pairing with the loop
 last instruction, which are taken as "all ready"); latencies longer than a
 straight-line run; pairing across a taken branch; data-dependent costs (divide early
 termination, IT-skipped instructions are charged like executed ones).
+
+Each distinct encoding is decoded with capstone and analysed once (timing-table row,
+registers read by role and written, branch target); the analyses are kept on disk per
+timing table (``encodings`` in simcore.cache), so a new ELF made mostly of encodings
+other ELFs had (the C library, the runtime, a relinked program) is classified
+without importing capstone for those; the scheduling above runs for every ELF.
 """
 
 from __future__ import annotations
@@ -597,14 +603,6 @@ def _thumb_spans(rng: CodeRange, symbols: Sequence[MappingSymbol]) -> list[tuple
     return spans
 
 
-@cache
-def _lite_disassembler() -> capstone.Cs:
-    """A decoder without details: finds instruction boundaries fast."""
-    import capstone
-
-    return capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-
-
 def _decode(
     table: TimingTable,
     rng: CodeRange,
@@ -615,43 +613,54 @@ def _decode(
     """Decode ``[start, end)``, one entry per halfword.
 
     An entry is an :class:`_Insn` at an instruction start, ``""`` for the second half
-    of a 32-bit instruction, or a non-empty string (the reason) for a forbidden one.
-    Instructions are analysed once per encoding (``memo``, decoded at address 0; only
-    a direct branch's target depends on the address, and it is relative).
+    of a 32-bit instruction, or a non-empty string (the reason) for a forbidden or
+    undecodable one. Instructions are analysed once per encoding (``memo``, decoded at
+    address 0; only a direct branch's target depends on the address, and it is
+    relative), so capstone is imported only for an encoding ``memo`` lacks (and for a
+    forbidden one's message, which names its address).
+
+    An instruction's length follows from its first halfword: 32 bits when the top five
+    bits are 0b11101, 0b11110 or 0b11111 (ARMv7-M ARM A5.1), as capstone decodes it.
+    Capstone decodes each encoding alone; inside an IT block it decodes leniently (CBZ,
+    a nested IT), as it does in a run of instructions.
     """
-    lite, md = _lite_disassembler(), disassembler()
     out: list[_Insn | str] = []
-    data = rng.data
-    addr = start
-    while addr < end:
-        for address, size, _mnemonic, _ops in lite.disasm_lite(
-            data[addr - rng.start : end - rng.start], addr
-        ):
-            enc = data[address - rng.start : address - rng.start + size]
-            template = memo.get(enc)
-            if template is None:
-                insn = next(md.disasm(enc, 0))
+    data, base = rng.data, rng.start
+    address = start
+    while address < end:
+        i = address - base
+        size = 4 if data[i + 1] >> 3 >= 0b11101 else 2
+        enc = data[i : i + size] if address + size <= end else b""
+        template = memo.get(enc) if enc else None
+        if template is None and enc:
+            insn = next(disassembler().disasm(enc, 0), None)
+            if insn is not None:
                 found = _lookup(table, insn)
                 template = found if isinstance(found, str) else _make_insn(insn, *found)
                 memo[enc] = template
-            if isinstance(template, str):
-                # Decode again at the real address so the message shows real targets.
-                found = _lookup(table, next(md.disasm(enc, address)))
-                out.append(found if isinstance(found, str) else template)
-            else:
-                insn_here = copy.copy(template)  # dataclasses.replace: 5x the time
-                insn_here.address = address
-                if template.target is not None:
-                    insn_here.target = (template.target + address) & 0xFFFFFFFF
-                out.append(insn_here)
-            if size == 4:
-                out.append("")
-            addr = address + size
-        if addr < end:  # capstone stopped at an undecodable halfword
-            hw = int.from_bytes(data[addr - rng.start : addr - rng.start + 2], "little")
-            out.append(f"undecodable halfword 0x{hw:04x}")
-            addr += 2
+        if template is None:  # capstone cannot decode it, or it runs past the span
+            out.append(f"undecodable halfword 0x{data[i] | data[i + 1] << 8:04x}")
+            address += 2
+            continue
+        if isinstance(template, str):
+            # Decode again at the real address so the message shows real targets.
+            found = _lookup(table, next(disassembler().disasm(enc, address)))
+            out.append(found if isinstance(found, str) else template)
+        else:
+            out.append(_placed(template, address))
+        if size == 4:
+            out.append("")
+        address += size
     return out
+
+
+def _placed(template: _Insn, address: int) -> _Insn:
+    """``template`` (analysed at address 0) at ``address``."""
+    insn = copy.copy(template)  # dataclasses.replace: 5x the time
+    insn.address = address
+    if template.target is not None:
+        insn.target = (template.target + address) & 0xFFFFFFFF
+    return insn
 
 
 def _make_insn(insn: capstone.CsInsn, row: TimingRow, number: int) -> _Insn:
@@ -773,9 +782,13 @@ def _operand_roles(
 
 
 def classify_range(
-    table: TimingTable, rng: CodeRange, symbols: Sequence[MappingSymbol]
+    table: TimingTable,
+    rng: CodeRange,
+    symbols: Sequence[MappingSymbol],
+    memo: dict[bytes, _Insn | str] | None = None,
 ) -> RangeCosts:
-    """Classify one code range (see the module docstring)."""
+    """Classify one code range (see the module docstring). ``memo``: the analysis of
+    each encoding seen so far for ``table`` (see :func:`_decode`), shared and extended."""
     if rng.start % 2 or len(rng.data) % 2:
         raise CycleModelError(
             f"code range 0x{rng.start:08x}+{len(rng.data)} is not halfword aligned",
@@ -793,7 +806,7 @@ def classify_range(
     row_index = array.array("h", [-1]) * nhalf
     unknown: dict[int, str] = {}
     decoded: list[tuple[int, list[_Insn | str]]] = []
-    memo: dict[bytes, _Insn | str] = {}
+    memo = {} if memo is None else memo
     for span_start, span_end, is_code in _thumb_spans(rng, symbols):
         if is_code:
             decoded.append((span_start, _decode(table, rng, span_start, span_end, memo)))
@@ -884,11 +897,15 @@ def _classify_cached(
     found = _from_disk(table, ordered, key)
     if found is not None:
         return found
+    memo = _known_encodings(table)
+    seen = len(memo)
     result = Classification(
         table=table,
-        ranges=tuple(classify_range(table, r, mapping_symbols) for r in ordered),
+        ranges=tuple(classify_range(table, r, mapping_symbols, memo) for r in ordered),
     )
     _to_disk(result, key)
+    if len(memo) > seen:
+        _save_encodings(table, memo)
     return result
 
 
@@ -969,6 +986,68 @@ def cache_key(
         parts += [f"range 0x{r.start:08x}", r.data]
     parts.append(json.dumps(sorted((s.address, s.kind) for s in mapping_symbols)))
     return disk_cache.digest(_CACHE_KIND, parts)
+
+
+#: The analysis of each instruction encoding met so far, per timing table (and classifier
+#: source and capstone, like every key here): a new ELF mostly repeats encodings other
+#: ELFs had (the C library, the runtime, the compiler's idioms), and analysing one with
+#: capstone's details is most of classifying it.
+_ENCODINGS_KIND = "encodings"
+#: Encodings kept at most per table; past it, what a save adds is dropped.
+MAX_ENCODINGS = 50_000
+
+
+def _encodings_key(table: TimingTable) -> str:
+    return disk_cache.digest(_ENCODINGS_KIND, [_code_digest(), table_digest(table)])
+
+
+def _known_encodings(table: TimingTable) -> dict[bytes, _Insn | str]:
+    """The stored analyses for ``table`` (an empty dict when there are none or the entry
+    is malformed: then everything is decoded)."""
+    found = disk_cache.load(_ENCODINGS_KIND, _encodings_key(table))
+    if found is None:
+        return {}
+    rows = table.rows
+    memo: dict[bytes, _Insn | str] = {}
+    try:
+        for enc, f in found[1]["insns"].items():
+            (size, number, cycles, reads, writes, writeback, shifted, leaves, target, memory,
+             to_next) = f  # fmt: skip
+            memo[bytes.fromhex(enc)] = _Insn(
+                address=0,
+                size=int(size),
+                row=rows[number],
+                row_number=int(number),
+                cycles=int(cycles),
+                reads=tuple((str(role), frozenset(map(str, keys))) for role, keys in reads),
+                writes=frozenset(map(str, writes)),
+                writeback=frozenset(map(str, writeback)),
+                shifted=bool(shifted),
+                leaves=bool(leaves),
+                target=None if target is None else int(target),
+                memory=None if memory is None else (str(memory[0]), int(memory[1])),
+                to_next=bool(to_next),
+            )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        disk_cache._debug("ignoring malformed encodings cache entry: %s", exc)
+        return {}
+    return memo
+
+
+def _save_encodings(table: TimingTable, memo: dict[bytes, _Insn | str]) -> None:
+    """Store the analyses of ``memo`` (forbidden encodings are not kept: their message
+    names the address, so they are decoded again anyway)."""
+    insns = {
+        enc.hex(): [
+            t.size, t.row_number, t.cycles,
+            [[role, sorted(keys)] for role, keys in t.reads],
+            sorted(t.writes), sorted(t.writeback), t.shifted, t.leaves, t.target,
+            None if t.memory is None else list(t.memory), t.to_next,
+        ]
+        for enc, t in itertools.islice(memo.items(), MAX_ENCODINGS)
+        if isinstance(t, _Insn)
+    }  # fmt: skip
+    disk_cache.store(_ENCODINGS_KIND, _encodings_key(table), {}, {"insns": insns})
 
 
 def _to_disk(result: Classification, key: str) -> None:

@@ -496,3 +496,84 @@ def test_a_table_stands_in_keys_for_the_data_it_was_built_from() -> None:
     row = dataclasses.replace(table.rows[0], cycles=table.rows[0].cycles + 1)
     changed = dataclasses.replace(table, rows=(row, *table.rows[1:]))
     assert cl.table_digest(changed) not in (cl.table_digest(replaced), *digests)
+
+
+def _no_capstone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise AssertionError("capstone was needed")
+
+    monkeypatch.setattr(cl, "disassembler", refuse)
+
+
+@pytest.mark.parametrize("board", ["rp2040", "rp2350", "stm32h743"])
+def test_known_encodings_classify_without_capstone_and_the_same(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch, board: str
+) -> None:
+    """Once an ELF was classified, another program made of the same encodings (here the
+    same code, its classification entry deleted) is classified from the stored analyses
+    of its encodings, without capstone, byte for byte as without them."""
+    table = load_table(CORE[board])
+    ranges, mapping = _ranges(example_elfs[board])
+    truth = cl.classify(table, ranges, mapping)
+    (encodings,) = _entries(cache_dir, "encodings")
+    for entry in _entries(cache_dir, "classify"):
+        entry.unlink()
+    _fresh()
+    with monkeypatch.context() as m:
+        _no_capstone(m)
+        assert _same(cl.classify(table, ranges, mapping), truth)
+    # A damaged store is ignored (everything decoded again), never trusted.
+    encodings.write_bytes(encodings.read_bytes().replace(b'"insns"', b'"insnz"'))
+    for entry in _entries(cache_dir, "classify"):
+        entry.unlink()
+    _fresh()
+    assert _same(cl.classify(table, ranges, mapping), truth)
+
+
+def test_stored_encodings_match_a_fresh_analysis(
+    example_elfs: dict[str, Path], cache_dir: Path
+) -> None:
+    """Every stored analysis reads back as the analysis capstone gives now, field by field,
+    for another table too (each table has its own store)."""
+    for board in ("rp2040", "stm32h743"):
+        table = load_table(CORE[board])
+        ranges, mapping = _ranges(example_elfs[board])
+        memo: dict[bytes, Any] = {}
+        for r in ranges:
+            cl.classify_range(table, r, mapping, memo)
+        cl._save_encodings(table, memo)
+        stored = cl._known_encodings(table)
+        fresh = {k: v for k, v in memo.items() if not isinstance(v, str)}
+        assert stored == fresh and len(stored) > 100
+    assert len(_entries(cache_dir, "encodings")) == 2
+
+
+def test_encodings_and_capstone_agree_on_lengths_and_it_blocks(asm_elf: AsmBuilder) -> None:
+    """Code with IT blocks (CBZ and a nested IT inside one, which capstone decodes),
+    32-bit instructions, a literal pool and an undecodable halfword: classified with
+    every encoding known and with none, the same."""
+    elf = asm_elf(
+        "stm32h743",
+        """
+        cmp r0, #0
+        .inst.n 0xbf08, 0xb111  @ it eq; cbz r1 inside it (encoded: gas refuses it)
+        nop
+        .inst.n 0xbf18, 0xbf18, 0xbf00  @ it ne; it ne inside it; nop
+        ldr.w r2, [r3, #4]
+        bl 1f
+        .inst.n 0xb600  @ undecodable
+        .inst.w 0xffffffff  @ undecodable, 32-bit
+        1:
+        movs r0, #0
+        """,
+    )
+    table = load_table(CORE["stm32h743"])
+    ranges, mapping = _ranges(elf)
+    memo: dict[bytes, Any] = {}
+    first = [cl.classify_range(table, r, mapping, memo) for r in ranges]
+    again = [cl.classify_range(table, r, mapping, dict(memo)) for r in ranges]
+    fresh = [cl.classify_range(table, r, mapping) for r in ranges]
+    for a, b, c in zip(first, again, fresh, strict=True):
+        assert _same(Classification(table, (a,)), Classification(table, (b,)))
+        assert _same(Classification(table, (a,)), Classification(table, (c,)))
+    assert any("undecodable" in text for r in first for text in r.unknown.values())
