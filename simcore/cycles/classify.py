@@ -898,14 +898,14 @@ def _classify_cached(
     if found is not None:
         return found
     memo = _known_encodings(table)
-    seen = len(memo)
+    stored = len(memo.stored)
     result = Classification(
         table=table,
         ranges=tuple(classify_range(table, r, mapping_symbols, memo) for r in ordered),
     )
     _to_disk(result, key)
-    if len(memo) > seen:
-        _save_encodings(table, memo)
+    if stored < MAX_ENCODINGS:
+        _save_encodings(table, memo, stored)
     return result
 
 
@@ -993,61 +993,93 @@ def cache_key(
 #: ELFs had (the C library, the runtime, the compiler's idioms), and analysing one with
 #: capstone's details is most of classifying it.
 _ENCODINGS_KIND = "encodings"
-#: Encodings kept at most per table; past it, what a save adds is dropped.
-MAX_ENCODINGS = 50_000
+#: Encodings kept at most per table (about 90 bytes each on disk; a store is read whole
+#: by a classification, and each entry built when looked up); past it, what a save would
+#: add is dropped.
+MAX_ENCODINGS = 20_000
 
 
 def _encodings_key(table: TimingTable) -> str:
     return disk_cache.digest(_ENCODINGS_KIND, [_code_digest(), table_digest(table)])
 
 
-def _known_encodings(table: TimingTable) -> dict[bytes, _Insn | str]:
-    """The stored analyses for ``table`` (an empty dict when there are none or the entry
-    is malformed: then everything is decoded)."""
+class _Encodings(dict[bytes, "_Insn | str"]):
+    """The analyses of encodings (a :func:`_decode` memo) over the stored ones, each
+    built when first looked up (a store holds thousands; an ELF uses some)."""
+
+    def __init__(self, table: TimingTable, stored: dict[bytes, list[Any]]) -> None:
+        super().__init__()
+        self.table = table
+        self.stored = stored
+
+    def get(self, enc: bytes, default: Any = None) -> Any:
+        found = dict.get(self, enc)
+        if found is None and enc in self.stored:
+            try:
+                found = self[enc] = _insn_of(self.table, self.stored.pop(enc))
+            except (IndexError, TypeError, ValueError) as exc:  # decoded again instead
+                disk_cache._debug("ignoring a malformed stored encoding: %s", exc)
+        return default if found is None else found
+
+    def as_stored(self) -> dict[str, list[Any]]:
+        """What :func:`_save_encodings` writes: the stored fields and the new analyses."""
+        out = {enc.hex(): fields for enc, fields in self.stored.items()}
+        for enc, t in self.items():
+            if len(out) >= MAX_ENCODINGS:
+                break
+            if isinstance(t, _Insn):
+                out[enc.hex()] = [
+                    t.size, t.row_number, t.cycles,
+                    [[role, sorted(keys)] for role, keys in t.reads],
+                    sorted(t.writes), sorted(t.writeback), t.shifted, t.leaves, t.target,
+                    None if t.memory is None else list(t.memory), t.to_next,
+                ]  # fmt: skip
+        return out
+
+
+def _insn_of(table: TimingTable, fields: list[Any]) -> _Insn:
+    (size, number, cycles, reads, writes, writeback, shifted, leaves, target, memory,
+     to_next) = fields  # fmt: skip
+    if not 0 <= number < len(table.rows):
+        raise ValueError(f"row {number} of {len(table.rows)}")
+    return _Insn(
+        address=0,
+        size=int(size),
+        row=table.rows[number],
+        row_number=int(number),
+        cycles=int(cycles),
+        reads=tuple((str(role), frozenset(map(str, keys))) for role, keys in reads),
+        writes=frozenset(map(str, writes)),
+        writeback=frozenset(map(str, writeback)),
+        shifted=bool(shifted),
+        leaves=bool(leaves),
+        target=None if target is None else int(target),  # relative: decoded at address 0
+        memory=None if memory is None else (str(memory[0]), int(memory[1])),
+        to_next=bool(to_next),
+    )
+
+
+def _known_encodings(table: TimingTable) -> _Encodings:
+    """The stored analyses for ``table`` (none when there are none or the entry is
+    malformed: then everything is decoded)."""
     found = disk_cache.load(_ENCODINGS_KIND, _encodings_key(table))
-    if found is None:
-        return {}
-    rows = table.rows
-    memo: dict[bytes, _Insn | str] = {}
-    try:
-        for enc, f in found[1]["insns"].items():
-            (size, number, cycles, reads, writes, writeback, shifted, leaves, target, memory,
-             to_next) = f  # fmt: skip
-            memo[bytes.fromhex(enc)] = _Insn(
-                address=0,
-                size=int(size),
-                row=rows[number],
-                row_number=int(number),
-                cycles=int(cycles),
-                reads=tuple((str(role), frozenset(map(str, keys))) for role, keys in reads),
-                writes=frozenset(map(str, writes)),
-                writeback=frozenset(map(str, writeback)),
-                shifted=bool(shifted),
-                leaves=bool(leaves),
-                target=None if target is None else int(target),
-                memory=None if memory is None else (str(memory[0]), int(memory[1])),
-                to_next=bool(to_next),
-            )
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        disk_cache._debug("ignoring malformed encodings cache entry: %s", exc)
-        return {}
-    return memo
+    stored: dict[bytes, list[Any]] = {}
+    if found is not None:
+        try:
+            insns = found[1]["insns"]
+            stored = {bytes.fromhex(enc): f for enc, f in insns.items() if isinstance(f, list)}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            disk_cache._debug("ignoring malformed encodings cache entry: %s", exc)
+            stored = {}
+    return _Encodings(table, stored)
 
 
-def _save_encodings(table: TimingTable, memo: dict[bytes, _Insn | str]) -> None:
-    """Store the analyses of ``memo`` (forbidden encodings are not kept: their message
-    names the address, so they are decoded again anyway)."""
-    insns = {
-        enc.hex(): [
-            t.size, t.row_number, t.cycles,
-            [[role, sorted(keys)] for role, keys in t.reads],
-            sorted(t.writes), sorted(t.writeback), t.shifted, t.leaves, t.target,
-            None if t.memory is None else list(t.memory), t.to_next,
-        ]
-        for enc, t in itertools.islice(memo.items(), MAX_ENCODINGS)
-        if isinstance(t, _Insn)
-    }  # fmt: skip
-    disk_cache.store(_ENCODINGS_KIND, _encodings_key(table), {}, {"insns": insns})
+def _save_encodings(table: TimingTable, memo: _Encodings, stored: int = 0) -> None:
+    """Store the analyses of ``memo`` if there are more than the ``stored`` read (not
+    forbidden encodings: their message names the address, so they are decoded again)."""
+    insns = memo.as_stored()
+    if len(insns) > stored:
+        disk_cache.store(_ENCODINGS_KIND, _encodings_key(table), {}, {"insns": insns})
 
 
 def _to_disk(result: Classification, key: str) -> None:

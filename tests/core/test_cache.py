@@ -538,14 +538,40 @@ def test_stored_encodings_match_a_fresh_analysis(
     for board in ("rp2040", "stm32h743"):
         table = load_table(CORE[board])
         ranges, mapping = _ranges(example_elfs[board])
-        memo: dict[bytes, Any] = {}
+        memo = cl._Encodings(table, {})
         for r in ranges:
             cl.classify_range(table, r, mapping, memo)
         cl._save_encodings(table, memo)
-        stored = cl._known_encodings(table)
+        known = cl._known_encodings(table)
+        stored = {enc: known.get(enc) for enc in list(known.stored)}
         fresh = {k: v for k, v in memo.items() if not isinstance(v, str)}
         assert stored == fresh and len(stored) > 100
+        assert any(v.target is not None for v in stored.values())  # branches, relative
     assert len(_entries(cache_dir, "encodings")) == 2
+
+
+def test_the_encodings_store_is_bounded_and_lazy(
+    example_elfs: dict[str, Path], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full store is not written again; a stored entry is built only when looked up,
+    and a malformed one is decoded afresh, the result unchanged."""
+    table = load_table(CORE["rp2350"])
+    ranges, mapping = _ranges(example_elfs["rp2350"])
+    truth = cl.classify(table, ranges, mapping)
+    known = cl._known_encodings(table)
+    assert len(known) == 0 and len(known.stored) > 100  # nothing built yet
+    first = next(iter(known.stored))
+    assert known.get(first) is not None and first in known and first not in known.stored
+    (entry,) = _entries(cache_dir, "encodings")
+    monkeypatch.setattr(cl, "MAX_ENCODINGS", 10)
+    for e in _entries(cache_dir, "classify"):
+        e.unlink()
+    before = entry.stat().st_mtime_ns
+    _fresh()
+    assert _same(cl.classify(table, ranges, mapping), truth)
+    assert entry.stat().st_mtime_ns == before  # full: not rewritten
+    bad = cl._Encodings(table, {first: [4, 10_000, 1, [], [], [], False, False, None, None, 0]})
+    assert bad.get(first) is None and first not in bad.stored  # row 10000: decoded afresh
 
 
 def test_encodings_and_capstone_agree_on_lengths_and_it_blocks(asm_elf: AsmBuilder) -> None:
