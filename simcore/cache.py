@@ -2,9 +2,11 @@
 
 Classifying a firmware's code with capstone and decoding its DWARF line programs
 take longer than emulating a small program; both depend only on bytes simcore can
-hash. Loading the ELF itself (pyelftools) and importing capstone for its ARM
-constants cost a warm run more than the rest of its start-up, so the loaded ELF
-(``elf``) and capstone's constants (``capstone``) are kept here too. An entry is
+hash. Loading the ELF itself and importing capstone for its ARM constants cost a
+warm run more than the rest of its start-up, so the loaded ELF (``elf``) and
+capstone's constants (``capstone``) are kept here too, and the analysis of each
+instruction encoding classified so far (``encodings``, simcore.cycles.classify).
+An entry is
 one ``.bin`` file of plain arrays and JSON (never pickles; see :func:`store` for
 the layout, read without numpy: importing it would cost a small warm run a fifth of
 its time), named by a BLAKE2b digest (32 bytes) of
