@@ -142,20 +142,24 @@ def decode(code: bytes) -> CoprocessorInsn | None:
     )
 
 
+@cache
+def _register_ids() -> tuple[tuple[int, ...], int, int]:
+    """unicorn's ids of r0-r12, SP, LR, PC; APSR_nzcv; xPSR."""
+    from unicorn import arm_const
+
+    core = [getattr(arm_const, f"UC_ARM_REG_R{i}") for i in range(13)]
+    core += [arm_const.UC_ARM_REG_SP, arm_const.UC_ARM_REG_LR, arm_const.UC_ARM_REG_PC]
+    return tuple(core), arm_const.UC_ARM_REG_APSR_NZCV, arm_const.UC_ARM_REG_XPSR
+
+
 class Cpu:
     """The core registers a coprocessor instruction reads and writes (unicorn)."""
 
     def __init__(self, uc: Any) -> None:
-        from unicorn import arm_const
-
         self.uc = uc
-        self._regs = [getattr(arm_const, f"UC_ARM_REG_R{i}") for i in range(13)] + [
-            arm_const.UC_ARM_REG_SP,
-            arm_const.UC_ARM_REG_LR,
-            arm_const.UC_ARM_REG_PC,
-        ]
-        self._apsr = arm_const.UC_ARM_REG_APSR_NZCV
-        self._xpsr = arm_const.UC_ARM_REG_XPSR
+        # Looked up once per process: a Cpu is made per coprocessor call (pico-sdk's
+        # double-precision functions on the RP2350: tens of thousands in a run).
+        self._regs, self._apsr, self._xpsr = _register_ids()
 
     def get(self, n: int) -> int:
         return int(self.uc.reg_read(self._regs[n])) & _WORD
@@ -353,7 +357,8 @@ def _f32_bits(x: float) -> int:
 
 
 def _run_op(op: str, cpu: Cpu) -> None:
-    r = [cpu.get(i) for i in range(4)]
+    # The operands: r0-r1 (x), and r2-r3 (y) unless the function takes one.
+    r = [cpu.get(i) for i in range(2 if op in _ONE_OPERAND else 4)] + [0, 0]
     x, y = _double(r[0], r[1]), _double(r[2], r[3])
     binary: dict[str, Callable[[], float]] = {
         "dadd": lambda: x + y,
@@ -393,6 +398,8 @@ def _run_op(op: str, cpu: Cpu) -> None:
         raise _Unmodelled(op)
 
 
+#: The functions of one operand (r0, or r0-r1): r2-r3 are not read.
+_ONE_OPERAND = frozenset(["sqrt", "i2d", "ui2d", "d2f", "d2iz", "d2uiz"])
 _DCP_OPS = frozenset(
     [
         "dadd",
